@@ -1,0 +1,1 @@
+"""Benchmark scripts comparing targets with the full model."""

@@ -1,0 +1,1 @@
+"""Teacher model (MotivNet), distillation, export and INT8 quantisation. Needs torch."""

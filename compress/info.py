@@ -1,0 +1,56 @@
+"""``motivnet-edge info``: size, parameters, multiply-adds, input, classes and what was loaded."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+from edge.labels import AFFECTNET7
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .motivnet import MODELS
+
+    p.add_argument("--model", default="motivnet-tiny", choices=sorted(MODELS),
+                   help="registered MotivNet size (default: the tiny demo size)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="MotivNet state dict, Sapiens pretrain checkpoint or TorchScript file")
+
+
+def sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run(args: argparse.Namespace) -> int:
+    from .checkpoints import load_checkpoint
+    from .motivnet import build_motivnet, count_macs, crop_spec_for
+
+    spec = crop_spec_for(args.model)
+    meta = build_motivnet(args.model, device="meta")
+    params = sum(p.numel() for p in meta.parameters())
+    macs = count_macs(meta, spec.input_shape)
+    loaded = "nothing (random initialisation)"
+    if args.checkpoint is not None:
+        model = build_motivnet(args.model)
+        loaded = load_checkpoint(model, args.checkpoint).describe()
+        loaded += f", sha256 {sha256(args.checkpoint)[:16]}..."
+    rows = [
+        ("model", args.model),
+        ("parameters", f"{params:,} ({params / 1e9:.3f} B)"),
+        ("size fp32", f"{params * 4 / 1e6:,.1f} MB"),
+        ("multiply-adds", f"{macs / 1e9:,.2f} G per image"),
+        ("input", f"{'x'.join(map(str, spec.input_shape))} {spec.color.upper()}, "
+                  f"face resized to {spec.width}x{spec.width}, padded with {spec.pad_value} "
+                  f"to {spec.height}x{spec.width}, mean {spec.mean}, std {spec.std}"),
+        ("classes", ", ".join(f"{i} {c}" for i, c in enumerate(AFFECTNET7))),
+        ("loaded", loaded),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0

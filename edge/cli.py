@@ -1,0 +1,56 @@
+"""The ``motivnet-edge`` command: subcommands, each a module with ``add_arguments`` and ``run``.
+
+Subcommands are listed by module name and imported only when called, so the device install
+(no torch) runs ``edge`` commands and gets a clear message for commands that need an extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from edge.errors import MotivnetError
+
+# name -> (module, one-line help, extra that provides its dependencies)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "info": ("compress.info", "describe a MotivNet size or checkpoint", "compress"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="motivnet-edge",
+        description="Facial-emotion recognition (MotivNet) compressed for edge devices.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text, extra) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module, _extra=extra)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ImportError as exc:  # the extra that holds this command is not installed
+            p.set_defaults(_missing=exc.name or str(exc))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if getattr(args, "_missing", None):
+        print(f"error: '{args.command}' needs {args._missing}: "
+              f"pip install 'motivnet-edge[{args._extra}]'", file=sys.stderr)
+        return 3
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except MotivnetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Face detection with OpenCV only: YuNet when a model file is given, else a Haar cascade."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import MotivnetError
+
+HAAR_FILE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass
+class Face:
+    """One detected face: box (x, y, w, h) in pixels, a score, and YuNet's five landmarks
+    (right eye, left eye, nose tip, right and left mouth corner) as a (5, 2) array, or None."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+
+
+def _haar_path() -> Path:
+    base = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    if not base or not (Path(base) / HAAR_FILE).is_file():
+        raise MotivnetError(
+            "OpenCV's Haar cascade is missing (opencv-python-headless 5.x ships none); "
+            "install opencv-python-headless<5 or configure a YuNet model file "
+            "(detector.model / MOTIVNET_YUNET)"
+        )
+    return Path(base) / HAAR_FILE
+
+
+class FaceDetector:
+    """Finds faces in BGR frames.
+
+    model: a YuNet ``.onnx`` file for ``cv2.FaceDetectorYN``; ``None`` uses the environment
+        variable ``MOTIVNET_YUNET`` if set, else OpenCV's Haar cascade.
+    score_threshold: minimum score kept (YuNet's confidence; Haar's level weight is mapped
+        to 0..1 with a logistic so the same threshold scale applies roughly).
+    min_size: smallest face side in pixels.
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, score_threshold: float = 0.6,
+                 nms_threshold: float = 0.3, top_k: int = 50, min_size: int = 24) -> None:
+        model = model if model is not None else os.environ.get("MOTIVNET_YUNET") or None
+        self.score_threshold = score_threshold
+        self.min_size = min_size
+        if model is not None:
+            path = Path(model)
+            if not path.is_file():
+                raise MotivnetError(f"face detector model {path} does not exist")
+            try:
+                self._yunet = cv2.FaceDetectorYN.create(
+                    str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
+            except cv2.error as exc:
+                raise MotivnetError(f"face detector model {path} is not a YuNet model: {exc}") \
+                    from exc
+            self._input_size: tuple[int, int] | None = None
+            self.kind = "yunet"
+            self.source = str(path)
+        else:
+            path = _haar_path()
+            self._haar = cv2.CascadeClassifier(str(path))
+            if self._haar.empty():
+                raise MotivnetError(f"cannot load Haar cascade {path}")
+            self.kind = "haar"
+            self.source = str(path)
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        """Faces in ``frame`` (BGR or gray uint8), largest first."""
+        if frame is None or frame.size == 0:
+            return []
+        faces = self._detect_yunet(frame) if self.kind == "yunet" else self._detect_haar(frame)
+        faces = [f for f in faces if min(f.box[2], f.box[3]) >= self.min_size]
+        return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)
+
+    def _detect_yunet(self, frame: np.ndarray) -> list[Face]:
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        h, w = frame.shape[:2]
+        if self._input_size != (w, h):
+            self._yunet.setInputSize((w, h))
+            self._input_size = (w, h)
+        _, rows = self._yunet.detect(frame)
+        if rows is None:
+            return []
+        out = []
+        for r in rows:
+            x, y, bw, bh = (int(round(v)) for v in r[:4])
+            x, y = max(x, 0), max(y, 0)
+            bw, bh = min(bw, w - x), min(bh, h - y)
+            out.append(Face((x, y, bw, bh), float(r[14]), r[4:14].reshape(5, 2).copy()))
+        return out
+
+    def _detect_haar(self, frame: np.ndarray) -> list[Face]:
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        gray = cv2.equalizeHist(gray)
+        boxes, _, weights = self._haar.detectMultiScale3(
+            gray, scaleFactor=1.1, minNeighbors=4, minSize=(self.min_size, self.min_size),
+            outputRejectLevels=True)
+        out = []
+        for box, weight in zip(boxes, np.ravel(weights), strict=False):
+            score = float(1.0 / (1.0 + np.exp(-float(weight))))
+            if score >= self.score_threshold:
+                out.append(Face(tuple(int(v) for v in box), score))
+        return out

@@ -1,0 +1,1 @@
+"""Inference engines and hardware target profiles. Imports no torch."""

@@ -1,0 +1,43 @@
+"""The device runs without torch: edge and targets import, and the command line answers."""
+
+import subprocess
+import sys
+
+BLOCK_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'torchvision', 'timm', 'nncf', 'litert_torch'):
+            raise ModuleNotFoundError(f'{name} is blocked: the device install has no torch')
+sys.meta_path.insert(0, Block())
+"""
+
+
+def run_blocked(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_edge_and_targets_import_without_torch():
+    code = ("import pkgutil, importlib, edge, targets\n"
+            "mods = [m.name for p in (edge, targets) for m in pkgutil.walk_packages("
+            "p.__path__, p.__name__ + '.')]\n"
+            "[importlib.import_module(m) for m in mods]\n"
+            "assert 'torch' not in sys.modules\n"
+            "print(len(mods))")
+    res = run_blocked(code)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) >= 5
+
+
+def test_block_really_blocks_torch():
+    res = run_blocked("import torch")
+    assert res.returncode != 0 and "blocked" in res.stderr
+
+
+def test_cli_help_and_missing_extra_message_without_torch():
+    res = run_blocked("from edge.cli import main; sys.exit(main(['--help']))")
+    assert res.returncode == 0 and "info" in res.stdout
+    res = run_blocked("from edge.cli import main; sys.exit(main(['info']))")
+    assert res.returncode != 0
+    assert "motivnet-edge[compress]" in res.stderr
