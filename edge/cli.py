@@ -13,10 +13,25 @@ import sys
 
 from edge.errors import MotivnetError
 
-# name -> (module, one-line help, extra that provides its dependencies)
+# name -> ("module" or "module:OBJECT" holding add_arguments and run, one-line help,
+#          extra that provides its dependencies)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("compress.info", "describe a MotivNet size or checkpoint", "compress"),
+    "compress": ("compress.commands:COMPRESS",
+                 "distil, export, quantise and validate in one run", "compress"),
+    "distil": ("compress.commands:DISTIL", "distil the teacher into a student", "compress"),
+    "export": ("compress.commands:EXPORT", "export the student as FP32 ONNX, IR, TFLite",
+               "compress"),
+    "quantize": ("compress.commands:QUANTIZE", "INT8 artifacts, gated on agreement",
+                 "compress"),
+    "validate": ("compress.commands:VALIDATE", "report.json and manifest.json", "compress"),
 }
+
+
+def _load(target: str):
+    module, _, obj = target.partition(":")
+    mod = importlib.import_module(module)
+    return getattr(mod, obj) if obj else mod
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module, _extra=extra)
         try:
-            importlib.import_module(module).add_arguments(p)
+            _load(module).add_arguments(p)
         except ImportError as exc:  # the extra that holds this command is not installed
             p.set_defaults(_missing=exc.name or str(exc))
     return parser
@@ -44,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
               f"pip install 'motivnet-edge[{args._extra}]'", file=sys.stderr)
         return 3
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        return int(_load(args._module).run(args) or 0)
     except MotivnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,12 +19,12 @@ from edge.labels import AFFECTNET7
 # (+ inner ends down = frown), eye opening, nose wrinkle.
 _PROTOTYPES: dict[str, tuple[float, float, float, float, float, float, float]] = {
     "Neutral":   (0.00, 0.00, 0.36, 0.00, 0.00, 1.00, 0.0),
-    "Happiness": (0.11, 0.05, 0.46, 0.01, 0.00, 0.75, 0.0),
-    "Sadness":   (-0.09, 0.00, 0.34, 0.01, -0.07, 0.80, 0.0),
-    "Surprise":  (0.00, 0.16, 0.22, 0.07, 0.00, 1.45, 0.0),
-    "Fear":      (-0.03, 0.08, 0.48, 0.05, -0.07, 1.40, 0.0),
-    "Disgust":   (-0.05, 0.02, 0.32, -0.02, 0.03, 0.60, 1.0),
-    "Anger":     (-0.02, 0.03, 0.34, -0.04, 0.09, 0.70, 0.0),
+    "Happiness": (0.16, 0.07, 0.50, 0.01, 0.00, 0.70, 0.0),
+    "Sadness":   (-0.13, 0.00, 0.34, 0.01, -0.10, 0.80, 0.0),
+    "Surprise":  (0.00, 0.22, 0.20, 0.09, 0.00, 1.60, 0.0),
+    "Fear":      (-0.04, 0.10, 0.55, 0.06, -0.09, 1.55, 0.0),
+    "Disgust":   (-0.07, 0.02, 0.32, -0.02, 0.04, 0.55, 1.0),
+    "Anger":     (-0.03, 0.00, 0.30, -0.05, 0.13, 0.60, 0.0),
 }
 _SKIN = np.array([[205, 225, 245], [170, 200, 235], [140, 175, 220], [110, 150, 200],
                   [80, 115, 165], [55, 80, 125]], np.float32)  # BGR, light to dark
@@ -66,7 +66,7 @@ def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
     """Draw one face expressing ``label`` centred at (cx, cy), ``fw`` pixels wide, onto ``img``
     in place; returns the face box (x, y, w, h)."""
     proto = np.array(_PROTOTYPES[AFFECTNET7[label]], np.float32)
-    jitter = rng.normal(0, [0.02, 0.015, 0.03, 0.012, 0.015, 0.10, 0.15]).astype(np.float32)
+    jitter = rng.normal(0, [0.015, 0.01, 0.02, 0.008, 0.01, 0.07, 0.1]).astype(np.float32)
     curve, opening, mwidth, brow_up, brow_tilt, eye_open, wrinkle = proto + jitter
     opening, eye_open = max(opening, 0.0), max(eye_open, 0.35)
     fh = fw * rng.uniform(1.25, 1.38)

@@ -1,0 +1,63 @@
+"""The built-in demo teacher: the tiny MotivNet trained on synthetic faces, cached on disk.
+
+``compress`` uses it when no teacher is given, so the whole chain runs with nothing downloaded.
+It is trained once (a few minutes on 2 CPU cores) and saved as a MotivNet state dict with the
+published key names, then loaded through the same loader as a real ``MotivNet.pth``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compress.artifacts import atomic_path, write_json
+from compress.data import collect, split_index
+from compress.motivnet import build_motivnet, crop_spec_for
+from compress.train import TrainConfig, train
+from edge.detect import FaceDetector
+
+log = logging.getLogger(__name__)
+MODEL = "motivnet-tiny"
+RECIPE = {"model": MODEL, "faces": 2800, "seed": 1000, "margin": 0.15, "epochs": 30,
+          "batch": 64, "lr": 1e-3, "version": 1}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MOTIVNET_CACHE", Path.home() / ".cache" / "motivnet-edge"))
+
+
+def demo_teacher_path(recipe: dict = RECIPE) -> Path:
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / f"demo-teacher-{recipe['model']}-{digest}.pth"
+
+
+def ensure_demo_teacher(recipe: dict = RECIPE, detector: FaceDetector | None = None,
+                        progress: bool = True) -> Path:
+    """Path of the trained demo teacher, training it first if it is not cached."""
+    path = demo_teacher_path(recipe)
+    if path.is_file():
+        return path
+    log.info("training the demo teacher (%s on %d synthetic faces, %d epochs); cached at %s",
+             recipe["model"], recipe["faces"], recipe["epochs"], path)
+    torch.manual_seed(recipe["seed"])
+    data = collect(detector=detector, margin=recipe["margin"], synthetic=recipe["faces"],
+                   seed=recipe["seed"], progress=progress)
+    tr, va = split_index(data.hashes, 0.15)
+    labels = np.asarray(data.labels)
+    model = build_motivnet(recipe["model"])
+    cfg = TrainConfig(epochs=recipe["epochs"], batch=recipe["batch"], lr=recipe["lr"],
+                      weight_decay=0.05, seed=recipe["seed"], augment=0.7)
+    history = train(model, crop_spec_for(recipe["model"]), [data.crops[i] for i in tr], None,
+                    labels[tr], [data.crops[i] for i in va], None, labels[va], cfg,
+                    progress=progress, desc="demo teacher")
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_json(path.with_suffix(".json"), {"recipe": recipe, "history": history})
+    log.info("demo teacher: held-out accuracy %.3f", history[-1].get("accuracy", float("nan")))
+    return path

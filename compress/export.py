@@ -1,0 +1,95 @@
+"""FP32 exports of the student: ONNX, OpenVINO IR (from that ONNX) and TFLite (litert-torch).
+
+Each is written under a temporary name, gets its metadata embedded, and is renamed into place
+only when complete. ONNX and OpenVINO take NCHW input with a dynamic batch; TFLite takes NHWC,
+the layout LiteRT and XNNPACK prefer. Each artifact's crop spec records its own layout.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from compress.artifacts import atomic_path, embed_metadata, inspect_precision
+from edge.preprocess import CropSpec
+
+log = logging.getLogger(__name__)
+FORMAT_LAYOUT = {"onnx": "nchw", "openvino": "nchw", "tflite": "nhwc"}
+SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite"}
+
+
+def spec_for(fmt: str, spec: CropSpec) -> CropSpec:
+    return replace(spec, layout=FORMAT_LAYOUT[fmt])
+
+
+def artifact_meta(base: dict, fmt: str, spec: CropSpec, path: Path, recipe: dict) -> dict:
+    """The metadata blob: base (labels, teacher, student) + this file's crop spec, recipe and
+    the precision read back from the file itself."""
+    what = inspect_precision(path)
+    return {**base, "crop": spec_for(fmt, spec).to_dict(), "precision": what["precision"],
+            "precision_detail": what["description"], "recipe": recipe}
+
+
+def save_onnx(model: torch.nn.Module, spec: CropSpec, tmp: Path) -> None:
+    x = torch.zeros(spec_for("onnx", spec).input_shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (x,), str(tmp), input_names=["input"],
+                          output_names=["logits"], opset_version=17, dynamo=False,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def save_openvino_from_onnx(onnx_path: Path, tmp_xml: Path) -> None:
+    import openvino as ov
+
+    ov.save_model(ov.convert_model(str(onnx_path)), str(tmp_xml), compress_to_fp16=False)
+
+
+def nhwc_module(model: torch.nn.Module) -> torch.nn.Module:
+    import litert_torch
+
+    return litert_torch.to_channel_last_io(model.eval(), args=[0]).eval()
+
+
+def save_tflite(model: torch.nn.Module, spec: CropSpec, tmp: Path) -> None:
+    import litert_torch
+
+    x = torch.zeros(spec_for("tflite", spec).input_shape)
+    litert_torch.convert(nhwc_module(model), (x,)).export(str(tmp))
+
+
+def finish(tmp: Path, final: Path, fmt: str, base: dict, spec: CropSpec, recipe: dict) -> Path:
+    """Embed metadata into the temporary file; an IR's .bin moves into place here, its .xml
+    (the file engines open) last, when :func:`atomic_path` renames ``tmp``."""
+    import os
+
+    embed_metadata(tmp, artifact_meta(base, fmt, spec, tmp, recipe))
+    if fmt == "openvino":
+        os.replace(tmp.with_suffix(".bin"), final.with_suffix(".bin"))
+    return final
+
+
+def export_fp32(model: torch.nn.Module, spec: CropSpec, out_dir: Path, base: dict,
+                stem: str = "student") -> dict[str, Path]:
+    """Write ``<stem>-fp32.onnx``, ``.xml``/``.bin`` and ``.tflite``; returns format -> path."""
+    out_dir = Path(out_dir)
+    paths: dict[str, Path] = {}
+    for fmt in ("onnx", "openvino", "tflite"):
+        final = out_dir / f"{stem}-fp32{SUFFIX[fmt]}"
+        log.info("exporting %s", final.name)
+        with atomic_path(final) as tmp:
+            if fmt == "onnx":
+                save_onnx(model, spec, tmp)
+            elif fmt == "openvino":
+                save_openvino_from_onnx(paths["onnx"], tmp)
+            else:
+                save_tflite(model, spec, tmp)
+            try:
+                paths[fmt] = finish(tmp, final, fmt, base, spec, {"name": "fp32"})
+            finally:
+                tmp.with_suffix(".bin").unlink(missing_ok=True)
+    return paths

@@ -1,0 +1,241 @@
+"""The compress chain as stages that hand over through files in the output folder.
+
+``distil`` (crops, teacher outputs, student) -> ``export`` (FP32 ONNX, IR, TFLite) ->
+``quantize`` (INT8 with fallback recipes, gated) -> ``validate`` (report.json, manifest.json).
+State lives in ``OUT/work/``; artifacts, report and manifest in ``OUT/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compress.artifacts import atomic_path, file_entry, write_json, write_manifest
+from compress.data import CropSet, collect, split_index
+from compress.export import SUFFIX, export_fp32, finish
+from compress.quantize import RECIPES, calibration_batch, quantize
+from compress.students import STUDENTS, build_student, is_vit, student_spec
+from compress.teacher_cache import TeacherCache
+from compress.teachers import Teacher
+from compress.train import TrainConfig, predict, train
+from compress.validate import GATE, evaluate_artifact
+from edge.detect import FaceDetector
+from edge.errors import MotivnetError
+from targets.metadata import sha256_file
+
+log = logging.getLogger(__name__)
+FORMATS = ("onnx", "openvino", "tflite")
+
+
+@dataclass
+class RunConfig:
+    """Everything later stages need to know about the distillation, saved as work/run.json."""
+
+    student: str
+    size: int
+    margin: float
+    seed: int
+    val_fraction: float
+    classes: list[str]
+    teacher: dict
+    train: dict
+    data: str = "synthetic"
+    skipped: dict = field(default_factory=dict)
+
+
+def work_dir(out: Path) -> Path:
+    return Path(out) / "work"
+
+
+def load_run(out: Path) -> RunConfig:
+    path = work_dir(out) / "run.json"
+    if not path.is_file():
+        raise MotivnetError(f"{path} is missing: run 'motivnet-edge distil --out {out}' first")
+    return RunConfig(**json.loads(path.read_text()))
+
+
+def stage_distil(out: Path, teacher: Teacher, student: str, size: int, cfg: TrainConfig,
+                 data: list[Path], labelled: Path | None, synthetic: int, every: int,
+                 margin: float, val_fraction: float, cache_root: Path,
+                 detector: FaceDetector | None = None, weights: Path | None = None,
+                 resume: bool = False, progress: bool = True) -> list[dict]:
+    work = work_dir(out)
+    work.mkdir(parents=True, exist_ok=True)
+    crops_path = work / "crops.npz"
+    if resume and crops_path.is_file():
+        crops = CropSet.load(crops_path)
+    else:
+        crops = collect(data, labelled, detector, margin, every, synthetic, cfg.seed,
+                        teacher.classes, progress)
+        crops.save(crops_path)
+    cache = TeacherCache(cache_root, teacher.key)
+    logits = cache.logits(crops.hashes, crops.crops, teacher.predict, progress)
+    np.save(work / "teacher.npy", logits)
+    run = RunConfig(student, size, margin, cfg.seed, val_fraction, list(teacher.classes),
+                    {**teacher.identity, "key": teacher.key, "crop": teacher.spec.to_dict()},
+                    asdict(cfg), ", ".join(map(str, [*data, labelled or ""])).strip(", ")
+                    or "synthetic", dict(crops.skipped))
+    write_json(work / "run.json", asdict(run))
+    tr, va = split_index(crops.hashes, val_fraction)
+    if not va:
+        raise MotivnetError(f"no held-out crops among {len(crops)}: raise --val-fraction")
+    labels = np.asarray(crops.labels)
+    model = build_student(student, len(teacher.classes), size, weights)
+    spec = student_spec(size, margin)
+    history = train(model, spec, [crops.crops[i] for i in tr], logits[tr], labels[tr],
+                    [crops.crops[i] for i in va], logits[va], labels[va], cfg,
+                    checkpoint=work / "student.ckpt", resume=resume, progress=progress,
+                    desc=f"distil {student}")
+    with atomic_path(Path(out) / "student.pth") as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_json(work / "history.json", {"history": history})
+    return history
+
+
+@dataclass
+class Work:
+    run: RunConfig
+    crops: CropSet
+    teacher_logits: np.ndarray
+    model: torch.nn.Module
+    train_idx: list[int]
+    val_idx: list[int]
+
+    @property
+    def spec(self):
+        return student_spec(self.run.size, self.run.margin)
+
+    def val(self) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray | None]:
+        crops = [self.crops.crops[i] for i in self.val_idx]
+        labels = np.asarray(self.crops.labels)[self.val_idx]
+        float_logits = predict(self.model, crops, self.spec)
+        return (crops, float_logits, self.teacher_logits[self.val_idx],
+                labels if labels.min() >= 0 else None)
+
+    def base_meta(self, out: Path) -> dict:
+        weights = Path(out) / "student.pth"
+        return {"task": "facial-emotion", "labels": self.run.classes,
+                "teacher": self.run.teacher,
+                "student": {"name": self.run.student, "timm": STUDENTS[self.run.student]["timm"],
+                            "input": self.run.size, "sha256": sha256_file(weights),
+                            "parameters": sum(p.numel() for p in self.model.parameters())}}
+
+
+def load_work(out: Path) -> Work:
+    run = load_run(out)
+    crops = CropSet.load(work_dir(out) / "crops.npz")
+    weights = Path(out) / "student.pth"
+    if not weights.is_file():
+        raise MotivnetError(f"{weights} is missing: the distil stage did not finish")
+    model = build_student(run.student, len(run.classes), run.size)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    tr, va = split_index(crops.hashes, run.val_fraction)
+    return Work(run, crops, np.load(work_dir(out) / "teacher.npy"), model.eval(), tr, va)
+
+
+def stage_export(out: Path) -> dict[str, Path]:
+    w = load_work(out)
+    return export_fp32(w.model, w.spec, Path(out), w.base_meta(out))
+
+
+def _calibration(w: Work, n: int) -> list[np.ndarray]:
+    idx = w.train_idx if len(w.train_idx) >= n else w.train_idx + w.val_idx
+    if len(idx) < n:
+        log.warning("only %d crops for calibration (asked for %d)", len(idx), n)
+    rng = np.random.default_rng(w.run.seed)
+    pick = rng.choice(idx, size=min(n, len(idx)), replace=False)
+    return [w.crops.crops[i] for i in pick]
+
+
+def stage_quantize(out: Path, calibration: int = 300, gate: float = GATE,
+                   formats: tuple[str, ...] = FORMATS) -> dict[str, dict]:
+    """INT8 for each format; recipes tried in order until ``agreement_with_float >= gate``.
+    An artifact that never passes is kept as ``student-int8.rejected.*`` for inspection."""
+    out = Path(out)
+    w = load_work(out)
+    calib = _calibration(w, calibration)
+    val_crops, float_logits, teacher_logits, labels = w.val()
+    base = w.base_meta(out)
+    results: dict[str, dict] = {}
+    for fmt in formats:
+        fp32 = out / f"student-fp32{SUFFIX[fmt]}"
+        if not fp32.is_file():
+            raise MotivnetError(f"{fp32} is missing: run 'motivnet-edge export --out {out}'")
+        batch = calibration_batch(calib, w.spec, fmt)
+        trials = []
+        for recipe in RECIPES[fmt]:
+            final = out / f"student-int8{SUFFIX[fmt]}"
+            trial = out / f".trial-int8{SUFFIX[fmt]}"
+            with atomic_path(trial) as tmp:
+                quantize(fmt, fp32, w.model, batch, recipe, tmp, is_vit(w.run.student))
+                finish(tmp, trial, fmt, base, w.spec,
+                       {**recipe, "calibration_crops": len(calib)})
+            scores = evaluate_artifact(trial, val_crops, float_logits, teacher_logits, labels,
+                                       check=False)
+            trials.append({"recipe": recipe["name"], **{k: scores[k] for k in
+                                                        ("agreement_with_float",
+                                                         "cosine_with_float")}})
+            log.info("%s int8 %s: agreement with float %.4f", fmt, recipe["name"],
+                     scores["agreement_with_float"])
+            passed = scores["agreement_with_float"] >= gate
+            if not passed and recipe is not RECIPES[fmt][-1]:
+                continue
+            if not passed:
+                final = out / f"student-int8.rejected{SUFFIX[fmt]}"
+            _move(trial, final)
+            results[fmt] = {"file": final.name, "passed": passed, "trials": trials}
+            break
+    write_json(work_dir(out) / "quantize.json", results)
+    return results
+
+
+def _move(src: Path, dst: Path) -> None:
+    if src.suffix == ".xml":
+        os.replace(src.with_suffix(".bin"), dst.with_suffix(".bin"))
+    os.replace(src, dst)
+
+
+def stage_validate(out: Path, gate: float = GATE) -> tuple[dict, bool]:
+    """report.json and manifest.json for every artifact in ``out``; True when all INT8 pass."""
+    out = Path(out)
+    w = load_work(out)
+    val_crops, float_logits, teacher_logits, labels = w.val()
+    quant = json.loads((work_dir(out) / "quantize.json").read_text()) \
+        if (work_dir(out) / "quantize.json").is_file() else {}
+    artifacts = sorted(p for p in out.iterdir() if p.suffix in (".onnx", ".xml", ".tflite")
+                       and not p.name.startswith("."))
+    if not artifacts:
+        raise MotivnetError(f"no artifacts in {out}: run 'motivnet-edge export' first")
+    rows, entries, ok = {}, [file_entry(out / "student.pth", "student-fp32-weights")], True
+    for path in artifacts:
+        row = evaluate_artifact(path, val_crops, float_logits, teacher_logits, labels,
+                                check=False)
+        rejected = ".rejected" in path.name
+        row["status"] = "rejected" if rejected or (
+            row["precision"].startswith("int8") and row["agreement_with_float"] < gate) \
+            else "ok"
+        if row["precision"].startswith("int8"):
+            row["trials"] = quant.get(row["format"], {}).get("trials", [])
+        ok &= row["status"] == "ok"
+        rows[path.name] = row
+        role = ("rejected-" if row["status"] != "ok" else "") + \
+            f"{row['format']}-{row['precision']}"
+        entries.append(file_entry(path, role, precision=row["precision"]))
+    teacher_pred = float_logits.argmax(1) == teacher_logits.argmax(1)
+    report = {"gate": {"agreement_with_float": gate}, "passed": ok,
+              "heldout_crops": len(val_crops), "data": w.run.data, "skipped": w.run.skipped,
+              "student": {"name": w.run.student, "input": w.run.size,
+                          "agreement_with_teacher": float(np.mean(teacher_pred)),
+                          **({"accuracy": float(np.mean(float_logits.argmax(1) == labels))}
+                             if labels is not None else {})},
+              "teacher": w.run.teacher, "artifacts": rows}
+    write_json(out / "report.json", report)
+    entries.append(file_entry(out / "report.json", "report"))
+    write_manifest(out, entries, {"labels": w.run.classes, "student": w.run.student})
+    return report, ok

@@ -1,0 +1,160 @@
+"""The training loop shared by distillation and the demo teacher.
+
+Loss: KL divergence to the teacher's outputs softened at temperature T (scaled by T^2), plus
+alpha x cross-entropy where labels exist; with no teacher, cross-entropy alone. AdamW, cosine
+schedule with warm-up, mixed precision on CUDA, a progress bar, a checkpoint each epoch
+(atomic) and resume, a fixed seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from compress.artifacts import atomic_path
+from compress.augment import augment
+from edge.errors import MotivnetError
+from edge.preprocess import CropSpec, make_input
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 12
+    batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    temperature: float = 4.0
+    alpha: float = 0.5
+    augment: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+
+
+def macro_f1(pred: np.ndarray, labels: np.ndarray, n: int) -> float:
+    scores = []
+    for k in range(n):
+        tp = np.sum((pred == k) & (labels == k))
+        fp = np.sum((pred == k) & (labels != k))
+        fn = np.sum((pred != k) & (labels == k))
+        if tp + fp + fn:
+            scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def make_tensor(crops: Sequence[np.ndarray], spec: CropSpec, rng=None,
+                strength: float = 0.0) -> torch.Tensor:
+    imgs = [make_input(augment(c, rng, strength) if rng is not None else c, None, spec)
+            for c in crops]
+    return torch.from_numpy(np.stack(imgs))
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, crops: Sequence[np.ndarray], spec: CropSpec,
+            device: str = "cpu", batch: int = 128) -> np.ndarray:
+    model.eval()
+    outs = [model(make_tensor(crops[i:i + batch], spec).to(device)).float().cpu()
+            for i in range(0, len(crops), batch)]
+    return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
+
+
+def evaluate(logits: np.ndarray, teacher: np.ndarray | None, labels: np.ndarray) -> dict:
+    pred = logits.argmax(1)
+    out: dict = {"n": int(len(pred))}
+    if teacher is not None:
+        out["agreement"] = float(np.mean(pred == teacher.argmax(1)))
+    if len(labels) and labels.min() >= 0:
+        out["accuracy"] = float(np.mean(pred == labels))
+        out["macro_f1"] = macro_f1(pred, labels, logits.shape[1])
+    return out
+
+
+def _loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor,
+          cfg: TrainConfig) -> torch.Tensor:
+    has_label = labels >= 0
+    ce = (F.cross_entropy(out[has_label], labels[has_label], label_smoothing=0.05)
+          if has_label.any() else out.sum() * 0)
+    if teacher is None:
+        return ce
+    t = cfg.temperature
+    kd = F.kl_div(F.log_softmax(out / t, 1), F.log_softmax(teacher / t, 1), log_target=True,
+                  reduction="batchmean") * t * t
+    return kd + cfg.alpha * ce
+
+
+def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[np.ndarray],
+          train_teacher: np.ndarray | None, train_labels: np.ndarray,
+          val_crops: Sequence[np.ndarray], val_teacher: np.ndarray | None,
+          val_labels: np.ndarray, cfg: TrainConfig, checkpoint: Path | None = None,
+          resume: bool = False, progress: bool = True, desc: str = "train") -> list[dict]:
+    """Train ``model`` in place; returns one evaluation dict per epoch."""
+    from tqdm import tqdm
+
+    if not len(train_crops):
+        raise MotivnetError("no training crops")
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    model.to(device)
+    steps_per_epoch = math.ceil(len(train_crops) / cfg.batch)
+    total, warm = cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm
+        else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, total - warm)))))
+    history: list[dict] = []
+    start = 0
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start, history = state["epoch"], state["history"]
+        log.info("resumed %s at epoch %d", checkpoint, start)
+    labels_t = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
+    teacher_t = None if train_teacher is None else torch.as_tensor(train_teacher)
+    amp = device.type == "cuda"
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        rng = np.random.default_rng(cfg.seed * 1000 + epoch)
+        order = rng.permutation(len(train_crops))
+        bar = tqdm(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{cfg.epochs}",
+                   disable=not progress, leave=False)
+        running = 0.0
+        for step in bar:
+            idx = order[step * cfg.batch:(step + 1) * cfg.batch]
+            x = make_tensor([train_crops[i] for i in idx], spec, rng, cfg.augment).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(x).float()
+            loss = _loss(out, None if teacher_t is None else teacher_t[idx].to(device),
+                         labels_t[idx].to(device), cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+            bar.set_postfix(loss=f"{running:.3f}")
+        metrics = {"epoch": epoch + 1, "loss": running,
+                   **evaluate(predict(model, val_crops, spec, cfg.device), val_teacher,
+                              np.asarray(val_labels))}
+        history.append(metrics)
+        log.info("%s epoch %d: %s", desc, epoch + 1,
+                 ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in metrics.items()))
+        if checkpoint is not None:
+            with atomic_path(Path(checkpoint)) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "epoch": epoch + 1,
+                            "history": history, "config": asdict(cfg)}, tmp)
+    model.eval()
+    return history

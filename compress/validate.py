@@ -1,0 +1,55 @@
+"""The validation gate: every artifact, run in its own engine on held-out crops, compared with the
+FP32 student (the model it came from), the teacher and the labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge.preprocess import make_input
+from targets.engine import EngineOptions, load_engine, softmax
+
+GATE = 0.99
+
+
+def run_artifact(path: Path, crops: Sequence[np.ndarray], batch: int = 32,
+                 check: bool = True) -> tuple[np.ndarray, dict]:
+    """Logits of ``path`` in its own engine for ``crops``, built with the artifact's own crop
+    spec read from its metadata; also the engine's settings and metadata."""
+    with load_engine(path, options=EngineOptions(threads=None), check=check) as engine:
+        outs = []
+        for i in range(0, len(crops), batch):
+            x = np.stack([make_input(c, None, engine.crop) for c in crops[i:i + batch]])
+            outs.append(engine.run(x))
+        return np.concatenate(outs), {"engine": engine.name, "settings": engine.settings,
+                                      "metadata": engine.metadata}
+
+
+def compare(logits: np.ndarray, float_logits: np.ndarray, teacher_logits: np.ndarray | None,
+            labels: np.ndarray | None) -> dict:
+    pred = logits.argmax(1)
+    p, q = softmax(logits), softmax(float_logits)
+    cos = np.sum(p * q, 1) / (np.linalg.norm(p, axis=1) * np.linalg.norm(q, axis=1) + 1e-12)
+    out = {"n": int(len(pred)),
+           "agreement_with_float": float(np.mean(pred == float_logits.argmax(1))),
+           "cosine_with_float": float(np.mean(cos))}
+    if teacher_logits is not None:
+        out["agreement_with_teacher"] = float(np.mean(pred == teacher_logits.argmax(1)))
+    if labels is not None and len(labels) and labels.min() >= 0:
+        out["accuracy"] = float(np.mean(pred == labels))
+    return out
+
+
+def evaluate_artifact(path: Path, crops: Sequence[np.ndarray], float_logits: np.ndarray,
+                      teacher_logits: np.ndarray | None, labels: np.ndarray | None,
+                      check: bool = True) -> dict:
+    logits, info = run_artifact(path, crops, check=check)
+    meta = info["metadata"]
+    size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size
+                                  if path.suffix == ".xml" else 0)
+    return {"file": path.name, "format": meta["format"], "precision": meta["precision"],
+            "what_it_is": meta.get("precision_detail", ""), "recipe": meta.get("recipe", {}),
+            "bytes": size, "engine": info["engine"], "engine_settings": info["settings"],
+            **compare(logits, float_logits, teacher_logits, labels)}

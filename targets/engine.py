@@ -1,0 +1,139 @@
+"""The narrow engine interface and the registry of engines.
+
+An engine loads one artifact, describes its input, runs a batch and closes. Each engine lives in
+its own small file under ``targets/engines/`` and imports its runtime inside ``load`` only, so
+this package imports on any device; a missing runtime names the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import MotivnetError
+from edge.preprocess import CropSpec
+from targets.metadata import artifact_format, check_manifest, read_metadata
+
+log = logging.getLogger(__name__)
+
+# engine name -> (module, formats it runs, extra that installs its runtime)
+ENGINES: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "onnxruntime": ("targets.engines.onnxruntime", ("onnx",), "onnx"),
+    "openvino": ("targets.engines.openvino", ("openvino", "onnx"), "openvino"),
+    "litert": ("targets.engines.litert", ("tflite",), "tflite"),
+}
+DEFAULT_ENGINE = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert"}
+
+
+@dataclass
+class InputInfo:
+    """What the loaded artifact expects: shape (batch axis first; -1 when dynamic), dtype,
+    and the crop spec from its metadata."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    crop: CropSpec
+    dynamic_batch: bool
+
+
+@dataclass
+class EngineOptions:
+    """Options common to engines; engine-specific ones go in ``extra``."""
+
+    device: str = "CPU"  # openvino: CPU GPU NPU AUTO; onnxruntime: cpu cuda tensorrt
+    threads: int | None = None
+    cache_dir: str | None = None
+    precision: str | None = None  # openvino INFERENCE_PRECISION_HINT, tensorrt fp16/int8
+    extra: dict = field(default_factory=dict)
+
+
+class Engine:
+    """Base of every engine: metadata, manifest check, batching and warm-up live here once."""
+
+    name = "engine"
+
+    def __init__(self, path: str | Path, options: EngineOptions | None = None,
+                 check: bool = True, warmup: bool = True, metadata: dict | None = None) -> None:
+        """``metadata`` stands in for the embedded one, for foreign files that carry none."""
+        self.path = Path(path)
+        self.options = options or EngineOptions()
+        self.metadata = metadata if metadata is not None else read_metadata(self.path)
+        self.sha256 = check_manifest(self.path) if check else None
+        self.labels: list[str] = list(self.metadata["labels"])
+        self.crop = CropSpec.from_dict(self.metadata["crop"])
+        self.input = self._load()
+        self.settings: dict = getattr(self, "settings", {})
+        if warmup:
+            self.run(np.zeros((1, *self.input.shape[1:]), self.input.dtype)
+                     if all(d > 0 for d in self.input.shape[1:])
+                     else np.zeros(self.crop.input_shape, self.crop.dtype))
+
+    def _load(self) -> InputInfo:  # pragma: no cover - each engine implements it
+        raise NotImplementedError
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (N, classes) for a batch made by :func:`edge.preprocess.make_batch`."""
+        if batch.shape[1:] != tuple(self.input.shape[1:]):
+            raise MotivnetError(f"{self.path}: batch of shape {batch.shape[1:]} does not match "
+                                f"the input {tuple(self.input.shape[1:])}")
+        if len(batch) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        if self.input.dynamic_batch or len(batch) == 1:
+            return self._run(batch)
+        return np.concatenate([self._run(batch[i:i + 1]) for i in range(len(batch))])
+
+    def timed_run(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        out = self.run(batch)
+        return out, (time.perf_counter() - t0) * 1000.0
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def engine_class(name: str) -> type[Engine]:
+    if name not in ENGINES:
+        raise MotivnetError(f"unknown engine {name!r}; known: {sorted(ENGINES)}")
+    module, _, extra = ENGINES[name]
+    try:
+        return importlib.import_module(module).ENGINE
+    except ImportError as exc:
+        raise MotivnetError(f"engine {name!r} needs {exc.name}: "
+                            f"pip install 'motivnet-edge[{extra}]'") from exc
+
+
+def load_engine(path: str | Path, engine: str | None = None,
+                options: EngineOptions | None = None, check: bool = True) -> Engine:
+    """Open ``path`` in ``engine`` (default: the format's own engine)."""
+    fmt = artifact_format(Path(path))
+    engine = engine or DEFAULT_ENGINE[fmt]
+    if engine in ENGINES and fmt not in ENGINES[engine][1]:
+        raise MotivnetError(f"engine {engine!r} cannot run {fmt} artifact {path}")
+    return engine_class(engine)(path, options, check=check)
+
+
+def load_engine_with_metadata(path: str | Path, metadata: dict,
+                              options: EngineOptions | None = None) -> Engine:
+    """Open a foreign file (a teacher exported elsewhere) that carries no metadata of ours."""
+    engine = DEFAULT_ENGINE[artifact_format(Path(path))]
+    return engine_class(engine)(path, options, check=False, metadata=metadata)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,66 @@
+"""ONNX Runtime engine: CPU, CUDA, or TensorRT (fp16/int8, engine cache) as on a Jetson."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.errors import MotivnetError
+from targets.engine import Engine, InputInfo
+
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
+               "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
+
+
+def providers_for(device: str, precision: str | None, cache_dir: str | None) -> list:
+    """Provider list for ``device`` (cpu, cuda, tensorrt), most preferred first."""
+    device = device.lower()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "tensorrt":
+        trt = {"trt_fp16_enable": precision in ("fp16", "int8"),
+               "trt_int8_enable": precision == "int8"}
+        if cache_dir:
+            trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=cache_dir,
+                       trt_timing_cache_enable=True, trt_timing_cache_path=cache_dir)
+        return [("TensorrtExecutionProvider", trt), "CUDAExecutionProvider",
+                "CPUExecutionProvider"]
+    raise MotivnetError(f"onnxruntime device {device!r} is not one of cpu, cuda, tensorrt")
+
+
+class OnnxRuntimeEngine(Engine):
+    name = "onnxruntime"
+
+    def _load(self) -> InputInfo:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if self.options.threads:
+            opts.intra_op_num_threads = self.options.threads
+            opts.inter_op_num_threads = 1
+        wanted = providers_for(self.options.device, self.options.precision,
+                               self.options.cache_dir)
+        available = set(ort.get_available_providers())
+        names = [p[0] if isinstance(p, tuple) else p for p in wanted]
+        if names[0] not in available:
+            raise MotivnetError(f"onnxruntime here has no {names[0]} (available: "
+                                f"{sorted(available)}); on a Jetson install NVIDIA's "
+                                f"onnxruntime-gpu build")
+        self.session = ort.InferenceSession(str(self.path), opts, providers=wanted)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.settings = {"providers": self.session.get_providers(),
+                         "threads": self.options.threads}
+        shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
+        return InputInfo(shape, _ORT_DTYPES.get(inp.type, "float32"), self.crop,
+                         dynamic_batch=shape[0] == -1)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0].astype(np.float32)
+
+    def close(self) -> None:
+        self.session = None
+
+
+ENGINE = OnnxRuntimeEngine

@@ -1,0 +1,65 @@
+"""OpenVINO engine: CPU, GPU, NPU or AUTO; LATENCY hint; explicit inference precision.
+
+OpenVINO runs "FP32" models in bf16 on CPUs with AMX unless told otherwise, so the precision
+hint is always set and reported. The NPU needs static shapes: the batch is fixed to 1 there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.errors import MotivnetError
+from targets.engine import Engine, InputInfo
+
+DEVICES = ("CPU", "GPU", "NPU", "AUTO")
+
+
+class OpenVinoEngine(Engine):
+    name = "openvino"
+
+    def _load(self) -> InputInfo:
+        import openvino as ov
+
+        device = self.options.device.upper()
+        if device not in DEVICES:
+            raise MotivnetError(f"openvino device {device!r} is not one of {DEVICES}")
+        core = ov.Core()
+        if device != "AUTO" and device not in core.available_devices:
+            raise MotivnetError(f"openvino device {device} is not available here "
+                                f"(available: {core.available_devices})")
+        model = core.read_model(str(self.path))
+        static = device == "NPU" or self.options.extra.get("static_shape", False)
+        if static:
+            shape = list(model.input(0).get_partial_shape().get_min_shape())
+            model.reshape({model.input(0).any_name: [1, *shape[1:]]})
+        precision = self.options.precision or ("f16" if device in ("GPU", "NPU") else "f32")
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+        if self.options.threads and device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = self.options.threads
+        if self.options.cache_dir:
+            config["CACHE_DIR"] = self.options.cache_dir
+        if device == "NPU":
+            config.pop("INFERENCE_PRECISION_HINT")  # the NPU picks its own
+        self.compiled = core.compile_model(model, device, config)
+        self.request = self.compiled.create_infer_request()
+        reported = {}
+        for key in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "INFERENCE_NUM_THREADS"):
+            try:
+                reported[key] = str(self.compiled.get_property(key))
+            except RuntimeError:
+                pass
+        self.settings = {"device": device, **reported}
+        pshape = self.compiled.input(0).get_partial_shape()
+        dims = tuple(d.get_length() if d.is_static else -1 for d in pshape)
+        dtype = self.compiled.input(0).get_element_type().to_dtype().name
+        return InputInfo(dims, dtype, self.crop, dynamic_batch=dims[0] == -1)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        result = self.request.infer({0: batch})
+        return np.asarray(result[self.compiled.output(0)], np.float32)
+
+    def close(self) -> None:
+        self.request = self.compiled = None
+
+
+ENGINE = OpenVinoEngine
