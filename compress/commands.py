@@ -121,6 +121,18 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", type=int, default=300, help="face crops for INT8 calibration")
     p.add_argument("--gate", type=float, default=0.99,
                    help="minimum agreement of an INT8 artifact with the FP32 student")
+    p.add_argument("--formats", default="onnx,openvino,tflite",
+                   help="formats to quantise, comma-separated")
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from compress.stages import FORMATS
+
+    fmts = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad or not fmts:
+        raise MotivnetError(f"--formats {text!r}: each must be one of {FORMATS}")
+    return fmts
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -134,7 +146,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_quantize(args: argparse.Namespace) -> int:
     from compress.stages import stage_quantize
 
-    results = stage_quantize(args.out, args.calibration, args.gate)
+    results = stage_quantize(args.out, args.calibration, args.gate, _formats(args.formats))
     for fmt, r in results.items():
         print(f"{fmt}: {r['file']} ({'passed' if r['passed'] else 'REJECTED'})")
     return 0 if all(r["passed"] for r in results.values()) else 1
@@ -176,7 +188,7 @@ def run_compress(args: argparse.Namespace) -> int:
 
     run_distil(args)
     stage_export(args.out)
-    stage_quantize(args.out, args.calibration, args.gate)
+    stage_quantize(args.out, args.calibration, args.gate, _formats(args.formats))
     report, ok = stage_validate(args.out, args.gate)
     print_report(report)
     print(f"\nwrote {args.out / 'report.json'} and {args.out / 'manifest.json'}")

@@ -32,10 +32,10 @@ class TrainConfig:
     batch: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
+    warmup_epochs: float = 0.5
     temperature: float = 4.0
     alpha: float = 0.5
-    augment: float = 1.0
+    augment: float = 0.5
     seed: int = 0
     device: str = "cpu"
 

@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "quantize": ("compress.commands:QUANTIZE", "INT8 artifacts, gated on agreement",
                  "compress"),
     "validate": ("compress.commands:VALIDATE", "report.json and manifest.json", "compress"),
+    "targets": ("targets.profiles", "list target profiles and whether each runs here", "onnx"),
+    "run": ("edge.daemon", "run the headless daemon: cameras in, emotions out over MQTT",
+            "onnx"),
 }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from edge.errors import MotivnetError
 
-HAAR_FILE = "haarcascade_frontalface_default.xml"
+HAAR_FILE = "haarcascade_frontalface_alt2.xml"
 
 
 @dataclass
@@ -101,7 +101,7 @@ class FaceDetector:
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         gray = cv2.equalizeHist(gray)
         boxes, _, weights = self._haar.detectMultiScale3(
-            gray, scaleFactor=1.1, minNeighbors=4, minSize=(self.min_size, self.min_size),
+            gray, scaleFactor=1.1, minNeighbors=3, minSize=(self.min_size, self.min_size),
             outputRejectLevels=True)
         out = []
         for box, weight in zip(boxes, np.ravel(weights), strict=False):

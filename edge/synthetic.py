@@ -52,12 +52,14 @@ def _ellipse(img, c, axes, color, thickness=-1, angle=0.0):
     cv2.ellipse(img, _pt(*c), _pt(*axes), angle, 0, 360, color, thickness, cv2.LINE_AA, shift=4)
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    a, b = rng.uniform(30, 230, 3), rng.uniform(30, 230, 3)
+def _background(rng: np.random.Generator, h: int, w: int, difficulty: float) -> np.ndarray:
+    a = rng.uniform(30, 230, 3)
+    b = a + (rng.uniform(30, 230, 3) - a) * difficulty
     t = np.linspace(0, 1, w if rng.random() < 0.5 else h, dtype=np.float32)
     ramp = a[None, :] * (1 - t[:, None]) + b[None, :] * t[:, None]
     img = np.broadcast_to(ramp[None] if len(t) == w else ramp[:, None], (h, w, 3)).copy()
-    texture = cv2.resize(rng.normal(0, 18, (max(h // 16, 2), max(w // 16, 2), 3)), (w, h))
+    texture = cv2.resize(rng.normal(0, 18 * difficulty, (max(h // 16, 2), max(w // 16, 2), 3)),
+                         (w, h))
     return np.clip(img + texture, 0, 255).astype(np.uint8)
 
 
@@ -108,8 +110,7 @@ def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
         by = ey - fw * (0.11 + brow_up) - eh * 0.4
         inner, outer = cx + side * fw * 0.09, cx + side * fw * 0.32
         _poly(img, [(inner, by + brow_tilt * fw), ((inner + outer) / 2, by - fw * 0.015),
-                    (outer, by + fw * 0.01)], hair if hair[0] < 100 else dark,
-              max(2, int(fw * 0.035)))
+                    (outer, by + fw * 0.01)], dark, max(2, int(fw * 0.045)))
     # nose
     ny = cy + fh * 0.13
     _poly(img, [(cx - fw * 0.01, ey + fw * 0.05), (cx - fw * 0.04, ny), (cx, ny + fw * 0.02)],
@@ -125,7 +126,7 @@ def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
     my = cy + fh * 0.29
     half = fw * mwidth / 2
     xs = np.linspace(-1, 1, 15)
-    lip = (110.0, 95.0, 170.0) if skin_c[2] > 150 else (70.0, 60.0, 110.0)
+    lip = (40.0, 30.0, 90.0)  # dark enough to stand out on every skin tone
     upper = [(cx + x * half, my - curve * fw * x * x + curve * fw * 0.3) for x in xs]
     lower = [(cx + x * half, my - curve * fw * x * x + curve * fw * 0.3
               + opening * fw * (1 - x * x) * 1.2) for x in xs]
@@ -138,52 +139,55 @@ def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
             teeth = upper + [(px, py + opening * fw * 0.5) for px, py in upper[::-1]]
             cv2.fillPoly(img, [np.array([_pt(*p) for p in teeth], np.int32)],
                          (230.0, 230.0, 230.0), cv2.LINE_AA, shift=4)
-    thick = max(2, int(fw * 0.03))
+    thick = max(2, int(fw * 0.045))
     _poly(img, upper, lip, thick)
     _poly(img, lower, lip, thick)
     x0, y0 = int(round(cx - fw * 0.5)), int(round(cy - fh * 0.5))
     return x0, y0, int(round(fw)), int(round(fh))
 
 
-def _finish(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Lighting from one side, sensor noise, sometimes blur."""
+def _finish(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
+    """Lighting from one side, sensor noise, sometimes blur, all scaled by ``difficulty``."""
     h, w = img.shape[:2]
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ramp = (np.cos(angle) * (xx / w - 0.5) + np.sin(angle) * (yy / h - 0.5))
-    gain = rng.uniform(0.75, 1.15) + rng.uniform(0.0, 0.35) * ramp
+    gain = 1.0 + (rng.uniform(-0.25, 0.15) + rng.uniform(0.0, 0.35) * ramp) * difficulty
     out = img.astype(np.float32) * gain[..., None]
-    out += rng.normal(0, rng.uniform(1, 7), out.shape)
+    out += rng.normal(0, rng.uniform(1, 7) * difficulty, out.shape)
     out = np.clip(out, 0, 255).astype(np.uint8)
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 * difficulty:
         k = int(rng.choice([3, 5]))
         out = cv2.GaussianBlur(out, (k, k), 0)
     return out
 
 
-def synth_face(label: int, rng: np.random.Generator, size: int = 160) -> SynthFace:
+def synth_face(label: int, rng: np.random.Generator, size: int = 160,
+               difficulty: float = 1.0) -> SynthFace:
     """A ``size`` x ``size`` image holding one face of class ``label`` with varied size,
-    position, skin tone, hair, lighting, noise and blur."""
-    img = _background(rng, size, size)
+    position, skin tone and hair; ``difficulty`` (0..1) scales the background texture, lighting,
+    noise and blur (a curriculum starts low)."""
+    img = _background(rng, size, size, difficulty)
     fw = size * rng.uniform(0.38, 0.5)
     cx = size / 2 + rng.uniform(-0.08, 0.08) * size
     cy = size / 2 + rng.uniform(-0.04, 0.08) * size
     box = draw_face(img, int(label), cx, cy, fw, rng)
-    return SynthFace(_finish(img, rng), int(label), box)
+    return SynthFace(_finish(img, rng, difficulty), int(label), box)
 
 
-def synth_faces(n: int, seed: int = 0, size: int = 160) -> list[SynthFace]:
+def synth_faces(n: int, seed: int = 0, size: int = 160,
+                difficulty: float = 1.0) -> list[SynthFace]:
     """``n`` faces with balanced classes (label = i mod 7, then shuffled), reproducible by seed."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % len(AFFECTNET7))
-    return [synth_face(int(k), rng, size) for k in labels]
+    return [synth_face(int(k), rng, size, difficulty) for k in labels]
 
 
 def synth_scene(rng: np.random.Generator, labels: list[int], width: int = 640,
                 height: int = 480) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """A frame with one face per label side by side (1-3 fit in 640x480); returns the frame and
     the faces' boxes."""
-    img = _background(rng, height, width)
+    img = _background(rng, height, width, 1.0)
     boxes = []
     slot = width / max(len(labels), 1)
     for i, label in enumerate(labels):
@@ -191,4 +195,4 @@ def synth_scene(rng: np.random.Generator, labels: list[int], width: int = 640,
         cx = slot * (i + 0.5) + rng.uniform(-0.05, 0.05) * slot
         cy = height * rng.uniform(0.38, 0.5)
         boxes.append(draw_face(img, int(label), cx, cy, fw, rng))
-    return _finish(img, rng), boxes
+    return _finish(img, rng, 1.0), boxes

@@ -15,3 +15,98 @@ def yunet_path() -> Path:
     if not YUNET.is_file():
         pytest.skip(f"{YUNET} not present")
     return YUNET
+
+
+class Broker:
+    """A real MQTT broker on a free loopback port: mosquitto when on the PATH (it can be
+    stopped and restarted on the same port, keeping sessions), else amqtt in a thread."""
+
+    def __init__(self, tmp: Path) -> None:
+        import shutil
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.tmp = tmp
+        self.proc = None
+        self.exe = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        self.conf = tmp / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                             f"persistence true\npersistence_location {tmp}/\n"
+                             f"autosave_interval 1\n")
+        self._amqtt = None
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        if self.exe:
+            self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            self._amqtt = _AmqttThread(self.port)
+            self._amqtt.start()
+        import socket
+
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("broker did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+        if self._amqtt is not None:
+            self._amqtt.stop()
+            self._amqtt = None
+
+    @property
+    def restartable(self) -> bool:
+        return self.exe is not None
+
+
+class _AmqttThread:
+    def __init__(self, port: int) -> None:
+        import threading
+
+        self.port = port
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.loop = None
+
+    def _run(self) -> None:
+        import asyncio
+
+        from amqtt.broker import Broker as AB
+
+        self.loop = asyncio.new_event_loop()
+        broker = AB({"listeners": {"default": {"type": "tcp",
+                                               "bind": f"127.0.0.1:{self.port}"}}},
+                    loop=self.loop)
+        self.loop.run_until_complete(broker.start())
+        self.broker = broker
+        self.loop.run_forever()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        import asyncio
+
+        fut = asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop)
+        fut.result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()

@@ -1,0 +1,209 @@
+"""The daemon's YAML config: typed sections, unknown keys rejected, errors that name the field.
+
+Secrets never sit in the file or on the command line: the MQTT password comes from
+``MOTIVNET_MQTT_PASSWORD`` or from ``mqtt.password_file``. Environment overrides:
+``MOTIVNET_MQTT_HOST``, ``MOTIVNET_MQTT_PORT``, ``MOTIVNET_MQTT_USERNAME``, ``MOTIVNET_DEVICE``.
+No I/O happens in these classes; :func:`load_config` reads the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import MotivnetError
+
+
+@dataclass
+class ModelConfig:
+    artifact: str = ""  # .onnx, .xml or .tflite made by `motivnet-edge compress`
+    target: str = "auto"  # a profile from `motivnet-edge targets`, or auto
+    engine: str | None = None  # override the profile's engine
+    threads: int | None = None
+    cache_dir: str | None = None
+
+
+@dataclass
+class DetectorConfig:
+    model: str | None = None  # YuNet .onnx; Haar cascade when empty
+    score_threshold: float = 0.6
+    min_size: int = 32
+
+
+@dataclass
+class CameraConfig:
+    name: str = "cam0"
+    source: str | int = 0  # V4L2 index, GStreamer pipeline, RTSP/HTTP URL, video file, folder
+    fps: float = 0.0  # cap on processed frames per second; 0 = as fast as possible
+    loop: bool = False  # replay a video file or folder when it ends
+    reopen_backoff: float = 1.0  # first wait before reopening a lost source, doubled up to 30 s
+
+
+@dataclass
+class PipelineConfig:
+    max_faces: int = 8
+    smoothing: float = 0.6  # weight of a track's past probabilities (exponential average)
+    iou_threshold: float = 0.3
+    track_ttl: float = 2.0  # seconds a track survives without a match
+    publish_images: bool = False  # no image leaves the device unless this is set
+
+
+@dataclass
+class TlsConfig:
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    insecure: bool = False
+
+
+@dataclass
+class SpoolConfig:
+    max_messages: int = 10000
+    path: str | None = None  # a file keeps results across restarts; memory only when empty
+
+
+@dataclass
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    prefix: str = "motivnet"
+    client_id: str | None = None  # default: prefix-device-cameras, unique per device
+    username: str | None = None
+    password_file: str | None = None
+    keepalive: int = 30
+    tls: TlsConfig | None = None
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
+    stats_interval: float = 10.0
+    home_assistant: bool = False
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass
+class Config:
+    device: str = ""  # default: the hostname
+    model: ModelConfig = field(default_factory=ModelConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    cameras: list[CameraConfig] = field(default_factory=lambda: [CameraConfig()])
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+
+
+def _build(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise MotivnetError(f"config {where or 'top level'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise MotivnetError(f"config {where or 'top level'}: unknown keys {unknown} "
+                            f"(known: {sorted(names)})")
+    values = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**values)
+
+
+def _convert(hint, value, where: str):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        errors = []
+        for a in args:
+            try:
+                return _convert(a, value, where)
+            except MotivnetError as exc:
+                errors.append(str(exc))
+        raise MotivnetError(errors[0])
+    if origin is list:
+        if not isinstance(value, list):
+            raise MotivnetError(f"config {where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise MotivnetError(f"config {where}: expected true or false, got {value!r}")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                hint is int and not float(value).is_integer()):
+            raise MotivnetError(f"config {where}: expected {hint.__name__}, got {value!r}")
+        return hint(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise MotivnetError(f"config {where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _check(cfg: Config) -> None:
+    if not cfg.model.artifact:
+        raise MotivnetError("config model.artifact: required (an artifact from "
+                            "'motivnet-edge compress')")
+    if not cfg.cameras:
+        raise MotivnetError("config cameras: at least one camera is needed")
+    names = [c.name for c in cfg.cameras]
+    if len(set(names)) != len(names):
+        raise MotivnetError(f"config cameras: names must be unique, got {names}")
+    for i, cam in enumerate(cfg.cameras):
+        if not cam.name or "/" in cam.name or "+" in cam.name or "#" in cam.name:
+            raise MotivnetError(f"config cameras[{i}].name: {cam.name!r} cannot be an MQTT "
+                                f"topic level")
+    if not 0.0 <= cfg.pipeline.smoothing < 1.0:
+        raise MotivnetError(f"config pipeline.smoothing: {cfg.pipeline.smoothing} must be in "
+                            f"[0, 1)")
+    if cfg.mqtt.spool.max_messages < 1:
+        raise MotivnetError("config mqtt.spool.max_messages: must be at least 1")
+
+
+def from_dict(data: dict | None, env: dict | None = None) -> Config:
+    """A validated Config from plain data, with environment overrides applied."""
+    env = os.environ if env is None else env
+    cfg = _build(Config, data or {}, "")
+    cfg.device = env.get("MOTIVNET_DEVICE") or cfg.device or socket.gethostname()
+    cfg.mqtt.host = env.get("MOTIVNET_MQTT_HOST") or cfg.mqtt.host
+    if env.get("MOTIVNET_MQTT_PORT"):
+        cfg.mqtt.port = int(env["MOTIVNET_MQTT_PORT"])
+    cfg.mqtt.username = env.get("MOTIVNET_MQTT_USERNAME") or cfg.mqtt.username
+    _check(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, env: dict | None = None) -> Config:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise MotivnetError(f"config {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise MotivnetError(f"config {path} is not valid YAML: {exc}") from exc
+    try:
+        cfg = from_dict(data, env)
+    except MotivnetError as exc:
+        raise MotivnetError(f"{path}: {exc}") from exc
+    base = path.parent
+    artifact = Path(cfg.model.artifact)
+    if not artifact.is_absolute():
+        cfg.model.artifact = str(base / artifact)
+    return cfg
+
+
+def mqtt_password(cfg: MqttConfig, env: dict | None = None) -> str | None:
+    """The broker password from MOTIVNET_MQTT_PASSWORD or ``password_file``; never logged."""
+    env = os.environ if env is None else env
+    if env.get("MOTIVNET_MQTT_PASSWORD"):
+        return env["MOTIVNET_MQTT_PASSWORD"]
+    if cfg.password_file:
+        path = Path(cfg.password_file)
+        if not path.is_file():
+            raise MotivnetError(f"config mqtt.password_file: {path} does not exist")
+        return path.read_text().strip()
+    return None

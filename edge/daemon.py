@@ -1,0 +1,212 @@
+"""The headless daemon: cameras in, faces found and cropped, emotions inferred, results out over
+MQTT. ``motivnet-edge run --config FILE``.
+
+SIGTERM/SIGINT finish the frame, flush what can be flushed, publish ``offline`` and exit 0;
+SIGHUP reloads the config. Logs go to stderr for journald.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from edge import messages as msgs
+from edge.config import Config, load_config
+from edge.detect import FaceDetector
+from edge.errors import MotivnetError
+from edge.mqtt import MqttPublisher
+from edge.preprocess import make_batch
+from edge.sources import LatestFrameSource, wait_interval
+from edge.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+class Stats:
+    """Per-stage latencies over a window, counters, and the fps since the last report."""
+
+    def __init__(self, window: int = 500) -> None:
+        self.times: dict[str, deque] = {}
+        self.window = window
+        self.frames = 0
+        self.since = time.monotonic()
+
+    def add(self, timings: dict[str, float]) -> None:
+        self.frames += 1
+        for k, v in timings.items():
+            self.times.setdefault(k, deque(maxlen=self.window)).append(v)
+
+    def report(self) -> dict:
+        now = time.monotonic()
+        fps = self.frames / max(now - self.since, 1e-6)
+        self.frames, self.since = 0, now
+        lat = {k: {"p50": round(float(np.percentile(v, 50)), 2),
+                   "p95": round(float(np.percentile(v, 95)), 2)} for k, v in self.times.items()
+               if v}
+        return {"fps": round(fps, 2), "latency_ms": lat}
+
+
+class Daemon:
+    def __init__(self, cfg: Config, paced_files: bool = True) -> None:
+        from targets.engine import load_engine
+        from targets.profiles import resolve
+
+        self.cfg = cfg
+        path, engine, options, self.target = resolve(
+            cfg.model.target, cfg.model.artifact, cfg.model.engine, cfg.model.threads,
+            cfg.model.cache_dir)
+        self.engine = load_engine(path, engine, options)
+        self.labels = self.engine.labels
+        self.detector = FaceDetector(cfg.detector.model, cfg.detector.score_threshold,
+                                     min_size=cfg.detector.min_size)
+        cams = [c.name for c in cfg.cameras]
+        client_id = cfg.mqtt.client_id or f"{cfg.mqtt.prefix}-{cfg.device}-{'-'.join(cams)}"
+        self.mqtt = MqttPublisher(cfg.mqtt, cfg.device, client_id)
+        if cfg.mqtt.home_assistant:
+            self.mqtt.announce_on_connect(msgs.home_assistant_messages(
+                cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, cams))
+        self.run_id = uuid.uuid4().hex[:8]
+        self.sources = [LatestFrameSource(
+            c, self._camera_status, paced=paced_files and _is_file_source(c.source))
+            for c in cfg.cameras]
+        self.trackers = {c.name: Tracker(cfg.pipeline.iou_threshold, cfg.pipeline.smoothing,
+                                         cfg.pipeline.track_ttl) for c in cfg.cameras}
+        self.stats = Stats()
+        self.processed = 0
+        self._stop = False
+        self._reload = False
+        log.info("target %s: %s on %s %s", self.target, path.name, self.engine.name,
+                 self.engine.settings)
+
+    def _camera_status(self, camera: str, status: str, detail: str, reopens: int) -> None:
+        log.log(logging.INFO if status in ("online", "reopened") else logging.WARNING,
+                "camera %s %s: %s", camera, status, detail)
+        self.mqtt.publish(msgs.camera_status_message(self.cfg.mqtt.prefix, self.cfg.device,
+                                                     camera, status, detail, time.time(),
+                                                     reopens))
+
+    def process(self, camera: str, index: int, frame: np.ndarray) -> dict | None:
+        """Detect, crop, infer all faces in one batch, track, smooth, publish."""
+        from targets.engine import softmax
+
+        t0 = time.perf_counter()
+        faces = self.detector.detect(frame)[: self.cfg.pipeline.max_faces]
+        t1 = time.perf_counter()
+        if not faces:
+            self.stats.add({"detect": (t1 - t0) * 1e3, "total": (t1 - t0) * 1e3})
+            return None
+        boxes = [f.box for f in faces]
+        batch = make_batch(frame, boxes, self.engine.crop)
+        t2 = time.perf_counter()
+        probs = softmax(self.engine.run(batch))
+        t3 = time.perf_counter()
+        tracks = self.trackers[camera].update(boxes, probs, time.monotonic())
+        out = []
+        for face, track in zip(faces, tracks, strict=True):
+            k = int(np.argmax(track.probs))
+            out.append({"track": track.id, "box": [int(v) for v in face.box],
+                        "label": self.labels[k], "score": round(float(track.probs[k]), 4),
+                        "probs": {lab: round(float(p), 4)
+                                  for lab, p in zip(self.labels, track.probs, strict=True)}})
+        timings = {"detect": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
+                   "infer": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        self.stats.add(timings)
+        seq = self.mqtt.spool.counter(f"seq/{camera}")
+        now = time.time()
+        prefix, device = self.cfg.mqtt.prefix, self.cfg.device
+        self.mqtt.publish(msgs.faces_message(prefix, device, camera, seq, now, index, out,
+                                             timings, self.run_id))
+        top = max(out, key=lambda f: f["score"])
+        self.mqtt.publish(msgs.emotion_message(prefix, device, camera, top["label"],
+                                               top["score"], now))
+        return {"seq": seq, "faces": out}
+
+    def _publish_stats(self) -> None:
+        report = self.stats.report()
+        report.update(
+            skipped_frames={s.cfg.name: s.skipped for s in self.sources},
+            camera_reopens={s.cfg.name: s.reopens for s in self.sources},
+            spool_depth=len(self.mqtt.spool), spool_dropped=self.mqtt.spool.dropped,
+            reconnects=self.mqtt.reconnects, rss_mb=round(rss_mb(), 1),
+            processed=self.processed, target=self.target)
+        log.info("stats %s", report)
+        self.mqtt.publish_now(msgs.stats_message(self.cfg.mqtt.prefix, self.cfg.device, report))
+
+    def stop(self, *_args) -> None:
+        self._stop = True
+
+    def request_reload(self, *_args) -> None:
+        self._reload = True
+
+    def run(self, max_frames: int | None = None) -> int:
+        self.mqtt.start()
+        for s in self.sources:
+            s.start()
+        last_stats = time.monotonic()
+        last_frame = {s.cfg.name: 0.0 for s in self.sources}
+        try:
+            while not (self._stop or self._reload) and (
+                    max_frames is None or self.processed < max_frames):
+                for src in self.sources:
+                    wait_interval(last_frame[src.cfg.name], src.cfg.fps)
+                    got = src.latest(timeout=0.2 / len(self.sources))
+                    if got is None:
+                        continue
+                    last_frame[src.cfg.name] = time.monotonic()
+                    self.process(src.cfg.name, *got)
+                    self.processed += 1
+                if time.monotonic() - last_stats >= self.cfg.mqtt.stats_interval:
+                    self._publish_stats()
+                    last_stats = time.monotonic()
+        finally:
+            for s in self.sources:
+                s.stop()
+            self._publish_stats()
+            self.mqtt.stop(flush_timeout=10.0)
+            self.engine.close()
+        return 0
+
+
+def _is_file_source(source) -> bool:
+    return isinstance(source, str) and not source.isdigit() and "://" not in source \
+        and "!" not in source and Path(source).exists()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, required=True, help="YAML config file")
+    p.add_argument("--max-frames", type=int, help="stop after N processed frames")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    while True:
+        daemon = Daemon(cfg)
+        signal.signal(signal.SIGTERM, daemon.stop)
+        signal.signal(signal.SIGINT, daemon.stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, daemon.request_reload)
+        daemon.run(args.max_frames)
+        if not daemon._reload or daemon._stop:
+            return 0
+        log.info("SIGHUP: reloading %s", args.config)
+        try:
+            cfg = load_config(args.config)
+        except MotivnetError as exc:
+            log.error("reload failed, keeping the old config: %s", exc)

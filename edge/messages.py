@@ -1,0 +1,84 @@
+"""MQTT topics and payloads as pure functions returning plain data; the client is separate.
+
+Topics, with ``prefix`` (default ``motivnet``) and ``device`` (default the hostname):
+``<prefix>/<device>/availability``, ``<prefix>/<device>/<camera>/faces``,
+``<prefix>/<device>/<camera>/emotion`` (retained), ``<prefix>/<device>/<camera>/status``
+(retained) and ``<prefix>/<device>/stats``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+SCHEMA = "motivnet-edge/faces/1"
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+def topic(prefix: str, device: str, *parts: str) -> str:
+    return "/".join([prefix, device, *parts])
+
+
+def _json(data: dict) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+def faces_message(prefix: str, device: str, camera: str, seq: int, ts: float, frame: int,
+                  faces: list[dict], timings: dict, run: str) -> Message:
+    """One message per processed frame with faces. Each face: track, box [x, y, w, h], label,
+    score, probs by label."""
+    return Message(topic(prefix, device, camera, "faces"), _json({
+        "schema": SCHEMA, "seq": seq, "ts": round(ts, 3), "camera": camera, "frame": frame,
+        "run": run, "faces": faces, "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+    }), qos=1)
+
+
+def emotion_message(prefix: str, device: str, camera: str, label: str | None, score: float,
+                    ts: float) -> Message:
+    """The current dominant emotion of a camera, retained."""
+    return Message(topic(prefix, device, camera, "emotion"),
+                   _json({"label": label, "score": round(score, 4), "ts": round(ts, 3)}),
+                   qos=1, retain=True)
+
+
+def availability_message(prefix: str, device: str, online: bool) -> Message:
+    return Message(topic(prefix, device, "availability"),
+                   b"online" if online else b"offline", qos=1, retain=True)
+
+
+def camera_status_message(prefix: str, device: str, camera: str, status: str, detail: str,
+                          ts: float, reopens: int) -> Message:
+    return Message(topic(prefix, device, camera, "status"),
+                   _json({"status": status, "detail": detail, "ts": round(ts, 3),
+                          "reopens": reopens}), qos=1, retain=True)
+
+
+def stats_message(prefix: str, device: str, stats: dict) -> Message:
+    return Message(topic(prefix, device, "stats"), _json(stats), qos=0)
+
+
+def home_assistant_messages(discovery: str, prefix: str, device: str,
+                            cameras: list[str]) -> list[Message]:
+    """Retained discovery configs: one sensor per camera for the dominant emotion."""
+    avail = topic(prefix, device, "availability")
+    out = []
+    for cam in cameras:
+        uid = f"{prefix}_{device}_{cam}_emotion".replace("-", "_")
+        out.append(Message(f"{discovery}/sensor/{uid}/config", _json({
+            "name": f"{cam} emotion", "unique_id": uid,
+            "state_topic": topic(prefix, device, cam, "emotion"),
+            "value_template": "{{ value_json.label }}",
+            "json_attributes_topic": topic(prefix, device, cam, "emotion"),
+            "availability_topic": avail, "payload_available": "online",
+            "payload_not_available": "offline", "icon": "mdi:emoticon-outline",
+            "device": {"identifiers": [f"{prefix}_{device}"], "name": f"MotivNet {device}",
+                       "manufacturer": "motivnet-edge"},
+        }), qos=1, retain=True))
+    return out

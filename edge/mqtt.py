@@ -1,0 +1,188 @@
+"""The MQTT client: paho-mqtt 2.x, a retained last will, ``online`` on every connect, and a
+bounded spool that delivers results in order once the broker is back.
+
+Results are never handed to paho while disconnected (paho's own queue lives only in memory).
+They wait in a :class:`Spool` (SQLite: in memory, or a file that survives a restart); a sender
+thread publishes the oldest at QoS 1 and deletes it only after the broker acknowledged it.
+When the spool is full the oldest are dropped and counted. paho reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import ssl
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from edge.config import MqttConfig, mqtt_password
+from edge.messages import Message, availability_message
+
+log = logging.getLogger(__name__)
+
+
+class Spool:
+    """Bounded FIFO of messages in SQLite; ``path=None`` keeps it in memory."""
+
+    def __init__(self, max_messages: int, path: str | None = None) -> None:
+        self.max = max_messages
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path or ":memory:", check_same_thread=False,
+                                  isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
+        self.db.execute("CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY "
+                        "AUTOINCREMENT, topic TEXT, payload BLOB, qos INT, retain INT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INT)")
+        self.lock = threading.Lock()
+        self.dropped = 0
+
+    def put(self, msg: Message) -> None:
+        with self.lock:
+            self.db.execute("INSERT INTO spool (topic, payload, qos, retain) VALUES (?,?,?,?)",
+                            (msg.topic, msg.payload, msg.qos, int(msg.retain)))
+            over = len(self) - self.max
+            if over > 0:
+                self.db.execute("DELETE FROM spool WHERE id IN (SELECT id FROM spool "
+                                "ORDER BY id LIMIT ?)", (over,))
+                self.dropped += over
+                log.warning("spool full (%d): dropped the %d oldest", self.max, over)
+
+    def peek(self) -> tuple[int, Message] | None:
+        with self.lock:
+            row = self.db.execute("SELECT id, topic, payload, qos, retain FROM spool "
+                                  "ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else (row[0], Message(row[1], bytes(row[2]), row[3],
+                                                         bool(row[4])))
+
+    def remove(self, msg_id: int) -> None:
+        with self.lock:
+            self.db.execute("DELETE FROM spool WHERE id = ?", (msg_id,))
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+
+    def counter(self, key: str) -> int:
+        """A persistent counter (per-camera ``seq``): the next value, never reused."""
+        with self.lock:
+            row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+            value = (row[0] if row else 0) + 1
+            self.db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                            (key, value))
+        return value
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+class MqttPublisher:
+    """Connects in the background, announces availability and drains the spool in order."""
+
+    def __init__(self, cfg: MqttConfig, device: str, client_id: str) -> None:
+        self.cfg, self.device = cfg, device
+        self.spool = Spool(cfg.spool.max_messages, cfg.spool.path)
+        self.reconnects = 0
+        self.connected = threading.Event()
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  clean_session=False)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        will = availability_message(cfg.prefix, device, online=False)
+        self.client.will_set(will.topic, will.payload, qos=1, retain=True)
+        password = mqtt_password(cfg)
+        if cfg.username:
+            self.client.username_pw_set(cfg.username, password)
+        if cfg.tls is not None:
+            self.client.tls_set(ca_certs=cfg.tls.ca, certfile=cfg.tls.cert, keyfile=cfg.tls.key,
+                                cert_reqs=ssl.CERT_REQUIRED)
+            self.client.tls_insecure_set(cfg.tls.insecure)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self._sender = threading.Thread(target=self._drain, name="mqtt-sender", daemon=True)
+        self._announce: list[Message] = []
+
+    def announce_on_connect(self, messages: list[Message]) -> None:
+        """Retained messages (discovery configs) sent on every connect."""
+        self._announce = list(messages)
+
+    def start(self) -> None:
+        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+        self.client.loop_start()
+        self._sender.start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker %s:%d refused the connection: %s", self.cfg.host,
+                        self.cfg.port, reason_code)
+            return
+        online = availability_message(self.cfg.prefix, self.device, online=True)
+        client.publish(online.topic, online.payload, qos=1, retain=True)
+        for msg in self._announce:
+            client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+        log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
+        self.connected.set()
+        with self._wake:
+            self._wake.notify_all()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connected.is_set():
+            self.reconnects += 1
+            log.warning("lost the broker (%s); results wait in the spool", reason_code)
+        self.connected.clear()
+
+    def publish(self, msg: Message) -> None:
+        """Queue a result; it is delivered in order, at least once, when the broker is there."""
+        self.spool.put(msg)
+        with self._wake:
+            self._wake.notify_all()
+
+    def publish_now(self, msg: Message) -> None:
+        """Fire-and-forget for what may be lost (stats) or is retained state."""
+        if self.connected.is_set():
+            self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            head = self.spool.peek() if self.connected.is_set() else None
+            if head is None:
+                with self._wake:
+                    self._wake.wait(timeout=0.5)
+                continue
+            msg_id, msg = head
+            try:
+                info = self.client.publish(msg.topic, msg.payload, qos=msg.qos,
+                                           retain=msg.retain)
+                info.wait_for_publish(timeout=5.0)
+                delivered = info.is_published()
+            except (RuntimeError, ValueError):  # not connected any more
+                delivered = False
+            if delivered:
+                self.spool.remove(msg_id)
+            else:
+                time.sleep(0.2)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the spool to empty; True when it did."""
+        end = time.monotonic() + timeout
+        while len(self.spool) and time.monotonic() < end:
+            time.sleep(0.05)
+        return len(self.spool) == 0
+
+    def stop(self, flush_timeout: float = 5.0) -> None:
+        """Flush what can be flushed, publish ``offline``, disconnect cleanly."""
+        self.flush(flush_timeout if self.connected.is_set() else 0.0)
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        self._sender.join(timeout=6.0)
+        if self.connected.is_set():
+            off = availability_message(self.cfg.prefix, self.device, online=False)
+            self.client.publish(off.topic, off.payload, qos=1, retain=True).wait_for_publish(2.0)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.spool.close()

@@ -1,0 +1,176 @@
+"""Hardware target profiles as data: which artifact, which engine, which device and options.
+
+``auto`` probes the host: a Tegra release file (Jetson), the device-tree model (Raspberry Pi),
+OpenVINO's devices (Intel NPU, GPU) and ONNX Runtime's providers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import MotivnetError
+from targets.engine import ENGINES, EngineOptions
+
+
+@dataclass(frozen=True)
+class Choice:
+    engine: str
+    artifact: str  # file name inside a compress output folder
+    device: str = "CPU"
+    precision: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    choices: tuple[Choice, ...]  # in order of preference
+
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (
+    Profile("cpu", "any CPU: ONNX Runtime, else LiteRT, else OpenVINO", (
+        Choice("onnxruntime", "student-int8.onnx", "cpu"),
+        Choice("litert", "student-int8.tflite"),
+        Choice("openvino", "student-int8.xml", "CPU", "f32"))),
+    Profile("rpi", "Raspberry Pi: LiteRT INT8 with XNNPACK, else ONNX Runtime", (
+        Choice("litert", "student-int8.tflite"),
+        Choice("onnxruntime", "student-int8.onnx", "cpu"))),
+    Profile("jetson", "NVIDIA Jetson: ONNX Runtime TensorRT fp16 with an engine cache, else CUDA", (
+        Choice("onnxruntime", "student-fp32.onnx", "tensorrt", "fp16"),
+        Choice("onnxruntime", "student-fp32.onnx", "cuda"))),
+    Profile("intel-npu", "Intel NPU through OpenVINO (static shape)", (
+        Choice("openvino", "student-int8.xml", "NPU", None, {"static_shape": True}),)),
+    Profile("intel-gpu", "Intel GPU through OpenVINO", (
+        Choice("openvino", "student-int8.xml", "GPU", "f16"),)),
+    Profile("intel-cpu", "Intel CPU through OpenVINO, f32 precision hint", (
+        Choice("openvino", "student-int8.xml", "CPU", "f32"),)),
+)}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return ""
+
+
+def host_facts() -> dict:
+    """What the host is, read from the files and libraries that tell."""
+    facts: dict = {"device_tree_model": _read("/proc/device-tree/model"),
+                   "tegra_release": _read("/etc/nv_tegra_release")[:80]}
+    if importlib.util.find_spec("onnxruntime"):
+        import onnxruntime as ort
+
+        facts["ort_providers"] = ort.get_available_providers()
+    if importlib.util.find_spec("openvino"):
+        import openvino as ov
+
+        facts["openvino_devices"] = ov.Core().available_devices
+    facts["litert"] = bool(importlib.util.find_spec("ai_edge_litert")
+                           or importlib.util.find_spec("tflite_runtime"))
+    return facts
+
+
+def choice_available(choice: Choice, facts: dict) -> str | None:
+    """None when ``choice`` can run here, else the reason it cannot."""
+    module, _, extra = ENGINES[choice.engine]
+    if choice.engine == "litert":
+        return None if facts.get("litert") else f"no LiteRT: pip install 'motivnet-edge[{extra}]'"
+    if choice.engine == "onnxruntime":
+        if "ort_providers" not in facts:
+            return f"no onnxruntime: pip install 'motivnet-edge[{extra}]'"
+        need = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                "tensorrt": "TensorrtExecutionProvider"}[choice.device]
+        return None if need in facts["ort_providers"] else \
+            f"onnxruntime has no {need} (providers: {', '.join(facts['ort_providers'])})"
+    if "openvino_devices" not in facts:
+        return f"no OpenVINO: pip install 'motivnet-edge[{extra}]'"
+    return None if choice.device in facts["openvino_devices"] else \
+        f"OpenVINO sees no {choice.device} (devices: {', '.join(facts['openvino_devices'])})"
+
+
+def profile_status(profile: Profile, facts: dict) -> tuple[Choice | None, list[str]]:
+    """The first choice that can run here, and the reasons the others cannot."""
+    reasons = []
+    if profile.name == "rpi" and "raspberry pi" not in facts["device_tree_model"].lower():
+        reasons.append("not a Raspberry Pi (no such device-tree model)")
+    if profile.name == "jetson" and not facts["tegra_release"]:
+        reasons.append("not a Jetson (no /etc/nv_tegra_release)")
+    for c in profile.choices:
+        why = choice_available(c, facts)
+        if why is None:
+            return c, reasons
+        reasons.append(f"{c.engine}/{c.device}: {why}")
+    return None, reasons
+
+
+def auto_profile(facts: dict) -> str:
+    """The best profile for this host."""
+    order = []
+    if facts["tegra_release"]:
+        order.append("jetson")
+    if "raspberry pi" in facts["device_tree_model"].lower():
+        order.append("rpi")
+    order += ["intel-npu", "intel-gpu", "cpu"]
+    for name in order:
+        if profile_status(PROFILES[name], facts)[0] is not None:
+            return name
+    raise MotivnetError("no target can run here: install one engine, e.g. "
+                        "pip install 'motivnet-edge[onnx]'")
+
+
+def resolve(target: str, artifact: str | Path, engine: str | None = None,
+            threads: int | None = None, cache_dir: str | None = None
+            ) -> tuple[Path, str, EngineOptions, str]:
+    """(artifact file, engine, options, profile name) for ``target`` and an artifact file or a
+    compress output folder."""
+    facts = host_facts()
+    name = auto_profile(facts) if target == "auto" else target
+    if name not in PROFILES:
+        raise MotivnetError(f"unknown target {target!r}; known: auto, {', '.join(PROFILES)}")
+    choice, reasons = profile_status(PROFILES[name], facts)
+    artifact = Path(artifact)
+    if choice is None:
+        raise MotivnetError(f"target {name} cannot run here: {'; '.join(reasons)}")
+    path = artifact / choice.artifact if artifact.is_dir() else artifact
+    options = EngineOptions(device=choice.device, threads=threads, cache_dir=cache_dir,
+                            precision=choice.precision, extra=dict(choice.extra))
+    chosen = engine or choice.engine
+    if engine and engine != choice.engine:
+        options = EngineOptions(threads=threads, cache_dir=cache_dir)
+    return path, chosen, options, name
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args) -> int:
+    """``motivnet-edge targets``: every profile, whether it can run here, and why not."""
+    import json
+
+    facts = host_facts()
+    try:
+        best = auto_profile(facts)
+    except MotivnetError:
+        best = None
+    rows = []
+    for p in PROFILES.values():
+        choice, reasons = profile_status(p, facts)
+        rows.append({"target": p.name, "runs_here": choice is not None,
+                     "engine": f"{choice.engine}/{choice.device}" if choice else "",
+                     "artifact": choice.artifact if choice else "", "auto": p.name == best,
+                     "why_not": "; ".join(reasons) if choice is None else "",
+                     "description": p.description})
+    if args.json:
+        print(json.dumps({"host": facts, "targets": rows}, indent=2))
+        return 0
+    for r in rows:
+        mark = "yes" if r["runs_here"] else "no"
+        auto = " (auto)" if r["auto"] else ""
+        detail = f"{r['engine']} {r['artifact']}" if r["runs_here"] else r["why_not"]
+        print(f"{r['target'] + auto:<18} {mark:<4} {detail}")
+    return 0

@@ -1,0 +1,82 @@
+"""Small models and files the tests make themselves."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+
+class TinyNet(nn.Module):
+    """A few-layer CNN classifier: quick to export and convert in every format."""
+
+    def __init__(self, classes: int = 7, channels: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class FixedLogits(nn.Module):
+    """Outputs ``values`` (plus 0 x input) whatever the image: a teacher whose class order
+    the tests know."""
+
+    def __init__(self, values) -> None:
+        super().__init__()
+        self.register_buffer("values", torch.tensor(values, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.values.unsqueeze(0) + 0.0 * x.mean(dim=(1, 2, 3), keepdim=False)[:, None]
+
+
+def write_faces(folder, n: int, seed: int = 0) -> list:
+    from edge.synthetic import synth_faces
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, face in enumerate(synth_faces(n, seed=seed)):
+        path = folder / f"face{i:03d}.png"
+        cv2.imwrite(str(path), face.image)
+        paths.append(path)
+    return paths
+
+
+def blank_image(path) -> None:
+    cv2.imwrite(str(path), np.full((120, 120, 3), 128, np.uint8))
+
+
+def onnx_artifact(folder, size: int = 32, seed: int = 0):
+    """A real ONNX artifact with metadata, as compress writes it (a small untrained CNN)."""
+    from compress.artifacts import embed_metadata
+    from compress.export import save_onnx
+    from edge.labels import AFFECTNET7
+    from edge.preprocess import CropSpec
+
+    torch.manual_seed(seed)
+    spec = CropSpec(height=size, width=size, margin=0.15)
+    path = folder / "student-fp32.onnx"
+    save_onnx(TinyNet().eval(), spec, path)
+    embed_metadata(path, {"labels": list(AFFECTNET7), "crop": spec.to_dict(),
+                          "precision": "fp32"})
+    return path
+
+
+def synthetic_video(path, frames: int, seed: int = 0, fps: float = 10.0):
+    """An MJPG .avi of 640x480 frames holding 1-3 synthetic faces."""
+    from edge.synthetic import synth_scene
+
+    rng = np.random.default_rng(seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
+    labels = [int(x) for x in rng.integers(0, 7, int(rng.integers(1, 4)))]
+    frame, _ = synth_scene(rng, labels)
+    for i in range(frames):
+        shifted = np.roll(frame, i % 5, axis=1)  # a little motion
+        writer.write(shifted)
+    writer.release()
+    return path

@@ -1,0 +1,90 @@
+"""Every format carries the metadata blob: write, reload, equal; the file says what it is;
+the manifest catches a changed file."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from compress.artifacts import embed_metadata, file_entry, inspect_precision, write_manifest
+from compress.export import export_fp32
+from compress.quantize import RECIPES, calibration_batch, quantize
+from edge.errors import MotivnetError
+from edge.preprocess import CropSpec
+from targets.engine import load_engine
+from targets.metadata import check_manifest, read_metadata
+from tests.helpers import TinyNet
+
+SPEC = CropSpec(height=32, width=32, margin=0.1)
+BASE = {"labels": ["Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger"],
+        "teacher": {"kind": "test", "sha256": "0" * 64}, "student": {"name": "tiny"}}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("artifacts")
+    model = TinyNet().eval()
+    return model, export_fp32(model, SPEC, out, BASE)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+def test_metadata_round_trip(exported, fmt):
+    _, paths = exported
+    meta = read_metadata(paths[fmt])
+    assert meta["format"] == fmt and meta["schema"] == 1
+    assert meta["labels"] == BASE["labels"] and meta["teacher"] == BASE["teacher"]
+    assert meta["precision"] == "fp32"
+    crop = CropSpec.from_dict(meta["crop"])
+    assert crop.height == 32 and crop.layout == ("nhwc" if fmt == "tflite" else "nchw")
+    # rewriting replaces the blob rather than adding a second one
+    embed_metadata(paths[fmt], {**meta, "labels": list(reversed(BASE["labels"]))})
+    assert read_metadata(paths[fmt])["labels"] == list(reversed(BASE["labels"]))
+    embed_metadata(paths[fmt], meta)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+def test_fp32_artifacts_match_torch_in_their_engines(exported, fmt):
+    model, paths = exported
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 3, 32, 32)).astype(np.float32)
+    expected = model(torch.from_numpy(x)).detach().numpy()
+    with load_engine(paths[fmt]) as engine:
+        batch = x.transpose(0, 2, 3, 1).copy() if engine.crop.layout == "nhwc" else x
+        assert np.allclose(engine.run(batch), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_int8_is_recognised_by_reading_the_file(exported, fmt, tmp_path):
+    model, paths = exported
+    crops = [np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+             for i in range(8)]
+    target = tmp_path / paths[fmt].name
+    quantize(fmt, paths[fmt], model, calibration_batch(crops, SPEC, fmt), RECIPES[fmt][0],
+             target)
+    assert inspect_precision(paths[fmt])["precision"] == "fp32"
+    info = inspect_precision(target)
+    assert info["precision"] == "int8" and info["int8_weight_tensors"] >= 2
+
+
+def test_missing_metadata_is_named(tmp_path):
+    path = tmp_path / "plain.onnx"
+    torch.onnx.export(TinyNet().eval(), (torch.zeros(1, 3, 32, 32),), str(path), dynamo=False)
+    with pytest.raises(MotivnetError, match="carries no 'motivnet_edge' metadata"):
+        read_metadata(path)
+
+
+def test_manifest_sha256_mismatch_is_an_error(exported, tmp_path):
+    _, paths = exported
+    src = paths["onnx"]
+    path = tmp_path / src.name
+    path.write_bytes(src.read_bytes())
+    write_manifest(tmp_path, [file_entry(path, "onnx-fp32")], {})
+    assert check_manifest(path) == json.loads((tmp_path / "manifest.json").read_text()
+                                              )["files"][0]["sha256"]
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(MotivnetError, match="sha256"):
+        check_manifest(path)
+    with pytest.raises(MotivnetError, match="sha256"):
+        load_engine(path)

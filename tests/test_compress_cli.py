@@ -1,0 +1,105 @@
+"""The compress chain from the command line: a small real run end to end, the gate, errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from compress.motivnet import build_motivnet
+from targets.metadata import read_metadata, sha256_file
+
+SMALL = ["--synthetic", "160", "--epochs", "1", "--student", "mobilenetv3_small_100",
+         "--size", "48", "--calibration", "40", "--quiet"]
+
+
+def cli(*args, env_cache=None):
+    return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("teacher") / "MotivNet-tiny.pth"
+    torch.manual_seed(3)
+    torch.save(build_motivnet("motivnet-tiny").state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory, teacher_file):
+    out = tmp_path_factory.mktemp("run") / "out"
+    cache = tmp_path_factory.mktemp("cache")
+    res = cli("compress", "--out", out, "--teacher", teacher_file, "--teacher-model",
+              "motivnet-tiny", "--cache-dir", cache, *SMALL)
+    return out, res
+
+
+@pytest.mark.slow
+def test_compress_writes_gated_artifacts_report_and_manifest(compressed):
+    out, res = compressed
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert report["passed"] is True
+    int8 = {r["format"] for r in report["artifacts"].values() if r["precision"] == "int8"}
+    assert int8 == {"onnx", "openvino", "tflite"}
+    for row in report["artifacts"].values():
+        assert row["agreement_with_float"] >= 0.99 or row["precision"] == "fp32"
+        assert {"agreement_with_teacher", "cosine_with_float", "bytes"} <= set(row)
+    listed = {f["path"]: f for f in manifest["files"]}
+    for name in report["artifacts"]:
+        assert listed[name]["sha256"] == sha256_file(out / name)
+        meta = read_metadata(out / name)
+        assert meta["student"]["sha256"] == listed["student.pth"]["sha256"]
+        assert meta["teacher"]["sha256"] and meta["recipe"]["name"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert "gate PASSED" in res.stdout
+
+
+@pytest.mark.slow
+def test_gate_rejects_and_marks_an_artifact_that_disagrees(compressed, tmp_path):
+    out, res = compressed
+    assert res.returncode == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for p in copy.glob("student-int8*"):
+        p.unlink()
+    res = cli("quantize", "--out", copy, "--formats", "onnx", "--gate", "1.01",
+              "--calibration", "40")
+    assert res.returncode == 1
+    assert (copy / "student-int8.rejected.onnx").is_file()
+    assert not (copy / "student-int8.onnx").exists()
+    trials = json.loads((copy / "work" / "quantize.json").read_text())["onnx"]["trials"]
+    assert len(trials) >= 2  # the safer recipes were tried
+    res = cli("validate", "--out", copy, "--gate", "1.01")
+    assert res.returncode == 1 and "rejected" in res.stdout
+
+
+def test_corrupt_teacher_checkpoint_gives_clear_error_and_no_output(tmp_path):
+    bad = tmp_path / "MotivNet.pth"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    out = tmp_path / "out"
+    res = cli("compress", "--out", out, "--teacher", bad, "--teacher-model", "motivnet-tiny",
+              *SMALL)
+    assert res.returncode == 2
+    assert str(bad) in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists() or not any(out.rglob("*.onnx"))
+
+
+def test_empty_data_folder_gives_clear_error_and_no_output(tmp_path, teacher_file):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    res = cli("distil", "--out", out, "--teacher", teacher_file, "--teacher-model",
+              "motivnet-tiny", "--data", tmp_path / "empty", "--cache-dir", tmp_path / "c",
+              *SMALL[4:])
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "no face crops found" in res.stderr and "empty" in res.stderr
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
+def test_stage_without_previous_stage_names_what_to_run(tmp_path):
+    res = cli("export", "--out", tmp_path)
+    assert res.returncode == 2 and "motivnet-edge distil" in res.stderr

@@ -1,0 +1,212 @@
+"""The daemon against a real broker: schema, no loss across a broker outage, SIGTERM, camera
+loss, and clear errors for bad configs and artifacts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from tests.helpers import onnx_artifact, synthetic_video
+
+
+class Subscriber:
+    """Collects every message under ``prefix/#`` at QoS 1 with a persistent session."""
+
+    def __init__(self, port: int, prefix: str = "motivnet") -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{port}",
+                                  clean_session=False)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload, msg.retain))
+
+    def on(self, suffix: str) -> list[bytes]:
+        with self.lock:
+            return [p for t, p, _ in self.messages if t.endswith(suffix)]
+
+    def wait_for(self, suffix: str, n: int = 1, timeout: float = 60.0) -> list[bytes]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = self.on(suffix)
+            if len(got) >= n:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"{n} messages on *{suffix} not seen in {timeout}s: "
+                             f"{len(self.on(suffix))}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def write_config(tmp_path, port, source, **over):
+    artifact = onnx_artifact(tmp_path)
+    cfg = {"device": "testbox", "model": {"artifact": str(artifact), "target": "cpu"},
+           "cameras": [{"name": "door", "source": str(source), **over.pop("camera", {})}],
+           "mqtt": {"host": "127.0.0.1", "port": port, "stats_interval": 1.0,
+                    **over.pop("mqtt", {})}}
+    cfg.update(over)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def start_daemon(config, *extra):
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.mark.slow
+def test_results_arrive_with_the_documented_schema(tmp_path, broker):
+    video = synthetic_video(tmp_path / "v.avi", 12)
+    sub = Subscriber(broker.port)
+    proc = start_daemon(write_config(tmp_path, broker.port, video), "--max-frames", "10")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    faces = [json.loads(p) for p in sub.wait_for("/door/faces", 5)]
+    msg = faces[0]
+    assert {"schema", "seq", "ts", "camera", "frame", "faces", "timings_ms"} <= set(msg)
+    assert msg["camera"] == "door"
+    face = msg["faces"][0]
+    assert {"track", "box", "label", "score", "probs"} <= set(face)
+    assert len(face["box"]) == 4 and abs(sum(face["probs"].values()) - 1) < 0.01
+    assert face["label"] == max(face["probs"], key=face["probs"].get)
+    seqs = [m["seq"] for m in faces]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    emotion = json.loads(sub.wait_for("/door/emotion")[-1])
+    assert emotion["label"] in face["probs"]
+    avail = sub.wait_for("testbox/availability", 2)
+    assert avail[0] == b"online" and avail[-1] == b"offline"
+    stats = json.loads(sub.wait_for("testbox/stats")[-1])
+    assert {"fps", "latency_ms", "skipped_frames", "spool_depth", "rss_mb"} <= set(stats)
+    sub.close()
+
+
+@pytest.mark.slow
+def test_broker_outage_loses_no_result(tmp_path, broker):
+    if not broker.restartable:
+        pytest.skip("needs mosquitto to stop and restart a broker on the same port")
+    video = synthetic_video(tmp_path / "v.avi", 60)
+    sub = Subscriber(broker.port)
+    proc = start_daemon(write_config(tmp_path, broker.port, video, camera={"fps": 8}),
+                        "--max-frames", "40")
+    sub.wait_for("/door/faces", 5)
+    broker.stop()  # several seconds without a broker, mid-stream
+    time.sleep(4)
+    broker.start()
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    time.sleep(1.5)
+    seqs = [json.loads(p)["seq"] for p in sub.on("/door/faces")]
+    unique = sorted(set(seqs))  # QoS 1 may deliver twice; seq removes duplicates
+    assert unique == list(range(1, 41)), f"missing {set(range(1, 41)) - set(unique)}"
+    first_seen = list(dict.fromkeys(seqs))
+    assert first_seen == unique  # in order
+    assert "lost the broker" in err
+    sub.close()
+
+
+@pytest.mark.slow
+def test_sigterm_publishes_offline_and_exits_zero(tmp_path, broker):
+    video = synthetic_video(tmp_path / "v.avi", 20)
+    sub = Subscriber(broker.port)
+    proc = start_daemon(write_config(tmp_path, broker.port, video, camera={"loop": True}))
+    sub.wait_for("/door/faces", 2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert sub.wait_for("testbox/availability", 2)[-1] == b"offline"
+    sub.close()
+
+
+@pytest.mark.slow
+def test_video_that_ends_is_reopened_and_reported(tmp_path, broker):
+    video = synthetic_video(tmp_path / "v.avi", 4)
+    sub = Subscriber(broker.port)
+    proc = start_daemon(write_config(tmp_path, broker.port, video,
+                                     camera={"reopen_backoff": 0.2}), "--max-frames", "10")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    statuses = [json.loads(p)["status"] for p in sub.wait_for("/door/status", 3)]
+    assert statuses[0] == "online" and "lost" in statuses and "reopened" in statuses
+    sub.close()
+
+
+def test_camera_that_vanishes_is_reported_and_comes_back(tmp_path):
+    from edge.config import CameraConfig
+    from edge.sources import LatestFrameSource
+
+    video = synthetic_video(tmp_path / "v.avi", 3)
+    events = []
+    src = LatestFrameSource(CameraConfig(name="c", source=str(video), reopen_backoff=0.1),
+                            lambda cam, status, detail, n: events.append(status), paced=True)
+    src.start()
+    for _ in range(3):
+        assert src.latest(5.0) is not None
+    video.rename(tmp_path / "gone.avi")  # the camera vanishes
+    deadline = time.monotonic() + 10
+    while "unavailable" not in events and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "gone.avi").rename(video)  # and comes back
+    assert src.latest(10.0) is not None
+    src.stop()
+    assert events[0] == "online" and "lost" in events and "unavailable" in events
+    assert "reopened" in events and src.reopens >= 2
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bad_config_names_the_field(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {artifact: a.onnx}\nmqtt: {port: 'x'}\n")
+    res = run_cli("run", "--config", path)
+    assert res.returncode == 2 and "mqtt.port" in res.stderr and "Traceback" not in res.stderr
+    path.write_text("model: {artifact: a.onnx}\ncameras: [{name: a, colour: red}]\n")
+    res = run_cli("run", "--config", path)
+    assert res.returncode == 2 and "cameras[0]" in res.stderr and "colour" in res.stderr
+
+
+def test_missing_artifact_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model: {{artifact: {tmp_path}/nope.onnx, target: cpu}}\n")
+    res = run_cli("run", "--config", path)
+    assert res.returncode == 2 and "nope.onnx" in res.stderr and "does not exist" in res.stderr
+
+
+def test_artifact_with_wrong_sha256_is_refused(tmp_path):
+    artifact = onnx_artifact(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"files": [{"path": artifact.name, "sha256": "0" * 64, "role": "onnx-fp32"}]}))
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model: {{artifact: {artifact}, target: cpu}}\n")
+    res = run_cli("run", "--config", path)
+    assert res.returncode == 2 and "sha256" in res.stderr and artifact.name in res.stderr
+
+
+def test_password_comes_from_environment_never_the_config(tmp_path):
+    from edge.config import MqttConfig, from_dict, mqtt_password
+
+    with pytest.raises(Exception, match="unknown keys.*password"):
+        from_dict({"model": {"artifact": "a.onnx"}, "mqtt": {"password": "hunter2"}})
+    assert mqtt_password(MqttConfig(), {"MOTIVNET_MQTT_PASSWORD": "s3"}) == "s3"
+    secret = tmp_path / "pw"
+    secret.write_text("fromfile\n")
+    assert mqtt_password(MqttConfig(password_file=str(secret)), {}) == "fromfile"

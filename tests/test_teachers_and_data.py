@@ -1,0 +1,94 @@
+"""Teachers exported elsewhere, the teacher cache, and face-crop collection."""
+
+import numpy as np
+import pytest
+import torch
+
+from compress.data import collect
+from compress.teacher_cache import TeacherCache
+from compress.teachers import load_teacher
+from edge.errors import MotivnetError
+from edge.labels import AFFECTNET7, FER2013
+from edge.preprocess import CropSpec
+from tests.helpers import FixedLogits, blank_image, write_faces
+
+
+def test_onnx_teacher_with_fer2013_order_ends_up_in_affectnet_order(tmp_path):
+    path = tmp_path / "fer_teacher.onnx"
+    fer_logits = [float(i) for i in range(7)]  # logit value = FER2013 index
+    torch.onnx.export(FixedLogits(fer_logits).eval(), (torch.zeros(1, 1, 48, 48),), str(path),
+                      input_names=["x"], dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    teacher = load_teacher(path, labels=FER2013, spec=CropSpec(mean=(0, 0, 0), std=(1, 1, 1)))
+    # size, layout and gray channel are read from the file's input
+    assert (teacher.spec.height, teacher.spec.width, teacher.spec.color) == (48, 48, "gray")
+    crops = [np.zeros((60, 60, 3), np.uint8)] * 2
+    out = teacher.predict(crops)
+    assert out.shape == (2, 7)
+    assert [FER2013[int(v)] for v in out[0]] == list(AFFECTNET7)
+    assert AFFECTNET7[int(out[0].argmax())] == "Neutral"  # FER2013's last class
+
+
+def test_exported_teacher_without_labels_is_refused(tmp_path):
+    path = tmp_path / "t.onnx"
+    torch.onnx.export(FixedLogits([0.0] * 7).eval(), (torch.zeros(1, 3, 8, 8),), str(path),
+                      dynamo=False)
+    with pytest.raises(MotivnetError, match="label map"):
+        load_teacher(path)
+
+
+def test_teacher_cache_resumes_after_interruption(tmp_path):
+    crops = [np.full((8, 8, 3), i, np.uint8) for i in range(10)]
+    hashes = [f"h{i}" for i in range(10)]
+    calls = []
+
+    def predict(batch):
+        calls.append(len(batch))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed while filling the third shard
+        return np.stack([np.full(7, float(c[0, 0, 0])) for c in batch])
+
+    with pytest.raises(KeyboardInterrupt):
+        TeacherCache(tmp_path, "key", shard_size=3).logits(hashes, crops, predict,
+                                                           progress=False, batch=3)
+    assert sum(calls[:2]) == 6
+    calls.clear()
+    out = TeacherCache(tmp_path, "key", shard_size=3).logits(
+        hashes, crops, lambda b: np.stack([np.full(7, float(c[0, 0, 0])) for c in b]) if
+        not calls.append(len(b)) else None, progress=False, batch=3)
+    assert sum(calls) == 4  # only the four not yet stored
+    assert np.array_equal(out[:, 0], np.arange(10, dtype=np.float32))
+    calls.clear()
+    TeacherCache(tmp_path, "key", shard_size=3).logits(hashes, crops, lambda b: calls.append(1),
+                                                       progress=False)
+    assert calls == []
+    assert not list(tmp_path.glob("key/.*"))  # no half-written shard left behind
+
+
+def test_unreadable_and_faceless_images_are_skipped_and_counted(tmp_path):
+    write_faces(tmp_path / "imgs", 6, seed=2)
+    (tmp_path / "imgs" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    blank_image(tmp_path / "imgs" / "wall.png")
+    data = collect([tmp_path / "imgs"], progress=False)
+    assert data.skipped["unreadable"] == 1
+    assert data.skipped["no face"] >= 1
+    assert len(data) + data.skipped["no face"] == 7
+    assert all(c.shape[0] == c.shape[1] for c in data.crops)
+    assert not data.labelled
+
+
+def test_empty_data_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MotivnetError, match="no face crops found in .*empty"):
+        collect([tmp_path / "empty"], progress=False)
+
+
+def test_labelled_folder_gives_labelled_crops(tmp_path):
+    from edge.synthetic import synth_faces
+    import cv2
+
+    for i, face in enumerate(synth_faces(14, seed=4)):
+        folder = tmp_path / AFFECTNET7[face.label].lower()
+        folder.mkdir(exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), face.image)
+    data = collect(labelled=tmp_path, progress=False)
+    assert data.labelled and len(data) >= 10
