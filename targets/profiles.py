@@ -164,6 +164,7 @@ def run(args) -> int:
                      "engine": f"{choice.engine}/{choice.device}" if choice else "",
                      "artifact": choice.artifact if choice else "", "auto": p.name == best,
                      "why_not": "; ".join(reasons) if choice is None else "",
+                     "note": "; ".join(reasons) if choice is not None else "",
                      "description": p.description})
     if args.json:
         print(json.dumps({"host": facts, "targets": rows}, indent=2))
@@ -172,5 +173,7 @@ def run(args) -> int:
         mark = "yes" if r["runs_here"] else "no"
         auto = " (auto)" if r["auto"] else ""
         detail = f"{r['engine']} {r['artifact']}" if r["runs_here"] else r["why_not"]
+        if r["runs_here"] and r["note"]:
+            detail += f" (note: {r['note']})"
         print(f"{r['target'] + auto:<18} {mark:<4} {detail}")
     return 0

@@ -45,7 +45,8 @@ class OpenVinoEngine(Engine):
         reported = {}
         for key in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "INFERENCE_NUM_THREADS"):
             try:
-                reported[key] = str(self.compiled.get_property(key))
+                value = self.compiled.get_property(key)
+                reported[key] = value.to_string() if hasattr(value, "to_string") else str(value)
             except RuntimeError:
                 pass
         self.settings = {"device": device, **reported}

@@ -1,0 +1,80 @@
+"""Each engine runs each format it supports and agrees with the FP32 source on real face crops
+from ../shared/data/faces-dev when present (synthetic faces otherwise); target profiles."""
+
+import numpy as np
+import pytest
+import torch
+
+from compress.data import collect
+from compress.export import export_fp32
+from edge.errors import MotivnetError
+from edge.preprocess import CropSpec, make_input
+from targets.engine import EngineOptions, load_engine
+from targets.profiles import PROFILES, auto_profile, host_facts, profile_status, resolve
+from tests.conftest import ROOT
+from tests.helpers import TinyNet
+
+FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev" / "images"
+SPEC = CropSpec(height=48, width=48, margin=0.15)
+CASES = [("onnxruntime", "onnx"), ("openvino", "onnx"), ("openvino", "openvino"),
+         ("litert", "tflite")]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    torch.manual_seed(1)
+    model = TinyNet().eval()
+    paths = export_fp32(model, SPEC, tmp_path_factory.mktemp("a"), {"labels": list("abcdefg")})
+    if FACES_DEV.is_dir():
+        files = sorted(FACES_DEV.iterdir())[:60]
+        folder = tmp_path_factory.mktemp("real")
+        for f in files:
+            (folder / f.name).symlink_to(f)
+        crops = collect([folder], progress=False).crops
+    else:
+        crops = collect(synthetic=60, progress=False).crops
+    x = np.stack([make_input(c, None, SPEC) for c in crops])
+    expected = model(torch.from_numpy(x)).detach().numpy()
+    return paths, crops, expected
+
+
+@pytest.mark.parametrize("engine,fmt", CASES)
+def test_engine_agrees_with_fp32_source_on_face_crops(setup, engine, fmt):
+    paths, crops, expected = setup
+    with load_engine(paths[fmt], engine, EngineOptions(threads=1)) as eng:
+        x = np.stack([make_input(c, None, eng.crop) for c in crops])
+        out = eng.run(x)
+    assert out.shape == expected.shape
+    assert np.mean(out.argmax(1) == expected.argmax(1)) >= 0.99
+    assert np.allclose(out, expected, atol=1e-3)
+
+
+def test_openvino_reports_the_precision_it_runs_at(setup):
+    paths, _, _ = setup
+    with load_engine(paths["openvino"], "openvino", EngineOptions(precision="f32")) as eng:
+        assert eng.settings["INFERENCE_PRECISION_HINT"] == "f32"
+
+
+def test_engine_refuses_a_format_it_cannot_run(setup):
+    paths, _, _ = setup
+    with pytest.raises(MotivnetError, match="cannot run tflite"):
+        load_engine(paths["tflite"], "onnxruntime")
+
+
+def test_every_profile_says_whether_it_runs_here():
+    facts = host_facts()
+    for profile in PROFILES.values():
+        choice, reasons = profile_status(profile, facts)
+        assert choice is not None or reasons
+    assert auto_profile(facts) in PROFILES
+    # this machine has no GPU: the Jetson profile must say why not
+    if "CUDAExecutionProvider" not in facts.get("ort_providers", []):
+        choice, reasons = profile_status(PROFILES["jetson"], facts)
+        assert choice is None and any("CUDAExecutionProvider" in r for r in reasons)
+
+
+def test_profile_picks_its_artifact_from_a_compress_folder(tmp_path):
+    path, engine, options, name = resolve("rpi", tmp_path)
+    assert path == tmp_path / "student-int8.tflite" and engine == "litert" and name == "rpi"
+    with pytest.raises(MotivnetError, match="unknown target"):
+        resolve("toaster", tmp_path)
