@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import yaml
 
-from benchmarks.demo_daemon import broker_answers, start_amqtt, write_video
+from benchmarks.demo_daemon import local_broker, write_video
 
 BLOCK_TORCH = (
     "import sys\n"
@@ -90,12 +89,8 @@ def main() -> int:
     ap.add_argument("--artifacts", type=Path, default=Path("out/demo"))
     ap.add_argument("--frames", type=int, default=300)
     args = ap.parse_args()
-    host, port = "127.0.0.1", 1883
-    if not broker_answers(host, port):
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        start_amqtt(port)
+    host = "127.0.0.1"
+    port = local_broker(host)
     rows = []
     with tempfile.TemporaryDirectory() as d:
         video = Path(d) / "faces.avi"
@@ -106,14 +101,14 @@ def main() -> int:
                                      args.frames, host, port, Path(d)))
     print(f"{'artifact':<22}{'engine':<12}{'fps':>7}{'detect p50/p95':>17}"
           f"{'infer p50/p95':>16}{'total p50/p95':>16}{'RSS MB':>8}{'first s':>9}")
+    def pp(lat: dict, stage: str) -> str:
+        s = lat.get(stage, {})
+        return f"{s.get('p50', 0):.2f}/{s.get('p95', 0):.2f}"
+
     for r in rows:
         lat = r["latency"]
-
-        def pp(stage: str) -> str:
-            s = lat.get(stage, {})
-            return f"{s.get('p50', 0):.2f}/{s.get('p95', 0):.2f}"
-        print(f"{r['artifact']:<22}{r['engine']:<12}{r['fps'] or 0:>7.1f}{pp('detect'):>17}"
-              f"{pp('infer'):>16}{pp('total'):>16}{r['rss_mb']:>8.1f}"
+        print(f"{r['artifact']:<22}{r['engine']:<12}{r['fps'] or 0:>7.1f}{pp(lat, 'detect'):>17}"
+              f"{pp(lat, 'infer'):>16}{pp(lat, 'total'):>16}{r['rss_mb']:>8.1f}"
               f"{r['first_result_s'] or float('nan'):>9.2f}")
     print("\n(fps counts processed frames, a video file paced so no frame is skipped; "
           "RSS is the peak of the daemon process with torch blocked)")

@@ -49,6 +49,19 @@ def start_amqtt(port: int) -> None:
         time.sleep(0.05)
 
 
+def local_broker(host: str = "127.0.0.1", port: int = 1883) -> int:
+    """The port of the broker on ``host``: ``port`` when one answers there, else a free port
+    with an in-process amqtt broker started on it."""
+    if broker_answers(host, port):
+        return port
+    with socket.socket() as s:
+        s.bind((host, 0))
+        free = s.getsockname()[1]
+    print(f"no broker on {host}:{port}; starting an in-process amqtt broker on {free}")
+    start_amqtt(free)
+    return free
+
+
 def write_video(path: Path, seconds: float = 6, fps: int = 15) -> None:
     rng = np.random.default_rng(7)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
@@ -63,13 +76,8 @@ def main() -> int:
     ap.add_argument("--artifacts", type=Path, default=Path("out/demo"))
     ap.add_argument("--seconds", type=float, default=6.0)
     args = ap.parse_args()
-    host, port = "127.0.0.1", 1883
-    if not broker_answers(host, port):
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        print(f"no broker on {host}:1883; starting an in-process amqtt broker on {port}")
-        start_amqtt(port)
+    host = "127.0.0.1"
+    port = local_broker(host)
     arrived: list[tuple[str, bytes]] = []
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     sub.on_connect = lambda c, u, f, rc, p: c.subscribe("motivnet/demo/#", qos=1)

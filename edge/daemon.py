@@ -136,6 +136,9 @@ class Daemon:
         top = max(out, key=lambda f: f["score"])
         self.mqtt.publish(msgs.emotion_message(prefix, device, camera, top["label"],
                                                top["score"], now))
+        if self.cfg.pipeline.publish_images:  # off by default: no image leaves the device
+            self.mqtt.publish_now(msgs.image_message(prefix, device, camera,
+                                                     annotated_jpeg(frame, out)))
         return {"seq": seq, "faces": out}
 
     def _publish_stats(self) -> None:
@@ -182,6 +185,19 @@ class Daemon:
             self.mqtt.stop(flush_timeout=10.0)
             self.engine.close()
         return 0
+
+
+def annotated_jpeg(frame: np.ndarray, faces: list[dict]) -> bytes:
+    import cv2
+
+    img = frame.copy()
+    for f in faces:
+        x, y, w, h = f["box"]
+        cv2.rectangle(img, (x, y), (x + w, y + h), (0, 220, 0), 2)
+        cv2.putText(img, f"{f['label']} {f['score']:.2f}", (x, max(12, y - 4)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 220, 0), 1, cv2.LINE_AA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else b""
 
 
 def _is_file_source(source) -> bool:

@@ -60,6 +60,11 @@ def camera_status_message(prefix: str, device: str, camera: str, status: str, de
                           "reopens": reopens}), qos=1, retain=True)
 
 
+def image_message(prefix: str, device: str, camera: str, jpeg: bytes) -> Message:
+    """The annotated frame as JPEG; only sent when the config asks for images."""
+    return Message(topic(prefix, device, camera, "image"), jpeg, qos=0)
+
+
 def stats_message(prefix: str, device: str, stats: dict) -> Message:
     return Message(topic(prefix, device, "stats"), _json(stats), qos=0)
 

@@ -93,3 +93,13 @@ def test_labelled_folder_gives_labelled_crops(tmp_path):
         cv2.imwrite(str(folder / f"{i}.png"), face.image)
     data = collect(labelled=tmp_path, progress=False)
     assert data.labelled and len(data) >= 10
+
+
+def test_torchscript_teacher_with_label_map(tmp_path):
+    path = tmp_path / "teacher.pt"
+    torch.jit.script(FixedLogits([float(i) for i in range(7)]).eval()).save(str(path))
+    spec = CropSpec(height=32, width=32, mean=(0, 0, 0), std=(1, 1, 1))
+    teacher = load_teacher(path, labels=FER2013, spec=spec)
+    out = teacher.predict([np.zeros((40, 40, 3), np.uint8)])
+    assert [FER2013[int(v)] for v in out[0]] == list(AFFECTNET7)
+    assert teacher.identity["kind"] == "torchscript"

@@ -1,0 +1,66 @@
+"""The spool and the message builders, without a broker: order, bounds, persistence, discovery."""
+
+import json
+
+import numpy as np
+
+from edge.messages import Message, faces_message, home_assistant_messages
+from edge.mqtt import Spool
+from edge.tracker import Tracker
+
+
+def test_spool_keeps_order_drops_oldest_when_full_and_counts():
+    spool = Spool(max_messages=3)
+    for i in range(5):
+        spool.put(Message("t", str(i).encode()))
+    assert len(spool) == 3 and spool.dropped == 2
+    got = []
+    while (head := spool.peek()) is not None:
+        got.append(head[1].payload)
+        spool.remove(head[0])
+    assert got == [b"2", b"3", b"4"]
+
+
+def test_disk_spool_and_seq_survive_a_restart(tmp_path):
+    path = str(tmp_path / "spool.db")
+    spool = Spool(100, path)
+    assert [spool.counter("seq/door") for _ in range(3)] == [1, 2, 3]
+    spool.put(Message("a", b"1", retain=True))
+    spool.put(Message("b", b"2"))
+    spool.close()
+    again = Spool(100, path)
+    assert again.counter("seq/door") == 4  # never reused
+    first = again.peek()[1]
+    assert (first.topic, first.payload, first.retain) == ("a", b"1", True)
+    assert len(again) == 2
+
+
+def test_faces_message_schema():
+    msg = faces_message("motivnet", "box", "door", 7, 1.23456, 99,
+                        [{"track": 1, "box": [1, 2, 3, 4], "label": "Happiness", "score": 0.9,
+                          "probs": {"Happiness": 0.9}}], {"infer": 1.234}, "run1")
+    data = json.loads(msg.payload)
+    assert msg.topic == "motivnet/box/door/faces" and msg.qos == 1 and not msg.retain
+    assert data["seq"] == 7 and data["frame"] == 99 and data["timings_ms"]["infer"] == 1.23
+
+
+def test_home_assistant_discovery_is_retained_and_points_at_our_topics():
+    msgs = home_assistant_messages("homeassistant", "motivnet", "box-1", ["door", "yard"])
+    assert len(msgs) == 2 and all(m.retain for m in msgs)
+    cfg = json.loads(msgs[0].payload)
+    assert msgs[0].topic == "homeassistant/sensor/motivnet_box_1_door_emotion/config"
+    assert cfg["state_topic"] == "motivnet/box-1/door/emotion"
+    assert cfg["availability_topic"] == "motivnet/box-1/availability"
+
+
+def test_tracker_keeps_identity_and_smooths():
+    tr = Tracker(iou_threshold=0.3, smoothing=0.5, ttl=1.0)
+    a = np.array([[1.0, 0.0]])
+    b = np.array([[0.0, 1.0]])
+    (t1,) = tr.update([(10, 10, 50, 50)], a, now=0.0)
+    (t2,) = tr.update([(12, 11, 50, 50)], b, now=0.1)
+    assert t1.id == t2.id and np.allclose(t2.probs, [0.5, 0.5])
+    (t3,) = tr.update([(300, 300, 50, 50)], b, now=0.2)
+    assert t3.id != t1.id
+    (t4,) = tr.update([(12, 11, 50, 50)], a, now=5.0)  # the old track expired
+    assert t4.id not in (t1.id, t3.id)
