@@ -145,9 +145,11 @@ def stage_export(out: Path) -> dict[str, Path]:
 
 
 def _calibration(w: Work, n: int) -> list[np.ndarray]:
-    idx = w.train_idx if len(w.train_idx) >= n else w.train_idx + w.val_idx
+    """``n`` training crops; held-out crops are never used, so the gate stays honest."""
+    idx = w.train_idx
     if len(idx) < n:
-        log.warning("only %d crops for calibration (asked for %d)", len(idx), n)
+        log.warning("only %d training crops for calibration (asked for %d); lower "
+                    "--val-fraction or give more data", len(idx), n)
     rng = np.random.default_rng(w.run.seed)
     pick = rng.choice(idx, size=min(n, len(idx)), replace=False)
     return [w.crops.crops[i] for i in pick]

@@ -37,15 +37,19 @@ def _load(target: str):
     return getattr(mod, obj) if obj else mod
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """Only the invoked subcommand's module is imported (the daemon never loads torch)."""
     parser = argparse.ArgumentParser(
         prog="motivnet-edge",
         description="Facial-emotion recognition (MotivNet) compressed for edge devices.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    invoked = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text, extra) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module, _extra=extra)
+        if name != invoked:
+            continue
         try:
             _load(module).add_arguments(p)
         except ImportError as exc:  # the extra that holds this command is not installed
@@ -54,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if getattr(args, "_missing", None):

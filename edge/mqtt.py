@@ -174,8 +174,11 @@ class MqttPublisher:
         return len(self.spool) == 0
 
     def stop(self, flush_timeout: float = 5.0) -> None:
-        """Flush what can be flushed, publish ``offline``, disconnect cleanly."""
-        self.flush(flush_timeout if self.connected.is_set() else 0.0)
+        """Flush what can be flushed (waiting up to ``flush_timeout`` s, for the broker too if
+        it is away), publish ``offline``, disconnect cleanly."""
+        if not self.flush(flush_timeout):
+            where = f"kept in {self.cfg.spool.path}" if self.cfg.spool.path else "lost"
+            log.warning("%d results not delivered at exit (%s)", len(self.spool), where)
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
