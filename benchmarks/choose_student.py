@@ -42,6 +42,25 @@ def int8_latency_ms(folder: Path, rounds: int = 200) -> dict[str, float]:
     return out
 
 
+def real_agreement(folder: Path, real: list[np.ndarray]) -> dict[str, float]:
+    """INT8 artifacts against their own FP32 student on real face crops."""
+    from compress.stages import load_work
+    from compress.train import predict
+    from compress.validate import compare, run_artifact
+
+    work = load_work(folder)
+    float_logits = predict(work.model, real, work.spec)
+    out = {}
+    for name in ("student-int8.onnx", "student-int8.xml", "student-int8.tflite",
+                 "student-int8.rejected.onnx", "student-int8.rejected.xml",
+                 "student-int8.rejected.tflite"):
+        if (folder / name).is_file():
+            logits, _ = run_artifact(folder / name, real, check=False)
+            out[name.split(".")[-1]] = compare(logits, float_logits, None, None)[
+                "agreement_with_float"]
+    return out
+
+
 def main() -> int:
     from compress.students import STUDENTS
 
@@ -50,14 +69,24 @@ def main() -> int:
     ap.add_argument("--students", default=",".join(STUDENTS))
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--size", type=int, default=112)
+    ap.add_argument("--synthetic", type=int, default=2400)
+    ap.add_argument("--real", type=Path, help="real face photos for an INT8 check off-domain")
+    ap.add_argument("--detector", type=Path, help="YuNet .onnx for the real photos")
     args = ap.parse_args()
+    real = []
+    if args.real:
+        from compress.data import collect
+        from edge.detect import FaceDetector
+
+        real = collect([args.real], detector=FaceDetector(args.detector), progress=False).crops
     rows = []
     for name in args.students.split(","):
         folder = args.out / name
         t0 = time.monotonic()
         res = subprocess.run([sys.executable, "-m", "edge.cli", "compress", "--out", str(folder),
                               "--student", name, "--size", str(args.size), "--epochs",
-                              str(args.epochs), "--quiet"], capture_output=True, text=True)
+                              str(args.epochs), "--synthetic", str(args.synthetic), "--quiet"],
+                             capture_output=True, text=True)
         took = time.monotonic() - t0
         if not (folder / "report.json").is_file():
             print(f"{name}: failed\n{res.stderr[-1500:]}", file=sys.stderr)
@@ -69,16 +98,18 @@ def main() -> int:
         rows.append({"student": name, "agreement_fp32": report["student"]["agreement_with_teacher"],
                      "agreement_int8_onnx": int8.get("onnx", {}).get("agreement_with_teacher"),
                      "int8_mb": int8.get("onnx", {}).get("bytes", 0) / 1e6,
-                     "latency_ms": lat, "gate": report["passed"], "minutes": took / 60})
+                     "latency_ms": lat, "gate": report["passed"], "minutes": took / 60,
+                     "real_int8_agreement": real_agreement(folder, real) if real else {}})
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{'student':<26}{'agr fp32':>9}{'agr int8':>9}{'MB':>6}{'ort ms':>8}{'ov ms':>7}"
-          f"{'tfl ms':>8}{'gate':>6}")
+          f"{'tfl ms':>8}{'gate':>6}  real-crop INT8 agreement")
     for r in rows:
         lat = r["latency_ms"]
         print(f"{r['student']:<26}{r['agreement_fp32']:>9.4f}{r['agreement_int8_onnx'] or 0:>9.4f}"
               f"{r['int8_mb']:>6.2f}{lat.get('onnxruntime', 0):>8.3f}"
               f"{lat.get('openvino', 0):>7.3f}{lat.get('litert', 0):>8.3f}"
-              f"{'ok' if r['gate'] else 'FAIL':>6}")
+              f"{'ok' if r['gate'] else 'FAIL':>6}  "
+              + " ".join(f"{k} {v:.3f}" for k, v in r["real_int8_agreement"].items()))
     (args.out / "choice.json").write_text(json.dumps(rows, indent=2))
     return 0
 

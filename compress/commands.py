@@ -45,6 +45,9 @@ def _distil_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--data", type=Path, action="append", default=[],
                    help="image folder, image or video file (repeatable); no labels needed")
     d.add_argument("--labelled", type=Path, help="class folders or a CSV of image,emotion")
+    d.add_argument("--calibration-data", type=Path, action="append", default=[],
+                   help="images or videos of the deployment domain (repeatable): INT8 is "
+                        "calibrated on their crops and gated on their held-out part")
     d.add_argument("--synthetic", type=int, default=2400, help="synthetic faces when no data")
     d.add_argument("--every", type=int, default=10, help="sample every N-th video frame")
     d.add_argument("--margin", type=float, default=0.15, help="crop margin around the face")
@@ -110,7 +113,8 @@ def run_distil(args: argparse.Namespace) -> int:
                            args.labelled, args.synthetic, args.every, args.margin,
                            args.val_fraction, args.cache_dir or cache_dir() / "teacher",
                            FaceDetector(args.detector) if args.detector else None,
-                           args.student_weights, args.resume, not args.quiet)
+                           args.student_weights, args.resume, not args.quiet,
+                           args.calibration_data)
     last = history[-1] if history else {}
     print("student: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
                                   if isinstance(v, float)))

@@ -47,6 +47,7 @@ class RunConfig:
     train: dict
     data: str = "synthetic"
     skipped: dict = field(default_factory=dict)
+    calibration_data: str = ""
 
 
 def work_dir(out: Path) -> Path:
@@ -64,7 +65,10 @@ def stage_distil(out: Path, teacher: Teacher, student: str, size: int, cfg: Trai
                  data: list[Path], labelled: Path | None, synthetic: int, every: int,
                  margin: float, val_fraction: float, cache_root: Path,
                  detector: FaceDetector | None = None, weights: Path | None = None,
-                 resume: bool = False, progress: bool = True) -> list[dict]:
+                 resume: bool = False, progress: bool = True,
+                 calibration: list[Path] | None = None) -> list[dict]:
+    """Crops, teacher outputs and the trained student. ``calibration``: separate data (the
+    deployment domain) whose crops calibrate INT8 and whose held-out part gates it."""
     work = work_dir(out)
     work.mkdir(parents=True, exist_ok=True)
     crops_path = work / "crops.npz"
@@ -77,10 +81,17 @@ def stage_distil(out: Path, teacher: Teacher, student: str, size: int, cfg: Trai
     cache = TeacherCache(cache_root, teacher.key)
     logits = cache.logits(crops.hashes, crops.crops, teacher.predict, progress)
     np.save(work / "teacher.npy", logits)
+    if calibration:
+        calib = collect(calibration, None, detector, margin, every, 0, cfg.seed, teacher.classes,
+                        progress)
+        calib.save(work / "calib.npz")
+        np.save(work / "calib_teacher.npy",
+                cache.logits(calib.hashes, calib.crops, teacher.predict, progress))
     run = RunConfig(student, size, margin, cfg.seed, val_fraction, list(teacher.classes),
                     {**teacher.identity, "key": teacher.key, "crop": teacher.spec.to_dict()},
                     asdict(cfg), ", ".join(map(str, [*data, labelled or ""])).strip(", ")
-                    or "synthetic", dict(crops.skipped))
+                    or "synthetic", dict(crops.skipped),
+                    ", ".join(map(str, calibration or [])))
     write_json(work / "run.json", asdict(run))
     tr, va = split_index(crops.hashes, val_fraction)
     if not va:
@@ -100,6 +111,9 @@ def stage_distil(out: Path, teacher: Teacher, student: str, size: int, cfg: Trai
 
 @dataclass
 class Work:
+    """What export, quantize and validate need. ``crops`` are the gate's domain: the
+    calibration data when it was given, else the distillation data."""
+
     run: RunConfig
     crops: CropSet
     teacher_logits: np.ndarray
@@ -135,8 +149,12 @@ def load_work(out: Path) -> Work:
         raise MotivnetError(f"{weights} is missing: the distil stage did not finish")
     model = build_student(run.student, len(run.classes), run.size)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    teacher = np.load(work_dir(out) / "teacher.npy")
+    if run.calibration_data:
+        crops = CropSet.load(work_dir(out) / "calib.npz")
+        teacher = np.load(work_dir(out) / "calib_teacher.npy")
     tr, va = split_index(crops.hashes, run.val_fraction)
-    return Work(run, crops, np.load(work_dir(out) / "teacher.npy"), model.eval(), tr, va)
+    return Work(run, crops, teacher, model.eval(), tr, va)
 
 
 def stage_export(out: Path) -> dict[str, Path]:
@@ -232,6 +250,7 @@ def stage_validate(out: Path, gate: float = GATE) -> tuple[dict, bool]:
     teacher_pred = float_logits.argmax(1) == teacher_logits.argmax(1)
     report = {"gate": {"agreement_with_float": gate}, "passed": ok,
               "heldout_crops": len(val_crops), "data": w.run.data, "skipped": w.run.skipped,
+              "calibration_data": w.run.calibration_data or w.run.data,
               "student": {"name": w.run.student, "input": w.run.size,
                           "agreement_with_teacher": float(np.mean(teacher_pred)),
                           **({"accuracy": float(np.mean(float_logits.argmax(1) == labels))}

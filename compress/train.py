@@ -104,7 +104,9 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[np.ndarr
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     model.to(device)
-    steps_per_epoch = math.ceil(len(train_crops) / cfg.batch)
+    # the incomplete last batch is dropped (a batch of one breaks BatchNorm); the order is
+    # reshuffled every epoch, so every crop is still seen
+    steps_per_epoch = max(1, len(train_crops) // cfg.batch)
     total, warm = cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

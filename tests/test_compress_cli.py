@@ -103,3 +103,22 @@ def test_empty_data_folder_gives_clear_error_and_no_output(tmp_path, teacher_fil
 def test_stage_without_previous_stage_names_what_to_run(tmp_path):
     res = cli("export", "--out", tmp_path)
     assert res.returncode == 2 and "motivnet-edge distil" in res.stderr
+
+
+@pytest.mark.slow
+def test_calibration_data_becomes_the_gate_domain(tmp_path, teacher_file):
+    from compress.stages import load_work
+    from tests.helpers import write_faces
+
+    calib = tmp_path / "site"
+    write_faces(calib, 30, seed=11)
+    out = tmp_path / "out"
+    res = cli("distil", "--out", out, "--teacher", teacher_file, "--teacher-model",
+              "motivnet-tiny", "--cache-dir", tmp_path / "c", "--calibration-data", calib,
+              *SMALL[:6], "--quiet")
+    assert res.returncode == 0, res.stderr[-2000:]
+    work = load_work(out)
+    assert work.run.calibration_data == str(calib)
+    assert 20 <= len(work.crops) <= 30  # the site's crops, not the 160 synthetic ones
+    assert all(s.startswith(str(calib)) for s in work.crops.sources)
+    assert len(work.teacher_logits) == len(work.crops)
