@@ -33,6 +33,8 @@ class DetectorConfig:
     model: str | None = None  # YuNet .onnx; Haar cascade when empty
     score_threshold: float = 0.6
     min_size: int = 32
+    max_side: int = 320  # frames are shrunk to this longer side for detection
+    scale_factor: float = 1.1  # Haar only: larger is faster and finds fewer faces
 
 
 @dataclass

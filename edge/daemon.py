@@ -74,8 +74,9 @@ class Daemon:
             cfg.model.cache_dir)
         self.engine = load_engine(path, engine, options)
         self.labels = self.engine.labels
-        self.detector = FaceDetector(cfg.detector.model, cfg.detector.score_threshold,
-                                     min_size=cfg.detector.min_size)
+        det = cfg.detector
+        self.detector = FaceDetector(det.model, det.score_threshold, min_size=det.min_size,
+                                     max_side=det.max_side, scale_factor=det.scale_factor)
         cams = [c.name for c in cfg.cameras]
         client_id = cfg.mqtt.client_id or f"{cfg.mqtt.prefix}-{cfg.device}-{'-'.join(cams)}"
         self.mqtt = MqttPublisher(cfg.mqtt, cfg.device, client_id)
@@ -145,6 +146,7 @@ class Daemon:
         report = self.stats.report()
         report.update(
             skipped_frames={s.cfg.name: s.skipped for s in self.sources},
+            queue_depth={s.cfg.name: s.pending for s in self.sources},
             camera_reopens={s.cfg.name: s.reopens for s in self.sources},
             spool_depth=len(self.mqtt.spool), spool_dropped=self.mqtt.spool.dropped,
             reconnects=self.mqtt.reconnects, rss_mb=round(rss_mb(), 1),

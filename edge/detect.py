@@ -45,15 +45,20 @@ class FaceDetector:
     min_size: smallest face side in pixels (of the original frame).
     max_side: frames larger than this are shrunk for detection and boxes scaled back (a
         640x480 frame is searched at 320x240: about 4x less work for faces of usual size).
+    scale_factor: Haar's step between searched face sizes; 1.2 is about 1.7x faster than 1.1
+        and finds fewer faces.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, score_threshold: float = 0.6,
                  nms_threshold: float = 0.3, top_k: int = 50, min_size: int = 24,
-                 max_side: int = 320) -> None:
+                 max_side: int = 320, scale_factor: float = 1.1) -> None:
         model = model if model is not None else os.environ.get("MOTIVNET_YUNET") or None
         self.score_threshold = score_threshold
         self.min_size = min_size
         self.max_side = max_side
+        if scale_factor <= 1.0:
+            raise MotivnetError(f"face detector scale_factor {scale_factor} must be above 1")
+        self.scale_factor = scale_factor
         if model is not None:
             path = Path(model)
             if not path.is_file():
@@ -111,7 +116,7 @@ class FaceDetector:
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         gray = cv2.equalizeHist(gray)
         boxes, _, weights = self._haar.detectMultiScale3(
-            gray, scaleFactor=1.1, minNeighbors=3, minSize=(min_size, min_size),
+            gray, scaleFactor=self.scale_factor, minNeighbors=3, minSize=(min_size, min_size),
             outputRejectLevels=True)
         out = []
         for box, weight in zip(boxes, np.ravel(weights), strict=False):

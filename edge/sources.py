@@ -126,6 +126,11 @@ class LatestFrameSource:
             self._cond.notify_all()
             return self._index, frame
 
+    @property
+    def pending(self) -> int:
+        """Frames read and not yet taken: 0 or 1, since only the newest is kept."""
+        return int(self._frame is not None)
+
     def stop(self) -> None:
         self._stop.set()
         with self._cond:

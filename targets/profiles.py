@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from edge.errors import MotivnetError
@@ -57,47 +58,75 @@ def _read(path: str) -> str:
         return ""
 
 
-def host_facts() -> dict:
-    """What the host is, read from the files and libraries that tell."""
-    facts: dict = {"device_tree_model": _read("/proc/device-tree/model"),
-                   "tegra_release": _read("/etc/nv_tegra_release")[:80]}
-    if importlib.util.find_spec("onnxruntime"):
+class HostFacts:
+    """What the host is, read from the files and libraries that tell. Each fact is probed on
+    first use, so a daemon whose first choice runs imports only that engine's runtime (OpenVINO's
+    probe alone adds about 30 MB to the process)."""
+
+    @cached_property
+    def device_tree_model(self) -> str:
+        return _read("/proc/device-tree/model")
+
+    @cached_property
+    def tegra_release(self) -> str:
+        return _read("/etc/nv_tegra_release")[:80]
+
+    @cached_property
+    def ort_providers(self) -> list[str] | None:
+        if not importlib.util.find_spec("onnxruntime"):
+            return None
         import onnxruntime as ort
 
-        facts["ort_providers"] = ort.get_available_providers()
-    if importlib.util.find_spec("openvino"):
+        return ort.get_available_providers()
+
+    @cached_property
+    def openvino_devices(self) -> list[str] | None:
+        if not importlib.util.find_spec("openvino"):
+            return None
         import openvino as ov
 
-        facts["openvino_devices"] = ov.Core().available_devices
-    facts["litert"] = bool(importlib.util.find_spec("ai_edge_litert")
-                           or importlib.util.find_spec("tflite_runtime"))
-    return facts
+        return ov.Core().available_devices
+
+    @cached_property
+    def litert(self) -> bool:
+        return bool(importlib.util.find_spec("ai_edge_litert")
+                    or importlib.util.find_spec("tflite_runtime"))
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("device_tree_model", "tegra_release",
+                                               "ort_providers", "openvino_devices", "litert")}
 
 
-def choice_available(choice: Choice, facts: dict) -> str | None:
+def host_facts() -> HostFacts:
+    return HostFacts()
+
+
+def choice_available(choice: Choice, facts: HostFacts) -> str | None:
     """None when ``choice`` can run here, else the reason it cannot."""
     module, _, extra = ENGINES[choice.engine]
     if choice.engine == "litert":
-        return None if facts.get("litert") else f"no LiteRT: pip install 'motivnet-edge[{extra}]'"
+        return None if facts.litert else f"no LiteRT: pip install 'motivnet-edge[{extra}]'"
     if choice.engine == "onnxruntime":
-        if "ort_providers" not in facts:
+        providers = facts.ort_providers
+        if providers is None:
             return f"no onnxruntime: pip install 'motivnet-edge[{extra}]'"
         need = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                 "tensorrt": "TensorrtExecutionProvider"}[choice.device]
-        return None if need in facts["ort_providers"] else \
-            f"onnxruntime has no {need} (providers: {', '.join(facts['ort_providers'])})"
-    if "openvino_devices" not in facts:
+        return None if need in providers else \
+            f"onnxruntime has no {need} (providers: {', '.join(providers)})"
+    devices = facts.openvino_devices
+    if devices is None:
         return f"no OpenVINO: pip install 'motivnet-edge[{extra}]'"
-    return None if choice.device in facts["openvino_devices"] else \
-        f"OpenVINO sees no {choice.device} (devices: {', '.join(facts['openvino_devices'])})"
+    return None if choice.device in devices else \
+        f"OpenVINO sees no {choice.device} (devices: {', '.join(devices)})"
 
 
-def profile_status(profile: Profile, facts: dict) -> tuple[Choice | None, list[str]]:
+def profile_status(profile: Profile, facts: HostFacts) -> tuple[Choice | None, list[str]]:
     """The first choice that can run here, and the reasons the others cannot."""
     reasons = []
-    if profile.name == "rpi" and "raspberry pi" not in facts["device_tree_model"].lower():
+    if profile.name == "rpi" and "raspberry pi" not in facts.device_tree_model.lower():
         reasons.append("not a Raspberry Pi (no such device-tree model)")
-    if profile.name == "jetson" and not facts["tegra_release"]:
+    if profile.name == "jetson" and not facts.tegra_release:
         reasons.append("not a Jetson (no /etc/nv_tegra_release)")
     for c in profile.choices:
         why = choice_available(c, facts)
@@ -107,12 +136,12 @@ def profile_status(profile: Profile, facts: dict) -> tuple[Choice | None, list[s
     return None, reasons
 
 
-def auto_profile(facts: dict) -> str:
+def auto_profile(facts: HostFacts) -> str:
     """The best profile for this host."""
     order = []
-    if facts["tegra_release"]:
+    if facts.tegra_release:
         order.append("jetson")
-    if "raspberry pi" in facts["device_tree_model"].lower():
+    if "raspberry pi" in facts.device_tree_model.lower():
         order.append("rpi")
     order += ["intel-npu", "intel-gpu", "cpu"]
     for name in order:
@@ -167,7 +196,7 @@ def run(args) -> int:
                      "note": "; ".join(reasons) if choice is not None else "",
                      "description": p.description})
     if args.json:
-        print(json.dumps({"host": facts, "targets": rows}, indent=2))
+        print(json.dumps({"host": facts.as_dict(), "targets": rows}, indent=2))
         return 0
     for r in rows:
         mark = "yes" if r["runs_here"] else "no"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,21 @@ def yunet_path() -> Path:
     return YUNET
 
 
+def mosquitto_path() -> str | None:
+    """Debian installs mosquitto in /usr/sbin, which is not on every user's PATH."""
+    import shutil
+
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
 class Broker:
     """A real MQTT broker on a free loopback port: mosquitto when on the PATH (it can be
     stopped and restarted on the same port, keeping sessions), else amqtt in a thread."""
 
-    def __init__(self, tmp: Path) -> None:
-        import shutil
+    def __init__(self, tmp: Path, listener_conf: str = "", anonymous: bool = True) -> None:
+        """``listener_conf``: mosquitto lines for the listener (TLS files); with
+        ``anonymous=False`` a password file must be among them."""
         import socket
 
         with socket.socket() as s:
@@ -30,12 +40,15 @@ class Broker:
             self.port = s.getsockname()[1]
         self.tmp = tmp
         self.proc = None
-        self.exe = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        self.exe = mosquitto_path()
         self.conf = tmp / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{listener_conf}"
+                             f"allow_anonymous {str(anonymous).lower()}\n"
                              f"persistence true\npersistence_location {tmp}/\n"
-                             f"autosave_interval 1\n")
+                             f"autosave_interval 1\n"
+                             # as root, mosquitto drops to its own user, which cannot read
+                             # pytest's private temporary folders (keys, persistence)
+                             + ("user root\n" if os.geteuid() == 0 else ""))
         self._amqtt = None
 
     def start(self) -> None:

@@ -93,7 +93,8 @@ def test_results_arrive_with_the_documented_schema(tmp_path, broker):
     avail = sub.wait_for("testbox/availability", 2)
     assert avail[0] == b"online" and avail[-1] == b"offline"
     stats = json.loads(sub.wait_for("testbox/stats")[-1])
-    assert {"fps", "latency_ms", "skipped_frames", "spool_depth", "rss_mb"} <= set(stats)
+    assert {"fps", "latency_ms", "skipped_frames", "queue_depth", "spool_depth", "reconnects",
+            "rss_mb"} <= set(stats)
     sub.close()
 
 
@@ -131,6 +132,25 @@ def test_sigterm_publishes_offline_and_exits_zero(tmp_path, broker):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert sub.wait_for("testbox/availability", 2)[-1] == b"offline"
+    sub.close()
+
+
+@pytest.mark.slow
+def test_sighup_reloads_the_config(tmp_path, broker):
+    video = synthetic_video(tmp_path / "v.avi", 20)
+    sub = Subscriber(broker.port)
+    config = write_config(tmp_path, broker.port, video, camera={"loop": True})
+    proc = start_daemon(config)
+    sub.wait_for("/door/faces", 2)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["cameras"][0]["name"] = "gate"  # the camera is renamed in the file
+    config.write_text(yaml.safe_dump(cfg))
+    proc.send_signal(signal.SIGHUP)
+    sub.wait_for("/gate/faces", 2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "SIGHUP: reloading" in err
     sub.close()
 
 

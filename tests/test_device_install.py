@@ -41,3 +41,16 @@ def test_cli_help_and_missing_extra_message_without_torch():
     res = run_blocked("from edge.cli import main; sys.exit(main(['info']))")
     assert res.returncode != 0
     assert "motivnet-edge[compress]" in res.stderr
+
+
+def test_an_explicit_target_loads_only_the_runtime_it_uses(tmp_path):
+    """Probing is lazy: the cpu profile's first choice (ONNX Runtime) never imports OpenVINO,
+    which would add about 30 MB to the daemon."""
+    code = ("from targets.profiles import resolve\n"
+            f"path, engine, options, name = resolve('cpu', {str(tmp_path)!r})\n"
+            "assert engine == 'onnxruntime' and 'onnxruntime' in sys.modules\n"
+            "assert 'openvino' not in sys.modules, 'OpenVINO was imported'\n"
+            "print(path.name)")
+    res = run_blocked(code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "student-int8.onnx"

@@ -68,7 +68,7 @@ def test_every_profile_says_whether_it_runs_here():
         assert choice is not None or reasons
     assert auto_profile(facts) in PROFILES
     # this machine has no GPU: the Jetson profile must say why not
-    if "CUDAExecutionProvider" not in facts.get("ort_providers", []):
+    if "CUDAExecutionProvider" not in (facts.ort_providers or []):
         choice, reasons = profile_status(PROFILES["jetson"], facts)
         assert choice is None and any("CUDAExecutionProvider" in r for r in reasons)
 
@@ -78,3 +78,34 @@ def test_profile_picks_its_artifact_from_a_compress_folder(tmp_path):
     assert path == tmp_path / "student-int8.tflite" and engine == "litert" and name == "rpi"
     with pytest.raises(MotivnetError, match="unknown target"):
         resolve("toaster", tmp_path)
+
+
+class BatchOfOne(torch.nn.Module):
+    """A graph with its batch of 1 baked into a reshape, as a ViT exported by litert-torch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8 * 8 * 3, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.reshape(1, 8 * 8 * 3))
+
+
+def test_litert_runs_a_batch_of_one_graph_face_by_face(tmp_path):
+    from compress.artifacts import embed_metadata
+    from compress.export import save_tflite
+
+    torch.manual_seed(0)
+    model = BatchOfOne().eval()
+    spec = CropSpec(height=8, width=8, layout="nchw")
+    path = tmp_path / "one.tflite"
+    save_tflite(model, spec, path)
+    embed_metadata(path, {"labels": list("abcdefg"), "crop": {**spec.to_dict(), "layout": "nhwc"},
+                          "precision": "fp32"})
+    x = np.random.default_rng(0).normal(size=(3, 8, 8, 3)).astype(np.float32)
+    with load_engine(path) as eng:
+        assert eng.settings["batching"] is False
+        out = eng.run(x)
+    expected = np.concatenate([model(torch.from_numpy(x[i:i + 1]).permute(0, 3, 1, 2))
+                               .detach().numpy() for i in range(3)])
+    assert np.allclose(out, expected, atol=1e-4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.errors import MotivnetError
 from targets.engine import Engine, InputInfo
 
 
@@ -23,24 +24,42 @@ class LiteRtEngine(Engine):
     name = "litert"
 
     def _load(self) -> InputInfo:
-        interpreter = _interpreter_class()
-        self.interpreter = interpreter(model_path=str(self.path),
-                                       num_threads=self.options.threads or None)
+        self._open()
+        shape = tuple(int(d) for d in self.in_detail["shape"])
+        # A batch axis exported as 1 can often be resized; some graphs (a ViT's reshapes) cannot,
+        # and XNNPACK refuses them: probe once, and run such files one face at a time.
+        dynamic = self._resize(2)
+        if dynamic:
+            self._resize(1)
+        else:
+            self._open()
+        self.settings = {"runtime": self.interpreter_class.__module__.split(".")[0],
+                         "threads": self.options.threads,
+                         "input_dtype": self.in_detail["dtype"].__name__, "batching": dynamic}
+        return InputInfo(shape, "float32", self.crop, dynamic_batch=dynamic)
+
+    def _open(self) -> None:
+        self.interpreter_class = _interpreter_class()
+        self.interpreter = self.interpreter_class(model_path=str(self.path),
+                                                  num_threads=self.options.threads or None)
         self.interpreter.allocate_tensors()
         self.in_detail = self.interpreter.get_input_details()[0]
         self.out_detail = self.interpreter.get_output_details()[0]
         self._batch = 1
-        self.settings = {"runtime": interpreter.__module__.split(".")[0],
-                         "threads": self.options.threads,
-                         "input_dtype": self.in_detail["dtype"].__name__}
-        shape = tuple(int(d) for d in self.in_detail["shape"])
-        return InputInfo(shape, "float32", self.crop, dynamic_batch=True)
+
+    def _resize(self, n: int) -> bool:
+        shape = [n, *(int(d) for d in self.in_detail["shape"][1:])]
+        try:
+            self.interpreter.resize_tensor_input(self.in_detail["index"], shape)
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError):
+            return False
+        self._batch = n
+        return True
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        if len(batch) != self._batch:
-            self.interpreter.resize_tensor_input(self.in_detail["index"], list(batch.shape))
-            self.interpreter.allocate_tensors()
-            self._batch = len(batch)
+        if len(batch) != self._batch and not self._resize(len(batch)):
+            raise MotivnetError(f"{self.path}: cannot run a batch of {len(batch)}")
         dtype = self.in_detail["dtype"]
         if np.issubdtype(dtype, np.integer):
             scale, zero = self.in_detail["quantization"]

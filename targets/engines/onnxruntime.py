@@ -36,6 +36,12 @@ class OnnxRuntimeEngine(Engine):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
+        # Idle intra-op threads spin by default, taking the cores the face detector needs
+        # between inferences (measured side by side on 2 cores: Haar detection 42 -> 30 ms per
+        # 640x480 frame without spinning, inference 2.1 -> 2.3 ms).
+        spin = "1" if self.options.extra.get("spinning") else "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
         if self.options.threads:
             opts.intra_op_num_threads = self.options.threads
             opts.inter_op_num_threads = 1
@@ -51,7 +57,7 @@ class OnnxRuntimeEngine(Engine):
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.settings = {"providers": self.session.get_providers(),
-                         "threads": self.options.threads}
+                         "threads": self.options.threads, "spinning": spin == "1"}
         shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
         return InputInfo(shape, _ORT_DTYPES.get(inp.type, "float32"), self.crop,
                          dynamic_batch=shape[0] == -1)
