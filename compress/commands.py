@@ -157,16 +157,17 @@ def run_quantize(args: argparse.Namespace) -> int:
 
 
 def print_report(report: dict, file=sys.stdout) -> None:
-    cols = ("format", "precision", "bytes", "agreement_with_float", "agreement_with_teacher",
-            "accuracy", "cosine_with_float", "status")
-    heads = ("file", "format", "prec", "size", "agr/float", "agr/teacher", "accuracy", "cosine",
-             "status")
+    cols = ("format", "precision", "bytes", "agreement_with_float", "flips",
+            "agreement_with_teacher", "accuracy", "cosine_with_float", "status")
+    heads = ("file", "format", "prec", "size", "agr/float", "flips (max fp32 margin)",
+             "agr/teacher", "accuracy", "cosine", "status")
     rows = []
     for name, r in report["artifacts"].items():
         cells = [name]
         for c in cols:
             v = r.get(c, "")
             cells.append(f"{v / 1e6:.2f} MB" if c == "bytes" else
+                         f"{v} ({r['flip_max_fp32_margin']:.3f})" if c == "flips" and v else
                          f"{v:.4f}" if isinstance(v, float) else str(v))
         rows.append(cells)
     widths = [max(len(x) for x in col) for col in zip(heads, *rows, strict=False)]

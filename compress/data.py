@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detect import FaceDetector
+from edge.detect import Face, FaceDetector
 from edge.errors import MotivnetError
 from edge.labelled import IMAGE_SUFFIXES, load_labelled
 from edge.labels import AFFECTNET7
@@ -110,13 +110,26 @@ def _frames(path: Path, every: int, skipped: Counter) -> Iterator[tuple[str, np.
     yield str(path), frame
 
 
+def _find_face(detector: FaceDetector, frame: np.ndarray) -> tuple[Face | None, np.ndarray]:
+    """The largest face and the frame it was found in. A photo that is already a tight face
+    crop leaves a detector no context (Haar finds 79 % of faces-dev's photos, 92 % once
+    padded): when nothing is found, search again with a quarter of the side added around it."""
+    faces = detector.detect(frame)
+    if faces:
+        return faces[0], frame
+    pad = max(frame.shape[:2]) // 4
+    framed = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    faces = detector.detect(framed)
+    return (faces[0], framed) if faces else (None, frame)
+
+
 def _add(out: CropSet, detector: FaceDetector, frame: np.ndarray, source: str, label: int,
          margin: float) -> None:
-    faces = detector.detect(frame)
-    if not faces:
+    face, frame = _find_face(detector, frame)
+    if face is None:
         out.skipped["no face"] += 1
         return
-    crop = crop_square(frame, faces[0].box, margin)
+    crop = crop_square(frame, face.box, margin)
     if crop.shape[0] > MAX_CROP:
         crop = cv2.resize(crop, (MAX_CROP, MAX_CROP), interpolation=cv2.INTER_AREA)
     out.crops.append(np.ascontiguousarray(crop))

@@ -27,7 +27,7 @@ from compress.train import TrainConfig, predict, train
 from compress.validate import GATE, evaluate_artifact
 from edge.detect import FaceDetector
 from edge.errors import MotivnetError
-from targets.metadata import sha256_file
+from targets.metadata import read_metadata, sha256_file
 
 log = logging.getLogger(__name__)
 FORMATS = ("onnx", "openvino", "tflite")
@@ -188,10 +188,12 @@ def stage_quantize(out: Path, calibration: int = 300, gate: float = GATE,
         if not fp32.is_file():
             raise MotivnetError(f"{fp32} is missing: run 'motivnet-edge export --out {out}'")
         batch = calibration_batch(calib, w.spec, fmt)
-        trials = []
+        trials: list[dict] = []
+        trial = out / f".trial-int8{SUFFIX[fmt]}"
+        best = out / f".best-int8{SUFFIX[fmt]}"  # the best trial so far, kept if none passes
         for recipe in RECIPES[fmt]:
-            final = out / f"student-int8{SUFFIX[fmt]}"
-            trial = out / f".trial-int8{SUFFIX[fmt]}"
+            if recipe.get("source") and not _made_from(out / recipe["source"], base):
+                continue  # built from another format's artifact, which did not pass
             with atomic_path(trial) as tmp:
                 quantize(fmt, fp32, w.model, batch, recipe, tmp, is_vit(w.run.student))
                 finish(tmp, trial, fmt, base, w.spec,
@@ -203,22 +205,38 @@ def stage_quantize(out: Path, calibration: int = 300, gate: float = GATE,
                                                          "cosine_with_float")}})
             log.info("%s int8 %s: agreement with float %.4f", fmt, recipe["name"],
                      scores["agreement_with_float"])
-            passed = scores["agreement_with_float"] >= gate
-            if not passed and recipe is not RECIPES[fmt][-1]:
-                continue
-            if not passed:
-                final = out / f"student-int8.rejected{SUFFIX[fmt]}"
-            _move(trial, final)
-            results[fmt] = {"file": final.name, "passed": passed, "trials": trials}
-            break
+            if scores["agreement_with_float"] >= max(t["agreement_with_float"]
+                                                     for t in trials):
+                _move(trial, best)
+            if scores["agreement_with_float"] >= gate:
+                break
+        passed = max(t["agreement_with_float"] for t in trials) >= gate
+        final, other = (out / f"student-int8{tag}{SUFFIX[fmt]}"
+                        for tag in (("", ".rejected") if passed else (".rejected", "")))
+        _move(best, final)
+        _remove(trial)
+        _remove(other)  # a previous run's verdict on this format
+        results[fmt] = {"file": final.name, "passed": passed, "trials": trials}
     write_json(work_dir(out) / "quantize.json", results)
     return results
+
+
+def _made_from(path: Path, base: dict) -> bool:
+    """True when ``path`` exists and was made from this folder's current student."""
+    return path.is_file() and \
+        read_metadata(path).get("student", {}).get("sha256") == base["student"]["sha256"]
 
 
 def _move(src: Path, dst: Path) -> None:
     if src.suffix == ".xml":
         os.replace(src.with_suffix(".bin"), dst.with_suffix(".bin"))
     os.replace(src, dst)
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    if path.suffix == ".xml":
+        path.with_suffix(".bin").unlink(missing_ok=True)
 
 
 def stage_validate(out: Path, gate: float = GATE) -> tuple[dict, bool]:

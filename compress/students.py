@@ -43,8 +43,13 @@ def build_student(name: str, num_classes: int, size: int,
     if weights is not None:
         if not Path(weights).is_file():
             raise MotivnetError(f"student weights {weights} do not exist")
-        return timm.create_model(entry["timm"], pretrained=True, num_classes=num_classes,
-                                 pretrained_cfg_overlay={"file": str(weights)}, **kwargs)
+        try:
+            return timm.create_model(entry["timm"], pretrained=True, num_classes=num_classes,
+                                     pretrained_cfg_overlay={"file": str(weights)}, **kwargs)
+        except Exception as exc:  # not a checkpoint, or weights of another architecture
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise MotivnetError(f"student weights {weights} do not load into {entry['timm']} "
+                                f"({type(exc).__name__}: {first})") from exc
     return timm.create_model(entry["timm"], pretrained=False, num_classes=num_classes, **kwargs)
 
 

@@ -32,9 +32,16 @@ def compare(logits: np.ndarray, float_logits: np.ndarray, teacher_logits: np.nda
     pred = logits.argmax(1)
     p, q = softmax(logits), softmax(float_logits)
     cos = np.sum(p * q, 1) / (np.linalg.norm(p, axis=1) * np.linalg.norm(q, axis=1) + 1e-12)
+    flips = pred != float_logits.argmax(1)
+    top2 = np.sort(float_logits, 1)[:, -2:] if len(pred) else np.zeros((0, 2))
+    margin = top2[:, 1] - top2[:, 0] if top2.shape[1] == 2 else np.zeros(len(pred))
     out = {"n": int(len(pred)),
-           "agreement_with_float": float(np.mean(pred == float_logits.argmax(1))),
-           "cosine_with_float": float(np.mean(cos))}
+           "agreement_with_float": float(np.mean(~flips)),
+           "cosine_with_float": float(np.mean(cos)),
+           # how close to a tie the FP32 student was where the two disagree: small margins
+           # mean only near-ties flipped
+           "flips": int(flips.sum()),
+           "flip_max_fp32_margin": round(float(margin[flips].max()), 4) if flips.any() else 0.0}
     if teacher_logits is not None:
         out["agreement_with_teacher"] = float(np.mean(pred == teacher_logits.argmax(1)))
     if labels is not None and len(labels) and labels.min() >= 0:

@@ -1,0 +1,49 @@
+"""Students: every registered one builds and classifies; local ImageNet weights load into the
+backbone and the classifier is replaced; a bad weights file is named in the error."""
+
+import pytest
+import timm
+import torch
+
+from compress.students import STUDENTS, build_student
+from edge.errors import MotivnetError
+
+
+@pytest.mark.parametrize("name", sorted(STUDENTS))
+def test_every_student_builds_and_classifies(name):
+    model = build_student(name, 7, 64).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 7)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_local_imagenet_weights_fill_the_backbone(tmp_path, suffix):
+    torch.manual_seed(0)
+    imagenet = timm.create_model("resnet18", pretrained=False).state_dict()  # 1000 classes
+    path = tmp_path / f"resnet18{suffix}"
+    if suffix == ".pth":
+        torch.save(imagenet, path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file(imagenet, str(path))
+    state = build_student("resnet18", 7, 112, path).state_dict()
+    assert torch.equal(state["conv1.weight"], imagenet["conv1.weight"])
+    assert torch.equal(state["layer4.1.bn2.running_var"], imagenet["layer4.1.bn2.running_var"])
+    assert state["fc.weight"].shape == (7, 512)  # a new 7-class head
+    scratch = build_student("resnet18", 7, 112).state_dict()
+    assert not torch.equal(scratch["conv1.weight"], imagenet["conv1.weight"])
+
+
+def test_weights_of_another_architecture_are_named(tmp_path):
+    path = tmp_path / "resnet18.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), path)
+    with pytest.raises(MotivnetError, match=r"resnet18\.pth do not load into mobilenetv4"):
+        build_student("mobilenetv4_conv_small", 7, 112, path)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"junk")
+    with pytest.raises(MotivnetError, match="junk.pth"):
+        build_student("resnet18", 7, 112, junk)
+    with pytest.raises(MotivnetError, match="do not exist"):
+        build_student("resnet18", 7, 112, tmp_path / "none.pth")
