@@ -62,10 +62,38 @@ def local_broker(host: str = "127.0.0.1", port: int = 1883) -> int:
     return free
 
 
-def write_video(path: Path, seconds: float = 6, fps: int = 15) -> None:
+def subscribe(host: str, port: int, pattern: str, on_message) -> mqtt.Client:
+    """A started client that hands every message under ``pattern`` (QoS 1) to ``on_message``."""
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe(pattern, qos=1)
+    sub.on_message = lambda c, u, m: on_message(m)
+    sub.connect(host, port)
+    sub.loop_start()
+    return sub
+
+
+def photo_scene(rng: np.random.Generator, photos: list[np.ndarray], n: int) -> np.ndarray:
+    """A 640x480 frame with ``n`` face photos pasted side by side on a noisy background."""
+    frame = (rng.integers(60, 200, (1, 1, 3)) + rng.normal(0, 12, (480, 640, 3))).clip(0, 255)
+    frame = frame.astype(np.uint8)
+    width = 640 // n
+    for k in range(n):
+        side = int(rng.integers(100, min(220, width)))
+        x = k * width + int(rng.integers(0, width - side + 1))
+        y = int(rng.integers(0, 480 - side))
+        photo = photos[int(rng.integers(len(photos)))]
+        frame[y:y + side, x:x + side] = cv2.resize(photo, (side, side))
+    return frame
+
+
+def write_video(path: Path, seconds: float = 6, fps: int = 15,
+                photos: list[np.ndarray] | None = None) -> None:
+    """Three scenes of 1, 2 and 3 faces in turn, a second each, moving a little: synthetic
+    faces, or face ``photos`` pasted on a background."""
     rng = np.random.default_rng(7)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
-    scenes = [synth_scene(rng, [int(x) for x in rng.integers(0, 7, n)])[0] for n in (1, 2, 3)]
+    scenes = [photo_scene(rng, photos, n) if photos else
+              synth_scene(rng, [int(x) for x in rng.integers(0, 7, n)])[0] for n in (1, 2, 3)]
     for i in range(int(seconds * fps)):
         writer.write(np.roll(scenes[(i // fps) % 3], i % 7, axis=1))
     writer.release()
@@ -79,11 +107,7 @@ def main() -> int:
     host = "127.0.0.1"
     port = local_broker(host)
     arrived: list[tuple[str, bytes]] = []
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("motivnet/demo/#", qos=1)
-    sub.on_message = lambda c, u, m: arrived.append((m.topic, m.payload))
-    sub.connect(host, port)
-    sub.loop_start()
+    sub = subscribe(host, port, "motivnet/demo/#", lambda m: arrived.append((m.topic, m.payload)))
     with tempfile.TemporaryDirectory() as d:
         video = Path(d) / "faces.avi"
         write_video(video, args.seconds)
