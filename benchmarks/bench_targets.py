@@ -1,9 +1,11 @@
 """Compare every artifact of a compress output folder in every engine that runs it here: latency
-at batch 1 (1 and 2 threads, measured side by side in interleaved rounds), size, and accuracy
-figures from report.json; plus the teacher and the full MotivNet-1B for scale. Prints one
-table and writes a latency-vs-agreement plot.
+at batch 1 (1 and 2 threads, measured side by side in interleaved rounds), size, and top-1
+agreement with the FP32 student, each measured in that engine on the folder's held-out crops
+(or on ``--faces``, real photos cropped by the device's own detector); optionally the full
+MotivNet-1B for scale. Prints one table and writes a latency-vs-agreement plot. No torch is
+needed unless ``--full-model`` is given.
 
-    python -m benchmarks.bench_targets --artifacts out/demo [--plot bench.png]
+    python -m benchmarks.bench_targets --artifacts out/demo [--faces photos/] [--full-model]
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.synthetic import synth_faces
+from edge.preprocess import make_input
 from targets.engine import EngineOptions, load_engine
 
 RUNS = {".onnx": ["onnxruntime", "openvino"], ".xml": ["openvino"], ".tflite": ["litert"]}
@@ -33,92 +35,113 @@ def measure(engines: dict, inputs: dict, rounds: int, per_round: int) -> dict[st
     return times
 
 
-def teacher_ms(n: int = 5) -> dict[str, float]:
-    """CPU latency of the demo teacher and of MotivNet-1B (one image, random weights)."""
+def heldout_crops(folder: Path) -> list[np.ndarray]:
+    """The gate's held-out crops of a compress folder (its calibration domain when given)."""
+    from compress.data import CropSet, split_index
+
+    run = json.loads((folder / "work" / "run.json").read_text())
+    name = "calib.npz" if run.get("calibration_data") else "crops.npz"
+    crops = CropSet.load(folder / "work" / name)
+    _, val = split_index(crops.hashes, run["val_fraction"])
+    return [crops.crops[i] for i in val]
+
+
+def logits(engine, crops: list[np.ndarray], batch: int = 32) -> np.ndarray:
+    return np.concatenate([engine.run(np.stack([make_input(c, None, engine.crop)
+                                                for c in crops[i:i + batch]]))
+                           for i in range(0, len(crops), batch)])
+
+
+def full_model_ms() -> tuple[float, float]:
+    """CPU latency (ms) and multiply-adds (G) of MotivNet-1B, random weights, one image."""
     import torch
 
     from compress.motivnet import build_motivnet, count_macs, crop_spec_for
 
-    out = {}
-    for name, reps in (("motivnet-tiny", n), ("motivnet-1b", 1)):
-        model = build_motivnet(name).eval()
-        x = torch.zeros(crop_spec_for(name).input_shape)
-        with torch.no_grad():
-            model(x)
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                model(x)
-        out[name] = (time.perf_counter() - t0) / reps * 1e3
-        out[name + "/gmacs"] = count_macs(build_motivnet(name, device="meta"),
-                                          tuple(x.shape)) / 1e9
-        del model
-    return out
+    model = build_motivnet("motivnet-1b").eval()
+    x = torch.zeros(crop_spec_for("motivnet-1b").input_shape)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        model(x)
+    ms = (time.perf_counter() - t0) * 1e3
+    return ms, count_macs(build_motivnet("motivnet-1b", device="meta"), tuple(x.shape)) / 1e9
+
+
+def plot(rows: list[tuple], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, engine, threads, ms, _, mb, agree, _ in rows:
+        ax.scatter(ms, agree, s=20 + 8 * mb, marker="o" if threads == 2 else "x")
+        ax.annotate(f"{name.removeprefix('student-')}/{engine}/{threads}t", (ms, agree),
+                    fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xlabel("median latency, batch 1 (ms, this machine); o = 2 threads, x = 1")
+    ax.set_ylabel("top-1 agreement with the FP32 student (held-out, in that engine)")
+    ax.set_title("motivnet-edge artifacts: latency vs agreement")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--artifacts", type=Path, default=Path("out/demo"))
+    ap.add_argument("--faces", type=Path, help="face photos to measure agreement on")
+    ap.add_argument("--detector", type=Path, help="YuNet .onnx for --faces")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--per-round", type=int, default=10)
     ap.add_argument("--full-model", action="store_true",
-                    help="also time MotivNet-1B on this CPU (slow: tens of seconds)")
+                    help="also time MotivNet-1B on this CPU (needs torch; tens of seconds)")
     ap.add_argument("--plot", type=Path, default=Path("out/bench-targets.png"))
     args = ap.parse_args()
-    report = json.loads((args.artifacts / "report.json").read_text())
-    crops = [f.image for f in synth_faces(4, seed=99)]
-    engines, inputs, meta = {}, {}, {}
+    if args.faces:
+        from compress.data import collect
+        from edge.detect import FaceDetector
+
+        crops = collect([args.faces], detector=FaceDetector(args.detector), progress=False).crops
+    else:
+        crops = heldout_crops(args.artifacts)
+    with load_engine(args.artifacts / "student-fp32.onnx", "onnxruntime") as ref:
+        reference = logits(ref, crops).argmax(1)
+    engines, inputs, meta, agreement = {}, {}, {}, {}
     for path in sorted(args.artifacts.iterdir()):
-        if path.suffix not in RUNS or ".rejected" in path.name or path.name.startswith("."):
+        if path.suffix not in RUNS or path.name.startswith("."):
             continue
         for engine in RUNS[path.suffix]:
             for threads in (1, 2):
                 key = f"{path.name} {engine} {threads}t"
                 eng = load_engine(path, engine, EngineOptions(threads=threads))
-                from edge.preprocess import make_input
-
+                if (path.name, engine) not in agreement:
+                    agreement[path.name, engine] = float(np.mean(logits(eng, crops).argmax(1)
+                                                                 == reference))
                 inputs[key] = make_input(crops[0], None, eng.crop)[None]
                 engines[key] = eng
-                meta[key] = (path.name, engine, threads)
+                size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size
+                                              if path.suffix == ".xml" else 0)
+                meta[key] = (path.name, engine, threads, size / 1e6, eng.metadata["precision"])
     times = measure(engines, inputs, args.rounds, args.per_round)
     med = {k: float(np.median(v)) for k, v in times.items()}
     best = min(med.values())
     rows = []
     for key, ms in sorted(med.items(), key=lambda kv: kv[1]):
-        name, engine, threads = meta[key]
-        r = report["artifacts"].get(name, {})
-        rows.append((name, engine, threads, ms, ms / best, r.get("bytes", 0) / 1e6,
-                     r.get("agreement_with_float", float("nan")),
-                     r.get("agreement_with_teacher", float("nan")), r.get("precision", "")))
-    print(f"{'artifact':<22}{'engine':<12}{'thr':>4}{'p50 ms':>9}{'x best':>8}{'MB':>7}"
-          f"{'agr/float':>10}{'agr/teacher':>12}  precision")
-    for row in rows:
-        print(f"{row[0]:<22}{row[1]:<12}{row[2]:>4}{row[3]:>9.3f}{row[4]:>8.2f}{row[5]:>7.2f}"
-              f"{row[6]:>10.4f}{row[7]:>12.4f}  {row[8]}")
+        name, engine, threads, mb, prec = meta[key]
+        rows.append((name, engine, threads, ms, ms / best, mb, agreement[name, engine], prec))
+    print(f"{'artifact':<30}{'engine':<12}{'thr':>4}{'p50 ms':>9}{'x best':>8}{'MB':>7}"
+          f"{'agreement':>11}  precision")
+    for name, engine, threads, ms, ratio, mb, agree, prec in rows:
+        print(f"{name:<30}{engine:<12}{threads:>4}{ms:>9.3f}{ratio:>8.2f}{mb:>7.2f}"
+              f"{agree:>11.4f}  {prec}")
+    print(f"\nagreement: top-1 with student-fp32.onnx in ONNX Runtime, on {len(crops)} "
+          f"{'crops of ' + str(args.faces) if args.faces else 'held-out crops'}")
     if args.full_model:
-        t = teacher_ms()
-        print(f"\nteacher motivnet-tiny: {t['motivnet-tiny']:.1f} ms "
-              f"({t['motivnet-tiny/gmacs']:.2f} GMAC); MotivNet-1B on this CPU: "
-              f"{t['motivnet-1b'] / 1e3:.1f} s ({t['motivnet-1b/gmacs']:.0f} GMAC) = "
-              f"{t['motivnet-1b'] / rows[0][3]:,.0f}x the best artifact")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for row in rows:
-            ax.scatter(row[3], row[7], s=30 + 20 * row[5])
-            ax.annotate(f"{row[0].split('.')[-1]}/{row[1]}/{row[2]}t {row[8]}",
-                        (row[3], row[7]), fontsize=7)
-        ax.set_xlabel("median latency, batch 1 (ms, this machine)")
-        ax.set_ylabel("top-1 agreement with the teacher (held-out)")
-        ax.set_title("motivnet-edge targets: latency vs agreement")
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.plot, dpi=110, bbox_inches="tight")
-        print(f"\nplot: {args.plot}")
-    except ImportError:
-        pass
+        ms, gmacs = full_model_ms()
+        print(f"MotivNet-1B on this CPU: {ms / 1e3:.1f} s per image ({gmacs:,.0f} GMAC) = "
+              f"{ms / rows[0][3]:,.0f}x the fastest artifact")
+    plot(rows, args.plot)
+    print(f"plot: {args.plot}")
     for eng in engines.values():
         eng.close()
     return 0
