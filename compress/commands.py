@@ -125,8 +125,17 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", type=int, default=300, help="face crops for INT8 calibration")
     p.add_argument("--gate", type=float, default=0.99,
                    help="minimum agreement of an INT8 artifact with the FP32 student")
+    p.add_argument("--max-flip-margin", type=float, default=1.0,
+                   help="an INT8 artifact may not change a decision the FP32 student made "
+                        "with a top-2 logit margin above this")
     p.add_argument("--formats", default="onnx,openvino,tflite",
                    help="formats to quantise, comma-separated")
+
+
+def _gate(args: argparse.Namespace):
+    from compress.validate import Gate
+
+    return Gate(args.gate, args.max_flip_margin)
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -150,7 +159,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_quantize(args: argparse.Namespace) -> int:
     from compress.stages import stage_quantize
 
-    results = stage_quantize(args.out, args.calibration, args.gate, _formats(args.formats))
+    results = stage_quantize(args.out, args.calibration, _gate(args), _formats(args.formats))
     for fmt, r in results.items():
         print(f"{fmt}: {r['file']} ({'passed' if r['passed'] else 'REJECTED'})")
     return 0 if all(r["passed"] for r in results.values()) else 1
@@ -183,7 +192,7 @@ def print_report(report: dict, file=sys.stdout) -> None:
 def run_validate(args: argparse.Namespace) -> int:
     from compress.stages import stage_validate
 
-    report, ok = stage_validate(args.out, args.gate)
+    report, ok = stage_validate(args.out, _gate(args))
     print_report(report)
     return 0 if ok else 1
 
@@ -193,8 +202,8 @@ def run_compress(args: argparse.Namespace) -> int:
 
     run_distil(args)
     stage_export(args.out)
-    stage_quantize(args.out, args.calibration, args.gate, _formats(args.formats))
-    report, ok = stage_validate(args.out, args.gate)
+    stage_quantize(args.out, args.calibration, _gate(args), _formats(args.formats))
+    report, ok = stage_validate(args.out, _gate(args))
     print_report(report)
     print(f"\nwrote {args.out / 'report.json'} and {args.out / 'manifest.json'}")
     return 0 if ok else 1

@@ -24,7 +24,7 @@ from compress.students import STUDENTS, build_student, is_vit, student_spec
 from compress.teacher_cache import TeacherCache
 from compress.teachers import Teacher
 from compress.train import TrainConfig, predict, train
-from compress.validate import GATE, evaluate_artifact
+from compress.validate import DEFAULT_GATE, Gate, evaluate_artifact
 from edge.detect import FaceDetector
 from edge.errors import MotivnetError
 from targets.metadata import read_metadata, sha256_file
@@ -173,9 +173,9 @@ def _calibration(w: Work, n: int) -> list[np.ndarray]:
     return [w.crops.crops[i] for i in pick]
 
 
-def stage_quantize(out: Path, calibration: int = 300, gate: float = GATE,
+def stage_quantize(out: Path, calibration: int = 300, gate: Gate = DEFAULT_GATE,
                    formats: tuple[str, ...] = FORMATS) -> dict[str, dict]:
-    """INT8 for each format; recipes tried in order until ``agreement_with_float >= gate``.
+    """INT8 for each format; recipes tried in order until one passes the ``gate``.
     An artifact that never passes is kept as ``student-int8.rejected.*`` for inspection."""
     out = Path(out)
     w = load_work(out)
@@ -201,16 +201,17 @@ def stage_quantize(out: Path, calibration: int = 300, gate: float = GATE,
             scores = evaluate_artifact(trial, val_crops, float_logits, teacher_logits, labels,
                                        check=False)
             trials.append({"recipe": recipe["name"], **{k: scores[k] for k in
-                                                        ("agreement_with_float",
+                                                        ("agreement_with_float", "flips",
+                                                         "flip_max_fp32_margin",
                                                          "cosine_with_float")}})
-            log.info("%s int8 %s: agreement with float %.4f", fmt, recipe["name"],
-                     scores["agreement_with_float"])
-            if scores["agreement_with_float"] >= max(t["agreement_with_float"]
-                                                     for t in trials):
+            log.info("%s int8 %s: agreement with float %.4f, %d flips (largest FP32 margin "
+                     "%.3f)", fmt, recipe["name"], scores["agreement_with_float"],
+                     scores["flips"], scores["flip_max_fp32_margin"])
+            if gate.rank(scores) >= max(gate.rank(t) for t in trials):
                 _move(trial, best)
-            if scores["agreement_with_float"] >= gate:
+            if gate.passes(scores):
                 break
-        passed = max(t["agreement_with_float"] for t in trials) >= gate
+        passed = any(gate.passes(t) for t in trials)
         final, other = (out / f"student-int8{tag}{SUFFIX[fmt]}"
                         for tag in (("", ".rejected") if passed else (".rejected", "")))
         _move(best, final)
@@ -239,7 +240,7 @@ def _remove(path: Path) -> None:
         path.with_suffix(".bin").unlink(missing_ok=True)
 
 
-def stage_validate(out: Path, gate: float = GATE) -> tuple[dict, bool]:
+def stage_validate(out: Path, gate: Gate = DEFAULT_GATE) -> tuple[dict, bool]:
     """report.json and manifest.json for every artifact in ``out``; True when all INT8 pass."""
     out = Path(out)
     w = load_work(out)
@@ -256,7 +257,7 @@ def stage_validate(out: Path, gate: float = GATE) -> tuple[dict, bool]:
                                 check=False)
         rejected = ".rejected" in path.name
         row["status"] = "rejected" if rejected or (
-            row["precision"].startswith("int8") and row["agreement_with_float"] < gate) \
+            row["precision"].startswith("int8") and not gate.passes(row)) \
             else "ok"
         if row["precision"].startswith("int8"):
             row["trials"] = quant.get(row["format"], {}).get("trials", [])
@@ -266,7 +267,7 @@ def stage_validate(out: Path, gate: float = GATE) -> tuple[dict, bool]:
             f"{row['format']}-{row['precision']}"
         entries.append(file_entry(path, role, precision=row["precision"]))
     teacher_pred = float_logits.argmax(1) == teacher_logits.argmax(1)
-    report = {"gate": {"agreement_with_float": gate}, "passed": ok,
+    report = {"gate": gate.to_dict(), "passed": ok,
               "heldout_crops": len(val_crops), "data": w.run.data, "skipped": w.run.skipped,
               "calibration_data": w.run.calibration_data or w.run.data,
               "student": {"name": w.run.student, "input": w.run.size,

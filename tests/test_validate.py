@@ -17,3 +17,23 @@ def test_compare_counts_flips_and_how_close_to_a_tie_they_were():
     same = compare(fp32, fp32, None, None)
     assert same["flips"] == 0 and same["flip_max_fp32_margin"] == 0.0
     assert same["cosine_with_float"] > 0.9999 and "accuracy" not in same
+
+
+def test_gate_refuses_a_confident_flip_that_agreement_alone_would_let_through():
+    from compress.validate import Gate
+
+    fp32 = np.zeros((200, 3))
+    fp32[:, 0] = 4.0  # every crop: class 0, margin 4
+    near_tie, confident = fp32.copy(), fp32.copy()
+    near_tie[0] = fp32[0] = [1.0, 0.9, 0.0]  # fp32 margin 0.1
+    near_tie[0] = [0.9, 1.0, 0.0]  # flipped a near tie
+    confident[1] = [0.0, 4.0, 0.0]  # flipped a sure decision
+    gate = Gate(agreement=0.99, max_flip_margin=1.0)
+    tie_scores = compare(near_tie, fp32, None, None)
+    sure_scores = compare(confident, fp32, None, None)
+    assert tie_scores["agreement_with_float"] == sure_scores["agreement_with_float"] == 0.995
+    assert gate.passes(tie_scores) and not gate.passes(sure_scores)
+    assert gate.rank(tie_scores) > gate.rank(sure_scores)
+    assert not Gate(agreement=0.999).passes(tie_scores)
+    assert Gate(max_flip_margin=5.0).passes(sure_scores)
+    assert gate.to_dict() == {"agreement_with_float": 0.99, "max_flip_fp32_margin": 1.0}
