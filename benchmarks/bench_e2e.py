@@ -26,16 +26,9 @@ import cv2
 import yaml
 
 from benchmarks.demo_daemon import local_broker, subscribe, write_video
+from benchmarks.no_torch import BLOCK_TORCH
 
-BLOCK_TORCH = (
-    "import sys\n"
-    "class _Block:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name.split('.')[0] in ('torch', 'torchvision', 'timm', 'nncf', 'litert_torch'):\n"
-    "            raise ModuleNotFoundError(name + ' is not on the device')\n"
-    "sys.meta_path.insert(0, _Block())\n"
-    "from edge.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n")
+DAEMON = BLOCK_TORCH + "from edge.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 # (target profile, engine override, artifact)
 CASES = [("cpu", None, "student-int8.onnx"), ("intel-cpu", None, "student-int8.xml"),
@@ -75,7 +68,7 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None,
     path.write_text(yaml.safe_dump(cfg))
     peak = [0.0]
     t0 = time.monotonic()
-    argv = ([python, "-c", BLOCK_TORCH] if python == sys.executable
+    argv = ([python, "-c", DAEMON] if python == sys.executable
             else [python, "-m", "edge.cli"])
     proc = subprocess.Popen([*argv, "run", "--config", str(path), "--max-frames", str(frames)],
                             stderr=subprocess.PIPE, text=True, cwd=work)

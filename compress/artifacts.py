@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from edge.errors import MotivnetError
 from targets.metadata import (
     MANIFEST,
@@ -76,8 +78,12 @@ def _embed_tflite(path: Path, text: str) -> None:
     schema = tflite_schema()
     buf = path.read_bytes()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(buf, 0))
-    if any(b.offset and b.offset > 1 for b in model.buffers or []):
-        raise MotivnetError(f"{path}: buffers stored outside the flatbuffer are not supported")
+    for b in model.buffers or []:
+        if b.offset and b.offset > 1:  # data appended after the flatbuffer: bring it inside
+            if b.offset + b.size > len(buf):
+                raise MotivnetError(f"{path}: a buffer points past the end of the file")
+            b.data = np.frombuffer(buf, np.uint8, b.size, b.offset).copy()
+            b.offset = b.size = 0
     model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_KEY.encode()]
     blob = schema.BufferT()
     blob.data = list(text.encode())
@@ -148,7 +154,8 @@ def _inspect_tflite(path: Path) -> dict:
         graph = model.Subgraphs(s)
         for t in range(graph.TensorsLength()):
             tensor = graph.Tensors(t)
-            has_data = model.Buffers(tensor.Buffer()).DataLength() > 0
+            buffer = model.Buffers(tensor.Buffer())
+            has_data = buffer.DataLength() > 0 or buffer.Offset() > 1  # inline or appended
             kind = names.get(tensor.Type(), str(tensor.Type()))
             (weights if has_data else acts)[kind] += 1
     return {"int8_weight_tensors": weights.get("INT8", 0),

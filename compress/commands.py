@@ -83,6 +83,11 @@ def _teacher(args: argparse.Namespace):
 
     if args.teacher is None:
         path = ensure_demo_teacher(progress=not args.quiet)
+        if args.data:
+            print("note: the built-in demo teacher has seen only drawn synthetic faces; on "
+                  "real photos its outputs are near-ties that a student copies and INT8 "
+                  "flips. With the demo teacher, give real photos as --calibration-data; "
+                  "distil on them with a real teacher (--teacher).", file=sys.stderr)
         return load_teacher(path, model=MODEL, device=args.device, precision=args.precision)
     spec = None
     if args.teacher.suffix in (".onnx", ".tflite", ".pt", ".pt2", ".ts"):
@@ -186,6 +191,10 @@ def print_report(report: dict, file=sys.stdout) -> None:
     print(f"\nstudent {s['name']} @{s['input']}: agreement with teacher "
           f"{s['agreement_with_teacher']:.4f} on {report['heldout_crops']} held-out crops"
           + (f", accuracy {s['accuracy']:.4f}" if "accuracy" in s else ""), file=file)
+    weights_only = [n for n, r in report["artifacts"].items() if r["precision"] == "int8-weights"]
+    if weights_only:
+        print(f"weights-only INT8 (float arithmetic; full INT8 flipped too many decisions): "
+              f"{', '.join(weights_only)}", file=file)
     print("gate " + ("PASSED" if report["passed"] else "FAILED"), file=file)
 
 

@@ -8,6 +8,11 @@ artifact agrees with the FP32 student.
 - OpenVINO: NNCF post-training quantisation of the FP32 IR, or the gated ONNX QDQ artifact
   converted to IR.
 - TFLite: full-integer through litert-torch's PT2E flow (symmetric, per-channel).
+
+The last recipe of every format is ``weights-int8``: int8 per-channel weights dequantised
+before each layer, activations float. It is what INT8 can always deliver when full-integer
+inference flips too many decisions (a student whose decisions on the deployment domain are
+near-ties): a file as small as full INT8, float arithmetic, and the report says so.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ from compress.export import nhwc_module, spec_for
 
 log = logging.getLogger(__name__)
 
+WEIGHTS_ONLY = {"name": "weights-int8", "weights_only": True, "keep_float": []}
+
 RECIPES: dict[str, list[dict]] = {
     "onnx": [
         {"name": "qdq-minmax-last-float", "calibrate": "MinMax", "keep_float": ["last"]},
         {"name": "qdq-percentile-ends-float", "calibrate": "Percentile",
          "keep_float": ["first", "last"]},
         {"name": "qdq-entropy-ends-float", "calibrate": "Entropy", "keep_float": ["first", "last"]},
+        WEIGHTS_ONLY,
     ],
     "openvino": [
         # the classifier in float: NNCF's int8 classifier input clipped the most confident
@@ -43,10 +51,12 @@ RECIPES: dict[str, list[dict]] = {
          "keep_float": ["last"], "ranges": "HISTOGRAM", "fast_bias_correction": False},
         {"name": "nncf-mixed-histogram-ends-float", "preset": "MIXED",
          "keep_float": ["first", "last"], "ranges": "HISTOGRAM", "fast_bias_correction": False},
+        WEIGHTS_ONLY,
     ],
     "tflite": [
         {"name": "pt2e-per-channel", "keep_float": []},
         {"name": "pt2e-per-channel-linears-float", "keep_float": ["linear"]},
+        WEIGHTS_ONLY,
     ],
 }
 
@@ -161,9 +171,62 @@ def calibration_batch(crops: list[np.ndarray], spec, fmt: str) -> np.ndarray:
 def quantize(fmt: str, fp32: Path, model: torch.nn.Module, calib: np.ndarray, recipe: dict,
              tmp: Path, transformer: bool = False) -> None:
     log.info("quantising %s with %s on %d crops", fmt, recipe["name"], len(calib))
-    if fmt == "onnx":
+    if recipe.get("weights_only"):
+        quantize_weights_only(fmt, fp32, tmp)
+    elif fmt == "onnx":
         quantize_onnx(fp32, calib, recipe, tmp)
     elif fmt == "openvino":
         quantize_openvino(fp32, calib, recipe, tmp, transformer)
     else:
         quantize_tflite(model, calib, recipe, tmp)
+
+
+def weights_only_onnx(fp32: Path, tmp: Path) -> None:
+    """Every Conv and Gemm weight as symmetric per-output-channel int8 followed by a
+    DequantizeLinear; activations stay float."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(fp32))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    dequantize = []
+    for node in graph.node:
+        name = node.input[1] if node.op_type in ("Conv", "Gemm") else None
+        if name not in inits:
+            continue  # not a weighted layer, or a weight already converted
+        w = numpy_helper.to_array(inits.pop(name))
+        transposed = any(a.name == "transB" and a.i for a in node.attribute)
+        axis = 1 if node.op_type == "Gemm" and not transposed else 0
+        scale = np.maximum(np.abs(np.moveaxis(w, axis, 0)).reshape(w.shape[axis], -1).max(1),
+                           1e-12) / 127.0
+        shape = [-1 if i == axis else 1 for i in range(w.ndim)]
+        q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+        graph.initializer.remove(next(i for i in graph.initializer if i.name == name))
+        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
+                                  numpy_helper.from_array(scale.astype(np.float32),
+                                                          f"{name}_scale")])
+        dequantize.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale"],
+                                           [name], name=f"{name}_dequantize", axis=axis))
+    nodes = dequantize + list(graph.node)  # constants first: the graph stays sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(tmp))
+
+
+def quantize_weights_only(fmt: str, fp32: Path, tmp: Path) -> None:
+    if fmt == "onnx":
+        weights_only_onnx(fp32, tmp)
+    elif fmt == "openvino":  # OpenVINO keeps int8 constants + Convert/Multiply as compressed
+        import openvino as ov
+
+        with tempfile.TemporaryDirectory() as d:
+            onnx_int8 = Path(d) / "weights-int8.onnx"
+            weights_only_onnx(Path(fp32).with_suffix(".onnx"), onnx_int8)
+            ov.save_model(ov.convert_model(str(onnx_int8)), str(tmp), compress_to_fp16=False)
+    else:
+        from ai_edge_quantizer import quantizer, recipe
+
+        q = quantizer.Quantizer(str(fp32))
+        q.load_quantization_recipe(recipe.weight_only_wi8_afp32())
+        q.quantize().export_model(str(tmp), overwrite=True)

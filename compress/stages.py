@@ -192,7 +192,7 @@ def stage_quantize(out: Path, calibration: int = 300, gate: Gate = DEFAULT_GATE,
         trial = out / f".trial-int8{SUFFIX[fmt]}"
         best = out / f".best-int8{SUFFIX[fmt]}"  # the best trial so far, kept if none passes
         for recipe in RECIPES[fmt]:
-            if recipe.get("source") and not _made_from(out / recipe["source"], base):
+            if recipe.get("source") and not _usable_source(out / recipe["source"], base):
                 continue  # built from another format's artifact, which did not pass
             with atomic_path(trial) as tmp:
                 quantize(fmt, fp32, w.model, batch, recipe, tmp, is_vit(w.run.student))
@@ -222,10 +222,14 @@ def stage_quantize(out: Path, calibration: int = 300, gate: Gate = DEFAULT_GATE,
     return results
 
 
-def _made_from(path: Path, base: dict) -> bool:
-    """True when ``path`` exists and was made from this folder's current student."""
-    return path.is_file() and \
-        read_metadata(path).get("student", {}).get("sha256") == base["student"]["sha256"]
+def _usable_source(path: Path, base: dict) -> bool:
+    """True when ``path`` exists, was made from this folder's current student and is full
+    INT8 (a weights-only source would make a weights-only copy; that recipe comes last)."""
+    if not path.is_file():
+        return False
+    meta = read_metadata(path)
+    return meta.get("student", {}).get("sha256") == base["student"]["sha256"] \
+        and meta.get("precision") == "int8"
 
 
 def _move(src: Path, dst: Path) -> None:

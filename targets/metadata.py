@@ -76,7 +76,8 @@ def _read_tflite(path: Path) -> str | None:
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
         if entry.Name() == METADATA_KEY.encode():
-            return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode()
+            data = model.Buffers(entry.Buffer()).DataAsNumpy()
+            return None if isinstance(data, int) else data.tobytes().decode()  # int: empty
     return None
 
 

@@ -122,3 +122,34 @@ def test_calibration_data_becomes_the_gate_domain(tmp_path, teacher_file):
     assert 20 <= len(work.crops) <= 30  # the site's crops, not the 160 synthetic ones
     assert all(s.startswith(str(calib)) for s in work.crops.sources)
     assert len(work.teacher_logits) == len(work.crops)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+def test_weights_only_fallback_is_a_quarter_the_size_and_computes_like_float(
+        compressed, tmp_path, fmt):
+    from compress.artifacts import embed_metadata, inspect_precision
+    from compress.quantize import quantize_weights_only
+    from compress.stages import SUFFIX, load_work
+    from compress.validate import compare, run_artifact
+
+    out, res = compressed
+    assert res.returncode == 0
+    fp32 = out / f"student-fp32{SUFFIX[fmt]}"
+    made = tmp_path / f"weights-int8{SUFFIX[fmt]}"
+    quantize_weights_only(fmt, fp32, made)
+    embed_metadata(made, read_metadata(fp32))
+    what = inspect_precision(made)
+    assert what["precision"] == "int8-weights", what
+    assert what["int8_weight_tensors"] > 0 and what["activation_quantize_ops"] == 0
+
+    def size(p):
+        return p.stat().st_size + (p.with_suffix(".bin").stat().st_size if fmt == "openvino"
+                                   else 0)
+
+    assert size(made) < 0.4 * size(fp32)
+    crops = load_work(out).val()[0]
+    float_logits, _ = run_artifact(fp32, crops, check=False)
+    logits, _ = run_artifact(made, crops, check=False)
+    scores = compare(logits, float_logits, None, None)
+    assert scores["cosine_with_float"] > 0.999, scores

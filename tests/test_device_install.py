@@ -3,14 +3,7 @@
 import subprocess
 import sys
 
-BLOCK_TORCH = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'torchvision', 'timm', 'nncf', 'litert_torch'):
-            raise ModuleNotFoundError(f'{name} is blocked: the device install has no torch')
-sys.meta_path.insert(0, Block())
-"""
+from benchmarks.no_torch import BLOCK_TORCH
 
 
 def run_blocked(code: str) -> subprocess.CompletedProcess:

@@ -42,6 +42,12 @@ class OnnxRuntimeEngine(Engine):
         spin = "1" if self.options.extra.get("spinning") else "0"
         opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
         opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
+        weights_only = self.metadata.get("precision") == "int8-weights"
+        if weights_only:
+            # let constant folding turn int8 weights + DequantizeLinear into float weights once
+            # at load (ONNX Runtime keeps them for QDQ fusion otherwise, and dequantises every
+            # run: measured 3.2 ms against 1.1 ms for the FP32 file, 2 threads)
+            opts.add_session_config_entry("session.disable_quant_qdq", "1")
         if self.options.threads:
             opts.intra_op_num_threads = self.options.threads
             opts.inter_op_num_threads = 1
@@ -57,7 +63,8 @@ class OnnxRuntimeEngine(Engine):
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.settings = {"providers": self.session.get_providers(),
-                         "threads": self.options.threads, "spinning": spin == "1"}
+                         "threads": self.options.threads, "spinning": spin == "1",
+                         "weights_folded_to_float": weights_only}
         shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
         return InputInfo(shape, _ORT_DTYPES.get(inp.type, "float32"), self.crop,
                          dynamic_batch=shape[0] == -1)
