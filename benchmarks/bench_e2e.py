@@ -48,7 +48,7 @@ def peak_rss_mb(proc: subprocess.Popen, peak: list[float]) -> None:
 
 def run_case(python: str, artifact: Path, target: str, engine: str | None,
              detector: Path | None, video: Path, frames: int, host: str, port: int,
-             work: Path) -> dict:
+             work: Path, haar_scale: float | None = None) -> dict:
     first: list[float] = []
     stats: list[dict] = []
     device = f"bench-{artifact.name.replace('.', '-')}-{'yunet' if detector else 'haar'}"
@@ -61,7 +61,8 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None,
     sub = subscribe(host, port, f"motivnet/{device}/#", on_message)
     cfg = {"device": device, "model": {"artifact": str(artifact.resolve()), "target": target,
                                        "engine": engine, "threads": 2},
-           "detector": {"model": str(detector.resolve()) if detector else None},
+           "detector": {"model": str(detector.resolve()) if detector else None,
+                        **({"scale_factor": haar_scale} if haar_scale else {})},
            "cameras": [{"name": "cam0", "source": str(video)}],
            "mqtt": {"host": host, "port": port, "stats_interval": 1000.0}}
     path = work / f"{device}.yaml"
@@ -80,7 +81,7 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None,
         raise SystemExit(f"{artifact.name}: daemon failed\n{err[-2000:]}")
     final = stats[-1] if stats else {}
     return {"artifact": artifact.name, "target": target,
-            "detector": "yunet" if detector else "haar", "fps": final.get("fps"),
+            "detector": "yunet" if detector else f"haar{haar_scale or ''}", "fps": final.get("fps"),
             "latency": final.get("latency_ms", {}), "rss_mb": round(peak[0], 1),
             "first_result_s": round(first[0] - t0, 2) if first else None}
 
@@ -105,6 +106,7 @@ def main() -> int:
     ap.add_argument("--artifacts", type=Path, default=Path("out/demo"))
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--detector", type=Path, help="YuNet .onnx, measured beside Haar")
+    ap.add_argument("--haar-scale", type=float, help="the Haar cascade's scale_factor")
     ap.add_argument("--photos", type=Path, help="folder of face photos to paste into the video")
     ap.add_argument("--python", default=sys.executable, help="a device install's interpreter")
     ap.add_argument("--json", type=Path, help="also write the rows here")
@@ -123,7 +125,8 @@ def main() -> int:
             for target, engine, name in CASES:
                 if (args.artifacts / name).is_file():
                     rows.append(run_case(args.python, args.artifacts / name, target, engine,
-                                         detector, video, args.frames, host, port, Path(d)))
+                                         detector, video, args.frames, host, port, Path(d),
+                                         args.haar_scale))
                     print(json.dumps(rows[-1]), flush=True)
     print()
     print_table(rows)
