@@ -9,10 +9,15 @@ import pytest
 import torch
 
 from compress.motivnet import build_motivnet
-from targets.metadata import read_metadata, sha256_file
+from targets.metadata import artifact_bytes, read_metadata, sha256_file
 
 SMALL = ["--synthetic", "160", "--epochs", "1", "--student", "mobilenetv3_small_100",
          "--size", "48", "--calibration", "40", "--quiet"]
+
+
+def output(res) -> str:
+    """What a failed command said: the report table is on stdout, errors on stderr."""
+    return res.stdout[-2000:] + "\n" + res.stderr[-3000:]
 
 
 def cli(*args, env_cache=None):
@@ -40,7 +45,7 @@ def compressed(tmp_path_factory, teacher_file):
 @pytest.mark.slow
 def test_compress_writes_gated_artifacts_report_and_manifest(compressed):
     out, res = compressed
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.returncode == 0, output(res)
     report = json.loads((out / "report.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
     assert report["passed"] is True
@@ -62,7 +67,7 @@ def test_compress_writes_gated_artifacts_report_and_manifest(compressed):
 @pytest.mark.slow
 def test_gate_rejects_and_marks_an_artifact_that_disagrees(compressed, tmp_path):
     out, res = compressed
-    assert res.returncode == 0
+    assert res.returncode == 0, output(res)
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     for p in copy.glob("student-int8*"):
@@ -134,7 +139,7 @@ def test_weights_only_fallback_is_a_quarter_the_size_and_computes_like_float(
     from compress.validate import compare, run_artifact
 
     out, res = compressed
-    assert res.returncode == 0
+    assert res.returncode == 0, output(res)
     fp32 = out / f"student-fp32{SUFFIX[fmt]}"
     made = tmp_path / f"weights-int8{SUFFIX[fmt]}"
     quantize_weights_only(fmt, fp32, made)
@@ -142,12 +147,7 @@ def test_weights_only_fallback_is_a_quarter_the_size_and_computes_like_float(
     what = inspect_precision(made)
     assert what["precision"] == "int8-weights", what
     assert what["int8_weight_tensors"] > 0 and what["activation_quantize_ops"] == 0
-
-    def size(p):
-        return p.stat().st_size + (p.with_suffix(".bin").stat().st_size if fmt == "openvino"
-                                   else 0)
-
-    assert size(made) < 0.4 * size(fp32)
+    assert artifact_bytes(made) < 0.4 * artifact_bytes(fp32)
     crops = load_work(out).val()[0]
     float_logits, _ = run_artifact(fp32, crops, check=False)
     logits, _ = run_artifact(made, crops, check=False)
