@@ -18,9 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.preprocess import make_input
-from targets.engine import EngineOptions, load_engine
+from targets.engine import ENGINES, EngineOptions, load_engine
+from targets.metadata import FORMATS, artifact_bytes
 
-RUNS = {".onnx": ["onnxruntime", "openvino"], ".xml": ["openvino"], ".tflite": ["litert"]}
+# every engine that runs a file of each kind (an ONNX file runs in ONNX Runtime and OpenVINO)
+RUNS = {suffix: [e for e, (_, formats, _) in ENGINES.items() if fmt in formats]
+        for suffix, fmt in FORMATS.items()}
 
 
 def measure(engines: dict, inputs: dict, rounds: int, per_round: int) -> dict[str, list]:
@@ -37,11 +40,10 @@ def measure(engines: dict, inputs: dict, rounds: int, per_round: int) -> dict[st
 
 def heldout_crops(folder: Path) -> list[np.ndarray]:
     """The gate's held-out crops of a compress folder (its calibration domain when given)."""
-    from compress.data import CropSet, split_index
+    from compress.data import CropSet, gate_files, split_index
 
     run = json.loads((folder / "work" / "run.json").read_text())
-    name = "calib.npz" if run.get("calibration_data") else "crops.npz"
-    crops = CropSet.load(folder / "work" / name)
+    crops = CropSet.load(gate_files(folder / "work", bool(run.get("calibration_data")))[0])
     _, val = split_index(crops.hashes, run["val_fraction"])
     return [crops.crops[i] for i in val]
 
@@ -119,9 +121,8 @@ def main() -> int:
                                                                  == reference))
                 inputs[key] = make_input(crops[0], None, eng.crop)[None]
                 engines[key] = eng
-                size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size
-                                              if path.suffix == ".xml" else 0)
-                meta[key] = (path.name, engine, threads, size / 1e6, eng.metadata["precision"])
+                meta[key] = (path.name, engine, threads, artifact_bytes(path) / 1e6,
+                             eng.metadata["precision"])
     times = measure(engines, inputs, args.rounds, args.per_round)
     med = {k: float(np.median(v)) for k, v in times.items()}
     best = min(med.values())

@@ -23,10 +23,8 @@ import numpy as np
 from benchmarks.bench_targets import measure
 from edge.preprocess import make_input
 from edge.synthetic import synth_faces
-from targets.engine import EngineOptions, load_engine
-from targets.metadata import read_metadata
-
-ENGINE = {".onnx": "onnxruntime", ".xml": "openvino", ".tflite": "litert"}
+from targets.engine import DEFAULT_ENGINE, EngineOptions, load_engine
+from targets.metadata import FORMATS, read_metadata
 
 
 def compress(name: str, folder: Path, args: argparse.Namespace) -> float:
@@ -67,7 +65,7 @@ def latencies(rows: list[dict], out: Path, rounds: int) -> None:
     engines, inputs = {}, {}
     for r in rows:  # a rejected artifact is timed too: its speed does not depend on the gate
         for path in sorted((out / r["student"]).glob("student-int8*")):
-            engine = ENGINE.get(path.suffix)
+            engine = DEFAULT_ENGINE.get(FORMATS.get(path.suffix))
             if engine:
                 key = (r["student"], engine)
                 engines[key] = load_engine(path, engine, EngineOptions(threads=2), check=False)

@@ -211,8 +211,9 @@ def run_compress(args: argparse.Namespace) -> int:
 
     run_distil(args)
     stage_export(args.out)
-    stage_quantize(args.out, args.calibration, _gate(args), _formats(args.formats))
-    report, ok = stage_validate(args.out, _gate(args))
+    gate = _gate(args)
+    stage_quantize(args.out, args.calibration, gate, _formats(args.formats))
+    report, ok = stage_validate(args.out, gate)
     print_report(report)
     print(f"\nwrote {args.out / 'report.json'} and {args.out / 'manifest.json'}")
     return 0 if ok else 1

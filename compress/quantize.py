@@ -195,14 +195,15 @@ def weights_only_onnx(fp32: Path, tmp: Path) -> None:
         name = node.input[1] if node.op_type in ("Conv", "Gemm") else None
         if name not in inits:
             continue  # not a weighted layer, or a weight already converted
-        w = numpy_helper.to_array(inits.pop(name))
+        weight = inits.pop(name)
+        w = numpy_helper.to_array(weight)
         transposed = any(a.name == "transB" and a.i for a in node.attribute)
         axis = 1 if node.op_type == "Gemm" and not transposed else 0
         scale = np.maximum(np.abs(np.moveaxis(w, axis, 0)).reshape(w.shape[axis], -1).max(1),
                            1e-12) / 127.0
         shape = [-1 if i == axis else 1 for i in range(w.ndim)]
         q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
-        graph.initializer.remove(next(i for i in graph.initializer if i.name == name))
+        graph.initializer.remove(weight)
         graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
                                   numpy_helper.from_array(scale.astype(np.float32),
                                                           f"{name}_scale")])

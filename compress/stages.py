@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from compress.artifacts import atomic_path, file_entry, write_json, write_manifest
-from compress.data import CropSet, collect, split_index
+from compress.data import CropSet, collect, gate_files, split_index
 from compress.export import SUFFIX, export_fp32, finish
 from compress.quantize import RECIPES, calibration_batch, quantize
 from compress.students import STUDENTS, build_student, is_vit, student_spec
@@ -27,7 +27,7 @@ from compress.train import TrainConfig, predict, train
 from compress.validate import DEFAULT_GATE, Gate, evaluate_artifact
 from edge.detect import FaceDetector
 from edge.errors import MotivnetError
-from targets.metadata import read_metadata, sha256_file
+from targets.metadata import artifact_files, read_metadata, sha256_file
 
 log = logging.getLogger(__name__)
 FORMATS = ("onnx", "openvino", "tflite")
@@ -71,7 +71,7 @@ def stage_distil(out: Path, teacher: Teacher, student: str, size: int, cfg: Trai
     deployment domain) whose crops calibrate INT8 and whose held-out part gates it."""
     work = work_dir(out)
     work.mkdir(parents=True, exist_ok=True)
-    crops_path = work / "crops.npz"
+    crops_path, teacher_path = gate_files(work, calibrated=False)
     if resume and crops_path.is_file():
         crops = CropSet.load(crops_path)
     else:
@@ -80,12 +80,13 @@ def stage_distil(out: Path, teacher: Teacher, student: str, size: int, cfg: Trai
         crops.save(crops_path)
     cache = TeacherCache(cache_root, teacher.key)
     logits = cache.logits(crops.hashes, crops.crops, teacher.predict, progress)
-    np.save(work / "teacher.npy", logits)
+    np.save(teacher_path, logits)
     if calibration:
         calib = collect(calibration, None, detector, margin, every, 0, cfg.seed, teacher.classes,
                         progress)
-        calib.save(work / "calib.npz")
-        np.save(work / "calib_teacher.npy",
+        calib_path, calib_teacher_path = gate_files(work, calibrated=True)
+        calib.save(calib_path)
+        np.save(calib_teacher_path,
                 cache.logits(calib.hashes, calib.crops, teacher.predict, progress))
     run = RunConfig(student, size, margin, cfg.seed, val_fraction, list(teacher.classes),
                     {**teacher.identity, "key": teacher.key, "crop": teacher.spec.to_dict()},
@@ -143,16 +144,14 @@ class Work:
 
 def load_work(out: Path) -> Work:
     run = load_run(out)
-    crops = CropSet.load(work_dir(out) / "crops.npz")
+    crops_path, teacher_path = gate_files(work_dir(out), bool(run.calibration_data))
+    crops = CropSet.load(crops_path)
     weights = Path(out) / "student.pth"
     if not weights.is_file():
         raise MotivnetError(f"{weights} is missing: the distil stage did not finish")
     model = build_student(run.student, len(run.classes), run.size)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    teacher = np.load(work_dir(out) / "teacher.npy")
-    if run.calibration_data:
-        crops = CropSet.load(work_dir(out) / "calib.npz")
-        teacher = np.load(work_dir(out) / "calib_teacher.npy")
+    teacher = np.load(teacher_path)
     tr, va = split_index(crops.hashes, run.val_fraction)
     return Work(run, crops, teacher, model.eval(), tr, va)
 
@@ -193,7 +192,7 @@ def stage_quantize(out: Path, calibration: int = 300, gate: Gate = DEFAULT_GATE,
         best = out / f".best-int8{SUFFIX[fmt]}"  # the best trial so far, kept if none passes
         for recipe in RECIPES[fmt]:
             if recipe.get("source") and not _usable_source(out / recipe["source"], base):
-                continue  # built from another format's artifact, which did not pass
+                continue  # built from another format's artifact, which is not full INT8 here
             with atomic_path(trial) as tmp:
                 quantize(fmt, fp32, w.model, batch, recipe, tmp, is_vit(w.run.student))
                 finish(tmp, trial, fmt, base, w.spec,
@@ -233,15 +232,14 @@ def _usable_source(path: Path, base: dict) -> bool:
 
 
 def _move(src: Path, dst: Path) -> None:
-    if src.suffix == ".xml":
-        os.replace(src.with_suffix(".bin"), dst.with_suffix(".bin"))
-    os.replace(src, dst)
+    # an IR's .bin first, its .xml (the file engines open) last
+    for s, d in reversed(list(zip(artifact_files(src), artifact_files(dst), strict=True))):
+        os.replace(s, d)
 
 
 def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    if path.suffix == ".xml":
-        path.with_suffix(".bin").unlink(missing_ok=True)
+    for p in artifact_files(path):
+        p.unlink(missing_ok=True)
 
 
 def stage_validate(out: Path, gate: Gate = DEFAULT_GATE) -> tuple[dict, bool]:

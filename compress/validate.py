@@ -11,6 +11,7 @@ import numpy as np
 
 from edge.preprocess import make_input
 from targets.engine import EngineOptions, load_engine, softmax
+from targets.metadata import artifact_bytes
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,8 @@ def evaluate_artifact(path: Path, crops: Sequence[np.ndarray], float_logits: np.
                       check: bool = True) -> dict:
     logits, info = run_artifact(path, crops, check=check)
     meta = info["metadata"]
-    size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size
-                                  if path.suffix == ".xml" else 0)
     return {"file": path.name, "format": meta["format"], "precision": meta["precision"],
             "what_it_is": meta.get("precision_detail", ""), "recipe": meta.get("recipe", {}),
-            "bytes": size, "engine": info["engine"], "engine_settings": info["settings"],
+            "bytes": artifact_bytes(path), "engine": info["engine"],
+            "engine_settings": info["settings"],
             **compare(logits, float_logits, teacher_logits, labels)}

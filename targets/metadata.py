@@ -28,6 +28,16 @@ def artifact_format(path: Path) -> str:
     return fmt
 
 
+def artifact_files(path: str | Path) -> list[Path]:
+    """The files an artifact is made of: an OpenVINO IR is its .xml and the .bin beside it."""
+    path = Path(path)
+    return [path, path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [path]
+
+
+def artifact_bytes(path: str | Path) -> int:
+    return sum(p.stat().st_size for p in artifact_files(path))
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
