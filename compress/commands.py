@@ -59,7 +59,10 @@ def _distil_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--student", default=DEFAULT_STUDENT, choices=sorted(STUDENTS))
     s.add_argument("--size", type=int, default=DEFAULT_SIZE, help="square input side")
     s.add_argument("--student-weights", type=Path, help="local ImageNet weights file")
-    s.add_argument("--epochs", type=int, default=15)
+    s.add_argument("--epochs", type=int, default=15, help="epochs, at least")
+    s.add_argument("--min-steps", type=int, default=1000,
+                   help="train at least this many optimizer steps (a small data set gets more "
+                   "epochs); 0 trains exactly --epochs")
     s.add_argument("--batch", type=int, default=32)
     s.add_argument("--lr", type=float, default=2e-3)
     s.add_argument("--temperature", type=float, default=4.0)
@@ -111,7 +114,7 @@ def run_distil(args: argparse.Namespace) -> int:
     from edge.detect import FaceDetector
 
     teacher = _teacher(args)
-    cfg = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr,
+    cfg = TrainConfig(epochs=args.epochs, min_steps=args.min_steps, batch=args.batch, lr=args.lr,
                       temperature=args.temperature, alpha=args.alpha, seed=args.seed,
                       device=args.device)
     history = stage_distil(args.out, teacher, args.student, args.size, cfg, args.data,
@@ -170,6 +173,11 @@ def run_quantize(args: argparse.Namespace) -> int:
     return 0 if all(r["passed"] for r in results.values()) else 1
 
 
+# below this agreement with the teacher on held-out crops, the gate only says that INT8 copies
+# a student that is itself of little use
+WEAK_STUDENT = 0.8
+
+
 def print_report(report: dict, file=sys.stdout) -> None:
     cols = ("format", "precision", "bytes", "agreement_with_float", "flips",
             "agreement_with_teacher", "accuracy", "cosine_with_float", "status")
@@ -191,6 +199,10 @@ def print_report(report: dict, file=sys.stdout) -> None:
     print(f"\nstudent {s['name']} @{s['input']}: agreement with teacher "
           f"{s['agreement_with_teacher']:.4f} on {report['heldout_crops']} held-out crops"
           + (f", accuracy {s['accuracy']:.4f}" if "accuracy" in s else ""), file=file)
+    if s["agreement_with_teacher"] < WEAK_STUDENT:
+        print(f"warning: the student keeps little of the teacher (agreement below "
+              f"{WEAK_STUDENT}): distil on more faces, or start from ImageNet weights "
+              f"(--student-weights)", file=file)
     weights_only = [n for n, r in report["artifacts"].items() if r["precision"] == "int8-weights"]
     if weights_only:
         print(f"weights-only INT8 (float arithmetic; full INT8 flipped too many decisions): "

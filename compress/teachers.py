@@ -48,7 +48,22 @@ class Teacher:
 
     def predict(self, crops: list[np.ndarray]) -> np.ndarray:
         batch = np.stack([make_input(c, None, self.spec) for c in crops])
-        return np.asarray(self._logits(batch), np.float32)[:, self._index]
+        return as_logits(np.asarray(self._logits(batch), np.float32))[:, self._index]
+
+
+# the smallest probability taken as such: an int8 softmax output's 0 is below 1/256
+PROB_FLOOR = 1e-4
+
+
+def as_logits(out: np.ndarray) -> np.ndarray:
+    """Logits from a classifier's outputs. A file exported with its softmax (Keras models,
+    fer's TFLite) gives probabilities: distilling at temperature T on those would soften
+    numbers in [0, 1] to near-uniform targets, so they become log-probabilities (logits up to a
+    constant per row). Rows that are non-negative and sum to 1 (within an int8 output's
+    rounding) are taken as probabilities."""
+    if out.size and out.min() >= 0 and np.allclose(out.sum(1), 1.0, atol=0.05):
+        return np.log(np.maximum(out, PROB_FLOOR)).astype(np.float32)
+    return out
 
 
 class TorchTeacher(Teacher):
@@ -95,7 +110,7 @@ def spec_from_file(path: Path, base: CropSpec) -> CropSpec:
     elif path.suffix == ".tflite":
         from ai_edge_litert.interpreter import Interpreter
 
-        shape = list(Interpreter(model_path=str(path)).get_input_details()[0]["shape"])
+        shape = [int(d) for d in Interpreter(model_path=str(path)).get_input_details()[0]["shape"]]
     if len(shape) != 4:
         return base
     if shape[1] in (1, 3) and shape[3] not in (1, 3):

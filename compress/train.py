@@ -3,7 +3,10 @@
 Loss: KL divergence to the teacher's outputs softened at temperature T (scaled by T^2), plus
 alpha x cross-entropy where labels exist; with no teacher, cross-entropy alone. AdamW, cosine
 schedule with warm-up, mixed precision on CUDA, a progress bar, a checkpoint each epoch
-(atomic) and resume, a fixed seed.
+(atomic) and resume, a fixed seed. A small data set gets more epochs than asked for, up to
+``min_steps`` optimizer steps: 15 epochs of 429 face photos are 195 steps, after which a
+student from scratch still sits near ties on most held-out crops (measured: 46% of them within
+0.3 logits), and near-ties are what INT8 flips.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainConfig:
     epochs: int = 12
+    min_steps: int = 0
     batch: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -107,7 +111,11 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[np.ndarr
     # the incomplete last batch is dropped (a batch of one breaks BatchNorm); the order is
     # reshuffled every epoch, so every crop is still seen
     steps_per_epoch = max(1, len(train_crops) // cfg.batch)
-    total, warm = cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
+    if epochs > cfg.epochs:
+        log.info("%s: %d epochs instead of %d, for at least %d steps of %d crops each", desc,
+                 epochs, cfg.epochs, cfg.min_steps, cfg.batch)
+    total, warm = epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -125,11 +133,11 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[np.ndarr
     labels_t = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     teacher_t = None if train_teacher is None else torch.as_tensor(train_teacher)
     amp = device.type == "cuda"
-    for epoch in range(start, cfg.epochs):
+    for epoch in range(start, epochs):
         model.train()
         rng = np.random.default_rng(cfg.seed * 1000 + epoch)
         order = rng.permutation(len(train_crops))
-        bar = tqdm(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{cfg.epochs}",
+        bar = tqdm(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{epochs}",
                    disable=not progress, leave=False)
         running = 0.0
         for step in bar:

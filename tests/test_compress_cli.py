@@ -11,8 +11,8 @@ import torch
 from compress.motivnet import build_motivnet
 from targets.metadata import artifact_bytes, read_metadata, sha256_file
 
-SMALL = ["--synthetic", "160", "--epochs", "1", "--student", "mobilenetv3_small_100",
-         "--size", "48", "--calibration", "40", "--quiet"]
+SMALL = ["--synthetic", "160", "--epochs", "1", "--min-steps", "0",
+         "--student", "mobilenetv3_small_100", "--size", "48", "--calibration", "40", "--quiet"]
 
 
 def output(res) -> str:

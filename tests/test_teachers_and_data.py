@@ -103,3 +103,42 @@ def test_torchscript_teacher_with_label_map(tmp_path):
     out = teacher.predict([np.zeros((40, 40, 3), np.uint8)])
     assert [FER2013[int(v)] for v in out[0]] == list(AFFECTNET7)
     assert teacher.identity["kind"] == "torchscript"
+
+
+def test_a_teacher_exported_with_its_softmax_gives_log_probabilities(tmp_path):
+    logits = [0.5, 2.0, -1.0, 0.0, 1.5, -0.5, 0.2]
+    path = tmp_path / "softmax_teacher.onnx"
+    model = torch.nn.Sequential(FixedLogits(logits), torch.nn.Softmax(dim=1)).eval()
+    torch.onnx.export(model, (torch.zeros(1, 3, 16, 16),), str(path), input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    teacher = load_teacher(path, labels=AFFECTNET7, spec=CropSpec(mean=(0, 0, 0), std=(1, 1, 1)))
+    out = teacher.predict([np.zeros((20, 20, 3), np.uint8)])
+    # log-softmax of the logits: the same decision and the same logit differences, so the
+    # temperature softens them as it would the logits
+    expected = torch.log_softmax(torch.tensor([logits]), 1).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+    # logits that merely look small are left alone
+    plain = tmp_path / "logit_teacher.onnx"
+    torch.onnx.export(FixedLogits([0.1] * 6 + [0.3]).eval(), (torch.zeros(1, 3, 16, 16),),
+                      str(plain), input_names=["x"], dynamo=False)
+    same = load_teacher(plain, labels=AFFECTNET7, spec=CropSpec(mean=(0, 0, 0), std=(1, 1, 1)))
+    np.testing.assert_allclose(same.predict([np.zeros((20, 20, 3), np.uint8)]),
+                               [[0.1] * 6 + [0.3]], atol=1e-6)
+
+
+def test_tflite_teacher_with_softmax_reads_its_input_and_orders_its_classes(tmp_path):
+    import litert_torch
+
+    fer_logits = [float(i) / 2 for i in range(7)]  # the higher the FER2013 index, the likelier
+    path = tmp_path / "fer_teacher.tflite"
+    model = torch.nn.Sequential(FixedLogits(fer_logits), torch.nn.Softmax(dim=1)).eval()
+    litert_torch.convert(model, (torch.zeros(1, 24, 24, 1),)).export(str(path))
+    teacher = load_teacher(path, labels=FER2013, spec=CropSpec(mean=(127.5,) * 3,
+                                                                 std=(127.5,) * 3))
+    spec = teacher.spec
+    assert (spec.height, spec.width, spec.color, spec.layout) == (24, 24, "gray", "nhwc")
+    assert len(teacher.key) == 20  # the cache key serialises the spec read from the file
+    out = teacher.predict([np.zeros((30, 30, 3), np.uint8)])
+    expected = torch.log_softmax(torch.tensor([fer_logits]), 1)[0].numpy()
+    np.testing.assert_allclose(out[0], [expected[FER2013.index(c)] for c in AFFECTNET7],
+                               atol=1e-4)

@@ -37,3 +37,26 @@ def test_gate_refuses_a_confident_flip_that_agreement_alone_would_let_through():
     assert not Gate(agreement=0.999).passes(tie_scores)
     assert Gate(max_flip_margin=5.0).passes(sure_scores)
     assert gate.to_dict() == {"agreement_with_float": 0.99, "max_flip_fp32_margin": 1.0}
+
+
+def _report(agreement: float) -> dict:
+    row = {"format": "onnx", "precision": "int8-weights", "bytes": 2_600_000, "flips": 0,
+           "agreement_with_float": 1.0, "agreement_with_teacher": agreement,
+           "cosine_with_float": 0.9999, "status": "ok", "flip_max_fp32_margin": 0.0}
+    return {"artifacts": {"student-int8.onnx": row}, "passed": True, "heldout_crops": 102,
+            "student": {"name": "mobilenetv4_conv_small", "input": 112,
+                        "agreement_with_teacher": agreement}}
+
+
+def test_report_warns_when_the_gate_passes_a_student_that_learnt_little():
+    import io
+
+    from compress.commands import print_report
+
+    weak, good = io.StringIO(), io.StringIO()
+    print_report(_report(0.34), weak)
+    print_report(_report(0.99), good)
+    assert "gate PASSED" in weak.getvalue() and "gate PASSED" in good.getvalue()
+    assert "keeps little of the teacher" in weak.getvalue()
+    assert "keeps little" not in good.getvalue()
+    assert "weights-only INT8" in good.getvalue() and "student-int8.onnx" in good.getvalue()
