@@ -22,6 +22,11 @@ from targets.metadata import sha256_file
 log = logging.getLogger(__name__)
 
 
+# what ``Teacher.predict`` returns, part of the cache key: outputs cached before probability
+# outputs became log-probabilities are not reused as if they were
+OUTPUTS = "logits, probabilities as log-probabilities"
+
+
 @dataclass
 class Teacher:
     """Base: ``identity`` (kind, name, sha256) and ``spec`` define the cache key; ``labels`` is
@@ -39,8 +44,8 @@ class Teacher:
     @property
     def key(self) -> str:
         blob = json.dumps({"id": self.identity, "crop": self.spec.to_dict(),
-                           "labels": list(self.labels), "classes": list(self.classes)},
-                          sort_keys=True)
+                           "labels": list(self.labels), "classes": list(self.classes),
+                           "outputs": OUTPUTS}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def _logits(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover
