@@ -22,7 +22,7 @@ DEMO_OUT ?= out/demo
 demo: $(STAMP)
 	$(VENV)/bin/motivnet-edge info --model motivnet-tiny
 	$(VENV)/bin/motivnet-edge compress --out $(DEMO_OUT)
-	$(PY) -m benchmarks.demo_daemon --artifacts $(DEMO_OUT)
+	$(PY) -m motivnet_edge.benchmarks.demo_daemon --artifacts $(DEMO_OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not gpu" tests

@@ -3,7 +3,7 @@ video with 1-3 faces, each artifact and engine in turn, with the Haar cascade an
 file is given, YuNet, measured in one run. Prints frames per second, per-stage latency p50/p95,
 peak RSS and the time from start to the first published result.
 
-    python -m benchmarks.bench_e2e --artifacts out/demo [--frames 300] \\
+    python -m motivnet_edge.benchmarks.bench_e2e --artifacts out/demo [--frames 300] \\
         [--detector face_detection_yunet.onnx] [--photos faces/] [--python device-venv/bin/python]
 
 ``--python`` runs the daemon with the interpreter of a device install (``pip install
@@ -25,14 +25,17 @@ from pathlib import Path
 import cv2
 import yaml
 
-from benchmarks.demo_daemon import local_broker, subscribe, write_video
-from benchmarks.no_torch import BLOCK_TORCH
+from motivnet_edge.benchmarks.demo_daemon import local_broker, subscribe, write_video
+from motivnet_edge.benchmarks.no_torch import BLOCK_TORCH
+from motivnet_edge.targets.formats import artifact_name
 
-DAEMON = BLOCK_TORCH + "from edge.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+DAEMON = BLOCK_TORCH + "from motivnet_edge.edge.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 # (target profile, engine override, artifact)
-CASES = [("cpu", None, "student-int8.onnx"), ("intel-cpu", None, "student-int8.xml"),
-         ("rpi", None, "student-int8.tflite"), ("cpu", None, "student-fp32.onnx")]
+CASES = [("cpu", None, artifact_name("student", "int8", "onnx")),
+         ("intel-cpu", None, artifact_name("student", "int8", "openvino")),
+         ("rpi", None, artifact_name("student", "int8", "tflite")),
+         ("cpu", None, artifact_name("student", "fp32", "onnx"))]
 
 
 def peak_rss_mb(proc: subprocess.Popen, peak: list[float]) -> None:
@@ -70,7 +73,7 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None,
     peak = [0.0]
     t0 = time.monotonic()
     argv = ([python, "-c", DAEMON] if python == sys.executable
-            else [python, "-m", "edge.cli"])
+            else [python, "-m", "motivnet_edge.edge.cli"])
     proc = subprocess.Popen([*argv, "run", "--config", str(path), "--max-frames", str(frames)],
                             stderr=subprocess.PIPE, text=True, cwd=work)
     threading.Thread(target=peak_rss_mb, args=(proc, peak), daemon=True).start()

@@ -5,7 +5,8 @@ agreement with the FP32 student, each measured in that engine on the folder's he
 MotivNet-1B for scale. Prints one table and writes a latency-vs-agreement plot. No torch is
 needed unless ``--full-model`` is given.
 
-    python -m benchmarks.bench_targets --artifacts out/demo [--faces photos/] [--full-model]
+    python -m motivnet_edge.benchmarks.bench_targets --artifacts out/demo [--faces photos/] \
+        [--full-model]
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.preprocess import make_input
-from targets.engine import ENGINES, EngineOptions, load_engine
-from targets.metadata import FORMATS, artifact_bytes
-
-# every engine that runs a file of each kind (an ONNX file runs in ONNX Runtime and OpenVINO)
-RUNS = {suffix: [e for e, (_, formats, _) in ENGINES.items() if fmt in formats]
-        for suffix, fmt in FORMATS.items()}
+from motivnet_edge.targets.engine import EngineOptions, engines_for, load_engine
+from motivnet_edge.targets.formats import artifact_name, format_of, is_artifact
+from motivnet_edge.targets.metadata import artifact_bytes
+from motivnet_edge.targets.preprocess import make_input
 
 
 def measure(engines: dict, inputs: dict, rounds: int, per_round: int) -> dict[str, list]:
@@ -40,7 +38,7 @@ def measure(engines: dict, inputs: dict, rounds: int, per_round: int) -> dict[st
 
 def heldout_crops(folder: Path) -> list[np.ndarray]:
     """The gate's held-out crops of a compress folder (its calibration domain when given)."""
-    from compress.data import CropSet, gate_files, split_index
+    from motivnet_edge.compress.data import CropSet, gate_files, split_index
 
     run = json.loads((folder / "work" / "run.json").read_text())
     crops = CropSet.load(gate_files(folder / "work", bool(run.get("calibration_data")))[0])
@@ -58,7 +56,7 @@ def full_model_ms() -> tuple[float, float]:
     """CPU latency (ms) and multiply-adds (G) of MotivNet-1B, random weights, one image."""
     import torch
 
-    from compress.motivnet import build_motivnet, count_macs, crop_spec_for
+    from motivnet_edge.compress.motivnet import build_motivnet, count_macs, crop_spec_for
 
     model = build_motivnet("motivnet-1b").eval()
     x = torch.zeros(crop_spec_for("motivnet-1b").input_shape)
@@ -100,19 +98,20 @@ def main() -> int:
     ap.add_argument("--plot", type=Path, default=Path("out/bench-targets.png"))
     args = ap.parse_args()
     if args.faces:
-        from compress.data import collect
-        from edge.detect import FaceDetector
+        from motivnet_edge.compress.data import collect
+        from motivnet_edge.edge.detect import FaceDetector
 
         crops = collect([args.faces], detector=FaceDetector(args.detector), progress=False).crops
     else:
         crops = heldout_crops(args.artifacts)
-    with load_engine(args.artifacts / "student-fp32.onnx", "onnxruntime") as ref:
+    with load_engine(args.artifacts / artifact_name("student", "fp32", "onnx"),
+                     "onnxruntime") as ref:
         reference = logits(ref, crops).argmax(1)
     engines, inputs, meta, agreement = {}, {}, {}, {}
     for path in sorted(args.artifacts.iterdir()):
-        if path.suffix not in RUNS or path.name.startswith("."):
+        if not is_artifact(path):
             continue
-        for engine in RUNS[path.suffix]:
+        for engine in engines_for(format_of(path).name):
             for threads in (1, 2):
                 key = f"{path.name} {engine} {threads}t"
                 eng = load_engine(path, engine, EngineOptions(threads=threads))
@@ -135,7 +134,7 @@ def main() -> int:
     for name, engine, threads, ms, ratio, mb, agree, prec in rows:
         print(f"{name:<30}{engine:<12}{threads:>4}{ms:>9.3f}{ratio:>8.2f}{mb:>7.2f}"
               f"{agree:>11.4f}  {prec}")
-    print(f"\nagreement: top-1 with student-fp32.onnx in ONNX Runtime, on {len(crops)} "
+    print(f"\nagreement: top-1 with the FP32 ONNX student in ONNX Runtime, on {len(crops)} "
           f"{'crops of ' + str(args.faces) if args.faces else 'held-out crops'}")
     if args.full_model:
         ms, gmacs = full_model_ms()

@@ -6,7 +6,8 @@ INT8 is calibrated on those real face photos and gated on their held-out crops (
 faces. Latencies of all students are measured side by side in interleaved rounds at the end.
 Prints a table, writes ``choice.json`` and a plot.
 
-    python -m benchmarks.choose_student --out out/students [--real faces/] [--epochs 15]
+    python -m motivnet_edge.benchmarks.choose_student --out out/students [--real faces/] \
+        [--epochs 15]
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_targets import measure
-from edge.preprocess import make_input
-from edge.synthetic import synth_faces
-from targets.engine import DEFAULT_ENGINE, EngineOptions, load_engine
-from targets.metadata import FORMATS, read_metadata
+from motivnet_edge.benchmarks.bench_targets import measure
+from motivnet_edge.edge.synthetic import synth_faces
+from motivnet_edge.targets.engine import EngineOptions, load_engine
+from motivnet_edge.targets.formats import format_of, is_artifact
+from motivnet_edge.targets.metadata import read_metadata
+from motivnet_edge.targets.preprocess import make_input
 
 
 def compress(name: str, folder: Path, args: argparse.Namespace) -> float:
     """Run the whole compress chain for one student; returns the minutes it took."""
-    cmd = [sys.executable, "-m", "edge.cli", "compress", "--out", str(folder), "--student", name,
-           "--size", str(args.size), "--epochs", str(args.epochs), "--synthetic",
-           str(args.synthetic), "--quiet"]
+    cmd = [sys.executable, "-m", "motivnet_edge.edge.cli", "compress", "--out", str(folder),
+           "--student", name, "--size", str(args.size), "--epochs", str(args.epochs),
+           "--synthetic", str(args.synthetic), "--quiet"]
     if args.real:
         cmd += ["--calibration-data", str(args.real)]
     if args.detector:
@@ -64,8 +66,10 @@ def latencies(rows: list[dict], out: Path, rounds: int) -> None:
     crop = synth_faces(1, seed=5)[0].image
     engines, inputs = {}, {}
     for r in rows:  # a rejected artifact is timed too: its speed does not depend on the gate
-        for path in sorted((out / r["student"]).glob("student-int8*")):
-            engine = DEFAULT_ENGINE.get(FORMATS.get(path.suffix))
+        for path in sorted((out / r["student"]).iterdir()):
+            if not is_artifact(path) or read_metadata(path)["precision"] == "fp32":
+                continue
+            engine = format_of(path).engine
             if engine:
                 key = (r["student"], engine)
                 engines[key] = load_engine(path, engine, EngineOptions(threads=2), check=False)
@@ -101,7 +105,7 @@ def plot(rows: list[dict], path: Path, gate: float = 0.99) -> None:
 
 
 def main() -> int:
-    from compress.students import STUDENTS
+    from motivnet_edge.compress.students import STUDENTS
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -19,7 +19,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import yaml
 
-from edge.synthetic import synth_scene
+from motivnet_edge.edge.synthetic import synth_scene
 
 
 def broker_answers(host: str, port: int) -> bool:
@@ -117,7 +117,7 @@ def main() -> int:
                "mqtt": {"host": host, "port": port, "stats_interval": 2.0}}
         (Path(d) / "config.yaml").write_text(yaml.safe_dump(cfg))
         t0 = time.monotonic()
-        res = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config",
+        res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "run", "--config",
                               str(Path(d) / "config.yaml"),
                               "--max-frames", str(int(args.seconds * 15))], text=True,
                              capture_output=True, timeout=300)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from edge.errors import MotivnetError
+from motivnet_edge.targets.errors import MotivnetError
 
 from .motivnet import MotivNet
 

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from edge.errors import MotivnetError
-from edge.labels import parse_label_list
+from motivnet_edge.compress.config import DataConfig, DistilConfig, StudentConfig
+from motivnet_edge.compress.train import TrainConfig
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.formats import FORMATS, SUFFIXES
+from motivnet_edge.targets.labels import parse_label_list
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +23,8 @@ def _out(p: argparse.ArgumentParser) -> None:
 
 
 def _distil_args(p: argparse.ArgumentParser) -> None:
-    from compress.motivnet import MODELS
-    from compress.students import DEFAULT_SIZE, DEFAULT_STUDENT, STUDENTS
+    from motivnet_edge.compress.motivnet import MODELS
+    from motivnet_edge.compress.students import DEFAULT_SIZE, DEFAULT_STUDENT, STUDENTS
 
     t = p.add_argument_group("teacher (default: the built-in demo teacher)")
     t.add_argument("--teacher", type=Path, help="MotivNet checkpoint, or an exported "
@@ -80,9 +83,9 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
 
 
 def _teacher(args: argparse.Namespace):
-    from compress.demo_teacher import MODEL, ensure_demo_teacher
-    from compress.teachers import load_teacher
-    from edge.preprocess import CropSpec
+    from motivnet_edge.compress.demo_teacher import MODEL, ensure_demo_teacher
+    from motivnet_edge.compress.teachers import load_teacher
+    from motivnet_edge.targets.preprocess import CropSpec
 
     if args.teacher is None:
         path = ensure_demo_teacher(progress=not args.quiet)
@@ -93,7 +96,7 @@ def _teacher(args: argparse.Namespace):
                   "distil on them with a real teacher (--teacher).", file=sys.stderr)
         return load_teacher(path, model=MODEL, device=args.device, precision=args.precision)
     spec = None
-    if args.teacher.suffix in (".onnx", ".tflite", ".pt", ".pt2", ".ts"):
+    if args.teacher.suffix.lower() in (*SUFFIXES, ".pt", ".pt2", ".ts"):
         h = w = 224
         if args.teacher_size:
             try:
@@ -107,22 +110,25 @@ def _teacher(args: argparse.Namespace):
                         args.device, args.precision)
 
 
-def run_distil(args: argparse.Namespace) -> int:
-    from compress.demo_teacher import cache_dir
-    from compress.stages import stage_distil
-    from compress.train import TrainConfig
-    from edge.detect import FaceDetector
+def distil_config(args: argparse.Namespace) -> DistilConfig:
+    """The distil stage's typed configuration from the command line."""
+    from motivnet_edge.compress.demo_teacher import cache_dir
 
-    teacher = _teacher(args)
-    cfg = TrainConfig(epochs=args.epochs, min_steps=args.min_steps, batch=args.batch, lr=args.lr,
-                      temperature=args.temperature, alpha=args.alpha, seed=args.seed,
-                      device=args.device)
-    history = stage_distil(args.out, teacher, args.student, args.size, cfg, args.data,
-                           args.labelled, args.synthetic, args.every, args.margin,
-                           args.val_fraction, args.cache_dir or cache_dir() / "teacher",
-                           FaceDetector(args.detector) if args.detector else None,
-                           args.student_weights, args.resume, not args.quiet,
-                           args.calibration_data)
+    data = DataConfig(list(args.data), args.labelled, list(args.calibration_data),
+                      args.synthetic, args.every, args.margin, args.val_fraction, args.detector,
+                      args.cache_dir or cache_dir() / "teacher")
+    train = TrainConfig(epochs=args.epochs, min_steps=args.min_steps, batch=args.batch,
+                        lr=args.lr, temperature=args.temperature, alpha=args.alpha,
+                        seed=args.seed, device=args.device)
+    return DistilConfig(data, StudentConfig(args.student, args.size, args.student_weights),
+                        train, args.resume, not args.quiet)
+
+
+def run_distil(args: argparse.Namespace) -> int:
+    from motivnet_edge.compress.stages import stage_distil
+
+    cfg = distil_config(args)
+    history = stage_distil(args.out, _teacher(args), cfg)
     last = history[-1] if history else {}
     print("student: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
                                   if isinstance(v, float)))
@@ -141,23 +147,21 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
 
 
 def _gate(args: argparse.Namespace):
-    from compress.validate import Gate
+    from motivnet_edge.compress.validate import Gate
 
     return Gate(args.gate, args.max_flip_margin)
 
 
 def _formats(text: str) -> tuple[str, ...]:
-    from compress.stages import FORMATS
-
     fmts = tuple(f.strip() for f in text.split(",") if f.strip())
     bad = [f for f in fmts if f not in FORMATS]
     if bad or not fmts:
-        raise MotivnetError(f"--formats {text!r}: each must be one of {FORMATS}")
+        raise MotivnetError(f"--formats {text!r}: each must be one of {', '.join(FORMATS)}")
     return fmts
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from compress.stages import stage_export
+    from motivnet_edge.compress.stages import stage_export
 
     for fmt, path in stage_export(args.out).items():
         print(f"{fmt}: {path}")
@@ -165,7 +169,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_quantize(args: argparse.Namespace) -> int:
-    from compress.stages import stage_quantize
+    from motivnet_edge.compress.stages import stage_quantize
 
     results = stage_quantize(args.out, args.calibration, _gate(args), _formats(args.formats))
     for fmt, r in results.items():
@@ -211,7 +215,7 @@ def print_report(report: dict, file=sys.stdout) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from compress.stages import stage_validate
+    from motivnet_edge.compress.stages import stage_validate
 
     report, ok = stage_validate(args.out, _gate(args))
     print_report(report)
@@ -219,7 +223,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    from compress.stages import stage_export, stage_quantize, stage_validate
+    from motivnet_edge.compress.stages import stage_export, stage_quantize, stage_validate
 
     run_distil(args)
     stage_export(args.out)

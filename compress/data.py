@@ -18,12 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detect import Face, FaceDetector
-from edge.errors import MotivnetError
-from edge.labelled import IMAGE_SUFFIXES, load_labelled
-from edge.labels import AFFECTNET7
-from edge.preprocess import crop_square
-from edge.synthetic import synth_faces
+from motivnet_edge.edge.detect import Face, FaceDetector
+from motivnet_edge.edge.labelled import IMAGE_SUFFIXES, load_labelled
+from motivnet_edge.edge.synthetic import synth_faces
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.labels import AFFECTNET7
+from motivnet_edge.targets.preprocess import crop_square
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
@@ -52,7 +52,7 @@ class CropSet:
                        [self.hashes[i] for i in index], [self.sources[i] for i in index])
 
     def save(self, path: Path) -> None:
-        from compress.artifacts import atomic_path
+        from motivnet_edge.targets.files import atomic_path
 
         sides = np.array([c.shape[0] for c in self.crops])
         with atomic_path(Path(path), suffix=".npz") as tmp:

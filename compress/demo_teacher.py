@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compress.artifacts import atomic_path, write_json
-from compress.data import collect, split_index
-from compress.motivnet import build_motivnet, crop_spec_for
-from compress.train import TrainConfig, train
-from edge.detect import FaceDetector
+from motivnet_edge.compress.data import collect, split_index
+from motivnet_edge.compress.motivnet import build_motivnet, crop_spec_for
+from motivnet_edge.compress.train import TrainConfig, train
+from motivnet_edge.edge.detect import FaceDetector
+from motivnet_edge.targets.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 MODEL = "motivnet-tiny"

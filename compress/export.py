@@ -14,16 +14,17 @@ from pathlib import Path
 
 import torch
 
-from compress.artifacts import atomic_path, embed_metadata, inspect_precision
-from edge.preprocess import CropSpec
+from motivnet_edge.compress.artifacts import embed_metadata, inspect_precision
+from motivnet_edge.targets.files import atomic_path
+from motivnet_edge.targets.formats import FORMATS, artifact_name, get_format
+from motivnet_edge.targets.preprocess import CropSpec
 
 log = logging.getLogger(__name__)
-FORMAT_LAYOUT = {"onnx": "nchw", "openvino": "nchw", "tflite": "nhwc"}
-SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite"}
 
 
 def spec_for(fmt: str, spec: CropSpec) -> CropSpec:
-    return replace(spec, layout=FORMAT_LAYOUT[fmt])
+    """``spec`` in the input layout the format's exports take."""
+    return replace(spec, layout=get_format(fmt).layout)
 
 
 def artifact_meta(base: dict, fmt: str, spec: CropSpec, path: Path, recipe: dict) -> dict:
@@ -63,23 +64,25 @@ def save_tflite(model: torch.nn.Module, spec: CropSpec, tmp: Path) -> None:
 
 
 def finish(tmp: Path, final: Path, fmt: str, base: dict, spec: CropSpec, recipe: dict) -> Path:
-    """Embed metadata into the temporary file; an IR's .bin moves into place here, its .xml
-    (the file engines open) last, when :func:`atomic_path` renames ``tmp``."""
+    """Embed metadata into the temporary file; its companions (an IR's .bin) move into place
+    here, the file engines open last, when :func:`atomic_path` renames ``tmp``."""
     import os
 
     embed_metadata(tmp, artifact_meta(base, fmt, spec, tmp, recipe))
-    if fmt == "openvino":
-        os.replace(tmp.with_suffix(".bin"), final.with_suffix(".bin"))
+    files = get_format(fmt).files
+    for src, dst in zip(files(tmp)[1:], files(final)[1:], strict=True):
+        os.replace(src, dst)
     return final
 
 
-def export_fp32(model: torch.nn.Module, spec: CropSpec, out_dir: Path, base: dict,
-                stem: str = "student") -> dict[str, Path]:
-    """Write ``<stem>-fp32.onnx``, ``.xml``/``.bin`` and ``.tflite``; returns format -> path."""
+def export_fp32(model: torch.nn.Module, spec: CropSpec, out_dir: Path, base: dict
+                ) -> dict[str, Path]:
+    """The FP32 student in every format (ONNX first: the IR is made from it); returns
+    format -> path."""
     out_dir = Path(out_dir)
     paths: dict[str, Path] = {}
-    for fmt in ("onnx", "openvino", "tflite"):
-        final = out_dir / f"{stem}-fp32{SUFFIX[fmt]}"
+    for fmt in FORMATS:
+        final = out_dir / artifact_name("student", "fp32", fmt)
         log.info("exporting %s", final.name)
         with atomic_path(final) as tmp:
             if fmt == "onnx":
@@ -91,5 +94,6 @@ def export_fp32(model: torch.nn.Module, spec: CropSpec, out_dir: Path, base: dic
             try:
                 paths[fmt] = finish(tmp, final, fmt, base, spec, {"name": "fp32"})
             finally:
-                tmp.with_suffix(".bin").unlink(missing_ok=True)
+                for companion in get_format(fmt).files(tmp)[1:]:
+                    companion.unlink(missing_ok=True)
     return paths

@@ -6,7 +6,7 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from edge.labels import AFFECTNET7
+from motivnet_edge.targets.labels import AFFECTNET7
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge.errors import MotivnetError
-from edge.labels import AFFECTNET7
-from edge.preprocess import MOTIVNET_SPEC, CropSpec
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.labels import AFFECTNET7
+from motivnet_edge.targets.preprocess import MOTIVNET_SPEC, CropSpec
 
 
 class Attention(nn.Module):

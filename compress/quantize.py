@@ -20,42 +20,67 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from compress.export import nhwc_module, spec_for
+from motivnet_edge.compress.export import nhwc_module, spec_for
+from motivnet_edge.targets.formats import artifact_name, get_format
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_ONLY = {"name": "weights-int8", "weights_only": True, "keep_float": []}
 
-RECIPES: dict[str, list[dict]] = {
+@dataclass(frozen=True)
+class Recipe:
+    """One way to make an INT8 artifact.
+
+    keep_float: layers left in float: ``first``/``last`` weighted layer, or every ``linear``.
+    calibrate: ONNX Runtime's calibration method. preset, ranges, fast_bias_correction: NNCF's.
+    source: the format whose gated INT8 artifact is converted instead of calibrating again.
+    weights_only: int8 weights dequantised before each layer, activations float.
+    """
+
+    name: str
+    keep_float: tuple[str, ...] = ()
+    calibrate: str = "MinMax"
+    preset: str = "PERFORMANCE"
+    ranges: str | None = None
+    fast_bias_correction: bool = True
+    source: str | None = None
+    weights_only: bool = False
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+WEIGHTS_ONLY = Recipe("weights-int8", weights_only=True)
+
+RECIPES: dict[str, list[Recipe]] = {
     "onnx": [
-        {"name": "qdq-minmax-last-float", "calibrate": "MinMax", "keep_float": ["last"]},
-        {"name": "qdq-percentile-ends-float", "calibrate": "Percentile",
-         "keep_float": ["first", "last"]},
-        {"name": "qdq-entropy-ends-float", "calibrate": "Entropy", "keep_float": ["first", "last"]},
+        Recipe("qdq-minmax-last-float", ("last",), calibrate="MinMax"),
+        Recipe("qdq-percentile-ends-float", ("first", "last"), calibrate="Percentile"),
+        Recipe("qdq-entropy-ends-float", ("first", "last"), calibrate="Entropy"),
         WEIGHTS_ONLY,
     ],
     "openvino": [
         # the classifier in float: NNCF's int8 classifier input clipped the most confident
         # crops of one class (4 of 513 demo crops flipped at FP32 margins near 5)
-        {"name": "nncf-performance-last-float", "preset": "PERFORMANCE", "keep_float": ["last"]},
+        Recipe("nncf-performance-last-float", ("last",), preset="PERFORMANCE"),
         # the gated ONNX QDQ artifact read by OpenVINO (its Q/DQ pairs become FakeQuantize
         # and run as int8): one calibration serving two runtimes
-        {"name": "ort-qdq-to-ir", "source": "student-int8.onnx", "keep_float": []},
+        Recipe("ort-qdq-to-ir", source="onnx"),
         # histogram ranges: measured on real face crops, median logit error 0.147 -> 0.111
-        {"name": "nncf-performance-histogram-last-float", "preset": "PERFORMANCE",
-         "keep_float": ["last"], "ranges": "HISTOGRAM", "fast_bias_correction": False},
-        {"name": "nncf-mixed-histogram-ends-float", "preset": "MIXED",
-         "keep_float": ["first", "last"], "ranges": "HISTOGRAM", "fast_bias_correction": False},
+        Recipe("nncf-performance-histogram-last-float", ("last",), preset="PERFORMANCE",
+               ranges="HISTOGRAM", fast_bias_correction=False),
+        Recipe("nncf-mixed-histogram-ends-float", ("first", "last"), preset="MIXED",
+               ranges="HISTOGRAM", fast_bias_correction=False),
         WEIGHTS_ONLY,
     ],
     "tflite": [
-        {"name": "pt2e-per-channel", "keep_float": []},
-        {"name": "pt2e-per-channel-linears-float", "keep_float": ["linear"]},
+        Recipe("pt2e-per-channel"),
+        Recipe("pt2e-per-channel-linears-float", ("linear",)),
         WEIGHTS_ONLY,
     ],
 }
@@ -70,7 +95,7 @@ def _ends(names: list[str], keep: list[str]) -> list[str]:
     return out
 
 
-def quantize_onnx(fp32: Path, calib: np.ndarray, recipe: dict, tmp: Path) -> None:
+def quantize_onnx(fp32: Path, calib: np.ndarray, recipe: Recipe, tmp: Path) -> None:
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -90,52 +115,54 @@ def quantize_onnx(fp32: Path, calib: np.ndarray, recipe: dict, tmp: Path) -> Non
             return None if batch is None else {"input": batch}
 
     with tempfile.TemporaryDirectory() as d:
-        pre = Path(d) / "pre.onnx"
+        pre = Path(d) / f"pre{get_format('onnx').suffix}"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
         weighted = [n.name for n in onnx.load(str(pre)).graph.node
                     if n.op_type in ("Conv", "Gemm", "MatMul")]
-        extra = {"CalibPercentile": 99.999} if recipe["calibrate"] == "Percentile" else {}
+        extra = {"CalibPercentile": 99.999} if recipe.calibrate == "Percentile" else {}
         quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
-                        calibrate_method=getattr(CalibrationMethod, recipe["calibrate"]),
-                        nodes_to_exclude=_ends(weighted, recipe["keep_float"]),
+                        calibrate_method=getattr(CalibrationMethod, recipe.calibrate),
+                        nodes_to_exclude=_ends(weighted, recipe.keep_float),
                         extra_options=extra)
 
 
-def quantize_openvino(fp32: Path, calib: np.ndarray, recipe: dict, tmp: Path,
+def quantize_openvino(fp32: Path, calib: np.ndarray, recipe: Recipe, tmp: Path,
                       transformer: bool = False) -> None:
     import nncf
     import openvino as ov
 
-    if recipe.get("source"):  # an INT8 ONNX made by ONNX Runtime, beside the FP32 file
-        model = ov.convert_model(str(Path(fp32).parent / recipe["source"]))
+    if recipe.source:  # an INT8 ONNX made by ONNX Runtime, beside the FP32 file
+        source = Path(fp32).parent / artifact_name("student", "int8", recipe.source)
+        model = ov.convert_model(str(source))
         ov.save_model(model, str(tmp), compress_to_fp16=False)
         return
     model = ov.Core().read_model(str(fp32))
     weighted = [op.get_friendly_name() for op in model.get_ordered_ops()
                 if op.get_type_name() in ("Convolution", "MatMul")]
     kwargs = {}
-    ignored = _ends(weighted, recipe["keep_float"])
+    ignored = _ends(weighted, recipe.keep_float)
     if ignored:
         kwargs["ignored_scope"] = nncf.IgnoredScope(names=ignored)
     if transformer:
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
-    if recipe.get("ranges"):
+    if recipe.ranges:
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
         from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
         kwargs["advanced_parameters"] = AdvancedQuantizationParameters(
             activations_range_estimator_params=getattr(RangeEstimatorParametersSet,
-                                                       recipe["ranges"]))
+                                                       recipe.ranges))
     quantized = nncf.quantize(
         model, nncf.Dataset([calib[i:i + 1] for i in range(len(calib))]),
-        preset=getattr(nncf.QuantizationPreset, recipe["preset"]), subset_size=len(calib),
-        fast_bias_correction=recipe.get("fast_bias_correction", True), **kwargs)
+        preset=getattr(nncf.QuantizationPreset, recipe.preset), subset_size=len(calib),
+        fast_bias_correction=recipe.fast_bias_correction, **kwargs)
     ov.save_model(quantized, str(tmp), compress_to_fp16=False)
 
 
-def quantize_tflite(model: torch.nn.Module, calib: np.ndarray, recipe: dict, tmp: Path) -> None:
+def quantize_tflite(model: torch.nn.Module, calib: np.ndarray, recipe: Recipe,
+                    tmp: Path) -> None:
     import litert_torch
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize.quant_config import QuantConfig
@@ -147,7 +174,7 @@ def quantize_tflite(model: torch.nn.Module, calib: np.ndarray, recipe: dict, tmp
         exported = torch.export.export(nhwc_module(model), (x,)).module()
         quantizer = pq.PT2EQuantizer().set_global(
             pq.get_symmetric_quantization_config(is_per_channel=True))
-        if "linear" in recipe["keep_float"]:
+        if "linear" in recipe.keep_float:
             # litert-torch can exclude by module type only: every Linear stays float (in a CNN
             # just the classifier; in a ViT most of the model, which the file inspection shows)
             quantizer.set_module_type(torch.nn.Linear, None)
@@ -162,16 +189,16 @@ def quantize_tflite(model: torch.nn.Module, calib: np.ndarray, recipe: dict, tmp
 
 def calibration_batch(crops: list[np.ndarray], spec, fmt: str) -> np.ndarray:
     """Calibration inputs in the artifact's own layout, from the shared crop function."""
-    from edge.preprocess import make_input
+    from motivnet_edge.targets.preprocess import make_input
 
     s = spec_for(fmt, spec)
     return np.stack([make_input(c, None, s) for c in crops])
 
 
-def quantize(fmt: str, fp32: Path, model: torch.nn.Module, calib: np.ndarray, recipe: dict,
+def quantize(fmt: str, fp32: Path, model: torch.nn.Module, calib: np.ndarray, recipe: Recipe,
              tmp: Path, transformer: bool = False) -> None:
-    log.info("quantising %s with %s on %d crops", fmt, recipe["name"], len(calib))
-    if recipe.get("weights_only"):
+    log.info("quantising %s with %s on %d crops", fmt, recipe.name, len(calib))
+    if recipe.weights_only:
         quantize_weights_only(fmt, fp32, tmp)
     elif fmt == "onnx":
         quantize_onnx(fp32, calib, recipe, tmp)
@@ -222,12 +249,14 @@ def quantize_weights_only(fmt: str, fp32: Path, tmp: Path) -> None:
         import openvino as ov
 
         with tempfile.TemporaryDirectory() as d:
-            onnx_int8 = Path(d) / "weights-int8.onnx"
-            weights_only_onnx(Path(fp32).with_suffix(".onnx"), onnx_int8)
+            onnx_int8 = Path(d) / artifact_name("student", "int8", "onnx")
+            weights_only_onnx(Path(fp32).parent / artifact_name("student", "fp32", "onnx"),
+                              onnx_int8)
             ov.save_model(ov.convert_model(str(onnx_int8)), str(tmp), compress_to_fp16=False)
     else:
-        from ai_edge_quantizer import quantizer, recipe
+        from ai_edge_quantizer import quantizer
+        from ai_edge_quantizer import recipe as aeq_recipe
 
         q = quantizer.Quantizer(str(fp32))
-        q.load_quantization_recipe(recipe.weight_only_wi8_afp32())
+        q.load_quantization_recipe(aeq_recipe.weight_only_wi8_afp32())
         q.quantize().export_model(str(tmp), overwrite=True)

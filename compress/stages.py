@@ -10,44 +10,30 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from compress.artifacts import atomic_path, file_entry, write_json, write_manifest
-from compress.data import CropSet, collect, gate_files, split_index
-from compress.export import SUFFIX, export_fp32, finish
-from compress.quantize import RECIPES, calibration_batch, quantize
-from compress.students import STUDENTS, build_student, is_vit, student_spec
-from compress.teacher_cache import TeacherCache
-from compress.teachers import Teacher
-from compress.train import TrainConfig, predict, train
-from compress.validate import DEFAULT_GATE, Gate, evaluate_artifact
-from edge.detect import FaceDetector
-from edge.errors import MotivnetError
-from targets.metadata import artifact_files, read_metadata, sha256_file
+from motivnet_edge.compress.artifacts import file_entry, write_manifest
+from motivnet_edge.compress.config import DistilConfig, RunConfig, TeacherRecord
+from motivnet_edge.compress.data import CropSet, collect, gate_files, split_index
+from motivnet_edge.compress.export import export_fp32, finish
+from motivnet_edge.compress.quantize import RECIPES, calibration_batch, quantize
+from motivnet_edge.compress.students import STUDENTS, build_student, is_vit, student_spec
+from motivnet_edge.compress.teacher_cache import TeacherCache
+from motivnet_edge.compress.teachers import Teacher
+from motivnet_edge.compress.train import predict, train
+from motivnet_edge.compress.validate import DEFAULT_GATE, Gate, evaluate_artifact
+from motivnet_edge.edge.detect import FaceDetector
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import atomic_path, sha256_file, write_json
+from motivnet_edge.targets.formats import FORMATS, REJECTED, artifact_name, get_format, is_artifact
+from motivnet_edge.targets.metadata import read_metadata
 
 log = logging.getLogger(__name__)
-FORMATS = ("onnx", "openvino", "tflite")
-
-
-@dataclass
-class RunConfig:
-    """Everything later stages need to know about the distillation, saved as work/run.json."""
-
-    student: str
-    size: int
-    margin: float
-    seed: int
-    val_fraction: float
-    classes: list[str]
-    teacher: dict
-    train: dict
-    data: str = "synthetic"
-    skipped: dict = field(default_factory=dict)
-    calibration_data: str = ""
+STUDENT_WEIGHTS = "student.pth"  # the FP32 student's state dict, beside its artifacts
 
 
 def work_dir(out: Path) -> Path:
@@ -58,53 +44,51 @@ def load_run(out: Path) -> RunConfig:
     path = work_dir(out) / "run.json"
     if not path.is_file():
         raise MotivnetError(f"{path} is missing: run 'motivnet-edge distil --out {out}' first")
-    return RunConfig(**json.loads(path.read_text()))
+    return RunConfig.from_dict(json.loads(path.read_text()))
 
 
-def stage_distil(out: Path, teacher: Teacher, student: str, size: int, cfg: TrainConfig,
-                 data: list[Path], labelled: Path | None, synthetic: int, every: int,
-                 margin: float, val_fraction: float, cache_root: Path,
-                 detector: FaceDetector | None = None, weights: Path | None = None,
-                 resume: bool = False, progress: bool = True,
-                 calibration: list[Path] | None = None) -> list[dict]:
-    """Crops, teacher outputs and the trained student. ``calibration``: separate data (the
-    deployment domain) whose crops calibrate INT8 and whose held-out part gates it."""
+def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
+    """Crops, teacher outputs and the trained student. ``cfg.data.calibration``: separate data
+    (the deployment domain) whose crops calibrate INT8 and whose held-out part gates it."""
     work = work_dir(out)
     work.mkdir(parents=True, exist_ok=True)
+    data, progress = cfg.data, cfg.progress
+    detector = FaceDetector(data.detector) if data.detector else None
     crops_path, teacher_path = gate_files(work, calibrated=False)
-    if resume and crops_path.is_file():
+    if cfg.resume and crops_path.is_file():
         crops = CropSet.load(crops_path)
     else:
-        crops = collect(data, labelled, detector, margin, every, synthetic, cfg.seed,
-                        teacher.classes, progress)
+        crops = collect(data.data, data.labelled, detector, data.margin, data.every,
+                        data.synthetic, cfg.train.seed, teacher.classes, progress)
         crops.save(crops_path)
-    cache = TeacherCache(cache_root, teacher.key)
+    cache = TeacherCache(data.cache, teacher.key)
     logits = cache.logits(crops.hashes, crops.crops, teacher.predict, progress)
     np.save(teacher_path, logits)
-    if calibration:
-        calib = collect(calibration, None, detector, margin, every, 0, cfg.seed, teacher.classes,
-                        progress)
+    if data.calibration:
+        calib = collect(data.calibration, None, detector, data.margin, data.every, 0,
+                        cfg.train.seed, teacher.classes, progress)
         calib_path, calib_teacher_path = gate_files(work, calibrated=True)
         calib.save(calib_path)
         np.save(calib_teacher_path,
                 cache.logits(calib.hashes, calib.crops, teacher.predict, progress))
-    run = RunConfig(student, size, margin, cfg.seed, val_fraction, list(teacher.classes),
-                    {**teacher.identity, "key": teacher.key, "crop": teacher.spec.to_dict()},
-                    asdict(cfg), ", ".join(map(str, [*data, labelled or ""])).strip(", ")
-                    or "synthetic", dict(crops.skipped),
-                    ", ".join(map(str, calibration or [])))
-    write_json(work / "run.json", asdict(run))
-    tr, va = split_index(crops.hashes, val_fraction)
+    run = RunConfig(cfg.student, data.margin, cfg.train.seed, data.val_fraction,
+                    list(teacher.classes),
+                    TeacherRecord(teacher.identity, teacher.key, teacher.spec.to_dict()),
+                    cfg.train, data.describe(), dict(crops.skipped),
+                    ", ".join(map(str, data.calibration)))
+    write_json(work / "run.json", run.to_dict())
+    tr, va = split_index(crops.hashes, data.val_fraction)
     if not va:
         raise MotivnetError(f"no held-out crops among {len(crops)}: raise --val-fraction")
     labels = np.asarray(crops.labels)
-    model = build_student(student, len(teacher.classes), size, weights)
-    spec = student_spec(size, margin)
+    student = cfg.student
+    model = build_student(student.name, len(teacher.classes), student.size, student.weights)
+    spec = student_spec(student.size, data.margin)
     history = train(model, spec, [crops.crops[i] for i in tr], logits[tr], labels[tr],
-                    [crops.crops[i] for i in va], logits[va], labels[va], cfg,
-                    checkpoint=work / "student.ckpt", resume=resume, progress=progress,
-                    desc=f"distil {student}")
-    with atomic_path(Path(out) / "student.pth") as tmp:
+                    [crops.crops[i] for i in va], logits[va], labels[va], cfg.train,
+                    checkpoint=work / "student.ckpt", resume=cfg.resume, progress=progress,
+                    desc=f"distil {student.name}")
+    with atomic_path(Path(out) / STUDENT_WEIGHTS) as tmp:
         torch.save(model.state_dict(), tmp)
     write_json(work / "history.json", {"history": history})
     return history
@@ -124,7 +108,7 @@ class Work:
 
     @property
     def spec(self):
-        return student_spec(self.run.size, self.run.margin)
+        return student_spec(self.run.student.size, self.run.margin)
 
     def val(self) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray | None]:
         crops = [self.crops.crops[i] for i in self.val_idx]
@@ -134,11 +118,12 @@ class Work:
                 labels if labels.min() >= 0 else None)
 
     def base_meta(self, out: Path) -> dict:
-        weights = Path(out) / "student.pth"
+        student = self.run.student
         return {"task": "facial-emotion", "labels": self.run.classes,
-                "teacher": self.run.teacher,
-                "student": {"name": self.run.student, "timm": STUDENTS[self.run.student]["timm"],
-                            "input": self.run.size, "sha256": sha256_file(weights),
+                "teacher": self.run.teacher.to_meta(),
+                "student": {"name": student.name, "timm": STUDENTS[student.name]["timm"],
+                            "input": student.size,
+                            "sha256": sha256_file(Path(out) / STUDENT_WEIGHTS),
                             "parameters": sum(p.numel() for p in self.model.parameters())}}
 
 
@@ -146,10 +131,10 @@ def load_work(out: Path) -> Work:
     run = load_run(out)
     crops_path, teacher_path = gate_files(work_dir(out), bool(run.calibration_data))
     crops = CropSet.load(crops_path)
-    weights = Path(out) / "student.pth"
+    weights = Path(out) / STUDENT_WEIGHTS
     if not weights.is_file():
         raise MotivnetError(f"{weights} is missing: the distil stage did not finish")
-    model = build_student(run.student, len(run.classes), run.size)
+    model = build_student(run.student.name, len(run.classes), run.student.size)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     teacher = np.load(teacher_path)
     tr, va = split_index(crops.hashes, run.val_fraction)
@@ -173,9 +158,9 @@ def _calibration(w: Work, n: int) -> list[np.ndarray]:
 
 
 def stage_quantize(out: Path, calibration: int = 300, gate: Gate = DEFAULT_GATE,
-                   formats: tuple[str, ...] = FORMATS) -> dict[str, dict]:
+                   formats: tuple[str, ...] = tuple(FORMATS)) -> dict[str, dict]:
     """INT8 for each format; recipes tried in order until one passes the ``gate``.
-    An artifact that never passes is kept as ``student-int8.rejected.*`` for inspection."""
+    An artifact that never passes is kept under its rejected name for inspection."""
     out = Path(out)
     w = load_work(out)
     calib = _calibration(w, calibration)
@@ -183,40 +168,42 @@ def stage_quantize(out: Path, calibration: int = 300, gate: Gate = DEFAULT_GATE,
     base = w.base_meta(out)
     results: dict[str, dict] = {}
     for fmt in formats:
-        fp32 = out / f"student-fp32{SUFFIX[fmt]}"
+        fp32 = out / artifact_name("student", "fp32", fmt)
         if not fp32.is_file():
             raise MotivnetError(f"{fp32} is missing: run 'motivnet-edge export --out {out}'")
         batch = calibration_batch(calib, w.spec, fmt)
         trials: list[dict] = []
-        trial = out / f".trial-int8{SUFFIX[fmt]}"
-        best = out / f".best-int8{SUFFIX[fmt]}"  # the best trial so far, kept if none passes
+        final = out / artifact_name("student", "int8", fmt)
+        trial = out / f".trial-{final.name}"
+        best = out / f".best-{final.name}"  # the best trial so far, kept if none passes
         for recipe in RECIPES[fmt]:
-            if recipe.get("source") and not _usable_source(out / recipe["source"], base):
+            if recipe.source and not _usable_source(
+                    out / artifact_name("student", "int8", recipe.source), base):
                 continue  # built from another format's artifact, which is not full INT8 here
             with atomic_path(trial) as tmp:
-                quantize(fmt, fp32, w.model, batch, recipe, tmp, is_vit(w.run.student))
+                quantize(fmt, fp32, w.model, batch, recipe, tmp, is_vit(w.run.student.name))
                 finish(tmp, trial, fmt, base, w.spec,
-                       {**recipe, "calibration_crops": len(calib)})
+                       {**recipe.to_dict(), "calibration_crops": len(calib)})
             scores = evaluate_artifact(trial, val_crops, float_logits, teacher_logits, labels,
                                        check=False)
-            trials.append({"recipe": recipe["name"], **{k: scores[k] for k in
+            trials.append({"recipe": recipe.name, **{k: scores[k] for k in
                                                         ("agreement_with_float", "flips",
                                                          "flip_max_fp32_margin",
                                                          "cosine_with_float")}})
             log.info("%s int8 %s: agreement with float %.4f, %d flips (largest FP32 margin "
-                     "%.3f)", fmt, recipe["name"], scores["agreement_with_float"],
+                     "%.3f)", fmt, recipe.name, scores["agreement_with_float"],
                      scores["flips"], scores["flip_max_fp32_margin"])
             if gate.rank(scores) >= max(gate.rank(t) for t in trials):
-                _move(trial, best)
+                _move(trial, best, fmt)
             if gate.passes(scores):
                 break
         passed = any(gate.passes(t) for t in trials)
-        final, other = (out / f"student-int8{tag}{SUFFIX[fmt]}"
-                        for tag in (("", ".rejected") if passed else (".rejected", "")))
-        _move(best, final)
-        _remove(trial)
-        _remove(other)  # a previous run's verdict on this format
-        results[fmt] = {"file": final.name, "passed": passed, "trials": trials}
+        rejected = out / artifact_name("student", "int8", fmt, REJECTED)
+        keep, other = (final, rejected) if passed else (rejected, final)
+        _move(best, keep, fmt)
+        _remove(trial, fmt)
+        _remove(other, fmt)  # a previous run's verdict on this format
+        results[fmt] = {"file": keep.name, "passed": passed, "trials": trials}
     write_json(work_dir(out) / "quantize.json", results)
     return results
 
@@ -231,14 +218,15 @@ def _usable_source(path: Path, base: dict) -> bool:
         and meta.get("precision") == "int8"
 
 
-def _move(src: Path, dst: Path) -> None:
-    # an IR's .bin first, its .xml (the file engines open) last
-    for s, d in reversed(list(zip(artifact_files(src), artifact_files(dst), strict=True))):
+def _move(src: Path, dst: Path, fmt: str) -> None:
+    # companions (an IR's .bin) first, the file engines open last
+    files = get_format(fmt).files
+    for s, d in reversed(list(zip(files(src), files(dst), strict=True))):
         os.replace(s, d)
 
 
-def _remove(path: Path) -> None:
-    for p in artifact_files(path):
+def _remove(path: Path, fmt: str) -> None:
+    for p in get_format(fmt).files(path):
         p.unlink(missing_ok=True)
 
 
@@ -249,15 +237,14 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE) -> tuple[dict, bool]:
     val_crops, float_logits, teacher_logits, labels = w.val()
     quant = json.loads((work_dir(out) / "quantize.json").read_text()) \
         if (work_dir(out) / "quantize.json").is_file() else {}
-    artifacts = sorted(p for p in out.iterdir() if p.suffix in (".onnx", ".xml", ".tflite")
-                       and not p.name.startswith("."))
+    artifacts = sorted(p for p in out.iterdir() if is_artifact(p))
     if not artifacts:
         raise MotivnetError(f"no artifacts in {out}: run 'motivnet-edge export' first")
-    rows, entries, ok = {}, [file_entry(out / "student.pth", "student-fp32-weights")], True
+    rows, entries, ok = {}, [file_entry(out / STUDENT_WEIGHTS, "student-fp32-weights")], True
     for path in artifacts:
         row = evaluate_artifact(path, val_crops, float_logits, teacher_logits, labels,
                                 check=False)
-        rejected = ".rejected" in path.name
+        rejected = f".{REJECTED}." in path.name
         row["status"] = "rejected" if rejected or (
             row["precision"].startswith("int8") and not gate.passes(row)) \
             else "ok"
@@ -272,12 +259,12 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE) -> tuple[dict, bool]:
     report = {"gate": gate.to_dict(), "passed": ok,
               "heldout_crops": len(val_crops), "data": w.run.data, "skipped": w.run.skipped,
               "calibration_data": w.run.calibration_data or w.run.data,
-              "student": {"name": w.run.student, "input": w.run.size,
+              "student": {"name": w.run.student.name, "input": w.run.student.size,
                           "agreement_with_teacher": float(np.mean(teacher_pred)),
                           **({"accuracy": float(np.mean(float_logits.argmax(1) == labels))}
                              if labels is not None else {})},
-              "teacher": w.run.teacher, "artifacts": rows}
+              "teacher": w.run.teacher.to_meta(), "artifacts": rows}
     write_json(out / "report.json", report)
     entries.append(file_entry(out / "report.json", "report"))
-    write_manifest(out, entries, {"labels": w.run.classes, "student": w.run.student})
+    write_manifest(out, entries, {"labels": w.run.classes, "student": w.run.student.name})
     return report, ok

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from edge.errors import MotivnetError
-from edge.preprocess import CropSpec
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.preprocess import CropSpec
 
 # name -> timm model name and keyword arguments; every student takes a square RGB input.
 STUDENTS: dict[str, dict] = {

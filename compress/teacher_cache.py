@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.artifacts import atomic_path
+from motivnet_edge.targets.files import atomic_path
 
 log = logging.getLogger(__name__)
 

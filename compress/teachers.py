@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge.errors import MotivnetError
-from edge.labels import AFFECTNET7, reorder_index
-from edge.preprocess import CropSpec, make_input
-from targets.metadata import sha256_file
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import sha256_file
+from motivnet_edge.targets.formats import SUFFIXES
+from motivnet_edge.targets.labels import AFFECTNET7, reorder_index
+from motivnet_edge.targets.preprocess import CropSpec, make_input
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class TorchTeacher(Teacher):
 
     def __init__(self, module: torch.nn.Module, identity: dict, spec: CropSpec,
                  labels: Sequence[str], device: str = "cpu", precision: str = "fp32") -> None:
-        from compress.motivnet import inference_dtype
+        from motivnet_edge.compress.motivnet import inference_dtype
 
         super().__init__(identity, spec, labels)
         self.device = torch.device(device)
@@ -94,7 +95,7 @@ class EngineTeacher(Teacher):
 
     def __init__(self, path: Path, identity: dict, spec: CropSpec, labels: Sequence[str],
                  device: str = "cpu") -> None:
-        from targets.engine import EngineOptions, load_engine_with_metadata
+        from motivnet_edge.targets.engine import EngineOptions, load_engine_with_metadata
 
         super().__init__(identity, spec, labels)
         meta = {"labels": list(labels), "crop": spec.to_dict()}
@@ -106,16 +107,8 @@ class EngineTeacher(Teacher):
 
 def spec_from_file(path: Path, base: CropSpec) -> CropSpec:
     """Fill size, layout and channels from an ONNX or TFLite file's input where it can."""
-    shape: list = []
-    if path.suffix == ".onnx":
-        import onnx
-
-        dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else -1 for d in dims.shape.dim]
-    elif path.suffix == ".tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        shape = [int(d) for d in Interpreter(model_path=str(path)).get_input_details()[0]["shape"]]
+    fmt = SUFFIXES.get(path.suffix.lower())
+    shape = fmt.codec().input_shape(path) if fmt else []
     if len(shape) != 4:
         return base
     if shape[1] in (1, 3) and shape[3] not in (1, 3):
@@ -137,15 +130,15 @@ def load_teacher(path: Path | None, labels: Sequence[str] | None = None,
                  precision: str = "bf16") -> Teacher:
     """A teacher from ``path``: a MotivNet/Sapiens checkpoint (``.pth``/``.safetensors``), or an
     exported ``.onnx``/``.tflite``/TorchScript ``.pt`` classifier with ``labels`` and ``spec``."""
-    from compress.checkpoints import _is_torchscript, load_checkpoint
-    from compress.motivnet import build_motivnet, crop_spec_for
+    from motivnet_edge.compress.checkpoints import _is_torchscript, load_checkpoint
+    from motivnet_edge.compress.motivnet import build_motivnet, crop_spec_for
 
     path = Path(path)
     if not path.is_file():
         raise MotivnetError(f"teacher {path} does not exist")
     identity = {"file": path.name, "sha256": sha256_file(path)}
-    exported = path.suffix in (".onnx", ".tflite") or (
-        _is_torchscript(path) and labels is not None)
+    fmt = SUFFIXES.get(path.suffix.lower())
+    exported = fmt is not None or (_is_torchscript(path) and labels is not None)
     if not exported:
         net = build_motivnet(model)
         result = load_checkpoint(net, path)
@@ -159,9 +152,8 @@ def load_teacher(path: Path | None, labels: Sequence[str] | None = None,
                             f"order of its outputs")
     spec = spec_from_file(path, spec or CropSpec())
     log.info("teacher %s: input %s %s, labels %s", path, spec.input_shape, spec.color, labels)
-    if path.suffix in (".onnx", ".tflite"):
-        return EngineTeacher(path, {"kind": path.suffix[1:], **identity}, spec, labels,
-                             device=device)
+    if fmt is not None:
+        return EngineTeacher(path, {"kind": fmt.name, **identity}, spec, labels, device=device)
     module = torch.jit.load(str(path), map_location="cpu")
     return TorchTeacher(module, {"kind": "torchscript", **identity}, spec, labels, device,
                         precision)

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compress.artifacts import atomic_path
-from compress.augment import augment
-from edge.errors import MotivnetError
-from edge.preprocess import CropSpec, make_input
+from motivnet_edge.compress.augment import augment
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import atomic_path
+from motivnet_edge.targets.preprocess import CropSpec, make_input
 
 log = logging.getLogger(__name__)
 

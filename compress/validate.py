@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.preprocess import make_input
-from targets.engine import EngineOptions, load_engine, softmax
-from targets.metadata import artifact_bytes
+from motivnet_edge.targets.engine import EngineOptions, load_engine, softmax
+from motivnet_edge.targets.metadata import artifact_bytes
+from motivnet_edge.targets.preprocess import make_input
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import importlib
 import logging
 import sys
 
-from edge.errors import MotivnetError
+from motivnet_edge.targets.errors import MotivnetError
 
-# name -> ("module" or "module:OBJECT" holding add_arguments and run, one-line help,
-#          extra that provides its dependencies)
+# name -> ("module" or "module:OBJECT" under motivnet_edge, holding add_arguments and run;
+#          one-line help; the extra that provides its dependencies)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("compress.info", "describe a MotivNet size or checkpoint", "compress"),
     "compress": ("compress.commands:COMPRESS",
@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 def _load(target: str):
     module, _, obj = target.partition(":")
-    mod = importlib.import_module(module)
+    mod = importlib.import_module(f"motivnet_edge.{module}")
     return getattr(mod, obj) if obj else mod
 
 

@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.errors import MotivnetError
+from motivnet_edge.targets.errors import MotivnetError
 
 
 @dataclass

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import messages as msgs
-from edge.config import Config, load_config
-from edge.detect import FaceDetector
-from edge.errors import MotivnetError
-from edge.mqtt import MqttPublisher
-from edge.preprocess import make_batch
-from edge.sources import LatestFrameSource, wait_interval
-from edge.tracker import Tracker
+from motivnet_edge.edge import messages as msgs
+from motivnet_edge.edge.config import Config, load_config
+from motivnet_edge.edge.detect import FaceDetector
+from motivnet_edge.edge.mqtt import MqttPublisher
+from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings
+from motivnet_edge.edge.sources import LatestFrameSource, wait_interval
+from motivnet_edge.targets.engine import load_engine
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.profiles import resolve
 
 log = logging.getLogger(__name__)
 
@@ -63,38 +64,52 @@ class Stats:
         return {"fps": round(fps, 2), "latency_ms": lat}
 
 
-class Daemon:
-    def __init__(self, cfg: Config, paced_files: bool = True) -> None:
-        from targets.engine import load_engine
-        from targets.profiles import resolve
+def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
+    """The per-frame pipeline a config describes, and the target profile it resolved to."""
+    path, engine, options, target = resolve(cfg.model.target, cfg.model.artifact,
+                                            cfg.model.engine, cfg.model.threads,
+                                            cfg.model.cache_dir)
+    loaded = load_engine(path, engine, options)
+    log.info("target %s: %s on %s %s", target, path.name, loaded.name, loaded.settings)
+    det = cfg.detector
+    detector = FaceDetector(det.model, det.score_threshold, min_size=det.min_size,
+                            max_side=det.max_side, scale_factor=det.scale_factor)
+    p = cfg.pipeline
+    return Pipeline(detector, loaded, p.max_faces,
+                    TrackerSettings(p.smoothing, p.iou_threshold, p.track_ttl)), target
 
+
+def build_publisher(cfg: Config) -> MqttPublisher:
+    cams = [c.name for c in cfg.cameras]
+    client_id = cfg.mqtt.client_id or f"{cfg.mqtt.prefix}-{cfg.device}-{'-'.join(cams)}"
+    publisher = MqttPublisher(cfg.mqtt, cfg.device, client_id)
+    if cfg.mqtt.home_assistant:
+        publisher.announce_on_connect(msgs.home_assistant_messages(
+            cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, cams))
+    return publisher
+
+
+class Daemon:
+    """Cameras -> :class:`Pipeline` -> :class:`MqttPublisher`. The parts are built from the
+    config unless given (tests and benchmarks pass their own)."""
+
+    def __init__(self, cfg: Config, paced_files: bool = True, pipeline: Pipeline | None = None,
+                 publisher: MqttPublisher | None = None) -> None:
         self.cfg = cfg
-        path, engine, options, self.target = resolve(
-            cfg.model.target, cfg.model.artifact, cfg.model.engine, cfg.model.threads,
-            cfg.model.cache_dir)
-        self.engine = load_engine(path, engine, options)
-        self.labels = self.engine.labels
-        det = cfg.detector
-        self.detector = FaceDetector(det.model, det.score_threshold, min_size=det.min_size,
-                                     max_side=det.max_side, scale_factor=det.scale_factor)
-        cams = [c.name for c in cfg.cameras]
-        client_id = cfg.mqtt.client_id or f"{cfg.mqtt.prefix}-{cfg.device}-{'-'.join(cams)}"
-        self.mqtt = MqttPublisher(cfg.mqtt, cfg.device, client_id)
-        if cfg.mqtt.home_assistant:
-            self.mqtt.announce_on_connect(msgs.home_assistant_messages(
-                cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, cams))
+        if pipeline is None:
+            pipeline, self.target = build_pipeline(cfg)
+        else:
+            self.target = "given"
+        self.pipeline = pipeline
+        self.mqtt = publisher or build_publisher(cfg)
         self.run_id = uuid.uuid4().hex[:8]
         self.sources = [LatestFrameSource(
             c, self._camera_status, paced=paced_files and _is_file_source(c.source))
             for c in cfg.cameras]
-        self.trackers = {c.name: Tracker(cfg.pipeline.iou_threshold, cfg.pipeline.smoothing,
-                                         cfg.pipeline.track_ttl) for c in cfg.cameras}
         self.stats = Stats()
         self.processed = 0
         self._stop = False
         self._reload = False
-        log.info("target %s: %s on %s %s", self.target, path.name, self.engine.name,
-                 self.engine.settings)
 
     def _camera_status(self, camera: str, status: str, detail: str, reopens: int) -> None:
         log.log(logging.INFO if status in ("online", "reopened") else logging.WARNING,
@@ -104,43 +119,22 @@ class Daemon:
                                                      reopens))
 
     def process(self, camera: str, index: int, frame: np.ndarray) -> dict | None:
-        """Detect, crop, infer all faces in one batch, track, smooth, publish."""
-        from targets.engine import softmax
-
-        t0 = time.perf_counter()
-        faces = self.detector.detect(frame)[: self.cfg.pipeline.max_faces]
-        t1 = time.perf_counter()
-        if not faces:
-            self.stats.add({"detect": (t1 - t0) * 1e3, "total": (t1 - t0) * 1e3})
+        """One frame through the pipeline; its faces, if any, published."""
+        result = self.pipeline.process(camera, frame)
+        self.stats.add(result.timings)
+        if not result.faces:
             return None
-        boxes = [f.box for f in faces]
-        batch = make_batch(frame, boxes, self.engine.crop)
-        t2 = time.perf_counter()
-        probs = softmax(self.engine.run(batch))
-        t3 = time.perf_counter()
-        tracks = self.trackers[camera].update(boxes, probs, time.monotonic())
-        out = []
-        for face, track in zip(faces, tracks, strict=True):
-            k = int(np.argmax(track.probs))
-            out.append({"track": track.id, "box": [int(v) for v in face.box],
-                        "label": self.labels[k], "score": round(float(track.probs[k]), 4),
-                        "probs": {lab: round(float(p), 4)
-                                  for lab, p in zip(self.labels, track.probs, strict=True)}})
-        timings = {"detect": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
-                   "infer": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
-        self.stats.add(timings)
-        seq = self.mqtt.spool.counter(f"seq/{camera}")
         now = time.time()
+        seq = self.mqtt.publish_faces(camera, now, index, result.faces, result.timings,
+                                      self.run_id)
+        top = max(result.faces, key=lambda f: f["score"])
         prefix, device = self.cfg.mqtt.prefix, self.cfg.device
-        self.mqtt.publish(msgs.faces_message(prefix, device, camera, seq, now, index, out,
-                                             timings, self.run_id))
-        top = max(out, key=lambda f: f["score"])
         self.mqtt.publish(msgs.emotion_message(prefix, device, camera, top["label"],
                                                top["score"], now))
         if self.cfg.pipeline.publish_images:  # off by default: no image leaves the device
             self.mqtt.publish_now(msgs.image_message(prefix, device, camera,
-                                                     annotated_jpeg(frame, out)))
-        return {"seq": seq, "faces": out}
+                                                     annotated_jpeg(frame, result.faces)))
+        return {"seq": seq, "faces": result.faces}
 
     def _publish_stats(self) -> None:
         report = self.stats.report()
@@ -185,7 +179,7 @@ class Daemon:
                 s.stop()
             self._publish_stats()
             self.mqtt.stop(flush_timeout=10.0)
-            self.engine.close()
+            self.pipeline.close()
         return 0
 
 

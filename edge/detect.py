@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import MotivnetError
+from motivnet_edge.targets.errors import MotivnetError
 
 HAAR_FILE = "haarcascade_frontalface_alt2.xml"
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.errors import MotivnetError
-from edge.labels import AFFECTNET7, SYNONYMS, canonical
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.labels import AFFECTNET7, SYNONYMS, canonical
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from edge.config import MqttConfig, mqtt_password
-from edge.messages import Message, availability_message
+from motivnet_edge.edge.config import MqttConfig, mqtt_password
+from motivnet_edge.edge.messages import Message, availability_message, faces_message
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,15 @@ class MqttPublisher:
             self.reconnects += 1
             log.warning("lost the broker (%s); results wait in the spool", reason_code)
         self.connected.clear()
+
+    def publish_faces(self, camera: str, ts: float, frame: int, faces: list[dict],
+                      timings: dict, run: str) -> int:
+        """Queue one frame's faces under the camera's next ``seq`` (never reused; persisted
+        with a disk spool); returns that ``seq``."""
+        seq = self.spool.counter(f"seq/{camera}")
+        self.publish(faces_message(self.cfg.prefix, self.device, camera, seq, ts, frame, faces,
+                                   timings, run))
+        return seq
 
     def publish(self, msg: Message) -> None:
         """Queue a result; it is delivered in order, at least once, when the broker is there."""

@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.config import CameraConfig
-from edge.labelled import list_images
+from motivnet_edge.edge.config import CameraConfig
+from motivnet_edge.edge.labelled import list_images
 
 log = logging.getLogger(__name__)
 

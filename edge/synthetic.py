@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.labels import AFFECTNET7
+from motivnet_edge.targets.labels import AFFECTNET7
 
 # Class prototypes: mouth curve (+ smile), mouth opening, mouth width, brow raise, brow tilt
 # (+ inner ends down = frown), eye opening, nose wrinkle.

@@ -15,19 +15,36 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import MotivnetError
-from edge.preprocess import CropSpec
-from targets.metadata import artifact_format, check_manifest, read_metadata
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.formats import format_of, get_format
+from motivnet_edge.targets.metadata import check_manifest, read_metadata
+from motivnet_edge.targets.preprocess import CropSpec
 
 log = logging.getLogger(__name__)
 
-# engine name -> (module, formats it runs, extra that installs its runtime)
-ENGINES: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "onnxruntime": ("targets.engines.onnxruntime", ("onnx",), "onnx"),
-    "openvino": ("targets.engines.openvino", ("openvino", "onnx"), "openvino"),
-    "litert": ("targets.engines.litert", ("tflite",), "tflite"),
+
+@dataclass(frozen=True)
+class EngineEntry:
+    """module: the file under ``targets/engines/`` that defines ``ENGINE``; formats: the
+    formats it opens; extra: the pip extra that installs its runtime."""
+
+    module: str
+    formats: tuple[str, ...]
+    extra: str
+
+
+ENGINES: dict[str, EngineEntry] = {
+    "onnxruntime": EngineEntry("onnxruntime", ("onnx",), "onnx"),
+    "openvino": EngineEntry("openvino", ("openvino", "onnx"), "openvino"),
+    "litert": EngineEntry("litert", ("tflite",), "tflite"),
 }
-DEFAULT_ENGINE = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert"}
+
+
+def engines_for(fmt: str) -> list[str]:
+    """Every engine that opens a file of format ``fmt``, its default engine first."""
+    others = [name for name, e in ENGINES.items() if fmt in e.formats]
+    default = get_format(fmt).engine
+    return [default, *(n for n in others if n != default)]
 
 
 @dataclass
@@ -108,29 +125,28 @@ class Engine:
 def engine_class(name: str) -> type[Engine]:
     if name not in ENGINES:
         raise MotivnetError(f"unknown engine {name!r}; known: {sorted(ENGINES)}")
-    module, _, extra = ENGINES[name]
+    entry = ENGINES[name]
     try:
-        return importlib.import_module(module).ENGINE
+        return importlib.import_module(f"motivnet_edge.targets.engines.{entry.module}").ENGINE
     except ImportError as exc:
         raise MotivnetError(f"engine {name!r} needs {exc.name}: "
-                            f"pip install 'motivnet-edge[{extra}]'") from exc
+                            f"pip install 'motivnet-edge[{entry.extra}]'") from exc
 
 
 def load_engine(path: str | Path, engine: str | None = None,
                 options: EngineOptions | None = None, check: bool = True) -> Engine:
     """Open ``path`` in ``engine`` (default: the format's own engine)."""
-    fmt = artifact_format(Path(path))
-    engine = engine or DEFAULT_ENGINE[fmt]
-    if engine in ENGINES and fmt not in ENGINES[engine][1]:
-        raise MotivnetError(f"engine {engine!r} cannot run {fmt} artifact {path}")
+    fmt = format_of(path)
+    engine = engine or fmt.engine
+    if engine in ENGINES and fmt.name not in ENGINES[engine].formats:
+        raise MotivnetError(f"engine {engine!r} cannot run {fmt.name} artifact {path}")
     return engine_class(engine)(path, options, check=check)
 
 
 def load_engine_with_metadata(path: str | Path, metadata: dict,
                               options: EngineOptions | None = None) -> Engine:
     """Open a foreign file (a teacher exported elsewhere) that carries no metadata of ours."""
-    engine = DEFAULT_ENGINE[artifact_format(Path(path))]
-    return engine_class(engine)(path, options, check=False, metadata=metadata)
+    return engine_class(format_of(path).engine)(path, options, check=False, metadata=metadata)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

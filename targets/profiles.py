@@ -11,17 +11,27 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from edge.errors import MotivnetError
-from targets.engine import ENGINES, EngineOptions
+from motivnet_edge.targets.engine import ENGINES, EngineOptions
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.formats import artifact_name
 
 
 @dataclass(frozen=True)
 class Choice:
+    """engine and device; the artifact it runs from a compress output folder, by precision
+    (``int8``, ``fp32``) and format; the engine's precision hint and extra options."""
+
     engine: str
-    artifact: str  # file name inside a compress output folder
+    artifact_precision: str
+    format: str
     device: str = "CPU"
     precision: str | None = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def artifact(self) -> str:
+        """The file name inside a compress output folder."""
+        return artifact_name("student", self.artifact_precision, self.format)
 
 
 @dataclass(frozen=True)
@@ -33,21 +43,21 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("cpu", "any CPU: ONNX Runtime, else LiteRT, else OpenVINO", (
-        Choice("onnxruntime", "student-int8.onnx", "cpu"),
-        Choice("litert", "student-int8.tflite"),
-        Choice("openvino", "student-int8.xml", "CPU", "f32"))),
+        Choice("onnxruntime", "int8", "onnx", "cpu"),
+        Choice("litert", "int8", "tflite"),
+        Choice("openvino", "int8", "openvino", "CPU", "f32"))),
     Profile("rpi", "Raspberry Pi: LiteRT INT8 with XNNPACK, else ONNX Runtime", (
-        Choice("litert", "student-int8.tflite"),
-        Choice("onnxruntime", "student-int8.onnx", "cpu"))),
+        Choice("litert", "int8", "tflite"),
+        Choice("onnxruntime", "int8", "onnx", "cpu"))),
     Profile("jetson", "NVIDIA Jetson: ONNX Runtime TensorRT fp16 with an engine cache, else CUDA", (
-        Choice("onnxruntime", "student-fp32.onnx", "tensorrt", "fp16"),
-        Choice("onnxruntime", "student-fp32.onnx", "cuda"))),
+        Choice("onnxruntime", "fp32", "onnx", "tensorrt", "fp16"),
+        Choice("onnxruntime", "fp32", "onnx", "cuda"))),
     Profile("intel-npu", "Intel NPU through OpenVINO (static shape)", (
-        Choice("openvino", "student-int8.xml", "NPU", None, {"static_shape": True}),)),
+        Choice("openvino", "int8", "openvino", "NPU", None, {"static_shape": True}),)),
     Profile("intel-gpu", "Intel GPU through OpenVINO", (
-        Choice("openvino", "student-int8.xml", "GPU", "f16"),)),
+        Choice("openvino", "int8", "openvino", "GPU", "f16"),)),
     Profile("intel-cpu", "Intel CPU through OpenVINO, f32 precision hint", (
-        Choice("openvino", "student-int8.xml", "CPU", "f32"),)),
+        Choice("openvino", "int8", "openvino", "CPU", "f32"),)),
 )}
 
 
@@ -103,7 +113,7 @@ def host_facts() -> HostFacts:
 
 def choice_available(choice: Choice, facts: HostFacts) -> str | None:
     """None when ``choice`` can run here, else the reason it cannot."""
-    module, _, extra = ENGINES[choice.engine]
+    extra = ENGINES[choice.engine].extra
     if choice.engine == "litert":
         return None if facts.litert else f"no LiteRT: pip install 'motivnet-edge[{extra}]'"
     if choice.engine == "onnxruntime":

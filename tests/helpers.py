@@ -36,7 +36,7 @@ class FixedLogits(nn.Module):
 
 
 def write_faces(folder, n: int, seed: int = 0) -> list:
-    from edge.synthetic import synth_faces
+    from motivnet_edge.edge.synthetic import synth_faces
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -53,14 +53,15 @@ def blank_image(path) -> None:
 
 def onnx_artifact(folder, size: int = 32, seed: int = 0):
     """A real ONNX artifact with metadata, as compress writes it (a small untrained CNN)."""
-    from compress.artifacts import embed_metadata
-    from compress.export import save_onnx
-    from edge.labels import AFFECTNET7
-    from edge.preprocess import CropSpec
+    from motivnet_edge.compress.artifacts import embed_metadata
+    from motivnet_edge.compress.export import save_onnx
+    from motivnet_edge.targets.formats import artifact_name
+    from motivnet_edge.targets.labels import AFFECTNET7
+    from motivnet_edge.targets.preprocess import CropSpec
 
     torch.manual_seed(seed)
     spec = CropSpec(height=size, width=size, margin=0.15)
-    path = folder / "student-fp32.onnx"
+    path = folder / artifact_name("student", "fp32", "onnx")
     save_onnx(TinyNet().eval(), spec, path)
     embed_metadata(path, {"labels": list(AFFECTNET7), "crop": spec.to_dict(),
                           "precision": "fp32"})
@@ -69,7 +70,7 @@ def onnx_artifact(folder, size: int = 32, seed: int = 0):
 
 def synthetic_video(path, frames: int, seed: int = 0, fps: float = 10.0):
     """An MJPG .avi of 640x480 frames holding 1-3 synthetic faces."""
-    from edge.synthetic import synth_scene
+    from motivnet_edge.edge.synthetic import synth_scene
 
     rng = np.random.default_rng(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))

@@ -7,13 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from compress.artifacts import embed_metadata, file_entry, inspect_precision, write_manifest
-from compress.export import export_fp32
-from compress.quantize import RECIPES, calibration_batch, quantize
-from edge.errors import MotivnetError
-from edge.preprocess import CropSpec
-from targets.engine import load_engine
-from targets.metadata import check_manifest, read_metadata
+from motivnet_edge.compress.artifacts import (
+    embed_metadata,
+    file_entry,
+    inspect_precision,
+    write_manifest,
+)
+from motivnet_edge.compress.export import export_fp32
+from motivnet_edge.compress.quantize import RECIPES, calibration_batch, quantize
+from motivnet_edge.targets.engine import load_engine
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.metadata import check_manifest, read_metadata
+from motivnet_edge.targets.preprocess import CropSpec
 from tests.helpers import TinyNet
 
 SPEC = CropSpec(height=32, width=32, margin=0.1)
@@ -88,3 +93,29 @@ def test_manifest_sha256_mismatch_is_an_error(exported, tmp_path):
         check_manifest(path)
     with pytest.raises(MotivnetError, match="sha256"):
         load_engine(path)
+
+
+def test_openvino_ir_carries_model_api_model_info(exported):
+    """OpenVINO's own tools (Model API, DL Streamer) read labels and preprocessing from the IR's
+    ``model_info``; it says what our blob says."""
+    import openvino as ov
+
+    _, paths = exported
+    model = ov.Core().read_model(str(paths["openvino"]))
+    info = {k: model.get_rt_info(["model_info", k]).astype(str) for k in
+            ("model_type", "labels", "mean_values", "scale_values", "reverse_input_channels",
+             "layout")}
+    assert info["model_type"] == "Classification"
+    assert info["labels"].split() == BASE["labels"]
+    assert [float(v) for v in info["mean_values"].split()] == pytest.approx(SPEC.mean)
+    assert [float(v) for v in info["scale_values"].split()] == pytest.approx(SPEC.std)
+    assert info["reverse_input_channels"] == "True" and info["layout"] == "NCHW"
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+def test_format_table_reads_the_input_shape(exported, fmt):
+    from motivnet_edge.targets.formats import format_of
+
+    _, paths = exported
+    shape = format_of(paths[fmt]).codec().input_shape(paths[fmt])
+    assert shape[1:] == ([32, 32, 3] if fmt == "tflite" else [3, 32, 32])

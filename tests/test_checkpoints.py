@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from compress.checkpoints import load_checkpoint, resize_pos_embed
-from compress.motivnet import build_motivnet
-from edge.errors import MotivnetError
+from motivnet_edge.compress.checkpoints import load_checkpoint, resize_pos_embed
+from motivnet_edge.compress.motivnet import build_motivnet
+from motivnet_edge.targets.errors import MotivnetError
 
 PUBLISHED_KEYS = [
     "pose_encoder.projection.weight", "pose_encoder.pos_embed",

@@ -6,13 +6,13 @@ import sys
 import pytest
 import torch
 
-from compress.motivnet import build_motivnet
-from edge.cli import COMMANDS
+from motivnet_edge.compress.motivnet import build_motivnet
+from motivnet_edge.edge.cli import COMMANDS
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", *args],
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

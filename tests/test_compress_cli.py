@@ -8,8 +8,10 @@ import sys
 import pytest
 import torch
 
-from compress.motivnet import build_motivnet
-from targets.metadata import artifact_bytes, read_metadata, sha256_file
+from motivnet_edge.compress.motivnet import build_motivnet
+from motivnet_edge.targets.files import sha256_file
+from motivnet_edge.targets.formats import FORMATS, artifact_name, get_format
+from motivnet_edge.targets.metadata import artifact_bytes, read_metadata
 
 SMALL = ["--synthetic", "160", "--epochs", "1", "--min-steps", "0",
          "--student", "mobilenetv3_small_100", "--size", "48", "--calibration", "40", "--quiet"]
@@ -21,7 +23,7 @@ def output(res) -> str:
 
 
 def cli(*args, env_cache=None):
-    return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=900)
 
 
@@ -70,13 +72,14 @@ def test_gate_rejects_and_marks_an_artifact_that_disagrees(compressed, tmp_path)
     assert res.returncode == 0, output(res)
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    for p in copy.glob("student-int8*"):
-        p.unlink()
+    for fmt in FORMATS:
+        for p in get_format(fmt).files(copy / artifact_name("student", "int8", fmt)):
+            p.unlink()
     res = cli("quantize", "--out", copy, "--formats", "onnx", "--gate", "1.01",
               "--calibration", "40")
     assert res.returncode == 1
-    assert (copy / "student-int8.rejected.onnx").is_file()
-    assert not (copy / "student-int8.onnx").exists()
+    assert (copy / artifact_name("student", "int8", "onnx", "rejected")).is_file()
+    assert not (copy / artifact_name("student", "int8", "onnx")).exists()
     trials = json.loads((copy / "work" / "quantize.json").read_text())["onnx"]["trials"]
     assert len(trials) >= 2  # the safer recipes were tried
     res = cli("validate", "--out", copy, "--gate", "1.01")
@@ -112,7 +115,7 @@ def test_stage_without_previous_stage_names_what_to_run(tmp_path):
 
 @pytest.mark.slow
 def test_calibration_data_becomes_the_gate_domain(tmp_path, teacher_file):
-    from compress.stages import load_work
+    from motivnet_edge.compress.stages import load_work
     from tests.helpers import write_faces
 
     calib = tmp_path / "site"
@@ -133,15 +136,15 @@ def test_calibration_data_becomes_the_gate_domain(tmp_path, teacher_file):
 @pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
 def test_weights_only_fallback_is_a_quarter_the_size_and_computes_like_float(
         compressed, tmp_path, fmt):
-    from compress.artifacts import embed_metadata, inspect_precision
-    from compress.quantize import quantize_weights_only
-    from compress.stages import SUFFIX, load_work
-    from compress.validate import compare, run_artifact
+    from motivnet_edge.compress.artifacts import embed_metadata, inspect_precision
+    from motivnet_edge.compress.quantize import quantize_weights_only
+    from motivnet_edge.compress.stages import load_work
+    from motivnet_edge.compress.validate import compare, run_artifact
 
     out, res = compressed
     assert res.returncode == 0, output(res)
-    fp32 = out / f"student-fp32{SUFFIX[fmt]}"
-    made = tmp_path / f"weights-int8{SUFFIX[fmt]}"
+    fp32 = out / artifact_name("student", "fp32", fmt)
+    made = tmp_path / artifact_name("student", "int8", fmt)
     quantize_weights_only(fmt, fp32, made)
     embed_metadata(made, read_metadata(fp32))
     what = inspect_precision(made)

@@ -66,9 +66,10 @@ def write_config(tmp_path, port, source, **over):
 
 
 def start_daemon(config, *extra):
-    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config),
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen([sys.executable, "-m", "motivnet_edge.edge.cli", "run",
+                             "--config", str(config), *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 @pytest.mark.slow
@@ -168,8 +169,8 @@ def test_video_that_ends_is_reopened_and_reported(tmp_path, broker):
 
 
 def test_camera_that_vanishes_is_reported_and_comes_back(tmp_path):
-    from edge.config import CameraConfig
-    from edge.sources import LatestFrameSource
+    from motivnet_edge.edge.config import CameraConfig
+    from motivnet_edge.edge.sources import LatestFrameSource
 
     video = synthetic_video(tmp_path / "v.avi", 3)
     events = []
@@ -190,7 +191,7 @@ def test_camera_that_vanishes_is_reported_and_comes_back(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -222,7 +223,7 @@ def test_artifact_with_wrong_sha256_is_refused(tmp_path):
 
 
 def test_password_comes_from_environment_never_the_config(tmp_path):
-    from edge.config import MqttConfig, from_dict, mqtt_password
+    from motivnet_edge.edge.config import MqttConfig, from_dict, mqtt_password
 
     with pytest.raises(Exception, match="unknown keys.*password"):
         from_dict({"model": {"artifact": "a.onnx"}, "mqtt": {"password": "hunter2"}})

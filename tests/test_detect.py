@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from matplotlib import cbook
 
-from edge.detect import FaceDetector
-from edge.errors import MotivnetError
-from edge.synthetic import synth_faces, synth_scene
+from motivnet_edge.edge.detect import FaceDetector
+from motivnet_edge.edge.synthetic import synth_faces, synth_scene
+from motivnet_edge.targets.errors import MotivnetError
 
 
 def iou(a, b):

@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-from benchmarks.no_torch import BLOCK_TORCH
+from motivnet_edge.benchmarks.no_torch import BLOCK_TORCH
+from motivnet_edge.targets.formats import artifact_name
 
 
 def run_blocked(code: str) -> subprocess.CompletedProcess:
@@ -12,7 +13,7 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
 
 
 def test_edge_and_targets_import_without_torch():
-    code = ("import pkgutil, importlib, edge, targets\n"
+    code = ("import pkgutil, importlib\nfrom motivnet_edge import edge, targets\n"
             "mods = [m.name for p in (edge, targets) for m in pkgutil.walk_packages("
             "p.__path__, p.__name__ + '.')]\n"
             "[importlib.import_module(m) for m in mods]\n"
@@ -29,9 +30,9 @@ def test_block_really_blocks_torch():
 
 
 def test_cli_help_and_missing_extra_message_without_torch():
-    res = run_blocked("from edge.cli import main; sys.exit(main(['--help']))")
+    res = run_blocked("from motivnet_edge.edge.cli import main; sys.exit(main(['--help']))")
     assert res.returncode == 0 and "info" in res.stdout
-    res = run_blocked("from edge.cli import main; sys.exit(main(['info']))")
+    res = run_blocked("from motivnet_edge.edge.cli import main; sys.exit(main(['info']))")
     assert res.returncode != 0
     assert "motivnet-edge[compress]" in res.stderr
 
@@ -39,11 +40,11 @@ def test_cli_help_and_missing_extra_message_without_torch():
 def test_an_explicit_target_loads_only_the_runtime_it_uses(tmp_path):
     """Probing is lazy: the cpu profile's first choice (ONNX Runtime) never imports OpenVINO,
     which would add about 30 MB to the daemon."""
-    code = ("from targets.profiles import resolve\n"
+    code = ("from motivnet_edge.targets.profiles import resolve\n"
             f"path, engine, options, name = resolve('cpu', {str(tmp_path)!r})\n"
             "assert engine == 'onnxruntime' and 'onnxruntime' in sys.modules\n"
             "assert 'openvino' not in sys.modules, 'OpenVINO was imported'\n"
             "print(path.name)")
     res = run_blocked(code)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "student-int8.onnx"
+    assert res.stdout.strip() == artifact_name("student", "int8", "onnx")

@@ -5,12 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from compress.data import collect
-from compress.export import export_fp32
-from edge.errors import MotivnetError
-from edge.preprocess import CropSpec, make_input
-from targets.engine import EngineOptions, load_engine
-from targets.profiles import PROFILES, auto_profile, host_facts, profile_status, resolve
+from motivnet_edge.compress.data import collect
+from motivnet_edge.compress.export import export_fp32
+from motivnet_edge.targets.engine import EngineOptions, load_engine
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.formats import artifact_name
+from motivnet_edge.targets.preprocess import CropSpec, make_input
+from motivnet_edge.targets.profiles import (
+    PROFILES,
+    auto_profile,
+    host_facts,
+    profile_status,
+    resolve,
+)
 from tests.conftest import ROOT
 from tests.helpers import TinyNet
 
@@ -75,7 +82,8 @@ def test_every_profile_says_whether_it_runs_here():
 
 def test_profile_picks_its_artifact_from_a_compress_folder(tmp_path):
     path, engine, options, name = resolve("rpi", tmp_path)
-    assert path == tmp_path / "student-int8.tflite" and engine == "litert" and name == "rpi"
+    assert path == tmp_path / artifact_name("student", "int8", "tflite")
+    assert engine == "litert" and name == "rpi"
     with pytest.raises(MotivnetError, match="unknown target"):
         resolve("toaster", tmp_path)
 
@@ -92,8 +100,8 @@ class BatchOfOne(torch.nn.Module):
 
 
 def test_litert_runs_a_batch_of_one_graph_face_by_face(tmp_path):
-    from compress.artifacts import embed_metadata
-    from compress.export import save_tflite
+    from motivnet_edge.compress.artifacts import embed_metadata
+    from motivnet_edge.compress.export import save_tflite
 
     torch.manual_seed(0)
     model = BatchOfOne().eval()

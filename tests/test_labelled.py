@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import MotivnetError
-from edge.labelled import load_labelled
-from edge.labels import AFFECTNET7, FER2013, canonical, reorder_index
+from motivnet_edge.edge.labelled import load_labelled
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.labels import AFFECTNET7, FER2013, canonical, reorder_index
 
 
 def write_img(path):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from compress.motivnet import MODELS, build_motivnet, count_macs, inference_dtype
-from edge.errors import MotivnetError
+from motivnet_edge.compress.motivnet import MODELS, build_motivnet, count_macs, inference_dtype
+from motivnet_edge.targets.errors import MotivnetError
 
 PUBLISHED_BILLIONS = {"motivnet-0.3b": 0.336, "motivnet-0.6b": 0.664,
                       "motivnet-1b": 1.169, "motivnet-2b": 2.163}

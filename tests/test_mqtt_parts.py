@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 
-from edge.messages import Message, faces_message, home_assistant_messages
-from edge.mqtt import Spool
-from edge.tracker import Tracker
+from motivnet_edge.edge.messages import Message, faces_message, home_assistant_messages
+from motivnet_edge.edge.mqtt import Spool
+from motivnet_edge.edge.tracker import Tracker
 
 
 def test_spool_keeps_order_drops_oldest_when_full_and_counts():

@@ -11,9 +11,9 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge.config import MqttConfig, SpoolConfig, TlsConfig
-from edge.messages import Message
-from edge.mqtt import MqttPublisher
+from motivnet_edge.edge.config import MqttConfig, SpoolConfig, TlsConfig
+from motivnet_edge.edge.messages import Message
+from motivnet_edge.edge.mqtt import MqttPublisher
 from tests.conftest import Broker, mosquitto_path
 
 pytestmark = pytest.mark.skipif(

@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from edge.errors import MotivnetError
-from edge.preprocess import MOTIVNET_SPEC, CropSpec, crop_square, make_batch, make_input
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.preprocess import (
+    MOTIVNET_SPEC,
+    CropSpec,
+    crop_square,
+    make_batch,
+    make_input,
+)
 
 
 def quadrant_frame():

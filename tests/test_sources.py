@@ -3,8 +3,8 @@ counted; the frame-rate cap holds; every kind of source string opens the right w
 
 import time
 
-from edge.config import CameraConfig
-from edge.sources import LatestFrameSource, wait_interval
+from motivnet_edge.edge.config import CameraConfig
+from motivnet_edge.edge.sources import LatestFrameSource, wait_interval
 from tests.helpers import synthetic_video, write_faces
 
 

@@ -5,8 +5,8 @@ import pytest
 import timm
 import torch
 
-from compress.students import STUDENTS, build_student
-from edge.errors import MotivnetError
+from motivnet_edge.compress.students import STUDENTS, build_student
+from motivnet_edge.targets.errors import MotivnetError
 
 
 @pytest.mark.parametrize("name", sorted(STUDENTS))

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from compress.data import collect
-from compress.teacher_cache import TeacherCache
-from compress.teachers import load_teacher
-from edge.errors import MotivnetError
-from edge.labels import AFFECTNET7, FER2013
-from edge.preprocess import CropSpec
+from motivnet_edge.compress.data import collect
+from motivnet_edge.compress.teacher_cache import TeacherCache
+from motivnet_edge.compress.teachers import load_teacher
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.labels import AFFECTNET7, FER2013
+from motivnet_edge.targets.preprocess import CropSpec
 from tests.helpers import FixedLogits, blank_image, write_faces
 
 
@@ -85,7 +85,7 @@ def test_empty_data_folder_is_a_clear_error(tmp_path):
 def test_labelled_folder_gives_labelled_crops(tmp_path):
     import cv2
 
-    from edge.synthetic import synth_faces
+    from motivnet_edge.edge.synthetic import synth_faces
 
     for i, face in enumerate(synth_faces(14, seed=4)):
         folder = tmp_path / AFFECTNET7[face.label].lower()

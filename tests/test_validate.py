@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from compress.validate import compare
+from motivnet_edge.compress.validate import compare
+from motivnet_edge.targets.formats import artifact_name
 
 
 def test_compare_counts_flips_and_how_close_to_a_tie_they_were():
@@ -20,7 +21,7 @@ def test_compare_counts_flips_and_how_close_to_a_tie_they_were():
 
 
 def test_gate_refuses_a_confident_flip_that_agreement_alone_would_let_through():
-    from compress.validate import Gate
+    from motivnet_edge.compress.validate import Gate
 
     fp32 = np.zeros((200, 3))
     fp32[:, 0] = 4.0  # every crop: class 0, margin 4
@@ -43,7 +44,8 @@ def _report(agreement: float) -> dict:
     row = {"format": "onnx", "precision": "int8-weights", "bytes": 2_600_000, "flips": 0,
            "agreement_with_float": 1.0, "agreement_with_teacher": agreement,
            "cosine_with_float": 0.9999, "status": "ok", "flip_max_fp32_margin": 0.0}
-    return {"artifacts": {"student-int8.onnx": row}, "passed": True, "heldout_crops": 102,
+    return {"artifacts": {artifact_name("student", "int8", "onnx"): row}, "passed": True,
+            "heldout_crops": 102,
             "student": {"name": "mobilenetv4_conv_small", "input": 112,
                         "agreement_with_teacher": agreement}}
 
@@ -51,7 +53,7 @@ def _report(agreement: float) -> dict:
 def test_report_warns_when_the_gate_passes_a_student_that_learnt_little():
     import io
 
-    from compress.commands import print_report
+    from motivnet_edge.compress.commands import print_report
 
     weak, good = io.StringIO(), io.StringIO()
     print_report(_report(0.34), weak)
@@ -59,4 +61,5 @@ def test_report_warns_when_the_gate_passes_a_student_that_learnt_little():
     assert "gate PASSED" in weak.getvalue() and "gate PASSED" in good.getvalue()
     assert "keeps little of the teacher" in weak.getvalue()
     assert "keeps little" not in good.getvalue()
-    assert "weights-only INT8" in good.getvalue() and "student-int8.onnx" in good.getvalue()
+    assert "weights-only INT8" in good.getvalue()
+    assert artifact_name("student", "int8", "onnx") in good.getvalue()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.errors import MotivnetError
-from targets.engine import Engine, InputInfo
+from motivnet_edge.targets.engine import Engine, InputInfo
+from motivnet_edge.targets.errors import MotivnetError
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
                "tensor(uint8)": "uint8", "tensor(int8)": "int8"}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.errors import MotivnetError
-from targets.engine import Engine, InputInfo
+from motivnet_edge.targets.engine import Engine, InputInfo
+from motivnet_edge.targets.errors import MotivnetError
 
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 import cv2
 import numpy as np
 
-from edge.errors import MotivnetError
+from motivnet_edge.targets.errors import MotivnetError
 
 Box = Sequence[float]  # x, y, w, h in pixels
 

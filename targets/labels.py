@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from edge.errors import MotivnetError
+from motivnet_edge.targets.errors import MotivnetError
 
 # Index order of the published 7-class MotivNet (AffectNet-7).
 AFFECTNET7: tuple[str, ...] = (

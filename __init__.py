@@ -1,0 +1,14 @@
+"""motivnet-edge: MotivNet facial-emotion recognition compressed for edge devices.
+
+The repository root is the package ``motivnet_edge``; its folders are its subpackages, in the
+one direction they depend on each other:
+
+- ``motivnet_edge.targets``: the artifact contract (errors, labels, the crop spec and the one
+  crop-and-preprocess function, the format table, metadata, manifest), engines and profiles;
+- ``motivnet_edge.edge``: the device application (detection, sources, tracker, pipeline, MQTT,
+  config, daemon, command line), on top of ``targets``;
+- ``motivnet_edge.compress``: distillation, export and INT8 (torch), on top of both;
+- ``motivnet_edge.benchmarks``: measurements, using all three.
+"""
+
+__version__ = "0.1.0"
