@@ -21,7 +21,7 @@ import numpy as np
 from motivnet_edge.targets.engine import EngineOptions, engines_for, load_engine
 from motivnet_edge.targets.formats import artifact_name, format_of, is_artifact
 from motivnet_edge.targets.metadata import artifact_bytes
-from motivnet_edge.targets.preprocess import make_input
+from motivnet_edge.targets.preprocess import make_inputs
 
 
 def measure(engines: dict, inputs: dict, rounds: int, per_round: int) -> dict[str, list]:
@@ -47,8 +47,7 @@ def heldout_crops(folder: Path) -> list[np.ndarray]:
 
 
 def logits(engine, crops: list[np.ndarray], batch: int = 32) -> np.ndarray:
-    return np.concatenate([engine.run(np.stack([make_input(c, None, engine.crop)
-                                                for c in crops[i:i + batch]]))
+    return np.concatenate([engine.run(make_inputs(crops[i:i + batch], engine.crop))
                            for i in range(0, len(crops), batch)])
 
 
@@ -118,7 +117,7 @@ def main() -> int:
                 if (path.name, engine) not in agreement:
                     agreement[path.name, engine] = float(np.mean(logits(eng, crops).argmax(1)
                                                                  == reference))
-                inputs[key] = make_input(crops[0], None, eng.crop)[None]
+                inputs[key] = make_inputs(crops[:1], eng.crop)
                 engines[key] = eng
                 meta[key] = (path.name, engine, threads, artifact_bytes(path) / 1e6,
                              eng.metadata["precision"])

@@ -26,7 +26,7 @@ from motivnet_edge.edge.synthetic import synth_faces
 from motivnet_edge.targets.engine import EngineOptions, load_engine
 from motivnet_edge.targets.formats import format_of, is_artifact
 from motivnet_edge.targets.metadata import read_metadata
-from motivnet_edge.targets.preprocess import make_input
+from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 
 
 def compress(name: str, folder: Path, args: argparse.Namespace) -> float:
@@ -63,7 +63,7 @@ def summarise(name: str, folder: Path, minutes: float) -> dict:
 
 def latencies(rows: list[dict], out: Path, rounds: int) -> None:
     """Median INT8 latency (batch 1, 2 threads) of every student and engine, interleaved."""
-    crop = synth_faces(1, seed=5)[0].image
+    crop = FaceImage(synth_faces(1, seed=5)[0].image)
     engines, inputs = {}, {}
     for r in rows:  # a rejected artifact is timed too: its speed does not depend on the gate
         for path in sorted((out / r["student"]).iterdir()):
@@ -73,7 +73,7 @@ def latencies(rows: list[dict], out: Path, rounds: int) -> None:
             if engine:
                 key = (r["student"], engine)
                 engines[key] = load_engine(path, engine, EngineOptions(threads=2), check=False)
-                inputs[key] = make_input(crop, None, engines[key].crop)[None]
+                inputs[key] = make_inputs([crop], engines[key].crop)
     times = measure(engines, inputs, rounds, 10)
     for r in rows:
         r["latency_ms"] = {engine: round(float(np.median(times[(r["student"], engine)])), 3)

@@ -63,7 +63,7 @@ def _key_report(path: Path, kind: str, missing: list[str], unexpected: list[str]
     return "\n  ".join(parts)
 
 
-def _is_torchscript(path: Path) -> bool:
+def is_torchscript(path: Path) -> bool:
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as z:
@@ -81,7 +81,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
             from safetensors.torch import load_file
 
             return load_file(str(path)), "safetensors"
-        if _is_torchscript(path):
+        if is_torchscript(path):
             module = torch.jit.load(str(path), map_location="cpu")
             return dict(module.state_dict()), "torchscript"
         obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,5 +1,10 @@
 """Command-line stages: ``compress`` runs the whole chain; ``distil``, ``export``, ``quantize`` and
-``validate`` run one stage each on the same output folder."""
+``validate`` run one stage each on the same output folder.
+
+This module imports no torch: the arguments are defined from plain registries, so ``--help``
+works on a device install, and every argument is checked (files exist, numbers in range, specs
+parse) before anything is trained or created. The stages are imported when a command runs.
+"""
 
 from __future__ import annotations
 
@@ -9,41 +14,60 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from motivnet_edge.compress.config import DataConfig, DistilConfig, StudentConfig
-from motivnet_edge.compress.train import TrainConfig
+from motivnet_edge.compress.registry import (
+    DEFAULT_SIZE,
+    DEFAULT_STUDENT,
+    MOTIVNET_SIZES,
+    REAL_FACES_STUDENT,
+    STUDENTS,
+    imagenet_available,
+)
+from motivnet_edge.targets.classifier_spec import OUTPUT_KINDS, ClassifierSpec, load_spec
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.formats import FORMATS, SUFFIXES
+from motivnet_edge.targets.formats import FORMATS
 from motivnet_edge.targets.labels import parse_label_list
+from motivnet_edge.targets.preprocess import COLORS, REGIONS, CropSpec
 
 log = logging.getLogger(__name__)
+
+# Training settings by kind of run: the demo (the built-in teacher on synthetic faces, sized to
+# finish in minutes) and real faces (a real teacher on thousands of photos, an ImageNet student).
+PRESETS = {
+    "demo": dict(epochs=8, min_steps=400, batch=32, lr=2e-3, balance=0.0, augment=0.5),
+    "real": dict(epochs=4, min_steps=0, batch=64, lr=1e-3, balance=0.5, augment=1.0),
+}
 
 
 def _out(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
 
 
-def _distil_args(p: argparse.ArgumentParser) -> None:
-    from motivnet_edge.compress.motivnet import MODELS
-    from motivnet_edge.compress.students import DEFAULT_SIZE, DEFAULT_STUDENT, STUDENTS
-
+def _teacher_args(p: argparse.ArgumentParser) -> None:
     t = p.add_argument_group("teacher (default: the built-in demo teacher)")
     t.add_argument("--teacher", type=Path, help="MotivNet checkpoint, or an exported "
-                   ".onnx/.tflite/TorchScript classifier (then --teacher-labels)")
-    t.add_argument("--teacher-model", default="motivnet-1b", choices=sorted(MODELS),
+                   ".onnx/.xml/.tflite/TorchScript classifier (then --teacher-spec)")
+    t.add_argument("--teacher-spec", help="an exported teacher's preprocessing and class order: "
+                   "a YAML/JSON spec file or a shipped name (fer-mobilefacenet, motivnet)")
+    t.add_argument("--teacher-model", default="motivnet-1b", choices=sorted(MOTIVNET_SIZES),
                    help="MotivNet size of a checkpoint teacher")
     t.add_argument("--teacher-labels", type=parse_label_list,
-                   help="an exported teacher's classes in output order, e.g. "
-                        "angry,disgust,fear,happy,sad,surprise,neutral")
-    t.add_argument("--teacher-size", help="an exported teacher's input HxW when the file "
-                                          "does not say, e.g. 224x224")
-    t.add_argument("--teacher-color", choices=("rgb", "bgr", "gray"), default="rgb")
-    t.add_argument("--teacher-mean", default="123.675,116.28,103.53",
-                   help="per-channel mean in 0-255 units")
-    t.add_argument("--teacher-std", default="58.395,57.12,57.375",
-                   help="per-channel std in 0-255 units")
+                   help="classes in output order, e.g. angry,disgust,fear,happy,sad,surprise,"
+                        "neutral (overrides the spec's)")
+    t.add_argument("--teacher-size", help="input HxW when the file does not say, e.g. 224x224")
+    t.add_argument("--teacher-color", choices=COLORS)
+    t.add_argument("--teacher-mean", help="per-channel mean in 0-255 units, e.g. 127.5")
+    t.add_argument("--teacher-std", help="per-channel std in 0-255 units")
+    t.add_argument("--teacher-crop", choices=REGIONS,
+                   help="square crop around the box, the box stretched, or aligned on five "
+                        "landmarks")
+    t.add_argument("--teacher-outputs", choices=OUTPUT_KINDS,
+                   help="logits, probabilities (a softmax exported with it), or auto")
     t.add_argument("--device", default="cpu", help="cpu or cuda for the teacher and training")
     t.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"),
                    help="teacher precision on CUDA (the CPU always runs fp32)")
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("data (default: built-in synthetic faces)")
     d.add_argument("--data", type=Path, action="append", default=[],
                    help="image folder, image or video file (repeatable); no labels needed")
@@ -51,105 +75,141 @@ def _distil_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--calibration-data", type=Path, action="append", default=[],
                    help="images or videos of the deployment domain (repeatable): INT8 is "
                         "calibrated on their crops and gated on their held-out part")
-    d.add_argument("--synthetic", type=int, default=2400, help="synthetic faces when no data")
+    d.add_argument("--synthetic", type=int, default=1200, help="synthetic faces when no data")
     d.add_argument("--every", type=int, default=10, help="sample every N-th video frame")
-    d.add_argument("--margin", type=float, default=0.15, help="crop margin around the face")
-    d.add_argument("--val-fraction", type=float, default=0.2, help="held-out share")
-    d.add_argument("--detector", type=Path, help="YuNet .onnx (default: Haar cascade)")
+    d.add_argument("--margin", type=float, default=0.15,
+                   help="square crop margin around the face (not aligned crops)")
+    d.add_argument("--val-fraction", type=float, default=0.12,
+                   help="held-out share (the gate's crops)")
+    d.add_argument("--detector", type=Path, help="a YuNet .onnx (default: the shipped YuNet)")
     d.add_argument("--cache-dir", type=Path, help="teacher output cache "
                    "(default: $MOTIVNET_CACHE or ~/.cache/motivnet-edge)")
-    s = p.add_argument_group("student")
-    s.add_argument("--student", default=DEFAULT_STUDENT, choices=sorted(STUDENTS))
+
+
+def _student_args(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("student (defaults depend on the run: the demo, or a real teacher "
+                             "with real photos)")
+    s.add_argument("--student", default="auto", choices=["auto", *sorted(STUDENTS)],
+                   help=f"auto: {REAL_FACES_STUDENT} from ImageNet for a real teacher on real "
+                        f"photos when its weights are installed, else {DEFAULT_STUDENT}")
     s.add_argument("--size", type=int, default=DEFAULT_SIZE, help="square input side")
-    s.add_argument("--student-weights", type=Path, help="local ImageNet weights file")
-    s.add_argument("--epochs", type=int, default=15, help="epochs, at least")
-    s.add_argument("--min-steps", type=int, default=1000,
-                   help="train at least this many optimizer steps (a small data set gets more "
-                   "epochs); 0 trains exactly --epochs")
-    s.add_argument("--batch", type=int, default=32)
-    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--student-weights",
+                   help="imagenet (the installed weights package) or a local state dict; "
+                        "default: imagenet where auto picked the student and they are installed")
+    s.add_argument("--epochs", type=int, help="epochs, at least (demo 8, real 4)")
+    s.add_argument("--min-steps", type=int, help="train at least this many optimizer steps (a "
+                   "small data set gets more epochs; demo 400, real 0)")
+    s.add_argument("--batch", type=int, help="batch size (demo 32, real 64)")
+    s.add_argument("--lr", type=float, help="peak learning rate (demo 2e-3, real 1e-3)")
+    s.add_argument("--balance", type=float, help="draw batches with probability "
+                   "freq(teacher top-1)^-balance (demo 0, real 0.5)")
     s.add_argument("--temperature", type=float, default=4.0)
     s.add_argument("--alpha", type=float, default=0.5, help="weight of cross-entropy on labels")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-def _floats(text: str, name: str) -> tuple[float, ...]:
+def _quant_args(p: argparse.ArgumentParser) -> None:
+    q = p.add_argument_group("INT8 and the gate")
+    q.add_argument("--calibration", type=int, default=300,
+                   help="face crops for INT8 calibration")
+    q.add_argument("--gate", type=float, default=0.99,
+                   help="minimum agreement of an INT8 artifact with its float source")
+    q.add_argument("--max-flip-margin", type=float, default=1.0,
+                   help="an INT8 artifact may not change a decision its float source made "
+                        "with a top-2 logit margin above this")
+    q.add_argument("--formats", default=",".join(FORMATS),
+                   help="formats to quantise, comma-separated")
+
+
+def _labelled_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labelled-eval", type=Path, dest="labelled_eval",
+                   help="labelled real photos (CSV of image,emotion or class folders) to report "
+                        "accuracy, macro and per-class recall and the confusion matrix of the "
+                        "teacher, the FP32 student and every INT8 artifact on")
+
+
+# ---- checking the arguments before anything runs -------------------------------------------
+
+def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError as exc:
         raise MotivnetError(f"{name} {text!r} is not a comma-separated list of numbers") from exc
 
 
-def _teacher(args: argparse.Namespace):
-    from motivnet_edge.compress.demo_teacher import MODEL, ensure_demo_teacher
-    from motivnet_edge.compress.teachers import load_teacher
-    from motivnet_edge.targets.preprocess import CropSpec
-
-    if args.teacher is None:
-        path = ensure_demo_teacher(progress=not args.quiet)
-        if args.data:
-            print("note: the built-in demo teacher has seen only drawn synthetic faces; on "
-                  "real photos its outputs are near-ties that a student copies and INT8 "
-                  "flips. With the demo teacher, give real photos as --calibration-data; "
-                  "distil on them with a real teacher (--teacher).", file=sys.stderr)
-        return load_teacher(path, model=MODEL, device=args.device, precision=args.precision)
-    spec = None
-    if args.teacher.suffix.lower() in (*SUFFIXES, ".pt", ".pt2", ".ts"):
-        h = w = 224
-        if args.teacher_size:
-            try:
-                h, w = (int(v) for v in args.teacher_size.lower().split("x"))
-            except ValueError as exc:
-                raise MotivnetError(f"--teacher-size {args.teacher_size!r} is not HxW") from exc
-        spec = CropSpec(height=h, width=w, margin=args.margin, color=args.teacher_color,
-                        mean=_floats(args.teacher_mean, "--teacher-mean"),
-                        std=_floats(args.teacher_std, "--teacher-std"))
-    return load_teacher(args.teacher, args.teacher_labels, spec, args.teacher_model,
-                        args.device, args.precision)
+def _exists(path: Path | None, what: str, kind: str = "file") -> None:
+    if path is None:
+        return
+    ok = path.is_file() if kind == "file" else path.exists()
+    if not ok:
+        raise MotivnetError(f"{what} {path} does not exist")
 
 
-def distil_config(args: argparse.Namespace) -> DistilConfig:
-    """The distil stage's typed configuration from the command line."""
-    from motivnet_edge.compress.demo_teacher import cache_dir
-
-    data = DataConfig(list(args.data), args.labelled, list(args.calibration_data),
-                      args.synthetic, args.every, args.margin, args.val_fraction, args.detector,
-                      args.cache_dir or cache_dir() / "teacher")
-    train = TrainConfig(epochs=args.epochs, min_steps=args.min_steps, batch=args.batch,
-                        lr=args.lr, temperature=args.temperature, alpha=args.alpha,
-                        seed=args.seed, device=args.device)
-    return DistilConfig(data, StudentConfig(args.student, args.size, args.student_weights),
-                        train, args.resume, not args.quiet)
-
-
-def run_distil(args: argparse.Namespace) -> int:
-    from motivnet_edge.compress.stages import stage_distil
-
-    cfg = distil_config(args)
-    history = stage_distil(args.out, _teacher(args), cfg)
-    last = history[-1] if history else {}
-    print("student: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
-                                  if isinstance(v, float)))
-    return 0
-
-
-def _quant_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--calibration", type=int, default=300, help="face crops for INT8 calibration")
-    p.add_argument("--gate", type=float, default=0.99,
-                   help="minimum agreement of an INT8 artifact with the FP32 student")
-    p.add_argument("--max-flip-margin", type=float, default=1.0,
-                   help="an INT8 artifact may not change a decision the FP32 student made "
-                        "with a top-2 logit margin above this")
-    p.add_argument("--formats", default="onnx,openvino,tflite",
-                   help="formats to quantise, comma-separated")
+def teacher_spec(args: argparse.Namespace) -> ClassifierSpec | None:
+    """The exported teacher's spec: --teacher-spec, with any --teacher-* flag overriding it."""
+    base = load_spec(args.teacher_spec) if args.teacher_spec else None
+    flags = {"color": args.teacher_color, "region": args.teacher_crop,
+             "mean": _floats(args.teacher_mean, "--teacher-mean"),
+             "std": _floats(args.teacher_std, "--teacher-std")}
+    if args.teacher_size:
+        try:
+            flags["height"], flags["width"] = (int(v) for v in
+                                               args.teacher_size.lower().split("x"))
+        except ValueError as exc:
+            raise MotivnetError(f"--teacher-size {args.teacher_size!r} is not HxW") from exc
+    given = {k: v for k, v in flags.items() if v is not None}
+    labels = args.teacher_labels or (base.labels if base else None)
+    if base is None and labels is None:
+        return None
+    if labels is None:
+        raise MotivnetError("--teacher-labels: an exported teacher needs its classes in output "
+                            "order (or --teacher-spec)")
+    crop = base.crop if base else CropSpec(margin=args.margin)
+    return ClassifierSpec(tuple(labels), CropSpec.from_dict({**crop.to_dict(), **given}),
+                          args.teacher_outputs or (base.outputs if base else "auto"))
 
 
-def _gate(args: argparse.Namespace):
-    from motivnet_edge.compress.validate import Gate
+def check_distil_args(args: argparse.Namespace) -> None:
+    """Every distil argument checked, nothing created: files exist, folders hold images,
+    numbers are in range, the teacher spec parses."""
+    from motivnet_edge.compress.data import media_files
 
-    return Gate(args.gate, args.max_flip_margin)
+    if args.out.exists() and not args.out.is_dir():
+        raise MotivnetError(f"--out {args.out} is a file, not a folder")
+    _exists(args.teacher, "teacher")
+    args.spec = teacher_spec(args)
+    for d in [*args.data, *args.calibration_data]:
+        if not media_files(d):
+            raise MotivnetError(f"data {d} holds no image or video "
+                                f"(jpg, png, bmp, webp, mp4, avi, ...)")
+    _exists(args.labelled, "labelled data", "any")
+    _exists(args.detector, "face detector model")
+    weights = args.student_weights
+    if weights not in (None, "imagenet"):
+        _exists(Path(weights), "student weights")
+    for name, low in (("size", 16), ("synthetic", 8), ("every", 1)):
+        if getattr(args, name) < low:
+            raise MotivnetError(f"--{name} {getattr(args, name)} must be at least {low}")
+    for name in ("epochs", "batch"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "batch" else 1):
+            raise MotivnetError(f"--{name} {value} is too small")
+    if not 0.0 < args.val_fraction < 1.0:
+        raise MotivnetError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
+    if args.margin < 0:
+        raise MotivnetError(f"--margin {args.margin} must be >= 0")
+
+
+def check_quant_args(args: argparse.Namespace) -> None:
+    args.format_list = _formats(args.formats)
+    if args.calibration < 1:
+        raise MotivnetError(f"--calibration {args.calibration} must be at least 1")
+    if args.gate <= 0.0:  # above 1 nothing passes: every format keeps its best trial, rejected
+        raise MotivnetError(f"--gate {args.gate} must be above 0")
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -158,6 +218,76 @@ def _formats(text: str) -> tuple[str, ...]:
     if bad or not fmts:
         raise MotivnetError(f"--formats {text!r}: each must be one of {', '.join(FORMATS)}")
     return fmts
+
+
+# ---- running the stages ---------------------------------------------------------------------
+
+def is_real_run(args: argparse.Namespace) -> bool:
+    """A real teacher on real photos (not the demo on synthetic faces)."""
+    return args.teacher is not None and bool(args.data)
+
+
+def distil_config(args: argparse.Namespace):
+    """The distil stage's typed configuration from the (checked) command line."""
+    from motivnet_edge.compress.config import DataConfig, DistilConfig, StudentConfig
+    from motivnet_edge.compress.demo_teacher import cache_dir
+    from motivnet_edge.compress.train import TrainConfig
+
+    real = is_real_run(args)
+    preset = PRESETS["real" if real else "demo"]
+    auto = args.student == "auto"
+    student = (REAL_FACES_STUDENT if real and imagenet_available(REAL_FACES_STUDENT)
+               else DEFAULT_STUDENT) if auto else args.student
+    weights = args.student_weights
+    if weights is None and auto and real and imagenet_available(student):
+        weights = "imagenet"
+    data = DataConfig(list(args.data), args.labelled, list(args.calibration_data),
+                      args.synthetic, args.every, args.margin, args.val_fraction, args.detector,
+                      args.cache_dir or cache_dir() / "teacher")
+    given = {k: getattr(args, k) for k in preset if getattr(args, k, None) is not None}
+    train = TrainConfig(**{**preset, **given}, temperature=args.temperature, alpha=args.alpha,
+                        seed=args.seed, device=args.device)
+    return DistilConfig(data, StudentConfig(student, args.size, weights), train, args.resume,
+                        not args.quiet)
+
+
+def _teacher(args: argparse.Namespace):
+    from motivnet_edge.compress.demo_teacher import MODEL, ensure_demo_teacher
+    from motivnet_edge.compress.teachers import load_teacher
+
+    if args.teacher is None:
+        path = ensure_demo_teacher(progress=not args.quiet)
+        if args.data:
+            print("note: the built-in demo teacher has seen only drawn synthetic faces; on "
+                  "real photos its outputs are near-ties that a student copies and INT8 "
+                  "flips. Distil real photos with a real teacher (--teacher).",
+                  file=sys.stderr)
+        return load_teacher(path, model=MODEL, device=args.device, precision=args.precision)
+    return load_teacher(args.teacher, args.spec, args.teacher_model, args.device,
+                        args.precision)
+
+
+def run_distil(args: argparse.Namespace, checked: bool = False) -> int:
+    from motivnet_edge.compress.stages import stage_distil
+
+    if not checked:
+        check_distil_args(args)
+    cfg = distil_config(args)
+    print(f"distil: {'real' if is_real_run(args) else 'demo'} settings, student "
+          f"{cfg.student.name} ({cfg.student.weights or 'from scratch'}) at {cfg.student.size} "
+          f"px, {cfg.train.epochs} epochs (at least {cfg.train.min_steps} steps), batch "
+          f"{cfg.train.batch}", file=sys.stderr)
+    history = stage_distil(args.out, _teacher(args), cfg)
+    last = history[-1] if history else {}
+    print("student: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
+                                  if isinstance(v, float)))
+    return 0
+
+
+def _gate(args: argparse.Namespace):
+    from motivnet_edge.compress.validate import Gate
+
+    return Gate(args.gate, args.max_flip_margin)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -171,65 +301,36 @@ def run_export(args: argparse.Namespace) -> int:
 def run_quantize(args: argparse.Namespace) -> int:
     from motivnet_edge.compress.stages import stage_quantize
 
-    results = stage_quantize(args.out, args.calibration, _gate(args), _formats(args.formats))
+    check_quant_args(args)
+    results = stage_quantize(args.out, args.calibration, _gate(args), args.format_list)
     for fmt, r in results.items():
         print(f"{fmt}: {r['file']} ({'passed' if r['passed'] else 'REJECTED'})")
     return 0 if all(r["passed"] for r in results.values()) else 1
 
 
-# below this agreement with the teacher on held-out crops, the gate only says that INT8 copies
-# a student that is itself of little use
-WEAK_STUDENT = 0.8
-
-
-def print_report(report: dict, file=sys.stdout) -> None:
-    cols = ("format", "precision", "bytes", "agreement_with_float", "flips",
-            "agreement_with_teacher", "accuracy", "cosine_with_float", "status")
-    heads = ("file", "format", "prec", "size", "agr/float", "flips (max fp32 margin)",
-             "agr/teacher", "accuracy", "cosine", "status")
-    rows = []
-    for name, r in report["artifacts"].items():
-        cells = [name]
-        for c in cols:
-            v = r.get(c, "")
-            cells.append(f"{v / 1e6:.2f} MB" if c == "bytes" else
-                         f"{v} ({r['flip_max_fp32_margin']:.3f})" if c == "flips" and v else
-                         f"{v:.4f}" if isinstance(v, float) else str(v))
-        rows.append(cells)
-    widths = [max(len(x) for x in col) for col in zip(heads, *rows, strict=False)]
-    for line in [heads, *rows]:
-        print("  ".join(c.ljust(wd) for c, wd in zip(line, widths, strict=True)), file=file)
-    s = report["student"]
-    print(f"\nstudent {s['name']} @{s['input']}: agreement with teacher "
-          f"{s['agreement_with_teacher']:.4f} on {report['heldout_crops']} held-out crops"
-          + (f", accuracy {s['accuracy']:.4f}" if "accuracy" in s else ""), file=file)
-    if s["agreement_with_teacher"] < WEAK_STUDENT:
-        print(f"warning: the student keeps little of the teacher (agreement below "
-              f"{WEAK_STUDENT}): distil on more faces, or start from ImageNet weights "
-              f"(--student-weights)", file=file)
-    weights_only = [n for n, r in report["artifacts"].items() if r["precision"] == "int8-weights"]
-    if weights_only:
-        print(f"weights-only INT8 (float arithmetic; full INT8 flipped too many decisions): "
-              f"{', '.join(weights_only)}", file=file)
-    print("gate " + ("PASSED" if report["passed"] else "FAILED"), file=file)
-
-
 def run_validate(args: argparse.Namespace) -> int:
+    from motivnet_edge.compress.report import print_report
     from motivnet_edge.compress.stages import stage_validate
 
-    report, ok = stage_validate(args.out, _gate(args))
+    check_quant_args(args)
+    _exists(args.labelled_eval, "labelled data", "any")
+    report, ok = stage_validate(args.out, _gate(args), args.labelled_eval)
     print_report(report)
     return 0 if ok else 1
 
 
 def run_compress(args: argparse.Namespace) -> int:
+    from motivnet_edge.compress.report import print_report
     from motivnet_edge.compress.stages import stage_export, stage_quantize, stage_validate
 
-    run_distil(args)
+    check_distil_args(args)
+    check_quant_args(args)
+    _exists(args.labelled_eval, "labelled data", "any")
+    run_distil(args, checked=True)
     stage_export(args.out)
     gate = _gate(args)
-    stage_quantize(args.out, args.calibration, gate, _formats(args.formats))
-    report, ok = stage_validate(args.out, gate)
+    stage_quantize(args.out, args.calibration, gate, args.format_list)
+    report, ok = stage_validate(args.out, gate, args.labelled_eval)
     print_report(report)
     print(f"\nwrote {args.out / 'report.json'} and {args.out / 'manifest.json'}")
     return 0 if ok else 1
@@ -242,9 +343,11 @@ def _both(*fns):
     return add
 
 
-DISTIL = SimpleNamespace(add_arguments=_both(_out, _distil_args), run=run_distil)
+_DISTIL_ARGS = (_out, _teacher_args, _data_args, _student_args)
+DISTIL = SimpleNamespace(add_arguments=_both(*_DISTIL_ARGS), run=run_distil)
 EXPORT = SimpleNamespace(add_arguments=_out, run=run_export)
 QUANTIZE = SimpleNamespace(add_arguments=_both(_out, _quant_args), run=run_quantize)
-VALIDATE = SimpleNamespace(add_arguments=_both(_out, _quant_args), run=run_validate)
-COMPRESS = SimpleNamespace(add_arguments=_both(_out, _distil_args, _quant_args),
+VALIDATE = SimpleNamespace(add_arguments=_both(_out, _quant_args, _labelled_arg),
+                           run=run_validate)
+COMPRESS = SimpleNamespace(add_arguments=_both(*_DISTIL_ARGS, _quant_args, _labelled_arg),
                            run=run_compress)

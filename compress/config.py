@@ -39,12 +39,13 @@ class DataConfig:
 
 @dataclass
 class StudentConfig:
-    """A registered student (:data:`motivnet_edge.compress.students.STUDENTS`), its square input
-    side, and a local ImageNet weights file to start from (None: from scratch)."""
+    """A registered student (:data:`motivnet_edge.compress.registry.STUDENTS`), its square input
+    side, and the ImageNet weights it starts from: ``imagenet`` (the installed weights
+    package), a local state dict file, or None (from scratch)."""
 
     name: str
     size: int
-    weights: Path | None = None
+    weights: str | None = None  # "imagenet", a file, or None
 
 
 @dataclass
@@ -58,15 +59,18 @@ class DistilConfig:
 
 @dataclass
 class TeacherRecord:
-    """The teacher as the artifacts record it: identity (kind, file, sha256), cache key and the
-    crop spec its inputs were made with."""
+    """The teacher as the artifacts record it: identity (kind, file, sha256), cache key and its
+    classifier spec (crop spec, class order, output kind); and where its file was, so later
+    stages can run it again (on labelled faces)."""
 
     identity: dict
     key: str
-    crop: dict
+    spec: dict
+    path: str = ""
 
     def to_meta(self) -> dict:
-        return {**self.identity, "key": self.key, "crop": self.crop}
+        return {**self.identity, "key": self.key, "crop": self.spec["crop"],
+                "labels": self.spec["labels"]}
 
 
 @dataclass
@@ -74,6 +78,7 @@ class RunConfig:
     """Everything later stages need to know about the distillation, saved as work/run.json."""
 
     student: StudentConfig
+    student_crop: dict
     margin: float
     seed: int
     val_fraction: float
@@ -83,6 +88,7 @@ class RunConfig:
     data: str = "synthetic"
     skipped: dict = field(default_factory=dict)
     calibration_data: str = ""
+    teacher_cache: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self, dict_factory=lambda kv: {k: str(v) if isinstance(v, Path) else v

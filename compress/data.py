@@ -1,9 +1,13 @@
-"""Face crops for distillation, calibration and validation, made by the device's own code.
+"""Faces for distillation, calibration and validation, found by the device's own detector.
 
 Images, video files (every N-th frame), labelled sets (class folders or CSV) or, with nothing
-given, the built-in synthetic faces: each goes through :class:`edge.detect.FaceDetector` and
-:func:`edge.preprocess.crop_square`. Unreadable images and images without a face are skipped and
-counted, never fatal; an empty result is an error.
+given, the built-in synthetic faces: each goes through
+:class:`motivnet_edge.edge.detect.FaceDetector`, and the largest face is kept as a
+:class:`~motivnet_edge.targets.preprocess.FaceImage`: a square region around it with room to
+spare, and its box and landmarks in that region. Every model input is then made from it by the
+one crop function, for any crop spec (square, box or aligned) and with geometric augmentation
+done by moving the box and landmarks. Unreadable images and images without a face are skipped
+and counted, never fatal; an empty result is an error.
 """
 
 from __future__ import annotations
@@ -18,23 +22,29 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motivnet_edge.edge.detect import Face, FaceDetector
+from motivnet_edge.compress.progress import track
+from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.labelled import IMAGE_SUFFIXES, load_labelled
 from motivnet_edge.edge.synthetic import synth_faces
 from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import atomic_path
 from motivnet_edge.targets.labels import AFFECTNET7
-from motivnet_edge.targets.preprocess import crop_square
+from motivnet_edge.targets.preprocess import Face, FaceImage, crop_square, square_region
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
-MAX_CROP = 256  # crops are stored at their own size up to this side
+# the region kept around a face: its longer side plus this much of it on every side, enough for
+# any crop spec's margin and for moving the box in augmentation
+REGION_MARGIN = 0.3
+MAX_REGION = 192  # regions are kept at their own size up to this side
+MIRROR = ":mirror"  # a crop's hash plus this is its mirror image's
 
 
 @dataclass
 class CropSet:
-    """Square BGR face crops with labels (-1: unlabelled), content hashes and sources."""
+    """Faces (:class:`FaceImage`) with labels (-1: unlabelled), content hashes and sources."""
 
-    crops: list[np.ndarray] = field(default_factory=list)
+    crops: list[FaceImage] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     hashes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
@@ -52,11 +62,13 @@ class CropSet:
                        [self.hashes[i] for i in index], [self.sources[i] for i in index])
 
     def save(self, path: Path) -> None:
-        from motivnet_edge.targets.files import atomic_path
-
-        sides = np.array([c.shape[0] for c in self.crops])
+        shapes = np.array([c.image.shape[:2] for c in self.crops])
+        boxes = np.array([c.face.box for c in self.crops], np.float32)
+        marks = np.stack([c.face.landmarks if c.face.landmarks is not None
+                          else np.full((5, 2), np.nan, np.float32) for c in self.crops])
         with atomic_path(Path(path), suffix=".npz") as tmp:
-            np.savez(tmp, flat=np.concatenate([c.reshape(-1) for c in self.crops]), sides=sides,
+            np.savez(tmp, flat=np.concatenate([c.image.reshape(-1) for c in self.crops]),
+                     shapes=shapes, boxes=boxes, landmarks=marks.astype(np.float32),
                      labels=np.array(self.labels), hashes=np.array(self.hashes),
                      sources=np.array(self.sources))
 
@@ -66,16 +78,48 @@ class CropSet:
             raise MotivnetError(f"crop set {path} does not exist; run 'motivnet-edge distil' "
                                 f"first")
         with np.load(path) as z:
-            flat, sides = z["flat"], z["sides"]
-            ends = np.cumsum(sides * sides * 3)
-            crops = [flat[e - s * s * 3:e].reshape(s, s, 3) for e, s in zip(ends, sides,
-                                                                            strict=True)]
-            return cls(crops, z["labels"].tolist(), z["hashes"].tolist(), z["sources"].tolist())
+            if "shapes" not in z:
+                raise MotivnetError(f"crop set {path} was written by an older motivnet-edge: "
+                                    f"run 'motivnet-edge distil' again")
+            flat, shapes = z["flat"], z["shapes"]
+            ends = np.cumsum(shapes[:, 0] * shapes[:, 1] * 3)
+            crops = []
+            for end, (h, w), box, marks in zip(ends, shapes, z["boxes"], z["landmarks"],
+                                               strict=True):
+                image = flat[end - h * w * 3:end].reshape(h, w, 3)
+                face = Face(tuple(float(v) for v in box), 1.0,
+                            None if np.isnan(marks).any() else marks)
+                crops.append(FaceImage(image, face))
+            return cls(crops, z["labels"].tolist(), z["hashes"].tolist(),
+                       z["sources"].tolist())
 
 
-def crop_hash(crop: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(crop).tobytes()
-                          + str(crop.shape).encode()).hexdigest()
+class Mirrored(Sequence):
+    """The mirror images of a list of faces, made when asked for; with ``originals`` the faces
+    themselves first, then their mirror images (2N items)."""
+
+    def __init__(self, crops: Sequence[FaceImage], originals: bool = False) -> None:
+        self.crops, self.originals = crops, originals
+
+    def __len__(self) -> int:
+        return len(self.crops) * (2 if self.originals else 1)
+
+    def __getitem__(self, i):
+        n = len(self.crops)
+        if self.originals and i < n:
+            return self.crops[i]
+        return self.crops[i - n if self.originals else i].mirrored()
+
+
+def crop_hash(crop: FaceImage) -> str:
+    """Of the pixels, their shape, and the face's box and landmarks: what an input is made of."""
+    h = hashlib.sha256(np.ascontiguousarray(crop.image).tobytes())
+    h.update(str(crop.image.shape).encode())
+    if crop.face is not None:
+        h.update(np.asarray(crop.face.box, np.float32).tobytes())
+        if crop.face.landmarks is not None:
+            h.update(np.asarray(crop.face.landmarks, np.float32).tobytes())
+    return h.hexdigest()
 
 
 def gate_files(work: Path, calibrated: bool) -> tuple[Path, Path]:
@@ -130,22 +174,36 @@ def _find_face(detector: FaceDetector, frame: np.ndarray) -> tuple[Face | None, 
     return (faces[0], framed) if faces else (None, frame)
 
 
-def _add(out: CropSet, detector: FaceDetector, frame: np.ndarray, source: str, label: int,
-         margin: float) -> None:
+def face_region(frame: np.ndarray, face: Face) -> FaceImage:
+    """The square region around ``face`` that is kept (at most :data:`MAX_REGION` a side), with
+    the face's box and landmarks moved into it."""
+    x0, y0, side = square_region(face.box, REGION_MARGIN)
+    region = crop_square(frame, face.box, REGION_MARGIN)
+    k = min(1.0, MAX_REGION / side)
+    if k < 1.0:
+        size = max(1, int(round(side * k)))
+        region = cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
+        k = size / side
+    return FaceImage(np.ascontiguousarray(region), face.scaled(k, -x0, -y0))
+
+
+def _add(out: CropSet, detector: FaceDetector, frame: np.ndarray, source: str, label: int
+         ) -> None:
     face, frame = _find_face(detector, frame)
     if face is None:
         out.skipped["no face"] += 1
         return
-    crop = crop_square(frame, face.box, margin)
-    if crop.shape[0] > MAX_CROP:
-        crop = cv2.resize(crop, (MAX_CROP, MAX_CROP), interpolation=cv2.INTER_AREA)
-    out.crops.append(np.ascontiguousarray(crop))
+    crop = face_region(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR),
+                       face)
+    out.crops.append(crop)
     out.labels.append(label)
     out.hashes.append(crop_hash(crop))
     out.sources.append(source)
 
 
-def _media(path: Path) -> list[Path]:
+def media_files(path: Path) -> list[Path]:
+    """The images and videos in a folder (recursively), or the file itself."""
+    path = Path(path)
     if path.is_dir():
         return sorted(p for p in path.rglob("*")
                       if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
@@ -155,13 +213,11 @@ def _media(path: Path) -> list[Path]:
 
 
 def collect(data: Sequence[Path] = (), labelled: Path | None = None,
-            detector: FaceDetector | None = None, margin: float = 0.15, every: int = 10,
-            synthetic: int = 2000, seed: int = 0, classes: Sequence[str] = AFFECTNET7,
-            progress: bool = True) -> CropSet:
+            detector: FaceDetector | None = None, every: int = 10, synthetic: int = 2000,
+            seed: int = 0, classes: Sequence[str] = AFFECTNET7, progress: bool = True
+            ) -> CropSet:
     """Face crops from ``data`` (image files, folders, videos), a ``labelled`` set, or, when
     both are empty, ``synthetic`` generated faces (labelled)."""
-    from tqdm import tqdm
-
     detector = detector or FaceDetector()
     out = CropSet()
     jobs: list[tuple[Path | None, np.ndarray | None, int]] = []
@@ -170,19 +226,18 @@ def collect(data: Sequence[Path] = (), labelled: Path | None = None,
         out.skipped.update({f"label {k}": v for k, v in lset.skipped.items()})
         jobs += [(p, None, k) for p, k in zip(lset.paths, lset.labels, strict=True)]
     for d in data:
-        jobs += [(p, None, -1) for p in _media(Path(d))]
+        jobs += [(p, None, -1) for p in media_files(d)]
     if not jobs and labelled is None and not data:
         jobs = [(None, f.image, f.label) for f in synth_faces(synthetic, seed=seed)]
-    for path, image, label in tqdm(jobs, desc="finding faces", unit="img", disable=not progress,
-                                   leave=False):
+    for path, image, label in track(jobs, "finding faces", unit="image", enabled=progress):
         if image is not None:
-            _add(out, detector, image, f"synthetic:{len(out.sources)}", label, margin)
+            _add(out, detector, image, f"synthetic:{len(out.sources)}", label)
             continue
         if not Path(path).is_file():
             out.skipped["missing"] += 1
             continue
         for source, frame in _frames(Path(path), every, out.skipped):
-            _add(out, detector, frame, source, label, margin)
+            _add(out, detector, frame, source, label)
     if not out.crops:
         where = ", ".join(str(d) for d in [*data, labelled] if d) or "synthetic faces"
         raise MotivnetError(f"no face crops found in {where} ({dict(out.skipped) or 'no images'})")

@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 MODEL = "motivnet-tiny"
 # A ViT from scratch needs several hundred steps at full learning rate before it finds the
 # expression cues (measured here: ~150-250 steps to take off); 12 epochs of ~75 steps give room.
-RECIPE = {"model": MODEL, "faces": 2800, "seed": 1000, "margin": 0.15, "epochs": 12,
-          "batch": 32, "lr": 1e-3, "augment": 0.3, "version": 2}
+RECIPE = {"model": MODEL, "faces": 2800, "seed": 1000, "epochs": 12,
+          "batch": 32, "lr": 1e-3, "augment": 0.3, "version": 3}
 
 
 def cache_dir() -> Path:
@@ -48,8 +48,8 @@ def ensure_demo_teacher(recipe: dict = RECIPE, detector: FaceDetector | None = N
     log.info("training the demo teacher (%s on %d synthetic faces, %d epochs); cached at %s",
              recipe["model"], recipe["faces"], recipe["epochs"], path)
     torch.manual_seed(recipe["seed"])
-    data = collect(detector=detector, margin=recipe["margin"], synthetic=recipe["faces"],
-                   seed=recipe["seed"], progress=progress)
+    data = collect(detector=detector, synthetic=recipe["faces"], seed=recipe["seed"],
+                   progress=progress)
     tr, va = split_index(data.hashes, 0.15)
     labels = np.asarray(data.labels)
     model = build_motivnet(recipe["model"])

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from motivnet_edge.compress.registry import MOTIVNET_SIZES
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.preprocess import MOTIVNET_SPEC, CropSpec
@@ -144,16 +145,7 @@ class MotivNet(nn.Module):
         return self.decoder(self.pose_encoder(x))
 
 
-_FULL_HEAD = dict(img_size=(1024, 768), dec_dim=1152, dec_heads=8, dec_ffn=2048)
-MODELS: dict[str, dict] = {
-    # a few layers, a small width, 128x96 input (an 8x6 grid): for tests and the demo
-    "motivnet-tiny": dict(img_size=(128, 96), dim=96, depth=4, heads=3, mlp=384,
-                          dec_dim=96, dec_heads=4, dec_ffn=192, patch=16),
-    "motivnet-0.3b": dict(dim=1024, depth=24, heads=16, mlp=4096, **_FULL_HEAD),
-    "motivnet-0.6b": dict(dim=1280, depth=32, heads=16, mlp=5120, **_FULL_HEAD),
-    "motivnet-1b": dict(dim=1536, depth=40, heads=24, mlp=6144, **_FULL_HEAD),
-    "motivnet-2b": dict(dim=1920, depth=48, heads=32, mlp=7680, **_FULL_HEAD),
-}
+MODELS = MOTIVNET_SIZES  # name -> MotivNet's keyword arguments
 
 
 def crop_spec_for(name: str) -> CropSpec:

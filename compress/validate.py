@@ -11,7 +11,7 @@ import numpy as np
 
 from motivnet_edge.targets.engine import EngineOptions, load_engine, softmax
 from motivnet_edge.targets.metadata import artifact_bytes
-from motivnet_edge.targets.preprocess import make_input
+from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,14 @@ class Gate:
 DEFAULT_GATE = Gate()
 
 
-def run_artifact(path: Path, crops: Sequence[np.ndarray], batch: int = 32,
+def run_artifact(path: Path, crops: Sequence[FaceImage], batch: int = 32,
                  check: bool = True) -> tuple[np.ndarray, dict]:
     """Logits of ``path`` in its own engine for ``crops``, built with the artifact's own crop
     spec read from its metadata; also the engine's settings and metadata."""
     with load_engine(path, options=EngineOptions(threads=None), check=check) as engine:
         outs = []
         for i in range(0, len(crops), batch):
-            x = np.stack([make_input(c, None, engine.crop) for c in crops[i:i + batch]])
+            x = make_inputs(crops[i:i + batch], engine.crop)
             outs.append(engine.run(x))
         return np.concatenate(outs), {"engine": engine.name, "settings": engine.settings,
                                       "metadata": engine.metadata}
@@ -78,7 +78,7 @@ def compare(logits: np.ndarray, float_logits: np.ndarray, teacher_logits: np.nda
     return out
 
 
-def evaluate_artifact(path: Path, crops: Sequence[np.ndarray], float_logits: np.ndarray,
+def evaluate_artifact(path: Path, crops: Sequence[FaceImage], float_logits: np.ndarray,
                       teacher_logits: np.ndarray | None, labels: np.ndarray | None,
                       check: bool = True) -> dict:
     logits, info = run_artifact(path, crops, check=check)

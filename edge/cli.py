@@ -40,13 +40,13 @@ def _load(target: str):
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """Only the invoked subcommand's module is imported (the daemon never loads torch)."""
     parser = argparse.ArgumentParser(
-        prog="motivnet-edge",
+        prog="motivnet-edge", allow_abbrev=False,
         description="Facial-emotion recognition (MotivNet) compressed for edge devices.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     invoked = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text, extra) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         p.set_defaults(_module=module, _extra=extra)
         if name != invoked:
             continue

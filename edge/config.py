@@ -30,7 +30,8 @@ class ModelConfig:
 
 @dataclass
 class DetectorConfig:
-    model: str | None = None  # YuNet .onnx; Haar cascade when empty
+    kind: str = "yunet"  # yunet (boxes and landmarks, shipped) or haar (boxes only)
+    model: str | None = None  # another YuNet .onnx than the shipped one
     score_threshold: float = 0.6
     min_size: int = 32
     max_side: int = 320  # frames are shrunk to this longer side for detection
@@ -53,6 +54,9 @@ class PipelineConfig:
     iou_threshold: float = 0.3
     track_ttl: float = 2.0  # seconds a track survives without a match
     publish_images: bool = False  # no image leaves the device unless this is set
+    # an artifact aligned on five landmarks, with a detector that gives none (haar): crop a
+    # square around the box instead (counted in the stats); refused at start when false
+    box_crop_fallback: bool = False
 
 
 @dataclass
@@ -157,6 +161,8 @@ def _check(cfg: Config) -> None:
         if not cam.name or "/" in cam.name or "+" in cam.name or "#" in cam.name:
             raise MotivnetError(f"config cameras[{i}].name: {cam.name!r} cannot be an MQTT "
                                 f"topic level")
+    if cfg.detector.kind not in ("yunet", "haar"):
+        raise MotivnetError(f"config detector.kind: {cfg.detector.kind!r} is not yunet or haar")
     if not 0.0 <= cfg.pipeline.smoothing < 1.0:
         raise MotivnetError(f"config pipeline.smoothing: {cfg.pipeline.smoothing} must be in "
                             f"[0, 1)")

@@ -73,10 +73,15 @@ def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
     log.info("target %s: %s on %s %s", target, path.name, loaded.name, loaded.settings)
     det = cfg.detector
     detector = FaceDetector(det.model, det.score_threshold, min_size=det.min_size,
-                            max_side=det.max_side, scale_factor=det.scale_factor)
+                            max_side=det.max_side, scale_factor=det.scale_factor, kind=det.kind)
     p = cfg.pipeline
-    return Pipeline(detector, loaded, p.max_faces,
-                    TrackerSettings(p.smoothing, p.iou_threshold, p.track_ttl)), target
+    try:
+        return Pipeline(detector, loaded, p.max_faces,
+                        TrackerSettings(p.smoothing, p.iou_threshold, p.track_ttl),
+                        p.box_crop_fallback), target
+    except MotivnetError:
+        loaded.close()
+        raise
 
 
 def build_publisher(cfg: Config) -> MqttPublisher:
@@ -142,6 +147,7 @@ class Daemon:
             skipped_frames={s.cfg.name: s.skipped for s in self.sources},
             queue_depth={s.cfg.name: s.pending for s in self.sources},
             camera_reopens={s.cfg.name: s.reopens for s in self.sources},
+            box_crop_faces=self.pipeline.box_crop_faces,
             spool_depth=len(self.mqtt.spool), spool_dropped=self.mqtt.spool.dropped,
             reconnects=self.mqtt.reconnects, rss_mb=round(rss_mb(), 1),
             processed=self.processed, target=self.target)

@@ -1,27 +1,23 @@
-"""Face detection with OpenCV only: YuNet when a model file is given, else a Haar cascade."""
+"""Face detection with OpenCV only: YuNet (shipped in the package; boxes and five landmarks) by
+default, OpenCV's Haar cascade (boxes only) as the fallback a config can choose."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import sha256_file
+from motivnet_edge.targets.preprocess import Face
 
 HAAR_FILE = "haarcascade_frontalface_alt2.xml"
-
-
-@dataclass
-class Face:
-    """One detected face: box (x, y, w, h) in pixels, a score, and YuNet's five landmarks
-    (right eye, left eye, nose tip, right and left mouth corner) as a (5, 2) array, or None."""
-
-    box: tuple[int, int, int, int]
-    score: float
-    landmarks: np.ndarray | None = field(default=None, repr=False)
+# YuNet 2023mar from the OpenCV Zoo (MIT; notice and sha256 beside it in edge/models/)
+SHIPPED_YUNET = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
+SHIPPED_YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+KINDS = ("yunet", "haar")
 
 
 def _haar_path() -> Path:
@@ -35,11 +31,19 @@ def _haar_path() -> Path:
     return Path(base) / HAAR_FILE
 
 
+def _shipped_yunet() -> Path:
+    if not SHIPPED_YUNET.is_file() or sha256_file(SHIPPED_YUNET) != SHIPPED_YUNET_SHA256:
+        raise MotivnetError(f"the shipped YuNet file {SHIPPED_YUNET} is missing or changed "
+                            f"(reinstall motivnet-edge, or set detector.model)")
+    return SHIPPED_YUNET
+
+
 class FaceDetector:
     """Finds faces in BGR frames.
 
+    kind: ``yunet`` (boxes and five landmarks) or ``haar`` (boxes only, OpenCV's cascade).
     model: a YuNet ``.onnx`` file for ``cv2.FaceDetectorYN``; ``None`` uses the environment
-        variable ``MOTIVNET_YUNET`` if set, else OpenCV's Haar cascade.
+        variable ``MOTIVNET_YUNET`` if set, else the YuNet file shipped in the package.
     score_threshold: minimum score kept (YuNet's confidence; Haar's level weight is mapped
         to 0..1 with a logistic so the same threshold scale applies roughly).
     min_size: smallest face side in pixels (of the original frame).
@@ -51,8 +55,14 @@ class FaceDetector:
 
     def __init__(self, model: str | os.PathLike | None = None, score_threshold: float = 0.6,
                  nms_threshold: float = 0.3, top_k: int = 50, min_size: int = 24,
-                 max_side: int = 320, scale_factor: float = 1.1) -> None:
-        model = model if model is not None else os.environ.get("MOTIVNET_YUNET") or None
+                 max_side: int = 320, scale_factor: float = 1.1, kind: str = "yunet") -> None:
+        if kind not in KINDS:
+            raise MotivnetError(f"face detector kind {kind!r} is not one of {KINDS}")
+        if kind == "haar" and model is not None:
+            raise MotivnetError(f"face detector model {model} is a YuNet file: the Haar "
+                                f"cascade takes none (kind: yunet, or leave model empty)")
+        if kind == "yunet" and model is None:
+            model = os.environ.get("MOTIVNET_YUNET") or _shipped_yunet()
         self.score_threshold = score_threshold
         self.min_size = min_size
         self.max_side = max_side
@@ -79,6 +89,11 @@ class FaceDetector:
                 raise MotivnetError(f"cannot load Haar cascade {path}")
             self.kind = "haar"
             self.source = str(path)
+
+    @property
+    def gives_landmarks(self) -> bool:
+        """True when every face comes with its five landmarks (YuNet)."""
+        return self.kind == "yunet"
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         """Faces in ``frame`` (BGR or gray uint8), largest first."""

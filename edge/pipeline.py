@@ -5,14 +5,15 @@ of MQTT."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.tracker import Tracker
 from motivnet_edge.targets.engine import Engine, softmax
-from motivnet_edge.targets.preprocess import make_batch
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.preprocess import make_input
 
 
 @dataclass
@@ -33,16 +34,36 @@ class TrackerSettings:
 
 class Pipeline:
     """Runs frames of named cameras through detection, one batched inference per frame and a
-    tracker per camera."""
+    tracker per camera.
+
+    An artifact aligned on five landmarks needs a detector that gives them: with one that does
+    not (Haar), the pipeline refuses to start unless ``box_crop_fallback`` is set; then such
+    faces are cropped as a square around their box and counted in ``box_crop_faces``.
+    """
 
     def __init__(self, detector: FaceDetector, engine: Engine, max_faces: int = 8,
-                 tracking: TrackerSettings | None = None) -> None:
+                 tracking: TrackerSettings | None = None, box_crop_fallback: bool = False
+                 ) -> None:
+        if engine.crop.aligned and not detector.gives_landmarks and not box_crop_fallback:
+            raise MotivnetError(
+                f"{engine.path.name} takes faces aligned on five landmarks and the {detector.kind} "
+                f"detector gives none: use detector kind yunet, or set "
+                f"pipeline.box_crop_fallback: true to crop a square around each box instead")
         self.detector = detector
         self.engine = engine
         self.labels = engine.labels
         self.max_faces = max_faces
         self.tracking = tracking or TrackerSettings()
         self.trackers: dict[str, Tracker] = {}
+        self.fallback_crop = replace(engine.crop, region="square")
+        self.box_crop_faces = 0
+
+    def _input(self, frame: np.ndarray, face) -> np.ndarray:
+        spec = self.engine.crop
+        if spec.aligned and face.landmarks is None:
+            self.box_crop_faces += 1
+            spec = self.fallback_crop
+        return make_input(frame, face, spec)
 
     def _tracker(self, camera: str) -> Tracker:
         if camera not in self.trackers:
@@ -59,7 +80,7 @@ class Pipeline:
             ms = (t1 - t0) * 1e3
             return FrameResult([], {"detect": ms, "total": ms})
         boxes = [f.box for f in faces]
-        batch = make_batch(frame, boxes, self.engine.crop)
+        batch = np.stack([self._input(frame, f) for f in faces])
         t2 = time.perf_counter()
         probs = softmax(self.engine.run(batch))
         t3 = time.perf_counter()

@@ -8,7 +8,7 @@ inside every artifact's metadata (``CropSpec.to_dict`` / ``CropSpec.from_dict``)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import cv2
 import numpy as np
@@ -18,9 +18,46 @@ from motivnet_edge.targets.errors import MotivnetError
 Box = Sequence[float]  # x, y, w, h in pixels
 
 RESIZE_MODES = ("square", "pad")
+REGIONS = ("square", "box", "aligned")
+INTERPOLATIONS = ("auto", "linear", "area")
 COLORS = ("rgb", "bgr", "gray")
 LAYOUTS = ("nchw", "nhwc")
 DTYPES = ("float32", "float16", "uint8")
+
+# The five-point face template of 112x112 face models (ArcFace, MobileFaceNet): right eye, left
+# eye, nose tip, right and left mouth corner of the subject, in output pixels. YuNet returns its
+# landmarks in this order.
+FIVE_POINT_112: tuple[tuple[float, float], ...] = (
+    (38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655),
+    (70.7299, 92.2041))
+# mirroring a face swaps the subject's right and left eye, and mouth corners
+MIRROR_ORDER = (1, 0, 2, 4, 3)
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face in a frame: box (x, y, w, h) in pixels, a score, and the five landmarks (right
+    eye, left eye, nose tip, right and left mouth corner) as a (5, 2) array, or None."""
+
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    landmarks: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def mirrored(self, width: int) -> Face:
+        """The same face in the frame flipped left to right (``width`` pixels wide)."""
+        x, y, w, h = self.box
+        marks = None
+        if self.landmarks is not None:
+            marks = self.landmarks.copy()
+            marks[:, 0] = width - 1 - marks[:, 0]
+            marks = marks[list(MIRROR_ORDER)]
+        return Face((width - x - w, y, w, h), self.score, marks)
+
+    def scaled(self, k: float, dx: float = 0.0, dy: float = 0.0) -> Face:
+        """Coordinates multiplied by ``k`` after shifting by (dx, dy)."""
+        x, y, w, h = self.box
+        marks = None if self.landmarks is None else (self.landmarks + (dx, dy)) * k
+        return Face(((x + dx) * k, (y + dy) * k, w * k, h * k), self.score, marks)
 
 
 @dataclass(frozen=True)
@@ -28,9 +65,17 @@ class CropSpec:
     """How a face becomes a model input.
 
     height, width: the model's input size.
-    margin: fraction of the box's longer side added on every side before cropping; the crop is
-        square, centred on the box. Parts outside the frame replicate the border.
-    resize: ``square`` resizes the square crop to height x width; ``pad`` resizes it to
+    region: what is cut from the frame. ``square``: a square centred on the box, its side the
+        box's longer side plus ``margin`` of it on every side. ``box``: the box plus ``margin``
+        of its width and height on every side, stretched to the input (MotivNet's published
+        inference stretches the face crop it is given). ``aligned``: the similarity transform
+        that maps the face's five landmarks onto ``template`` (face recognition and expression
+        models trained on aligned faces). Parts outside the frame replicate the border
+        (``aligned``: black, as ``cv2.warpAffine`` gives).
+    template: for ``aligned``, five (x, y) points in input pixels; empty: :data:`FIVE_POINT_112`
+        scaled to the input width.
+    interpolation: ``auto`` (area when shrinking, else bilinear), ``linear`` or ``area``.
+    resize: ``square`` resizes the region to height x width; ``pad`` resizes it to
         width x width and pads ``pad_value`` rows above and below to reach height (MotivNet:
         768x768 padded with white to 1024x768).
     color: channel order of the input, ``rgb``, ``bgr`` or ``gray`` (one channel).
@@ -48,10 +93,14 @@ class CropSpec:
     std: tuple[float, ...] = (58.395, 57.12, 57.375)
     layout: str = "nchw"
     dtype: str = "float32"
+    region: str = "square"
+    template: tuple[tuple[float, float], ...] = ()
+    interpolation: str = "auto"
 
     def __post_init__(self) -> None:
         for name, allowed in (("resize", RESIZE_MODES), ("color", COLORS),
-                              ("layout", LAYOUTS), ("dtype", DTYPES)):
+                              ("layout", LAYOUTS), ("dtype", DTYPES), ("region", REGIONS),
+                              ("interpolation", INTERPOLATIONS)):
             value = getattr(self, name)
             if value not in allowed:
                 raise MotivnetError(f"crop spec field {name!r}: {value!r} is not one of {allowed}")
@@ -69,6 +118,11 @@ class CropSpec:
             object.__setattr__(self, name, value * n if len(value) == 1 else value)
         if any(s == 0 for s in self.std):
             raise MotivnetError(f"crop spec field 'std': {self.std} contains zero")
+        template = tuple(tuple(float(v) for v in p) for p in self.template)
+        if template and (len(template) != 5 or any(len(p) != 2 for p in template)):
+            raise MotivnetError(f"crop spec field 'template': {self.template} is not five "
+                                f"(x, y) points")
+        object.__setattr__(self, "template", template)
 
     @property
     def channels(self) -> int:
@@ -81,9 +135,20 @@ class CropSpec:
             return (1, self.channels, self.height, self.width)
         return (1, self.height, self.width, self.channels)
 
+    @property
+    def aligned(self) -> bool:
+        return self.region == "aligned"
+
+    def points(self) -> np.ndarray:
+        """The alignment template in input pixels, (5, 2)."""
+        if self.template:
+            return np.asarray(self.template, np.float32)
+        return np.asarray(FIVE_POINT_112, np.float32) * (self.width / 112.0)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["template"] = [list(p) for p in self.template]
         return d
 
     @classmethod
@@ -93,16 +158,18 @@ class CropSpec:
         if unknown:
             raise MotivnetError(f"crop spec has unknown fields {sorted(unknown)}")
         values = dict(data)
-        for key in ("mean", "std"):
+        for key in ("mean", "std", "template"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
 
 
-# MotivNet's own preprocessing: 768x768 face padded with white to 1024x768, RGB, its mean/std.
+# MotivNet's published inference: the face crop it is given stretched to 768x768 (bilinear),
+# padded with white to 1024x768, RGB, its mean/std.
 MOTIVNET_SPEC = CropSpec(
-    height=1024, width=768, margin=0.15, resize="pad", pad_value=255, color="rgb",
+    height=1024, width=768, margin=0.0, resize="pad", pad_value=255, color="rgb",
     mean=(123.5, 116.5, 103.5), std=(58.5, 57.0, 57.5), layout="nchw", dtype="float32",
+    region="box", interpolation="linear",
 )
 
 
@@ -122,12 +189,27 @@ def crop_square(frame: np.ndarray, box: Box | None, margin: float) -> np.ndarray
 
     ``box=None`` takes the whole frame as the face (images that are already face crops).
     """
-    fh, fw = frame.shape[:2]
     if box is None:
-        box = (0, 0, fw, fh)
+        box = (0, 0, frame.shape[1], frame.shape[0])
         margin = 0.0
     x0, y0, side = square_region(box, margin)
-    x1, y1 = x0 + side, y0 + side
+    return _cut(frame, x0, y0, x0 + side, y0 + side, box)
+
+
+def crop_box(frame: np.ndarray, box: Box | None, margin: float) -> np.ndarray:
+    """Cut ``box`` with ``margin`` of its width and height added on every side (not squared);
+    outside the frame the border is replicated."""
+    fh, fw = frame.shape[:2]
+    x, y, w, h = (0.0, 0.0, float(fw), float(fh)) if box is None else (float(v) for v in box)
+    if w <= 0 or h <= 0:
+        raise MotivnetError(f"face box {tuple(box)} has no area")
+    x0, y0 = int(round(x - margin * w)), int(round(y - margin * h))
+    x1, y1 = int(round(x + w + margin * w)), int(round(y + h + margin * h))
+    return _cut(frame, x0, y0, x1, y1, box)
+
+
+def _cut(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int, box) -> np.ndarray:
+    fh, fw = frame.shape[:2]
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, fw), min(y1, fh)
     if cx0 >= cx1 or cy0 >= cy1:
         raise MotivnetError(f"face box {tuple(box)} lies outside the {fw}x{fh} frame")
@@ -138,10 +220,39 @@ def crop_square(frame: np.ndarray, box: Box | None, margin: float) -> np.ndarray
     return crop
 
 
-def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    shrinking = img.shape[1] > width or img.shape[0] > height
-    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(img, (width, height), interpolation=interp)
+def align_matrix(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """The 2x3 similarity transform (rotation, uniform scale, shift) that maps the five
+    ``landmarks`` onto ``template``, as OpenCV estimates it."""
+    m, _ = cv2.estimateAffinePartial2D(np.asarray(landmarks, np.float32).reshape(5, 2),
+                                       np.asarray(template, np.float32))
+    if m is None:
+        raise MotivnetError(f"cannot align landmarks {np.round(landmarks, 1).tolist()}")
+    return m
+
+
+def _resize(img: np.ndarray, width: int, height: int, interpolation: str) -> np.ndarray:
+    if interpolation == "auto":
+        shrinking = img.shape[1] > width or img.shape[0] > height
+        interpolation = "area" if shrinking else "linear"
+    flag = cv2.INTER_AREA if interpolation == "area" else cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=flag)
+
+
+def _region(frame: np.ndarray, face, spec: CropSpec, side_h: int) -> np.ndarray:
+    """The face region of ``frame`` at spec.width x ``side_h``."""
+    box = face.box if isinstance(face, Face) else face
+    if spec.aligned:
+        marks = face.landmarks if isinstance(face, Face) else None
+        if marks is None:
+            raise MotivnetError("this model takes faces aligned on five landmarks, and the face "
+                                "detector gave none (use YuNet, or the box-crop fallback)")
+        # in pad mode the region is the width x width square between the padded rows
+        top = (spec.height - side_h) // 2
+        points = spec.points() - np.array([0.0, top], np.float32)
+        return cv2.warpAffine(frame, align_matrix(marks, points), (spec.width, side_h))
+    crop = crop_box(frame, box, spec.margin) if spec.region == "box" else \
+        crop_square(frame, box, spec.margin)
+    return _resize(crop, spec.width, side_h, spec.interpolation)
 
 
 def _convert_color(img: np.ndarray, color: str) -> np.ndarray:
@@ -156,18 +267,18 @@ def _convert_color(img: np.ndarray, color: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if color == "rgb" else img
 
 
-def make_input(frame: np.ndarray, box: Box | None, spec: CropSpec) -> np.ndarray:
-    """One model input (no batch axis) from a BGR (or gray) uint8 ``frame`` and a face ``box``.
+def make_input(frame: np.ndarray, face: Face | Box | None, spec: CropSpec) -> np.ndarray:
+    """One model input (no batch axis) from a BGR (or gray) uint8 ``frame`` and a face: a
+    :class:`Face` (box and landmarks), a box (x, y, w, h), or None (the whole frame is the face).
 
     Returns (C, H, W) for ``nchw`` or (H, W, C) for ``nhwc``, in ``spec.dtype``.
     """
     if frame is None or frame.ndim not in (2, 3) or frame.size == 0:
         raise MotivnetError("frame must be a non-empty HxW or HxWxC image")
-    crop = crop_square(frame, box, spec.margin)
     if spec.resize == "square":
-        img = _resize(crop, spec.width, spec.height)
+        img = _region(frame, face, spec, spec.height)
     else:
-        img = _resize(crop, spec.width, spec.width)
+        img = _region(frame, face, spec, spec.width)
         top = (spec.height - spec.width) // 2
         bottom = spec.height - spec.width - top
         value = (spec.pad_value,) * (img.shape[2] if img.ndim == 3 else 1)
@@ -182,9 +293,36 @@ def make_input(frame: np.ndarray, box: Box | None, spec: CropSpec) -> np.ndarray
     return np.ascontiguousarray(out.transpose(2, 0, 1) if spec.layout == "nchw" else out)
 
 
-def make_batch(frame: np.ndarray, boxes: Sequence[Box | None], spec: CropSpec) -> np.ndarray:
+def make_batch(frame: np.ndarray, faces: Sequence[Face | Box | None], spec: CropSpec
+               ) -> np.ndarray:
     """All faces of one frame stacked into one batch."""
-    if not boxes:
+    if not faces:
         n = spec.input_shape
         return np.zeros((0, *n[1:]), dtype=spec.dtype)
-    return np.stack([make_input(frame, b, spec) for b in boxes])
+    return np.stack([make_input(frame, f, spec) for f in faces])
+
+
+@dataclass(frozen=True)
+class FaceImage:
+    """A face and the image around it, as training, calibration and validation keep them: the
+    model input is made from it by the same :func:`make_input` the device calls on a frame.
+    ``face=None``: the whole image is the face."""
+
+    image: np.ndarray
+    face: Face | None = None
+
+    def input(self, spec: CropSpec) -> np.ndarray:
+        return make_input(self.image, self.face, spec)
+
+    def mirrored(self) -> FaceImage:
+        """The face flipped left to right (its landmarks swapped accordingly)."""
+        image = np.ascontiguousarray(self.image[:, ::-1])
+        return FaceImage(image, None if self.face is None
+                         else self.face.mirrored(self.image.shape[1]))
+
+
+def make_inputs(faces: Sequence[FaceImage], spec: CropSpec) -> np.ndarray:
+    """A batch from stored faces."""
+    if not faces:
+        return np.zeros((0, *spec.input_shape[1:]), dtype=spec.dtype)
+    return np.stack([f.input(spec) for f in faces])

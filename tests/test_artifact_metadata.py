@@ -18,7 +18,7 @@ from motivnet_edge.compress.quantize import RECIPES, calibration_batch, quantize
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.metadata import check_manifest, read_metadata
-from motivnet_edge.targets.preprocess import CropSpec
+from motivnet_edge.targets.preprocess import CropSpec, FaceImage
 from tests.helpers import TinyNet
 
 SPEC = CropSpec(height=32, width=32, margin=0.1)
@@ -63,7 +63,7 @@ def test_fp32_artifacts_match_torch_in_their_engines(exported, fmt):
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
 def test_int8_is_recognised_by_reading_the_file(exported, fmt, tmp_path):
     model, paths = exported
-    crops = [np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    crops = [FaceImage(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8))
              for i in range(8)]
     target = tmp_path / paths[fmt].name
     quantize(fmt, paths[fmt], model, calibration_batch(crops, SPEC, fmt), RECIPES[fmt][0],

@@ -13,8 +13,9 @@ from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import FORMATS, artifact_name, get_format
 from motivnet_edge.targets.metadata import artifact_bytes, read_metadata
 
-SMALL = ["--synthetic", "160", "--epochs", "1", "--min-steps", "0",
-         "--student", "mobilenetv3_small_100", "--size", "48", "--calibration", "40", "--quiet"]
+DISTIL_SMALL = ["--synthetic", "160", "--epochs", "1", "--min-steps", "0",
+                "--student", "mobilenetv3_small_100", "--size", "48", "--quiet"]
+SMALL = [*DISTIL_SMALL, "--calibration", "40"]
 
 
 def output(res) -> str:
@@ -102,10 +103,25 @@ def test_empty_data_folder_gives_clear_error_and_no_output(tmp_path, teacher_fil
     out = tmp_path / "out"
     res = cli("distil", "--out", out, "--teacher", teacher_file, "--teacher-model",
               "motivnet-tiny", "--data", tmp_path / "empty", "--cache-dir", tmp_path / "c",
-              *SMALL[4:])
+              *DISTIL_SMALL[4:])
     assert res.returncode == 2, res.stderr[-2000:]
-    assert "no face crops found" in res.stderr and "empty" in res.stderr
-    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+    assert "holds no image or video" in res.stderr and "empty" in res.stderr
+    assert not out.exists()  # nothing created on a bad argument
+
+
+def test_faceless_data_gives_clear_error_and_creates_nothing(tmp_path, teacher_file):
+    from tests.helpers import blank_image
+
+    (tmp_path / "walls").mkdir()
+    for i in range(3):
+        blank_image(tmp_path / "walls" / f"wall{i}.png")
+    out = tmp_path / "out"
+    res = cli("distil", "--out", out, "--teacher", teacher_file, "--teacher-model",
+              "motivnet-tiny", "--data", tmp_path / "walls", "--cache-dir", tmp_path / "c",
+              *DISTIL_SMALL[4:])
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "no face crops found" in res.stderr and "walls" in res.stderr
+    assert not out.exists()
 
 
 def test_stage_without_previous_stage_names_what_to_run(tmp_path):

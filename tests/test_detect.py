@@ -38,9 +38,16 @@ def generated():
     return synth_faces(42, seed=3)
 
 
-def test_haar_is_the_default_and_finds_generated_faces(generated):
+def test_shipped_yunet_is_the_default_and_gives_landmarks(generated):
     det = FaceDetector()
-    assert det.kind == "haar"
+    assert det.kind == "yunet" and det.gives_landmarks
+    assert found_rate(det, generated) >= 0.9
+    assert all(f.landmarks.shape == (5, 2) for f in det.detect(generated[0].image))
+
+
+def test_haar_is_the_fallback_and_finds_generated_faces(generated):
+    det = FaceDetector(kind="haar")
+    assert det.kind == "haar" and not det.gives_landmarks
     assert found_rate(det, generated) >= 0.8
 
 
@@ -56,8 +63,8 @@ def test_yunet_finds_generated_faces_with_landmarks(yunet_path, generated):
 
 
 @pytest.mark.parametrize("kind", ["haar", "yunet"])
-def test_real_photo_has_one_face(kind, request):
-    det = FaceDetector(request.getfixturevalue("yunet_path") if kind == "yunet" else None)
+def test_real_photo_has_one_face(kind):
+    det = FaceDetector(kind=kind)
     img = grace_hopper()
     faces = det.detect(img)
     assert len(faces) >= 1

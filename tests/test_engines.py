@@ -10,7 +10,7 @@ from motivnet_edge.compress.export import export_fp32
 from motivnet_edge.targets.engine import EngineOptions, load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import artifact_name
-from motivnet_edge.targets.preprocess import CropSpec, make_input
+from motivnet_edge.targets.preprocess import CropSpec, make_inputs
 from motivnet_edge.targets.profiles import (
     PROFILES,
     auto_profile,
@@ -40,7 +40,7 @@ def setup(tmp_path_factory):
         crops = collect([folder], progress=False).crops
     else:
         crops = collect(synthetic=60, progress=False).crops
-    x = np.stack([make_input(c, None, SPEC) for c in crops])
+    x = make_inputs(crops, SPEC)
     expected = model(torch.from_numpy(x)).detach().numpy()
     return paths, crops, expected
 
@@ -49,7 +49,7 @@ def setup(tmp_path_factory):
 def test_engine_agrees_with_fp32_source_on_face_crops(setup, engine, fmt):
     paths, crops, expected = setup
     with load_engine(paths[fmt], engine, EngineOptions(threads=1)) as eng:
-        x = np.stack([make_input(c, None, eng.crop) for c in crops])
+        x = make_inputs(crops, eng.crop)
         out = eng.run(x)
     assert out.shape == expected.shape
     assert np.mean(out.argmax(1) == expected.argmax(1)) >= 0.99

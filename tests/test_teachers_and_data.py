@@ -7,10 +7,19 @@ import torch
 from motivnet_edge.compress.data import collect
 from motivnet_edge.compress.teacher_cache import TeacherCache
 from motivnet_edge.compress.teachers import load_teacher
+from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.labels import AFFECTNET7, FER2013
-from motivnet_edge.targets.preprocess import CropSpec
+from motivnet_edge.targets.preprocess import CropSpec, FaceImage
 from tests.helpers import FixedLogits, blank_image, write_faces
+
+
+def spec(labels, **crop) -> ClassifierSpec:
+    return ClassifierSpec(tuple(labels), CropSpec(**crop))
+
+
+def blank(side: int) -> FaceImage:
+    return FaceImage(np.zeros((side, side, 3), np.uint8))
 
 
 def test_onnx_teacher_with_fer2013_order_ends_up_in_affectnet_order(tmp_path):
@@ -18,10 +27,10 @@ def test_onnx_teacher_with_fer2013_order_ends_up_in_affectnet_order(tmp_path):
     fer_logits = [float(i) for i in range(7)]  # logit value = FER2013 index
     torch.onnx.export(FixedLogits(fer_logits).eval(), (torch.zeros(1, 1, 48, 48),), str(path),
                       input_names=["x"], dynamic_axes={"x": {0: "n"}}, dynamo=False)
-    teacher = load_teacher(path, labels=FER2013, spec=CropSpec(mean=(0, 0, 0), std=(1, 1, 1)))
+    teacher = load_teacher(path, spec(FER2013, mean=(0, 0, 0), std=(1, 1, 1)))
     # size, layout and gray channel are read from the file's input
-    assert (teacher.spec.height, teacher.spec.width, teacher.spec.color) == (48, 48, "gray")
-    crops = [np.zeros((60, 60, 3), np.uint8)] * 2
+    assert (teacher.crop.height, teacher.crop.width, teacher.crop.color) == (48, 48, "gray")
+    crops = [blank(60)] * 2
     out = teacher.predict(crops)
     assert out.shape == (2, 7)
     assert [FER2013[int(v)] for v in out[0]] == list(AFFECTNET7)
@@ -32,12 +41,12 @@ def test_exported_teacher_without_labels_is_refused(tmp_path):
     path = tmp_path / "t.onnx"
     torch.onnx.export(FixedLogits([0.0] * 7).eval(), (torch.zeros(1, 3, 8, 8),), str(path),
                       dynamo=False)
-    with pytest.raises(MotivnetError, match="label map"):
+    with pytest.raises(MotivnetError, match="class order"):
         load_teacher(path)
 
 
 def test_teacher_cache_resumes_after_interruption(tmp_path):
-    crops = [np.full((8, 8, 3), i, np.uint8) for i in range(10)]
+    crops = [FaceImage(np.full((8, 8, 3), i, np.uint8)) for i in range(10)]
     hashes = [f"h{i}" for i in range(10)]
     calls = []
 
@@ -45,7 +54,7 @@ def test_teacher_cache_resumes_after_interruption(tmp_path):
         calls.append(len(batch))
         if len(calls) == 3:
             raise KeyboardInterrupt  # killed while filling the third shard
-        return np.stack([np.full(7, float(c[0, 0, 0])) for c in batch])
+        return np.stack([np.full(7, float(c.image[0, 0, 0])) for c in batch])
 
     with pytest.raises(KeyboardInterrupt):
         TeacherCache(tmp_path, "key", shard_size=3).logits(hashes, crops, predict,
@@ -53,7 +62,7 @@ def test_teacher_cache_resumes_after_interruption(tmp_path):
     assert sum(calls[:2]) == 6
     calls.clear()
     out = TeacherCache(tmp_path, "key", shard_size=3).logits(
-        hashes, crops, lambda b: np.stack([np.full(7, float(c[0, 0, 0])) for c in b]) if
+        hashes, crops, lambda b: np.stack([np.full(7, float(c.image[0, 0, 0])) for c in b]) if
         not calls.append(len(b)) else None, progress=False, batch=3)
     assert sum(calls) == 4  # only the four not yet stored
     assert np.array_equal(out[:, 0], np.arange(10, dtype=np.float32))
@@ -72,7 +81,8 @@ def test_unreadable_and_faceless_images_are_skipped_and_counted(tmp_path):
     assert data.skipped["unreadable"] == 1
     assert data.skipped["no face"] >= 1
     assert len(data) + data.skipped["no face"] == 7
-    assert all(c.shape[0] == c.shape[1] for c in data.crops)
+    assert all(c.image.shape[0] == c.image.shape[1] for c in data.crops)
+    assert all(c.face.landmarks is not None for c in data.crops)  # YuNet, the default
     assert not data.labelled
 
 
@@ -98,9 +108,9 @@ def test_labelled_folder_gives_labelled_crops(tmp_path):
 def test_torchscript_teacher_with_label_map(tmp_path):
     path = tmp_path / "teacher.pt"
     torch.jit.script(FixedLogits([float(i) for i in range(7)]).eval()).save(str(path))
-    spec = CropSpec(height=32, width=32, mean=(0, 0, 0), std=(1, 1, 1))
-    teacher = load_teacher(path, labels=FER2013, spec=spec)
-    out = teacher.predict([np.zeros((40, 40, 3), np.uint8)])
+    teacher = load_teacher(path, spec(FER2013, height=32, width=32, mean=(0, 0, 0),
+                                      std=(1, 1, 1)))
+    out = teacher.predict([blank(40)])
     assert [FER2013[int(v)] for v in out[0]] == list(AFFECTNET7)
     assert teacher.identity["kind"] == "torchscript"
 
@@ -111,8 +121,8 @@ def test_a_teacher_exported_with_its_softmax_gives_log_probabilities(tmp_path):
     model = torch.nn.Sequential(FixedLogits(logits), torch.nn.Softmax(dim=1)).eval()
     torch.onnx.export(model, (torch.zeros(1, 3, 16, 16),), str(path), input_names=["x"],
                       dynamic_axes={"x": {0: "n"}}, dynamo=False)
-    teacher = load_teacher(path, labels=AFFECTNET7, spec=CropSpec(mean=(0, 0, 0), std=(1, 1, 1)))
-    out = teacher.predict([np.zeros((20, 20, 3), np.uint8)])
+    teacher = load_teacher(path, spec(AFFECTNET7, mean=(0, 0, 0), std=(1, 1, 1)))
+    out = teacher.predict([blank(20)])
     # log-softmax of the logits: the same decision and the same logit differences, so the
     # temperature softens them as it would the logits
     expected = torch.log_softmax(torch.tensor([logits]), 1).numpy()
@@ -121,8 +131,8 @@ def test_a_teacher_exported_with_its_softmax_gives_log_probabilities(tmp_path):
     plain = tmp_path / "logit_teacher.onnx"
     torch.onnx.export(FixedLogits([0.1] * 6 + [0.3]).eval(), (torch.zeros(1, 3, 16, 16),),
                       str(plain), input_names=["x"], dynamo=False)
-    same = load_teacher(plain, labels=AFFECTNET7, spec=CropSpec(mean=(0, 0, 0), std=(1, 1, 1)))
-    np.testing.assert_allclose(same.predict([np.zeros((20, 20, 3), np.uint8)]),
+    same = load_teacher(plain, spec(AFFECTNET7, mean=(0, 0, 0), std=(1, 1, 1)))
+    np.testing.assert_allclose(same.predict([blank(20)]),
                                [[0.1] * 6 + [0.3]], atol=1e-6)
 
 
@@ -133,12 +143,11 @@ def test_tflite_teacher_with_softmax_reads_its_input_and_orders_its_classes(tmp_
     path = tmp_path / "fer_teacher.tflite"
     model = torch.nn.Sequential(FixedLogits(fer_logits), torch.nn.Softmax(dim=1)).eval()
     litert_torch.convert(model, (torch.zeros(1, 24, 24, 1),)).export(str(path))
-    teacher = load_teacher(path, labels=FER2013, spec=CropSpec(mean=(127.5,) * 3,
-                                                                 std=(127.5,) * 3))
-    spec = teacher.spec
-    assert (spec.height, spec.width, spec.color, spec.layout) == (24, 24, "gray", "nhwc")
+    teacher = load_teacher(path, spec(FER2013, mean=(127.5,) * 3, std=(127.5,) * 3))
+    crop = teacher.crop
+    assert (crop.height, crop.width, crop.color, crop.layout) == (24, 24, "gray", "nhwc")
     assert len(teacher.key) == 20  # the cache key serialises the spec read from the file
-    out = teacher.predict([np.zeros((30, 30, 3), np.uint8)])
+    out = teacher.predict([blank(30)])
     expected = torch.log_softmax(torch.tensor([fer_logits]), 1)[0].numpy()
     np.testing.assert_allclose(out[0], [expected[FER2013.index(c)] for c in AFFECTNET7],
                                atol=1e-4)

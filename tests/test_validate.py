@@ -53,7 +53,7 @@ def _report(agreement: float) -> dict:
 def test_report_warns_when_the_gate_passes_a_student_that_learnt_little():
     import io
 
-    from motivnet_edge.compress.commands import print_report
+    from motivnet_edge.compress.report import print_report
 
     weak, good = io.StringIO(), io.StringIO()
     print_report(_report(0.34), weak)

