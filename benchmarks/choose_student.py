@@ -19,14 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from motivnet_edge.benchmarks.bench_targets import measure
+from motivnet_edge.benchmarks.measure import engine_runner, time_runners
 from motivnet_edge.edge.synthetic import synth_faces
-from motivnet_edge.targets.engine import EngineOptions, load_engine
+from motivnet_edge.targets.engine import EngineOptions
 from motivnet_edge.targets.formats import format_of, is_artifact
 from motivnet_edge.targets.metadata import read_metadata
-from motivnet_edge.targets.preprocess import FaceImage, make_inputs
+from motivnet_edge.targets.preprocess import FaceImage
 
 
 def compress(name: str, folder: Path, args: argparse.Namespace) -> float:
@@ -63,23 +61,21 @@ def summarise(name: str, folder: Path, minutes: float) -> dict:
 
 def latencies(rows: list[dict], out: Path, rounds: int) -> None:
     """Median INT8 latency (batch 1, 2 threads) of every student and engine, interleaved."""
-    crop = FaceImage(synth_faces(1, seed=5)[0].image)
-    engines, inputs = {}, {}
+    faces = [FaceImage(synth_faces(1, seed=5)[0].image)]
+    runners = {}
     for r in rows:  # a rejected artifact is timed too: its speed does not depend on the gate
         for path in sorted((out / r["student"]).iterdir()):
             if not is_artifact(path) or read_metadata(path)["precision"] == "fp32":
                 continue
             engine = format_of(path).engine
-            if engine:
-                key = (r["student"], engine)
-                engines[key] = load_engine(path, engine, EngineOptions(threads=2), check=False)
-                inputs[key] = make_inputs([crop], engines[key].crop)
-    times = measure(engines, inputs, rounds, 10)
+            runners[r["student"], engine] = engine_runner(
+                path, engine, EngineOptions(threads=2), check=False).open()
+    times = time_runners(runners, faces, rounds, 10, batch8=False)
     for r in rows:
-        r["latency_ms"] = {engine: round(float(np.median(times[(r["student"], engine)])), 3)
+        r["latency_ms"] = {engine: round(times[(r["student"], engine)].p50, 3)
                            for s, engine in times if s == r["student"]}
-    for e in engines.values():
-        e.close()
+    for runner in runners.values():
+        runner.close()
 
 
 def plot(rows: list[dict], path: Path, gate: float = 0.99) -> None:

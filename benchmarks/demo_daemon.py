@@ -1,6 +1,7 @@
 """The last step of `make demo`: run the daemon for a few seconds on a generated video of
 synthetic faces against the broker on localhost (or, when none answers, an in-process amqtt
-broker), then print what arrived."""
+broker), print what arrived, and clear the retained messages it left (availability, camera
+status, emotion), so the user's broker is as it was."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import paho.mqtt.client as mqtt
 import yaml
 
 from motivnet_edge.edge.synthetic import synth_scene
+
+PREFIX = "motivnet-demo"  # the demo's own topics, cleared when it ends
 
 
 def broker_answers(host: str, port: int) -> bool:
@@ -99,22 +102,34 @@ def write_video(path: Path, seconds: float = 6, fps: int = 15,
     writer.release()
 
 
-def main() -> int:
+def clear_retained(host: str, port: int, topics: set[str]) -> None:
+    """An empty retained message deletes a topic's retained one (MQTT 3.1.1, 3.3.1.3)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(host, port)
+    client.loop_start()
+    for topic in sorted(topics):
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--artifacts", type=Path, default=Path("out/demo"))
     ap.add_argument("--seconds", type=float, default=6.0)
-    args = ap.parse_args()
+    ap.add_argument("--port", type=int, default=1883, help="the local broker's port")
+    args = ap.parse_args(argv)
     host = "127.0.0.1"
-    port = local_broker(host)
+    port = local_broker(host, args.port)
     arrived: list[tuple[str, bytes]] = []
-    sub = subscribe(host, port, "motivnet/demo/#", lambda m: arrived.append((m.topic, m.payload)))
+    sub = subscribe(host, port, f"{PREFIX}/#", lambda m: arrived.append((m.topic, m.payload)))
     with tempfile.TemporaryDirectory() as d:
         video = Path(d) / "faces.avi"
         write_video(video, args.seconds)
         cfg = {"device": "demo", "model": {"artifact": str(args.artifacts.resolve()),
                                            "target": "auto"},
                "cameras": [{"name": "cam0", "source": str(video)}],
-               "mqtt": {"host": host, "port": port, "stats_interval": 2.0}}
+               "mqtt": {"host": host, "port": port, "stats_interval": 2.0, "prefix": PREFIX}}
         (Path(d) / "config.yaml").write_text(yaml.safe_dump(cfg))
         t0 = time.monotonic()
         res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "run", "--config",
@@ -124,12 +139,13 @@ def main() -> int:
         took = time.monotonic() - t0
     time.sleep(1.0)
     sub.loop_stop()
+    clear_retained(host, port, {t for t, _ in arrived})
     if res.returncode != 0:
         print(res.stderr[-3000:], file=sys.stderr)
         return res.returncode
     faces = [json.loads(p) for t, p in arrived if t.endswith("/faces")]
     print(f"\ndaemon ran {took:.1f} s; {len(faces)} 'faces' messages arrived on "
-          f"motivnet/demo/cam0/faces (seq {faces[0]['seq']}..{faces[-1]['seq']})"
+          f"{PREFIX}/demo/cam0/faces (seq {faces[0]['seq']}..{faces[-1]['seq']})"
           if faces else "no faces arrived")
     for m in faces[:: max(1, len(faces) // 5)]:
         labels = ", ".join(f"track {f['track']}: {f['label']} {f['score']:.2f}"
@@ -142,7 +158,8 @@ def main() -> int:
         print(f"stats: {last_stats['fps']} fps, latency {last_stats['latency_ms']}, "
               f"RSS {last_stats['rss_mb']} MB, target {last_stats['target']}")
     avail = [p.decode() for t, p in arrived if t.endswith("/availability")]
-    print(f"availability: {' -> '.join(avail)}")
+    print(f"availability: {' -> '.join(avail)}; the demo's retained messages under "
+          f"{PREFIX}/ were cleared")
     return 0 if faces else 1
 
 

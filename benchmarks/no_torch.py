@@ -7,6 +7,7 @@ import sys
 class _BlockTorch:
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in ('torch', 'torchvision', 'timm', 'nncf', 'litert_torch'):
-            raise ModuleNotFoundError(f'{name} is blocked: the device install has no torch')
+            raise ModuleNotFoundError(f'{name} is blocked: the device install has no torch',
+                                      name=name)
 sys.meta_path.insert(0, _BlockTorch())
 """

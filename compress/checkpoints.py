@@ -9,6 +9,7 @@ grid, then a strict load whose failure lists missing and unexpected keys.
 from __future__ import annotations
 
 import math
+import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,10 +88,15 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except MotivnetError:
         raise
-    except Exception as exc:  # truncated zip, pickle with objects, not a checkpoint at all
+    except pickle.UnpicklingError as exc:  # a pickle of Python objects, not only tensors
+        raise MotivnetError(
+            f"checkpoint {path} holds Python objects beyond tensors (a pickled model or "
+            f"training state); motivnet-edge never unpickles such files, since loading one can "
+            f"run any code. Save the model's state_dict() (or safetensors) and give that "
+            f"file") from exc
+    except Exception as exc:  # truncated zip, not a checkpoint at all
         raise MotivnetError(f"cannot read checkpoint {path}: truncated or not a torch, "
-                            f"TorchScript or safetensors file ({type(exc).__name__}: "
-                            f"{(str(exc).splitlines() or [''])[0][:200]})") from exc
+                            f"TorchScript or safetensors file ({type(exc).__name__})") from exc
     for key in WRAPPER_KEYS:
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]

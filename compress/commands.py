@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from motivnet_edge.compress.quiet import quiet_third_party
 from motivnet_edge.compress.registry import (
     DEFAULT_SIZE,
     DEFAULT_STUDENT,
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 # Training settings by kind of run: the demo (the built-in teacher on synthetic faces, sized to
 # finish in minutes) and real faces (a real teacher on thousands of photos, an ImageNet student).
 PRESETS = {
-    "demo": dict(epochs=8, min_steps=400, batch=32, lr=2e-3, balance=0.0, augment=0.5),
-    "real": dict(epochs=4, min_steps=0, batch=64, lr=1e-3, balance=0.5, augment=1.0),
+    "demo": dict(epochs=4, min_steps=0, batch=32, lr=2e-3, balance=0.0, augment=0.5),
+    "real": dict(epochs=5, min_steps=0, batch=64, lr=1e-3, balance=1.0, augment=1.0),
 }
 
 
@@ -96,13 +97,14 @@ def _student_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--student-weights",
                    help="imagenet (the installed weights package) or a local state dict; "
                         "default: imagenet where auto picked the student and they are installed")
-    s.add_argument("--epochs", type=int, help="epochs, at least (demo 8, real 4)")
+    s.add_argument("--epochs", type=int, help="epochs, at least (demo 4, real 5)")
     s.add_argument("--min-steps", type=int, help="train at least this many optimizer steps (a "
-                   "small data set gets more epochs; demo 400, real 0)")
+                   "small data set gets more epochs; 0 by default)")
     s.add_argument("--batch", type=int, help="batch size (demo 32, real 64)")
     s.add_argument("--lr", type=float, help="peak learning rate (demo 2e-3, real 1e-3)")
     s.add_argument("--balance", type=float, help="draw batches with probability "
-                   "freq(teacher top-1)^-balance (demo 0, real 0.5)")
+                   "freq(teacher top-1)^-balance (demo 0, real 1: every class the teacher "
+                   "names drawn equally often)")
     s.add_argument("--temperature", type=float, default=4.0)
     s.add_argument("--alpha", type=float, default=0.5, help="weight of cross-entropy on labels")
     s.add_argument("--seed", type=int, default=0)
@@ -121,6 +123,14 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
                         "with a top-2 logit margin above this")
     q.add_argument("--formats", default=",".join(FORMATS),
                    help="formats to quantise, comma-separated")
+    q.add_argument("--qat-steps", type=int,
+                   help="quantization-aware fine-tuning steps before INT8 (default: 250 for "
+                        "real photos, 0 for the synthetic demo); 0 turns it off")
+    q.add_argument("--qat-lr", type=float, default=5e-5, help="its peak learning rate")
+    q.add_argument("--qat-weight-bits", type=int, default=7, choices=(7, 8),
+                   help="int8 weights in this many bits' range: 7 keeps ONNX Runtime's u8s8 "
+                        "kernels on CPUs without VNNI from saturating (stored as int8 either "
+                        "way)")
 
 
 def _labelled_arg(p: argparse.ArgumentParser) -> None:
@@ -206,6 +216,8 @@ def check_distil_args(args: argparse.Namespace) -> None:
 
 def check_quant_args(args: argparse.Namespace) -> None:
     args.format_list = _formats(args.formats)
+    if args.qat_steps is not None and args.qat_steps < 0:
+        raise MotivnetError(f"--qat-steps {args.qat_steps} must be >= 0")
     if args.calibration < 1:
         raise MotivnetError(f"--calibration {args.calibration} must be at least 1")
     if args.gate <= 0.0:  # above 1 nothing passes: every format keeps its best trial, rejected
@@ -268,6 +280,7 @@ def _teacher(args: argparse.Namespace):
 
 
 def run_distil(args: argparse.Namespace, checked: bool = False) -> int:
+    quiet_third_party()
     from motivnet_edge.compress.stages import stage_distil
 
     if not checked:
@@ -291,6 +304,7 @@ def _gate(args: argparse.Namespace):
 
 
 def run_export(args: argparse.Namespace) -> int:
+    quiet_third_party()
     from motivnet_edge.compress.stages import stage_export
 
     for fmt, path in stage_export(args.out).items():
@@ -298,11 +312,25 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def qat_config(args: argparse.Namespace):
+    """QAT settings: on for real photos unless --qat-steps says otherwise."""
+    from motivnet_edge.compress.qat import QatConfig
+    from motivnet_edge.compress.stages import load_run
+
+    steps = args.qat_steps
+    if steps is None:
+        steps = 0 if load_run(args.out).data == "synthetic" else 250
+    return QatConfig(steps=steps, lr=args.qat_lr, weight_bits=args.qat_weight_bits,
+                     seed=getattr(args, "seed", 0))
+
+
 def run_quantize(args: argparse.Namespace) -> int:
-    from motivnet_edge.compress.stages import stage_quantize
+    quiet_third_party()
+    from motivnet_edge.compress.int8_stage import stage_quantize
 
     check_quant_args(args)
-    results = stage_quantize(args.out, args.calibration, _gate(args), args.format_list)
+    results = stage_quantize(args.out, args.calibration, _gate(args), args.format_list,
+                             qat_config(args), not getattr(args, "quiet", False))
     for fmt, r in results.items():
         print(f"{fmt}: {r['file']} ({'passed' if r['passed'] else 'REJECTED'})")
     return 0 if all(r["passed"] for r in results.values()) else 1
@@ -310,7 +338,7 @@ def run_quantize(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     from motivnet_edge.compress.report import print_report
-    from motivnet_edge.compress.stages import stage_validate
+    from motivnet_edge.compress.validate_stage import stage_validate
 
     check_quant_args(args)
     _exists(args.labelled_eval, "labelled data", "any")
@@ -320,8 +348,11 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_compress(args: argparse.Namespace) -> int:
+    quiet_third_party()
+    from motivnet_edge.compress.int8_stage import stage_quantize
     from motivnet_edge.compress.report import print_report
-    from motivnet_edge.compress.stages import stage_export, stage_quantize, stage_validate
+    from motivnet_edge.compress.stages import stage_export
+    from motivnet_edge.compress.validate_stage import stage_validate
 
     check_distil_args(args)
     check_quant_args(args)
@@ -329,7 +360,8 @@ def run_compress(args: argparse.Namespace) -> int:
     run_distil(args, checked=True)
     stage_export(args.out)
     gate = _gate(args)
-    stage_quantize(args.out, args.calibration, gate, args.format_list)
+    stage_quantize(args.out, args.calibration, gate, args.format_list, qat_config(args),
+                   not args.quiet)
     report, ok = stage_validate(args.out, gate, args.labelled_eval)
     print_report(report)
     print(f"\nwrote {args.out / 'report.json'} and {args.out / 'manifest.json'}")

@@ -53,11 +53,19 @@ def save_openvino_from_onnx(onnx_path: Path, tmp_xml: Path) -> None:
 def nhwc_module(model: torch.nn.Module) -> torch.nn.Module:
     import litert_torch
 
+    from motivnet_edge.compress.quiet import quiet_litert
+
+    quiet_litert()
+
     return litert_torch.to_channel_last_io(model.eval(), args=[0]).eval()
 
 
 def save_tflite(model: torch.nn.Module, spec: CropSpec, tmp: Path) -> None:
     import litert_torch
+
+    from motivnet_edge.compress.quiet import quiet_litert
+
+    quiet_litert()
 
     x = torch.zeros(spec_for("tflite", spec).input_shape)
     litert_torch.convert(nhwc_module(model), (x,)).export(str(tmp))

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
+from motivnet_edge.compress.registry import MOTIVNET_SIZES
+from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.labels import AFFECTNET7
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .motivnet import MODELS
-
-    p.add_argument("--model", default="motivnet-tiny", choices=sorted(MODELS),
+    p.add_argument("--model", default="motivnet-tiny", choices=sorted(MOTIVNET_SIZES),
                    help="registered MotivNet size (default: the tiny demo size)")
     p.add_argument("--checkpoint", type=Path,
                    help="MotivNet state dict, Sapiens pretrain checkpoint or TorchScript file")
-
-
-def sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None:
         model = build_motivnet(args.model)
         loaded = load_checkpoint(model, args.checkpoint).describe()
-        loaded += f", sha256 {sha256(args.checkpoint)[:16]}..."
+        loaded += f", sha256 {sha256_file(args.checkpoint)[:16]}..."
     rows = [
         ("model", args.model),
         ("parameters", f"{params:,} ({params / 1e9:.3f} B)"),

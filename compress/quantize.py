@@ -165,6 +165,10 @@ def quantize_openvino(fp32: Path, calib: np.ndarray, recipe: Recipe, tmp: Path,
 def quantize_tflite(model: torch.nn.Module, calib: np.ndarray, recipe: Recipe,
                     tmp: Path) -> None:
     import litert_torch
+
+    from motivnet_edge.compress.quiet import quiet_litert
+
+    quiet_litert()
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import quantize_pt2e

@@ -41,6 +41,12 @@ def print_report(report: dict, file=sys.stdout) -> None:
         print(f"warning: the student keeps little of the teacher (agreement below "
               f"{WEAK_STUDENT}): distil on more faces, or start from ImageNet weights "
               f"(--student-weights imagenet)", file=file)
+    q = report.get("qat_model")
+    if q:
+        print(f"QAT model (float source of the qat-pt2e artifacts): agreement with teacher "
+              f"{q['agreement_with_teacher']:.4f}, with the FP32 student "
+              f"{q['agreement_with_fp32_student']:.4f}"
+              + (f", accuracy {q['accuracy']:.4f}" if "accuracy" in q else ""), file=file)
     weights_only = [n for n, r in report["artifacts"].items() if r["precision"] == "int8-weights"]
     if weights_only:
         print(f"WARNING: weights-only INT8 (float arithmetic; full INT8 flipped too many "

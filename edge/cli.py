@@ -11,7 +11,13 @@ import importlib
 import logging
 import sys
 
+from motivnet_edge.targets.engine import ENGINES
 from motivnet_edge.targets.errors import MotivnetError
+
+# libraries of the compress extra: a command that imports one of them on a device install
+# (no torch) is told to install motivnet-edge[compress]
+COMPRESS_MODULES = {"torch", "torchvision", "timm", "nncf", "litert_torch", "onnx",
+                    "onnxscript", "safetensors", "torchao", "ai_edge_quantizer"}
 
 # name -> ("module" or "module:OBJECT" under motivnet_edge, holding add_arguments and run;
 #          one-line help; the extra that provides its dependencies)
@@ -28,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "targets": ("targets.profiles", "list target profiles and whether each runs here", "onnx"),
     "run": ("edge.daemon", "run the headless daemon: cameras in, emotions out over MQTT",
             "onnx"),
+    "service": ("edge.service", "print or write the systemd unit for this install", "onnx"),
+    "bench": ("benchmarks.bench", "every target against the full model: accuracy, latency, "
+              "size, memory in one table (bench collect: every device's)", "onnx"),
 }
 
 
@@ -52,22 +61,43 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
             continue
         try:
             _load(module).add_arguments(p)
-        except ImportError as exc:  # the extra that holds this command is not installed
+        except ImportError as exc:  # the extra that holds this command is not installed:
+            # take any arguments, so the message below is what the user sees
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             p.set_defaults(_missing=exc.name or str(exc))
     return parser
+
+
+def extra_for(module: str | None, default: str) -> str:
+    """The extra that installs ``module``: an engine's runtime, or torch and the converters."""
+    top = (module or "").split(".")[0]
+    for entry in ENGINES.values():
+        if top in entry.runtimes:
+            return entry.extra
+    return "compress" if top in COMPRESS_MODULES else default
+
+
+def _missing(command: str, module: str, default: str) -> int:
+    print(f"error: '{command}' needs {module}: pip install "
+          f"'motivnet-edge[{extra_for(module, default)}]'", file=sys.stderr)
+    return 3
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # our own INFO; other libraries' warnings and errors only
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("motivnet_edge").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if getattr(args, "_missing", None):
-        print(f"error: '{args.command}' needs {args._missing}: "
-              f"pip install 'motivnet-edge[{args._extra}]'", file=sys.stderr)
-        return 3
+        return _missing(args.command, args._missing, args._extra)
     try:
         return int(_load(args._module).run(args) or 0)
+    except ImportError as exc:  # an optional library the command needs is not installed
+        if exc.name is None:
+            raise
+        return _missing(args.command, exc.name, args._extra)
     except MotivnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

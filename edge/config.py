@@ -85,6 +85,7 @@ class MqttConfig:
     tls: TlsConfig | None = None
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     stats_interval: float = 10.0
+    flush_timeout: float = 5.0  # at exit, seconds to wait for the broker to take what is left
     home_assistant: bool = False
     discovery_prefix: str = "homeassistant"
 
@@ -92,6 +93,9 @@ class MqttConfig:
 @dataclass
 class Config:
     device: str = ""  # default: the hostname
+    # where the daemon keeps state (the disk spool, so seq and undelivered results survive a
+    # restart); default: $STATE_DIRECTORY (systemd's StateDirectory=) when set
+    state_dir: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     cameras: list[CameraConfig] = field(default_factory=lambda: [CameraConfig()])
@@ -183,6 +187,47 @@ def from_dict(data: dict | None, env: dict | None = None) -> Config:
     return cfg
 
 
+def is_file_source(source: str | int) -> bool:
+    """A video file or an image folder (not a camera index, device node, URL or pipeline)."""
+    return isinstance(source, str) and not source.isdigit() and "://" not in source \
+        and "!" not in source and not source.startswith("/dev/")
+
+
+def _relative_to(base: Path, value: str | None) -> str | None:
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def resolve_paths(cfg: Config, base: Path, env: dict | None = None) -> Config:
+    """Every file path of the config resolved against the config file's folder (``/`` is the
+    working directory under systemd); recorded camera footage checked to exist (a missing file
+    is a typo, not a camera that may come back); the disk spool placed in the state directory
+    unless set."""
+    env = os.environ if env is None else env
+    cfg.model.artifact = _relative_to(base, cfg.model.artifact)
+    cfg.detector.model = _relative_to(base, cfg.detector.model)
+    systemd_state = env.get("STATE_DIRECTORY", "").split(":")[0] or None
+    cfg.state_dir = _relative_to(base, cfg.state_dir or systemd_state)
+    m = cfg.mqtt
+    m.password_file = _relative_to(base, m.password_file)
+    m.spool.path = _relative_to(base, m.spool.path)
+    if m.tls is not None:
+        m.tls.ca, m.tls.cert, m.tls.key = (_relative_to(base, v)
+                                           for v in (m.tls.ca, m.tls.cert, m.tls.key))
+    if not m.spool.path and cfg.state_dir and os.access(cfg.state_dir, os.W_OK):
+        m.spool.path = str(Path(cfg.state_dir) / "spool.db")
+    for i, cam in enumerate(cfg.cameras):
+        if is_file_source(cam.source):
+            cam.source = _relative_to(base, cam.source)
+            if not Path(cam.source).exists():
+                raise MotivnetError(f"config cameras[{i}].source: {cam.source} does not exist "
+                                    f"(a video file or image folder; cameras, devices and URLs "
+                                    f"are retried instead)")
+    return cfg
+
+
 def load_config(path: str | Path, env: dict | None = None) -> Config:
     import yaml
 
@@ -194,14 +239,9 @@ def load_config(path: str | Path, env: dict | None = None) -> Config:
     except yaml.YAMLError as exc:
         raise MotivnetError(f"config {path} is not valid YAML: {exc}") from exc
     try:
-        cfg = from_dict(data, env)
+        return resolve_paths(from_dict(data, env), path.resolve().parent, env)
     except MotivnetError as exc:
         raise MotivnetError(f"{path}: {exc}") from exc
-    base = path.parent
-    artifact = Path(cfg.model.artifact)
-    if not artifact.is_absolute():
-        cfg.model.artifact = str(base / artifact)
-    return cfg
 
 
 def mqtt_password(cfg: MqttConfig, env: dict | None = None) -> str | None:

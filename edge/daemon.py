@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from motivnet_edge.edge import messages as msgs
-from motivnet_edge.edge.config import Config, load_config
+from motivnet_edge.edge.config import Config, is_file_source, load_config
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.mqtt import MqttPublisher
 from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings
@@ -109,7 +109,7 @@ class Daemon:
         self.mqtt = publisher or build_publisher(cfg)
         self.run_id = uuid.uuid4().hex[:8]
         self.sources = [LatestFrameSource(
-            c, self._camera_status, paced=paced_files and _is_file_source(c.source))
+            c, self._camera_status, paced=paced_files and is_file_source(c.source))
             for c in cfg.cameras]
         self.stats = Stats()
         self.processed = 0
@@ -117,8 +117,9 @@ class Daemon:
         self._reload = False
 
     def _camera_status(self, camera: str, status: str, detail: str, reopens: int) -> None:
-        log.log(logging.INFO if status in ("online", "reopened") else logging.WARNING,
-                "camera %s %s: %s", camera, status, detail)
+        trouble = status in ("lost", "unavailable")  # an expected end is not a warning
+        log.log(logging.WARNING if trouble else logging.INFO, "camera %s %s: %s", camera,
+                status, detail)
         self.mqtt.publish(msgs.camera_status_message(self.cfg.mqtt.prefix, self.cfg.device,
                                                      camera, status, detail, time.time(),
                                                      reopens))
@@ -147,9 +148,11 @@ class Daemon:
             skipped_frames={s.cfg.name: s.skipped for s in self.sources},
             queue_depth={s.cfg.name: s.pending for s in self.sources},
             camera_reopens={s.cfg.name: s.reopens for s in self.sources},
+            video_loops={s.cfg.name: s.loops for s in self.sources},
             box_crop_faces=self.pipeline.box_crop_faces,
             spool_depth=len(self.mqtt.spool), spool_dropped=self.mqtt.spool.dropped,
-            reconnects=self.mqtt.reconnects, rss_mb=round(rss_mb(), 1),
+            reconnects=self.mqtt.reconnects, broker_connected=self.mqtt.connected.is_set(),
+            connect_failures=self.mqtt.connect_failures, rss_mb=round(rss_mb(), 1),
             processed=self.processed, target=self.target)
         log.info("stats %s", report)
         self.mqtt.publish_now(msgs.stats_message(self.cfg.mqtt.prefix, self.cfg.device, report))
@@ -161,14 +164,20 @@ class Daemon:
         self._reload = True
 
     def run(self, max_frames: int | None = None) -> int:
+        """Process frames until stopped, ``max_frames`` processed, or every source was recorded
+        footage that ended; returns 0, or 1 when results were lost at exit."""
         self.mqtt.start()
         for s in self.sources:
             s.start()
         last_stats = time.monotonic()
         last_frame = {s.cfg.name: 0.0 for s in self.sources}
+        lost = 0
         try:
             while not (self._stop or self._reload) and (
                     max_frames is None or self.processed < max_frames):
+                if all(src.finished for src in self.sources):
+                    log.info("every source ended: stopping")
+                    break
                 for src in self.sources:
                     wait_interval(last_frame[src.cfg.name], src.cfg.fps)
                     got = src.latest(timeout=0.2 / len(self.sources))
@@ -184,9 +193,9 @@ class Daemon:
             for s in self.sources:
                 s.stop()
             self._publish_stats()
-            self.mqtt.stop(flush_timeout=10.0)
+            lost = self.mqtt.stop(flush_timeout=self.cfg.mqtt.flush_timeout)
             self.pipeline.close()
-        return 0
+        return 1 if lost else 0
 
 
 def annotated_jpeg(frame: np.ndarray, faces: list[dict]) -> bytes:
@@ -202,11 +211,6 @@ def annotated_jpeg(frame: np.ndarray, faces: list[dict]) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def _is_file_source(source) -> bool:
-    return isinstance(source, str) and not source.isdigit() and "://" not in source \
-        and "!" not in source and Path(source).exists()
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="YAML config file")
     p.add_argument("--max-frames", type=int, help="stop after N processed frames")
@@ -220,9 +224,9 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, daemon.stop)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, daemon.request_reload)
-        daemon.run(args.max_frames)
+        code = daemon.run(args.max_frames)
         if not daemon._reload or daemon._stop:
-            return 0
+            return code
         log.info("SIGHUP: reloading %s", args.config)
         try:
             cfg = load_config(args.config)

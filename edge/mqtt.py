@@ -79,6 +79,21 @@ class Spool:
             self.db.close()
 
 
+def make_client(cfg: MqttConfig, client_id: str = "", clean_session: bool = True
+                ) -> mqtt.Client:
+    """A paho 2.x client with the config's credentials and TLS (the password from the
+    environment or its file, never the config)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=clean_session)
+    if cfg.username:
+        client.username_pw_set(cfg.username, mqtt_password(cfg))
+    if cfg.tls is not None:
+        client.tls_set(ca_certs=cfg.tls.ca, certfile=cfg.tls.cert, keyfile=cfg.tls.key,
+                       cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_insecure_set(cfg.tls.insecure)
+    return client
+
+
 class MqttPublisher:
     """Connects in the background, announces availability and drains the spool in order."""
 
@@ -86,22 +101,18 @@ class MqttPublisher:
         self.cfg, self.device = cfg, device
         self.spool = Spool(cfg.spool.max_messages, cfg.spool.path)
         self.reconnects = 0
+        self.connect_failures = 0
         self.connected = threading.Event()
+        self._stopping = False
         self._wake = threading.Condition()
         self._stop = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  clean_session=False)
+        self.client = make_client(cfg, client_id, clean_session=False)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.connect_timeout = min(5.0, max(1.0, cfg.flush_timeout))
         will = availability_message(cfg.prefix, device, online=False)
         self.client.will_set(will.topic, will.payload, qos=1, retain=True)
-        password = mqtt_password(cfg)
-        if cfg.username:
-            self.client.username_pw_set(cfg.username, password)
-        if cfg.tls is not None:
-            self.client.tls_set(ca_certs=cfg.tls.ca, certfile=cfg.tls.cert, keyfile=cfg.tls.key,
-                                cert_reqs=ssl.CERT_REQUIRED)
-            self.client.tls_insecure_set(cfg.tls.insecure)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self._sender = threading.Thread(target=self._drain, name="mqtt-sender", daemon=True)
         self._announce: list[Message] = []
@@ -115,10 +126,20 @@ class MqttPublisher:
         self.client.loop_start()
         self._sender.start()
 
+    def _connect_failed(self, why: str) -> None:
+        """Logged on the first failure, then at 2, 4, 8, ... failures: once, then at a backoff."""
+        self.connect_failures += 1
+        n = self.connect_failures
+        if n & (n - 1) == 0:
+            log.warning("cannot reach the MQTT broker %s:%d (%s; %d attempts so far); results "
+                        "wait in the spool", self.cfg.host, self.cfg.port, why, n)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._connect_failed("connection failed")
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("broker %s:%d refused the connection: %s", self.cfg.host,
-                        self.cfg.port, reason_code)
+            self._connect_failed(f"refused: {reason_code}")
             return
         online = availability_message(self.cfg.prefix, self.device, online=True)
         client.publish(online.topic, online.payload, qos=1, retain=True)
@@ -130,7 +151,9 @@ class MqttPublisher:
             self._wake.notify_all()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected.is_set():
+        if self._stopping:
+            log.info("disconnected from the broker")
+        elif self.connected.is_set():
             self.reconnects += 1
             log.warning("lost the broker (%s); results wait in the spool", reason_code)
         self.connected.clear()
@@ -182,19 +205,33 @@ class MqttPublisher:
             time.sleep(0.05)
         return len(self.spool) == 0
 
-    def stop(self, flush_timeout: float = 5.0) -> None:
-        """Flush what can be flushed (waiting up to ``flush_timeout`` s, for the broker too if
-        it is away), publish ``offline``, disconnect cleanly."""
-        if not self.flush(flush_timeout):
-            where = f"kept in {self.cfg.spool.path}" if self.cfg.spool.path else "lost"
-            log.warning("%d results not delivered at exit (%s)", len(self.spool), where)
+    def stop(self, flush_timeout: float = 5.0) -> int:
+        """Flush what can be flushed, waiting at most ``flush_timeout`` s in all (for the
+        broker too if it is away), publish ``offline``, disconnect cleanly. Returns the number
+        of results lost: those left in a memory spool (a disk spool keeps them for the next
+        start)."""
+        end = time.monotonic() + flush_timeout
+        flushed = self.flush(flush_timeout * 0.8)
+        self._stopping = True
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
-        self._sender.join(timeout=6.0)
+        self._sender.join(timeout=max(0.1, end - time.monotonic()))
+        left = len(self.spool)
         if self.connected.is_set():
             off = availability_message(self.cfg.prefix, self.device, online=False)
-            self.client.publish(off.topic, off.payload, qos=1, retain=True).wait_for_publish(2.0)
+            self.client.publish(off.topic, off.payload, qos=1, retain=True).wait_for_publish(
+                max(0.1, min(2.0, end - time.monotonic())))
         self.client.disconnect()
         self.client.loop_stop()
         self.spool.close()
+        if flushed or not left:
+            return 0
+        if self.cfg.spool.path:
+            log.warning("%d results not delivered at exit: kept in %s, sent at the next start",
+                        left, self.cfg.spool.path)
+            return 0
+        log.error("%d results LOST at exit: the broker %s:%d was not reachable within "
+                  "%.0f s and the spool is in memory (set mqtt.spool.path or state_dir to keep "
+                  "them)", left, self.cfg.host, self.cfg.port, flush_timeout)
+        return left

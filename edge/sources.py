@@ -1,8 +1,11 @@
-"""Frame sources: V4L2 index, GStreamer pipeline, RTSP/HTTP URL, video file, folder of images.
+"""Frame sources: V4L2 index or device, GStreamer pipeline, RTSP/HTTP URL, video file, folder
+of images.
 
 A reader thread keeps only the newest frame (stale frames are dropped and counted), so a slow
-model always works on the latest picture. A source that stops delivering is reopened with a
-doubling backoff, and every change of state is reported through ``on_status``.
+model always works on the latest picture. A live source that stops delivering is reopened with a
+doubling backoff, and every change of state is reported through ``on_status``. A file or folder
+is recorded footage: it plays once and reports ``ended``, or replays silently with ``loop``
+(wrap-arounds are counted in ``loops``, not as reopens).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motivnet_edge.edge.config import CameraConfig
+from motivnet_edge.edge.config import CameraConfig, is_file_source
 from motivnet_edge.edge.labelled import list_images
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,8 @@ class LatestFrameSource:
         self.paced = paced  # files and folders: wait until the frame is taken (no drops)
         self.skipped = 0
         self.reopens = 0
+        self.loops = 0
+        self.ended = False
         self.frames_read = 0
         self._frame: np.ndarray | None = None
         self._index = 0
@@ -77,7 +82,8 @@ class LatestFrameSource:
 
     def _run(self) -> None:
         backoff = self.cfg.reopen_backoff
-        first = True
+        first, wrapped = True, False
+        recorded = is_file_source(self.cfg.source)
         while not self._stop.is_set():
             frames = _open_capture(self.cfg.source)
             if frames is None:
@@ -86,10 +92,12 @@ class LatestFrameSource:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 self.reopens += 1
+                wrapped = False
                 continue
-            self.on_status(self.cfg.name, "online" if first else "reopened",
-                           str(self.cfg.source), self.reopens)
-            first = False
+            if not wrapped:  # a loop's wrap-around is not a reopen
+                self.on_status(self.cfg.name, "online" if first else "reopened",
+                               str(self.cfg.source), self.reopens)
+            first, wrapped = False, False
             got = False
             for frame in frames:
                 got = True
@@ -108,11 +116,21 @@ class LatestFrameSource:
                     return
             if self._stop.is_set():
                 return
-            if not got or not self.cfg.loop:
-                self.on_status(self.cfg.name, "lost", "the source stopped delivering frames",
+            if got and recorded and self.cfg.loop:
+                self.loops += 1
+                wrapped = True
+                continue
+            if got and recorded:  # recorded footage played to its end: an expected stop
+                self.ended = True
+                self.on_status(self.cfg.name, "ended", f"{self.cfg.source} played to its end",
                                self.reopens)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                with self._cond:
+                    self._cond.notify_all()
+                return
+            self.on_status(self.cfg.name, "lost", "the source stopped delivering frames",
+                           self.reopens)
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 30.0)
             self.reopens += 1
 
     def latest(self, timeout: float = 1.0) -> tuple[int, np.ndarray] | None:
@@ -125,6 +143,11 @@ class LatestFrameSource:
             frame, self._frame = self._frame, None
             self._cond.notify_all()
             return self._index, frame
+
+    @property
+    def finished(self) -> bool:
+        """True when recorded footage ended and its last frame was taken."""
+        return self.ended and self._frame is None
 
     @property
     def pending(self) -> int:

@@ -26,17 +26,19 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EngineEntry:
     """module: the file under ``targets/engines/`` that defines ``ENGINE``; formats: the
-    formats it opens; extra: the pip extra that installs its runtime."""
+    formats it opens; extra: the pip extra that installs its runtime; runtimes: the runtime's
+    import names."""
 
     module: str
     formats: tuple[str, ...]
     extra: str
+    runtimes: tuple[str, ...]
 
 
 ENGINES: dict[str, EngineEntry] = {
-    "onnxruntime": EngineEntry("onnxruntime", ("onnx",), "onnx"),
-    "openvino": EngineEntry("openvino", ("openvino", "onnx"), "openvino"),
-    "litert": EngineEntry("litert", ("tflite",), "tflite"),
+    "onnxruntime": EngineEntry("onnxruntime", ("onnx",), "onnx", ("onnxruntime",)),
+    "openvino": EngineEntry("openvino", ("openvino", "onnx"), "openvino", ("openvino",)),
+    "litert": EngineEntry("litert", ("tflite",), "tflite", ("ai_edge_litert", "tflite_runtime")),
 }
 
 
@@ -79,11 +81,19 @@ class Engine:
         """``metadata`` stands in for the embedded one, for foreign files that carry none."""
         self.path = Path(path)
         self.options = options or EngineOptions()
-        self.metadata = metadata if metadata is not None else read_metadata(self.path)
+        # the manifest first: a truncated copy is named as such, not by a parser's complaint
         self.sha256 = check_manifest(self.path) if check else None
+        self.metadata = metadata if metadata is not None else read_metadata(self.path)
         self.labels: list[str] = list(self.metadata["labels"])
         self.crop = CropSpec.from_dict(self.metadata["crop"])
-        self.input = self._load()
+        try:
+            self.input = self._load()
+        except (MotivnetError, ImportError):
+            raise
+        except Exception as exc:  # the runtime refused the file
+            raise MotivnetError(f"{self.name} cannot load {self.path}: truncated, corrupt or "
+                                f"not a model it runs ({type(exc).__name__}: "
+                                f"{(str(exc).splitlines() or [''])[0][:160]})") from exc
         self.settings: dict = getattr(self, "settings", {})
         if warmup:
             self.run(np.zeros((1, *self.input.shape[1:]), self.input.dtype)
@@ -144,9 +154,11 @@ def load_engine(path: str | Path, engine: str | None = None,
 
 
 def load_engine_with_metadata(path: str | Path, metadata: dict,
-                              options: EngineOptions | None = None) -> Engine:
+                              options: EngineOptions | None = None,
+                              engine: str | None = None) -> Engine:
     """Open a foreign file (a teacher exported elsewhere) that carries no metadata of ours."""
-    return engine_class(format_of(path).engine)(path, options, check=False, metadata=metadata)
+    return engine_class(engine or format_of(path).engine)(path, options, check=False,
+                                                          metadata=metadata)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

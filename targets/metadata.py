@@ -8,6 +8,7 @@ module under :mod:`motivnet_edge.targets.formats` says). ``compress`` writes it;
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from motivnet_edge.targets.errors import MotivnetError
@@ -28,11 +29,31 @@ def artifact_bytes(path: str | Path) -> int:
     return sum(p.stat().st_size for p in artifact_files(path))
 
 
+def whoami() -> str:
+    """This process's user, for messages about files it cannot read."""
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(os.geteuid()).pw_name} (uid {os.geteuid()})"
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def check_readable(path: Path, what: str = "artifact") -> None:
+    """A clear error for a missing file, or one this user may not read."""
+    for p in [path, *format_of(path).files(path)[1:]] if what == "artifact" else [path]:
+        if not p.is_file():
+            raise MotivnetError(f"{what} {p} does not exist")
+        if not os.access(p, os.R_OK):
+            raise MotivnetError(f"{what} {p} is not readable by {whoami()}, the user this runs "
+                                f"as: give it read permission (e.g. chmod 0644, or the "
+                                f"service user's group)")
+
+
 def read_metadata(path: str | Path) -> dict:
     """The artifact's metadata dict, checked for the required fields and schema version."""
     path = Path(path)
-    if not path.is_file():
-        raise MotivnetError(f"artifact {path} does not exist")
+    check_readable(path)
     fmt = format_of(path)
     try:
         text = fmt.codec().read(path)
@@ -41,8 +62,9 @@ def read_metadata(path: str | Path) -> dict:
     except ImportError as exc:
         raise MotivnetError(f"reading {path} needs {exc.name}: "
                             f"pip install 'motivnet-edge[{fmt.extra}]'") from exc
-    except Exception as exc:
-        raise MotivnetError(f"artifact {path} cannot be read as {fmt.name}: {exc}") from exc
+    except Exception as exc:  # the format's parser failed: the file is cut short or damaged
+        raise MotivnetError(f"artifact {path} is truncated or corrupt: it cannot be read as "
+                            f"{fmt.name} ({type(exc).__name__}); copy it again") from exc
     if text is None:
         raise MotivnetError(f"artifact {path} carries no '{METADATA_KEY}' metadata")
     try:
@@ -59,6 +81,16 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
+def _check_size(path: Path, expected: int | None, manifest: Path) -> None:
+    if not path.is_file():
+        raise MotivnetError(f"artifact {path} is missing ({manifest} lists it)")
+    size = path.stat().st_size
+    if expected is not None and size != expected:
+        how = "truncated" if size < expected else "changed"
+        raise MotivnetError(f"artifact {path} is {size:,} bytes, {manifest} lists "
+                            f"{expected:,}: it is {how}; copy it again")
+
+
 def check_manifest(path: str | Path) -> str | None:
     """If a manifest lies beside ``path``, check the file's sha256 against it; returns the
     sha256 checked, or None when there is no manifest or it does not list the file."""
@@ -73,12 +105,16 @@ def check_manifest(path: str | Path) -> str | None:
     entry = next((e for e in entries if e.get("path") == path.name), None)
     if entry is None:
         return None
+    check_readable(path)
+    _check_size(path, entry.get("bytes"), manifest)
+    for companion in entry.get("companions", []):  # OpenVINO's .bin beside its .xml
+        _check_size(path.parent / companion["path"], companion.get("bytes"), manifest)
     actual = sha256_file(path)
     if actual != entry.get("sha256"):
         raise MotivnetError(f"artifact {path}: sha256 {actual[:16]}... does not match "
                             f"{manifest}'s {str(entry.get('sha256'))[:16]}...")
-    for companion in entry.get("companions", []):  # OpenVINO's .bin beside its .xml
+    for companion in entry.get("companions", []):
         cpath = path.parent / companion["path"]
-        if not cpath.is_file() or sha256_file(cpath) != companion["sha256"]:
-            raise MotivnetError(f"artifact {cpath}: missing or sha256 does not match {manifest}")
+        if sha256_file(cpath) != companion["sha256"]:
+            raise MotivnetError(f"artifact {cpath}: sha256 does not match {manifest}")
     return actual

@@ -17,7 +17,7 @@ from motivnet_edge.compress.export import export_fp32
 from motivnet_edge.compress.quantize import RECIPES, calibration_batch, quantize
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.metadata import check_manifest, read_metadata
+from motivnet_edge.targets.metadata import artifact_files, check_manifest, read_metadata
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage
 from tests.helpers import TinyNet
 
@@ -119,3 +119,57 @@ def test_format_table_reads_the_input_shape(exported, fmt):
     _, paths = exported
     shape = format_of(paths[fmt]).codec().input_shape(paths[fmt])
     assert shape[1:] == ([32, 32, 3] if fmt == "tflite" else [3, 32, 32])
+
+
+def test_written_files_get_the_usual_mode_not_a_temp_files_0600(tmp_path):
+    """Copied to a device, the service user must be able to read what compress wrote."""
+    import os
+
+    from motivnet_edge.targets.files import write_json
+
+    old = os.umask(0o022)
+    try:
+        paths = export_fp32(TinyNet().eval(), SPEC, tmp_path, BASE)
+        write_json(tmp_path / "report.json", {"a": 1})
+    finally:
+        os.umask(old)
+    files = [f for p in paths.values() for f in artifact_files(p)] + [tmp_path / "report.json"]
+    assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o644"}, files
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+def test_truncated_artifact_is_named_truncated_with_and_without_a_manifest(exported, fmt,
+                                                                         tmp_path):
+    _, paths = exported
+    src = paths[fmt]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in artifact_files(src):
+        (copy / f.name).write_bytes(f.read_bytes())
+    path = copy / src.name
+    # without a manifest: the parser's failure is reported as a truncated or corrupt file
+    cut = artifact_files(path)[-1]
+    whole = cut.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(MotivnetError, match=r"truncated or corrupt") as err:
+        load_engine(path, check=False)
+    assert path.name in str(err.value) or cut.name in str(err.value)
+    # with a manifest: its size and sha256 are checked before any parser reads the file
+    cut.write_bytes(whole)
+    write_manifest(copy, [file_entry(path, "x")], {})
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(MotivnetError, match=rf"{cut.name} is .* bytes.*: it is truncated"):
+        load_engine(path)
+
+
+def test_unreadable_artifact_names_the_user(exported, tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    _, paths = exported
+    path = tmp_path / paths["onnx"].name
+    path.write_bytes(paths["onnx"].read_bytes())
+    path.chmod(0)
+    with pytest.raises(MotivnetError, match="not readable by"):
+        read_metadata(path)

@@ -133,6 +133,7 @@ def test_sigterm_publishes_offline_and_exits_zero(tmp_path, broker):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert sub.wait_for("testbox/availability", 2)[-1] == b"offline"
+    assert "WARNING" not in err, err[-2000:]  # a stop we asked for is not a warning
     sub.close()
 
 
@@ -156,16 +157,59 @@ def test_sighup_reloads_the_config(tmp_path, broker):
 
 
 @pytest.mark.slow
-def test_video_that_ends_is_reopened_and_reported(tmp_path, broker):
-    video = synthetic_video(tmp_path / "v.avi", 4)
+def test_video_that_ends_stops_the_daemon_cleanly(tmp_path, broker):
+    video = synthetic_video(tmp_path / "v.avi", 6)
     sub = Subscriber(broker.port)
-    proc = start_daemon(write_config(tmp_path, broker.port, video,
-                                     camera={"reopen_backoff": 0.2}), "--max-frames", "10")
+    proc = start_daemon(write_config(tmp_path, broker.port, video))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
-    statuses = [json.loads(p)["status"] for p in sub.wait_for("/door/status", 3)]
-    assert statuses[0] == "online" and "lost" in statuses and "reopened" in statuses
+    statuses = [json.loads(p)["status"] for p in sub.wait_for("/door/status", 2)]
+    assert statuses == ["online", "ended"]
+    assert len(sub.wait_for("/door/faces", 6)) == 6  # every frame, then a clean stop
+    assert "every source ended" in err and "WARNING" not in err, err[-2000:]
     sub.close()
+
+
+@pytest.mark.slow
+def test_max_frames_stop_logs_no_warning(tmp_path, broker):
+    video = synthetic_video(tmp_path / "v.avi", 12)
+    proc = start_daemon(write_config(tmp_path, broker.port, video), "--max-frames", "5")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "WARNING" not in err and "disconnected from the broker" in err, err[-2000:]
+
+
+@pytest.mark.slow
+def test_unreachable_broker_is_logged_and_sigterm_exits_within_the_flush_timeout(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    video = synthetic_video(tmp_path / "v.avi", 10)
+    proc = start_daemon(write_config(tmp_path, port, video, camera={"loop": True},
+                                     mqtt={"flush_timeout": 2.0, "stats_interval": 0.5}))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while not any("cannot reach the MQTT broker" in x for x in lines):
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)[-2000:]
+        time.sleep(0.1)
+    time.sleep(1.0)  # some results pile up in the spool
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    took = time.monotonic() - t0
+    reader.join(5)
+    err = "".join(lines)
+    assert took <= 2.0 + 2.0, f"{took:.1f} s to stop"  # the flush timeout, plus the last frame
+    assert proc.returncode == 1, err[-2000:]  # results were lost: not a clean exit
+    assert "results LOST at exit" in err and "ERROR" in err
+    stats = [x for x in lines if "stats {" in x]
+    assert stats and "'broker_connected': False" in stats[-1]
+    assert "'connect_failures': " in stats[-1]
 
 
 def test_camera_that_vanishes_is_reported_and_comes_back(tmp_path):

@@ -48,3 +48,38 @@ def test_an_explicit_target_loads_only_the_runtime_it_uses(tmp_path):
     res = run_blocked(code)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == artifact_name("student", "int8", "onnx")
+
+
+TORCH_COMMANDS = {
+    "info": ["--model", "motivnet-tiny"],
+    "compress": ["--data", "x", "--out", "y"],
+    "distil": ["--out", "y", "--teacher", "t.onnx", "--teacher-spec", "fer-mobilefacenet"],
+    "export": ["--out", "y"],
+    "quantize": ["--out", "y", "--formats", "onnx"],
+    "validate": ["--out", "y", "--labelled-eval", "faces.csv"],
+}
+
+
+def test_every_torch_command_names_its_extra_whatever_its_arguments():
+    from motivnet_edge.edge.cli import COMMANDS
+
+    assert {n for n, (_, _, extra) in COMMANDS.items() if extra == "compress"} == \
+        set(TORCH_COMMANDS)
+    for name, args in TORCH_COMMANDS.items():
+        res = run_blocked(f"from motivnet_edge.edge.cli import main; "
+                          f"sys.exit(main({[name, *args]!r}))")
+        assert res.returncode == 3, (name, res.stderr)
+        assert f"'{name}' needs torch: pip install 'motivnet-edge[compress]'" in res.stderr
+        assert "unrecognized arguments" not in res.stderr
+        helped = run_blocked(f"from motivnet_edge.edge.cli import main; "
+                             f"sys.exit(main([{name!r}, '--help']))")
+        assert helped.returncode == 0 and "--out" in helped.stdout or name == "info", name
+
+
+def test_a_missing_engine_names_the_extra_of_that_engine():
+    from motivnet_edge.edge.cli import extra_for
+
+    assert extra_for("ai_edge_litert", "onnx") == "tflite"
+    assert extra_for("openvino.runtime", "onnx") == "openvino"
+    assert extra_for("onnxruntime", "tflite") == "onnx"
+    assert extra_for("torch", "onnx") == "compress"

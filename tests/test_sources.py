@@ -10,7 +10,9 @@ from tests.helpers import synthetic_video, write_faces
 
 def test_slow_consumer_gets_the_latest_frame_and_stale_ones_are_counted(tmp_path):
     video = synthetic_video(tmp_path / "v.avi", 120)
-    src = LatestFrameSource(CameraConfig(name="c", source=str(video)), paced=False).start()
+    # an unpaced looping file stands in for a camera that delivers faster than the model
+    src = LatestFrameSource(CameraConfig(name="c", source=str(video), loop=True),
+                            paced=False).start()
     got = []
     while len(got) < 4:
         frame = src.latest(5.0)
@@ -60,3 +62,32 @@ def test_unopenable_sources_report_unavailable(tmp_path):
     src.stop()
     assert events and all(s == "unavailable" for s, _ in events)
     assert "none.mp4" in events[0][1] and src.reopens >= 1
+
+
+def _events(src_cfg, wait_for, timeout=10.0):
+    events = []
+    src = LatestFrameSource(src_cfg, lambda cam, status, detail, n: events.append(status),
+                            paced=True).start()
+    end = time.monotonic() + timeout
+    frames = 0
+    while time.monotonic() < end and not wait_for(src, frames):
+        if src.latest(0.2) is not None:
+            frames += 1
+    src.stop()
+    return src, events, frames
+
+
+def test_a_looping_video_is_replayed_without_a_reopen(tmp_path):
+    video = synthetic_video(tmp_path / "v.avi", 3)
+    src, events, frames = _events(CameraConfig(name="c", source=str(video), loop=True),
+                                  lambda s, n: n >= 8)
+    assert frames >= 8 and src.loops >= 2
+    assert events == ["online"] and src.reopens == 0
+
+
+def test_recorded_footage_that_ends_is_ended_not_lost(tmp_path):
+    video = synthetic_video(tmp_path / "v.avi", 3)
+    src, events, frames = _events(CameraConfig(name="c", source=str(video)),
+                                  lambda s, n: s.finished)
+    assert frames == 3 and src.finished
+    assert events == ["online", "ended"]

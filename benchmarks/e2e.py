@@ -1,0 +1,143 @@
+"""``motivnet-edge bench --e2e``: the daemon end to end on this machine, as a device runs it
+(no torch): a video (your own with ``--video``, else a generated 640x480 one with 1-3 faces),
+each artifact and engine in turn, with YuNet and with the Haar cascade. Reads frames per second,
+per-stage latency p50/p95 and RSS from the daemon's own stats, and times the first result.
+
+``--python`` runs the daemon with the interpreter of a device install (``pip install
+motivnet-edge[onnx]``, no torch); by default this interpreter runs it with torch blocked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from motivnet_edge.benchmarks.demo_daemon import (
+    clear_retained,
+    local_broker,
+    subscribe,
+    write_video,
+)
+from motivnet_edge.benchmarks.no_torch import BLOCK_TORCH
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.formats import artifact_name
+
+DAEMON = BLOCK_TORCH + "from motivnet_edge.edge.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+
+# (target profile, engine override, artifact)
+CASES = [("cpu", None, artifact_name("student", "int8", "onnx")),
+         ("intel-cpu", None, artifact_name("student", "int8", "openvino")),
+         ("rpi", None, artifact_name("student", "int8", "tflite")),
+         ("cpu", None, artifact_name("student", "fp32", "onnx"))]
+
+
+def peak_rss_mb(proc: subprocess.Popen, peak: list[float]) -> None:
+    while proc.poll() is None:
+        try:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    peak[0] = max(peak[0], int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
+def run_case(python: str, artifact: Path, target: str, engine: str | None, detector: str,
+             video: Path, frames: int, host: str, port: int, work: Path,
+             haar_scale: float | None = None) -> dict:
+    first: list[float] = []
+    stats: list[dict] = []
+    device = f"bench-{artifact.name.replace('.', '-')}-{detector}"
+
+    def on_message(m) -> None:
+        if m.topic.endswith("/faces") and not first:
+            first.append(time.monotonic())
+        elif m.topic.endswith("/stats"):
+            stats.append(json.loads(m.payload))
+    sub = subscribe(host, port, f"motivnet-bench/{device}/#", on_message)
+    cfg = {"device": device, "model": {"artifact": str(artifact.resolve()), "target": target,
+                                       "engine": engine, "threads": 2},
+           "detector": {"kind": detector,
+                        **({"scale_factor": haar_scale} if haar_scale and detector == "haar"
+                           else {})},
+           "cameras": [{"name": "cam0", "source": str(video)}],
+           "mqtt": {"host": host, "port": port, "stats_interval": 1000.0,
+                    "prefix": "motivnet-bench"}}
+    path = work / f"{device}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    peak = [0.0]
+    t0 = time.monotonic()
+    argv = ([python, "-c", DAEMON] if python == sys.executable
+            else [python, "-m", "motivnet_edge.edge.cli"])
+    proc = subprocess.Popen([*argv, "run", "--config", str(path), "--max-frames", str(frames)],
+                            stderr=subprocess.PIPE, text=True, cwd=work)
+    threading.Thread(target=peak_rss_mb, args=(proc, peak), daemon=True).start()
+    _, err = proc.communicate(timeout=600)
+    time.sleep(0.5)
+    sub.loop_stop()
+    clear_retained(host, port, {f"motivnet-bench/{device}/availability",
+                                f"motivnet-bench/{device}/cam0/status",
+                                f"motivnet-bench/{device}/cam0/emotion"})
+    if proc.returncode != 0:
+        return {"artifact": artifact.name, "target": target, "detector": detector,
+                "status": f"failed: {err.strip().splitlines()[-1] if err.strip() else '?'}"}
+    final = stats[-1] if stats else {}
+    return {"artifact": artifact.name, "target": target, "status": "ok",
+            "detector": detector + (f" {haar_scale}" if haar_scale and detector == "haar"
+                                    else ""), "fps": final.get("fps"),
+            "latency": final.get("latency_ms", {}), "rss_mb": round(peak[0], 1),
+            "first_result_s": round(first[0] - t0, 2) if first else None}
+
+
+def run_e2e(args) -> list[dict]:
+    """``bench --e2e``: the real daemon on a video (``--video``, else generated 640x480 with
+    1-3 faces) against a local broker, for each artifact and detector (YuNet, the Haar
+    cascade): fps, per-stage latency, peak RSS and the time to the first result."""
+    host = "127.0.0.1"
+    port = local_broker(host)
+    python = args.python or sys.executable
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        video = args.video
+        if video is None:
+            video = Path(d) / "faces.avi"
+            write_video(video, seconds=max(args.frames / 15, 4))
+        elif not Path(video).is_file():
+            raise MotivnetError(f"--video {video} does not exist")
+        for detector in ("yunet", "haar"):
+            for target, engine, name in CASES:
+                if (args.artifacts / name).is_file():
+                    rows.append(run_case(python, args.artifacts / name, target, engine,
+                                         detector, Path(video), args.frames, host, port,
+                                         Path(d), args.haar_scale))
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print_table(rows)
+    print(f"{args.frames} frames of {'your video' if args.video else 'a generated video'}; "
+          f"fps counts processed frames (a file is paced: no frame skipped); RSS is the "
+          f"daemon's peak under {python}" + (" with torch blocked" if python == sys.executable
+                                             else ""))
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    def pp(lat: dict, stage: str) -> str:
+        s = lat.get(stage, {})
+        return f"{s.get('p50', 0):.2f}/{s.get('p95', 0):.2f}"
+
+    print(f"{'artifact':<22}{'target':<11}{'detector':<9}{'fps':>6}{'detect p50/p95':>16}"
+          f"{'infer p50/p95':>15}{'total p50/p95':>16}{'RSS MB':>8}{'first s':>8}")
+    for r in rows:
+        if r["status"] != "ok":
+            print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<9}  {r['status']}")
+            continue
+        lat = r["latency"]
+        print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<9}{r['fps'] or 0:>6.1f}"
+              f"{pp(lat, 'detect'):>16}{pp(lat, 'infer'):>15}{pp(lat, 'total'):>16}"
+              f"{r['rss_mb']:>8.1f}{r['first_result_s'] or float('nan'):>8.2f}")

@@ -1,0 +1,117 @@
+"""The rows of the benchmark table: which models run here and how each is opened.
+
+A row is one model on one engine and device: the full model (the teacher the artifacts were
+distilled from, or MotivNet itself, speed only), every artifact of a compress folder in every
+engine and device of this host that opens it, and any baseline classifier. A row that cannot
+run here keeps its place with the reason as its status.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from motivnet_edge.benchmarks.measure import Runner, engine_runner
+from motivnet_edge.targets.classifier_spec import ClassifierSpec
+from motivnet_edge.targets.engine import EngineOptions, engines_for
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.formats import artifact_name, format_of, is_artifact
+from motivnet_edge.targets.metadata import artifact_bytes, read_metadata
+from motivnet_edge.targets.profiles import host_facts
+
+
+@dataclass
+class Row:
+    """One model on one engine and device, and what was measured of it."""
+
+    name: str
+    kind: str  # full-model | teacher | artifact | baseline
+    engine: str
+    device: str
+    precision: str
+    file: str = ""
+    bytes: int | None = None
+    float_source: str = ""  # the row whose top-1 this one is compared with, when float
+    status: str = "ok"
+    runner: Runner | None = field(default=None, repr=False)
+    speed_only: bool = False
+    results: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name} [{self.engine}/{self.device}/{self.precision}]"
+
+    def fail(self, why: str) -> Row:
+        self.status = f"failed: {why}"
+        self.runner = None
+        return self
+
+    def to_dict(self) -> dict:
+        return {"row": self.key, "name": self.name, "kind": self.kind, "engine": self.engine,
+                "device": self.device, "precision": self.precision, "file": self.file,
+                "bytes": self.bytes, "float_source": self.float_source, "status": self.status,
+                "speed_only": self.speed_only, **self.results}
+
+
+def engine_devices(engine: str) -> list[str]:
+    """The devices of this host an engine can use (what ``motivnet-edge targets`` probes)."""
+    facts = host_facts()
+    if engine == "onnxruntime":
+        providers = facts.ort_providers or []
+        return ["cpu"] + [d for d, p in (("cuda", "CUDAExecutionProvider"),
+                                         ("tensorrt", "TensorrtExecutionProvider"))
+                          if p in providers]
+    if engine == "openvino":
+        return [d for d in (facts.openvino_devices or ["CPU"]) if d in ("CPU", "GPU", "NPU")]
+    return ["cpu"]
+
+
+def artifact_rows(folder: Path, threads: int) -> list[Row]:
+    """Every artifact in ``folder`` on every engine and device that opens it here; a rejected
+    artifact is measured too, marked as such."""
+    rows = []
+    for path in sorted(p for p in Path(folder).iterdir() if is_artifact(p)):
+        fmt = format_of(path)
+        try:
+            meta = read_metadata(path)
+        except MotivnetError as exc:
+            rows.append(Row(path.name, "artifact", fmt.engine, "cpu", "?", path.name)
+                        .fail(str(exc)))
+            continue
+        precision = meta["precision"]
+        twin = artifact_name("student", "fp32", fmt.name) if precision != "fp32" else ""
+        for engine in engines_for(fmt.name):
+            for device in engine_devices(engine):
+                row = Row(path.name, "artifact", engine, device, precision, path.name,
+                          artifact_bytes(path), twin)
+                if ".rejected." in path.name:
+                    row.status = "rejected by the gate"
+                precision_hint = "f32" if engine == "openvino" and device == "CPU" else None
+                row.runner = engine_runner(path, engine, EngineOptions(
+                    device=device, threads=threads, precision=precision_hint))
+                rows.append(row)
+    return rows
+
+
+def classifier_row(path: Path, spec: ClassifierSpec, name: str, kind: str,
+                   threads: int) -> Row:
+    """An exported classifier (a teacher or a baseline) in its format's engine."""
+    fmt = format_of(path)
+    meta = {"labels": list(spec.labels), "crop": spec.crop.to_dict()}
+    row = Row(name, kind, fmt.engine, "cpu", "as exported", path.name, artifact_bytes(path))
+    row.runner = engine_runner(path, None, EngineOptions(threads=threads), metadata=meta,
+                               to_logits=spec.logits)
+    row.runner.labels = spec.labels
+    return row
+
+
+def recorded_teacher(folder: Path) -> tuple[Path | None, dict]:
+    """The teacher a compress folder was distilled from: its file (when still there) and
+    record, from ``work/run.json``."""
+    run = Path(folder) / "work" / "run.json"
+    if not run.is_file():
+        return None, {}
+    record = json.loads(run.read_text())["teacher"]
+    path = Path(record.get("path") or "")
+    return (path if path.is_file() else None), record

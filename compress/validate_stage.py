@@ -1,0 +1,109 @@
+"""The validate stage: report.json and manifest.json for every artifact of an output folder,
+each run in its own engine on the held-out faces against its float source, the teacher and
+the labels; with labelled real photos, every model scored on them too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from motivnet_edge.compress.artifacts import file_entry, write_manifest
+from motivnet_edge.compress.data import crop_hash
+from motivnet_edge.compress.demo_teacher import cache_dir
+from motivnet_edge.compress.evaluate import labelled_report
+from motivnet_edge.compress.int8_stage import (
+    FLOAT_SOURCES,
+    emulate,
+    float_source_logits,
+    qat_dir,
+    quantize_results,
+)
+from motivnet_edge.compress.stages import STUDENT_WEIGHTS, Work, load_work
+from motivnet_edge.compress.teacher_cache import TeacherCache
+from motivnet_edge.compress.teachers import reload_teacher
+from motivnet_edge.compress.train import predict
+from motivnet_edge.compress.validate import DEFAULT_GATE, Gate, evaluate_artifact, run_artifact
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import write_json
+from motivnet_edge.targets.formats import REJECTED, artifact_name, is_artifact
+from motivnet_edge.targets.metadata import read_metadata
+from motivnet_edge.targets.preprocess import FaceImage
+
+
+def labelled_evaluation(out: Path, w: Work, artifacts: list[Path], labelled: Path,
+                        progress: bool = True) -> dict:
+    """The teacher, the FP32 student and every artifact on labelled real faces."""
+    teacher = reload_teacher(w.run.teacher)
+    cache = TeacherCache(Path(w.run.teacher_cache or cache_dir() / "teacher"), teacher.key)
+
+    def teacher_logits(faces: list[FaceImage]) -> np.ndarray:
+        return cache.logits([crop_hash(f) for f in faces], faces, teacher.predict, progress)
+
+    models = {"teacher": teacher_logits,
+              STUDENT_WEIGHTS: lambda faces: predict(w.model, faces, w.spec)}
+    qat_graph = qat_dir(out) / artifact_name("student", "int8", "onnx")
+    if qat_graph.is_file():
+        models["QAT model (simulated)"] = lambda faces: emulate(qat_graph, faces, w.spec)
+    for path in artifacts:
+        models[path.name] = lambda faces, p=path: run_artifact(p, faces, check=False)[0]
+    return labelled_report(labelled, w.run.classes, models, progress=progress)
+
+
+def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None = None
+                   ) -> tuple[dict, bool]:
+    """report.json and manifest.json for every artifact in ``out``; True when all INT8 pass.
+    With ``labelled`` real photos, every model is also scored on their labels."""
+    out = Path(out)
+    w = load_work(out)
+    val_crops, float_logits, teacher_logits, labels = w.val()
+    quant = quantize_results(out)
+    artifacts = sorted(p for p in out.iterdir() if is_artifact(p))
+    if not artifacts:
+        raise MotivnetError(f"no artifacts in {out}: run 'motivnet-edge export' first")
+    rows, entries, ok = {}, [file_entry(out / STUDENT_WEIGHTS, "student-fp32-weights")], True
+    for path in artifacts:
+        meta = read_metadata(path)
+        source = meta.get("recipe", {}).get("float_source", "student")
+        row = evaluate_artifact(path, val_crops,
+                                float_source_logits(out, w, meta, val_crops, float_logits),
+                                teacher_logits, labels, check=False)
+        row["float_source"] = source
+        row["float_source_is"] = FLOAT_SOURCES.get(source, source)
+        rejected = f".{REJECTED}." in path.name
+        row["status"] = "rejected" if rejected or (
+            row["precision"].startswith("int8") and not gate.passes(row)) \
+            else "ok"
+        if row["precision"].startswith("int8"):
+            row["trials"] = quant.get(row["format"], {}).get("trials", [])
+        ok &= row["status"] == "ok"
+        rows[path.name] = row
+        role = ("rejected-" if row["status"] != "ok" else "") + \
+            f"{row['format']}-{row['precision']}"
+        entries.append(file_entry(path, role, precision=row["precision"]))
+    teacher_pred = float_logits.argmax(1) == teacher_logits.argmax(1)
+    report = {"gate": gate.to_dict(), "passed": ok,
+              "heldout_crops": len(val_crops), "data": w.run.data, "skipped": w.run.skipped,
+              "calibration_data": w.run.calibration_data or w.run.data,
+              "student": {"name": w.run.student.name, "input": w.run.student.size,
+                          "agreement_with_teacher": float(np.mean(teacher_pred)),
+                          **({"accuracy": float(np.mean(float_logits.argmax(1) == labels))}
+                             if labels is not None else {})},
+              "teacher": w.run.teacher.to_meta(), "artifacts": rows}
+    if any(r["float_source"] == "qat" for r in rows.values()):
+        meta = {"recipe": {"float_source": "qat"}}
+        qat_logits = float_source_logits(out, w, meta, val_crops, float_logits)
+        report["qat_model"] = {
+            "is": FLOAT_SOURCES["qat"],
+            "agreement_with_teacher": float(np.mean(qat_logits.argmax(1)
+                                                    == teacher_logits.argmax(1))),
+            "agreement_with_fp32_student": float(np.mean(qat_logits.argmax(1)
+                                                         == float_logits.argmax(1))),
+            **({"accuracy": float(np.mean(qat_logits.argmax(1) == labels))}
+               if labels is not None else {})}
+    if labelled is not None:
+        report["labelled"] = labelled_evaluation(out, w, artifacts, labelled)
+    write_json(out / "report.json", report)
+    entries.append(file_entry(out / "report.json", "report"))
+    write_manifest(out, entries, {"labels": w.run.classes, "student": w.run.student.name})
+    return report, ok
