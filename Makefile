@@ -14,15 +14,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the built-in default: the demo teacher (tiny MotivNet trained on synthetic
-# faces, cached) distilled into the default student, exported and quantised to INT8 ONNX,
-# OpenVINO IR and TFLite, validated; prints the report table.
+# The main job on the built-in default, in demo sizes: the demo teacher (tiny MotivNet trained
+# on synthetic faces, cached) distilled into the default student, exported and quantised to INT8
+# ONNX, OpenVINO IR and TFLite, validated; the daemon on a generated video over MQTT; the
+# benchmark table of every artifact against the teacher.
 DEMO_OUT ?= out/demo
 
 demo: $(STAMP)
 	$(VENV)/bin/motivnet-edge info --model motivnet-tiny
 	$(VENV)/bin/motivnet-edge compress --out $(DEMO_OUT)
 	$(PY) -m motivnet_edge.benchmarks.demo_daemon --artifacts $(DEMO_OUT)
+	$(VENV)/bin/motivnet-edge bench --artifacts $(DEMO_OUT) --out $(DEMO_OUT)/bench \
+		--rounds 3 --per-round 5
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not gpu" tests

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from motivnet_edge.benchmarks.host import describe, host_info
 from motivnet_edge.benchmarks.measure import engine_runner, time_runners
 from motivnet_edge.edge.synthetic import synth_faces
 from motivnet_edge.targets.engine import EngineOptions
@@ -125,6 +126,7 @@ def main() -> int:
             rows.append(summarise(name, folder, minutes))
             print(json.dumps(rows[-1]), flush=True)
     latencies(rows, args.out, args.rounds)
+    print(f"\nhost: {describe(host_info())}")
     print(f"\n{'student':<24}{'agr synth':>10}{'INT8 MB':>8}{'ort ms':>8}{'ov ms':>7}{'tfl ms':>8}"
           f"  INT8 agreement with FP32 on {rows[0]['gate_crops'] if rows else 0} held-out crops")
     for r in rows:

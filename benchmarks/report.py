@@ -145,6 +145,7 @@ def pareto(results: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = [r for r in results["rows"] if r.get("p50_ms")]
     metric = "top1" if any(r.get("top1") is not None for r in rows) else "agreement_full"
@@ -160,8 +161,9 @@ def pareto(results: dict, path: Path) -> None:
         full = r["kind"] in ("full-model", "teacher")
         ax.scatter(r["p50_ms"], y, marker="*" if full else "o", s=160 if full else 30,
                    c="crimson" if full else None, zorder=3)
-        ax.annotate(r["row"].replace("student-", ""), (r["p50_ms"], y), fontsize=6,
-                    xytext=(4, 3), textcoords="offset points")
+        label = f"{r['name'].replace('student-', '')} {r['engine'].split()[0]}/{r['device']}"
+        ax.annotate(label, (r["p50_ms"], y), fontsize=6, xytext=(4, 3),
+                    textcoords="offset points")
         points.append((r["p50_ms"], y))
     front = pareto_front(points)
     if front:
@@ -169,6 +171,7 @@ def pareto(results: dict, path: Path) -> None:
                 label="Pareto front")
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("per-face latency, batch 1, p50 (ms, log scale)")
     ax.set_ylabel("top-1 accuracy" if metric == "top1" else "top-1 agreement with the full model")
     ax.set_title(f"{describe(results['host'])}\n{results['faces']} faces: "

@@ -15,7 +15,7 @@ import math
 import cv2
 import numpy as np
 
-from motivnet_edge.targets.preprocess import Face, FaceImage
+from motivnet_edge.targets.preprocess import CropSpec, Face, FaceImage, cut, normalize
 
 
 def jitter_face(face: Face, rng: np.random.Generator, strength: float) -> Face:
@@ -37,18 +37,24 @@ def jitter_face(face: Face, rng: np.random.Generator, strength: float) -> Face:
 
 
 def jitter_colour(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Contrast, brightness and tint (BGR or gray uint8), sometimes blur, sometimes grey."""
     contrast = 1.0 + rng.uniform(-0.25, 0.25) * strength
     brightness = rng.uniform(-25, 25) * strength
     tint = rng.uniform(-10, 10, 3) * strength
     out = np.clip(image.astype(np.float32) * contrast + brightness + tint, 0, 255).astype(np.uint8)
     if rng.random() < 0.15 * strength:
         out = cv2.GaussianBlur(out, (3, 3), 0)
-    if rng.random() < 0.1 * strength:
+    if rng.random() < 0.1 * strength and out.ndim == 3 and out.shape[2] == 3:
         out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return out
 
 
-def augment(crop: FaceImage, rng: np.random.Generator, strength: float = 1.0) -> FaceImage:
+def augmented_input(crop: FaceImage, spec: CropSpec, rng: np.random.Generator,
+                    strength: float = 1.0) -> np.ndarray:
+    """The model input of ``crop`` with the face moved and the colours jittered: the same
+    cut and normalisation as the device, the colour jitter between them (on the small cut
+    face, not the whole stored region)."""
     face = crop.face if crop.face is not None else \
         Face((0.0, 0.0, float(crop.image.shape[1]), float(crop.image.shape[0])))
-    return FaceImage(jitter_colour(crop.image, rng, strength), jitter_face(face, rng, strength))
+    img = cut(crop.image, jitter_face(face, rng, strength), spec)
+    return normalize(jitter_colour(img, rng, strength), spec)

@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
 # the region kept around a face: its longer side plus this much of it on every side, enough for
 # any crop spec's margin and for moving the box in augmentation
-REGION_MARGIN = 0.3
-MAX_REGION = 192  # regions are kept at their own size up to this side
+REGION_MARGIN = 0.45
+MAX_REGION = 256  # regions are kept at their own size up to this side
 MIRROR = ":mirror"  # a crop's hash plus this is its mirror image's
 
 

@@ -121,6 +121,8 @@ class FaceDetector:
             return []
         out = []
         for r in rows:
+            if not np.all(np.isfinite(r[:15])):  # YuNet now and then gives a broken row
+                continue
             x, y, bw, bh = (int(round(v)) for v in r[:4])
             x, y = max(x, 0), max(y, 0)
             bw, bh = min(bw, w - x), min(bh, h - y)

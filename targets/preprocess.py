@@ -70,8 +70,8 @@ class CropSpec:
         of its width and height on every side, stretched to the input (MotivNet's published
         inference stretches the face crop it is given). ``aligned``: the similarity transform
         that maps the face's five landmarks onto ``template`` (face recognition and expression
-        models trained on aligned faces). Parts outside the frame replicate the border
-        (``aligned``: black, as ``cv2.warpAffine`` gives).
+        models trained on aligned faces). Parts outside the frame are black in every mode, so
+        a stored face region (which may end at the frame's edge) gives the same input.
     template: for ``aligned``, five (x, y) points in input pixels; empty: :data:`FIVE_POINT_112`
         scaled to the input width.
     interpolation: ``auto`` (area when shrinking, else bilinear), ``linear`` or ``area``.
@@ -185,7 +185,7 @@ def square_region(box: Box, margin: float) -> tuple[int, int, int]:
 
 
 def crop_square(frame: np.ndarray, box: Box | None, margin: float) -> np.ndarray:
-    """Cut the square region around ``box``; outside the frame the border is replicated.
+    """Cut the square region around ``box``; outside the frame is black.
 
     ``box=None`` takes the whole frame as the face (images that are already face crops).
     """
@@ -198,7 +198,7 @@ def crop_square(frame: np.ndarray, box: Box | None, margin: float) -> np.ndarray
 
 def crop_box(frame: np.ndarray, box: Box | None, margin: float) -> np.ndarray:
     """Cut ``box`` with ``margin`` of its width and height added on every side (not squared);
-    outside the frame the border is replicated."""
+    outside the frame is black."""
     fh, fw = frame.shape[:2]
     x, y, w, h = (0.0, 0.0, float(fw), float(fh)) if box is None else (float(v) for v in box)
     if w <= 0 or h <= 0:
@@ -215,8 +215,8 @@ def _cut(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int, box) -> np.ndarr
         raise MotivnetError(f"face box {tuple(box)} lies outside the {fw}x{fh} frame")
     crop = frame[cy0:cy1, cx0:cx1]
     pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
-    if any(pads):
-        crop = cv2.copyMakeBorder(crop, *pads, borderType=cv2.BORDER_REPLICATE)
+    if any(pads):  # black outside the frame, as cv2.warpAffine gives for aligned crops
+        crop = cv2.copyMakeBorder(crop, *pads, borderType=cv2.BORDER_CONSTANT, value=0)
     return crop
 
 
@@ -271,8 +271,15 @@ def make_input(frame: np.ndarray, face: Face | Box | None, spec: CropSpec) -> np
     """One model input (no batch axis) from a BGR (or gray) uint8 ``frame`` and a face: a
     :class:`Face` (box and landmarks), a box (x, y, w, h), or None (the whole frame is the face).
 
-    Returns (C, H, W) for ``nchw`` or (H, W, C) for ``nhwc``, in ``spec.dtype``.
+    Returns (C, H, W) for ``nchw`` or (H, W, C) for ``nhwc``, in ``spec.dtype``: the face
+    :func:`cut` out, then :func:`normalize`.
     """
+    return normalize(cut(frame, face, spec), spec)
+
+
+def cut(frame: np.ndarray, face: Face | Box | None, spec: CropSpec) -> np.ndarray:
+    """The face at the input's size, still a BGR (or gray) uint8 image (padded in ``pad``
+    mode)."""
     if frame is None or frame.ndim not in (2, 3) or frame.size == 0:
         raise MotivnetError("frame must be a non-empty HxW or HxWxC image")
     if spec.resize == "square":
@@ -283,6 +290,11 @@ def make_input(frame: np.ndarray, face: Face | Box | None, spec: CropSpec) -> np
         bottom = spec.height - spec.width - top
         value = (spec.pad_value,) * (img.shape[2] if img.ndim == 3 else 1)
         img = cv2.copyMakeBorder(img, top, bottom, 0, 0, cv2.BORDER_CONSTANT, value=value)
+    return img
+
+
+def normalize(img: np.ndarray, spec: CropSpec) -> np.ndarray:
+    """A cut face as the model takes it: colour order, mean/std, layout, dtype."""
     img = _convert_color(img, spec.color)
     if spec.dtype == "uint8":
         out = img.astype(np.uint8)

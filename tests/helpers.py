@@ -51,8 +51,9 @@ def blank_image(path) -> None:
     cv2.imwrite(str(path), np.full((120, 120, 3), 128, np.uint8))
 
 
-def onnx_artifact(folder, size: int = 32, seed: int = 0):
-    """A real ONNX artifact with metadata, as compress writes it (a small untrained CNN)."""
+def onnx_artifact(folder, size: int = 32, seed: int = 0, region: str = "square"):
+    """A real ONNX artifact with metadata, as compress writes it (a small untrained CNN);
+    ``region="aligned"`` makes one that takes faces aligned on five landmarks."""
     from motivnet_edge.compress.artifacts import embed_metadata
     from motivnet_edge.compress.export import save_onnx
     from motivnet_edge.targets.formats import artifact_name
@@ -60,7 +61,7 @@ def onnx_artifact(folder, size: int = 32, seed: int = 0):
     from motivnet_edge.targets.preprocess import CropSpec
 
     torch.manual_seed(seed)
-    spec = CropSpec(height=size, width=size, margin=0.15)
+    spec = CropSpec(height=size, width=size, margin=0.15, region=region)
     path = folder / artifact_name("student", "fp32", "onnx")
     save_onnx(TinyNet().eval(), spec, path)
     embed_metadata(path, {"labels": list(AFFECTNET7), "crop": spec.to_dict(),

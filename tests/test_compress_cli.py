@@ -172,3 +172,18 @@ def test_weights_only_fallback_is_a_quarter_the_size_and_computes_like_float(
     logits, _ = run_artifact(made, crops, check=False)
     scores = compare(logits, float_logits, None, None)
     assert scores["cosine_with_float"] > 0.999, scores
+
+
+@pytest.mark.slow
+def test_distillation_is_deterministic_for_a_seed(tmp_path, teacher_file):
+    """The README says training is deterministic for a given seed on one CPU: check it."""
+    shas = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        res = cli("distil", "--out", out, "--teacher", teacher_file, "--teacher-model",
+                  "motivnet-tiny", "--cache-dir", tmp_path / "cache", *DISTIL_SMALL[:6],
+                  "--student", "mobilenetv3_small_100", "--size", "48", "--seed", "3",
+                  "--quiet")
+        assert res.returncode == 0, output(res)
+        shas.append(sha256_file(out / "student.pth"))
+    assert shas[0] == shas[1]

