@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # finish in minutes) and real faces (a real teacher on thousands of photos, an ImageNet student).
 PRESETS = {
     "demo": dict(epochs=4, min_steps=0, batch=32, lr=2e-3, balance=0.0, augment=0.5),
-    "real": dict(epochs=5, min_steps=0, batch=64, lr=1e-3, balance=1.0, augment=1.0),
+    "real": dict(epochs=7, min_steps=0, batch=64, lr=1e-3, balance=1.0, augment=1.0),
 }
 
 
@@ -97,7 +97,7 @@ def _student_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--student-weights",
                    help="imagenet (the installed weights package) or a local state dict; "
                         "default: imagenet where auto picked the student and they are installed")
-    s.add_argument("--epochs", type=int, help="epochs, at least (demo 4, real 5)")
+    s.add_argument("--epochs", type=int, help="epochs, at least (demo 4, real 7)")
     s.add_argument("--min-steps", type=int, help="train at least this many optimizer steps (a "
                    "small data set gets more epochs; 0 by default)")
     s.add_argument("--batch", type=int, help="batch size (demo 32, real 64)")
@@ -126,7 +126,7 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--qat-steps", type=int,
                    help="quantization-aware fine-tuning steps before INT8 (default: 250 for "
                         "real photos, 0 for the synthetic demo); 0 turns it off")
-    q.add_argument("--qat-lr", type=float, default=5e-5, help="its peak learning rate")
+    q.add_argument("--qat-lr", type=float, default=2e-5, help="its peak learning rate")
     q.add_argument("--qat-weight-bits", type=int, default=7, choices=(7, 8),
                    help="int8 weights in this many bits' range: 7 keeps ONNX Runtime's u8s8 "
                         "kernels on CPUs without VNNI from saturating (stored as int8 either "

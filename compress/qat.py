@@ -47,7 +47,7 @@ class QatConfig:
 
     steps: int = 300
     batch: int = 64
-    lr: float = 5e-5
+    lr: float = 2e-5
     freeze: float = 0.7
     temperature: float = 2.0
     balance: float = 0.5

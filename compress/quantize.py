@@ -53,7 +53,10 @@ class Recipe:
     weights_only: bool = False
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The recipe's name and what it sets (defaults left out)."""
+        defaults = Recipe(self.name)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if k == "name" or v != getattr(defaults, k)}
 
 
 WEIGHTS_ONLY = Recipe("weights-int8", weights_only=True)
