@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import atomic_path
 
 from .motivnet import MotivNet
 
@@ -62,6 +63,13 @@ def _key_report(path: Path, kind: str, missing: list[str], unexpected: list[str]
     if mismatched:
         parts.append(f"{len(mismatched)} keys with wrong shapes: {few(mismatched)}")
     return "\n  ".join(parts)
+
+
+def save_checkpoint(obj: object, path: str | Path) -> None:
+    """``torch.save`` to ``path`` atomically and byte-for-byte reproducibly: written through a
+    file object, so the archive's inner folder is not named after the temporary file."""
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def is_torchscript(path: Path) -> bool:

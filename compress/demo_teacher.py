@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motivnet_edge.compress.checkpoints import save_checkpoint
 from motivnet_edge.compress.data import collect, split_index
 from motivnet_edge.compress.motivnet import build_motivnet, crop_spec_for
 from motivnet_edge.compress.train import TrainConfig, train
 from motivnet_edge.edge.detect import FaceDetector
-from motivnet_edge.targets.files import atomic_path, write_json
+from motivnet_edge.targets.files import write_json
 
 log = logging.getLogger(__name__)
 MODEL = "motivnet-tiny"
@@ -60,8 +61,7 @@ def ensure_demo_teacher(recipe: dict = RECIPE, detector: FaceDetector | None = N
     history = train(model, crop_spec_for(recipe["model"]), [data.crops[i] for i in tr], None,
                     labels[tr], [data.crops[i] for i in va], None, labels[va], cfg,
                     progress=progress, desc="demo teacher")
-    with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+    save_checkpoint(model.state_dict(), path)
     write_json(path.with_suffix(".json"), {"recipe": recipe, "history": history})
     log.info("demo teacher: held-out accuracy %.3f", history[-1].get("accuracy", float("nan")))
     return path

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motivnet_edge.compress.checkpoints import save_checkpoint
 from motivnet_edge.compress.config import DistilConfig, RunConfig, TeacherRecord
 from motivnet_edge.compress.data import (
     MIRROR,
@@ -31,7 +32,7 @@ from motivnet_edge.compress.teachers import Teacher
 from motivnet_edge.compress.train import predict, train
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.files import atomic_path, sha256_file, write_json
+from motivnet_edge.targets.files import sha256_file, write_json
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
     if not va:
         raise MotivnetError(f"no held-out crops among {len(crops)}: raise --val-fraction")
     labels = np.asarray(crops.labels)
+    torch.manual_seed(cfg.train.seed)  # the initial weights too (torch seeds itself randomly)
     model = build_student(student.name, len(teacher.classes), student.size, student.weights)
     train_crops = Mirrored([crops.crops[i] for i in tr], originals=True)
     history = train(model, spec, train_crops, np.concatenate([logits[tr], mirrored[tr]]),
@@ -102,8 +104,7 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
                     [crops.crops[i] for i in va], logits[va], labels[va], cfg.train,
                     checkpoint=work / "student.ckpt", resume=cfg.resume, progress=progress,
                     desc=f"distil {student.name}")
-    with atomic_path(Path(out) / STUDENT_WEIGHTS) as tmp:
-        torch.save(model.state_dict(), tmp)
+    save_checkpoint(model.state_dict(), Path(out) / STUDENT_WEIGHTS)
     write_json(work / "history.json", {"history": history})
     return history
 

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from motivnet_edge.compress.augment import augmented_input
+from motivnet_edge.compress.checkpoints import save_checkpoint
 from motivnet_edge.compress.progress import Progress
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.files import atomic_path
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs
 
 log = logging.getLogger(__name__)
@@ -183,10 +183,9 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
                  ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                            for k, v in metrics.items()))
         if checkpoint is not None:
-            with atomic_path(Path(checkpoint)) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                            "history": history, "config": asdict(cfg)}, tmp)
+            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict(), "epoch": epoch + 1,
+                             "history": history, "config": asdict(cfg)}, checkpoint)
     bar.close()
     model.eval()
     return history

@@ -48,6 +48,7 @@ def setup(tmp_path_factory):
         label = AFFECTNET7[i % 7].lower()
         (photos / label).mkdir(exist_ok=True)
         path.rename(photos / label / path.name)
+    (photos / "x").rmdir()
     return folder, teacher, spec, photos
 
 

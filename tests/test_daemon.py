@@ -212,26 +212,53 @@ def test_unreachable_broker_is_logged_and_sigterm_exits_within_the_flush_timeout
     assert "'connect_failures': " in stats[-1]
 
 
+class VideoServer:
+    """A network camera: a video file served over HTTP on a fixed port, stoppable and
+    restartable (a URL is a live source, so it is reopened, never 'ended')."""
+
+    def __init__(self, folder, port: int = 0) -> None:
+        import functools
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        handler = functools.partial(Quiet, directory=str(folder))
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_camera_that_vanishes_is_reported_and_comes_back(tmp_path):
     from motivnet_edge.edge.config import CameraConfig
     from motivnet_edge.edge.sources import LatestFrameSource
 
-    video = synthetic_video(tmp_path / "v.avi", 3)
+    synthetic_video(tmp_path / "v.avi", 3)
+    server = VideoServer(tmp_path)
     events = []
-    src = LatestFrameSource(CameraConfig(name="c", source=str(video), reopen_backoff=0.1),
+    src = LatestFrameSource(CameraConfig(name="c", source=f"http://127.0.0.1:{server.port}/v.avi",
+                                         reopen_backoff=0.1),
                             lambda cam, status, detail, n: events.append(status), paced=True)
     src.start()
     for _ in range(3):
-        assert src.latest(5.0) is not None
-    video.rename(tmp_path / "gone.avi")  # the camera vanishes
-    deadline = time.monotonic() + 10
+        assert src.latest(10.0) is not None
+    server.stop()  # the camera vanishes
+    deadline = time.monotonic() + 20
     while "unavailable" not in events and time.monotonic() < deadline:
         time.sleep(0.05)
-    (tmp_path / "gone.avi").rename(video)  # and comes back
-    assert src.latest(10.0) is not None
-    src.stop()
+    server = VideoServer(tmp_path, server.port)  # and comes back
+    try:
+        assert src.latest(20.0) is not None
+    finally:
+        src.stop()
+        server.stop()
     assert events[0] == "online" and "lost" in events and "unavailable" in events
-    assert "reopened" in events and src.reopens >= 2
+    assert "reopened" in events and "ended" not in events and src.reopens >= 2
 
 
 def run_cli(*args):
