@@ -71,7 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=float, default=3.0, help="collect: seconds to listen")
     p.add_argument("--e2e", action="store_true", help="also run the daemon end to end on a "
                    "video against a local broker: fps, per-stage latency, RSS, first result")
-    p.add_argument("--video", type=Path, help="--e2e: your own footage (default: generated)")
+    p.add_argument("--video", type=Path, help="--e2e: your own footage, a video file or a "
+                   "folder of photos (default: generated)")
     p.add_argument("--frames", type=int, default=300, help="--e2e: frames to process")
     p.add_argument("--haar-scale", type=float, help="--e2e: the Haar cascade's scale_factor")
     p.add_argument("--python", help="--e2e: a device install's interpreter")

@@ -54,11 +54,14 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None, detec
              haar_scale: float | None = None) -> dict:
     first: list[float] = []
     stats: list[dict] = []
+    faces: list[int] = []  # faces per published frame
     device = f"bench-{artifact.name.replace('.', '-')}-{detector}"
 
     def on_message(m) -> None:
-        if m.topic.endswith("/faces") and not first:
-            first.append(time.monotonic())
+        if m.topic.endswith("/faces"):
+            if not first:
+                first.append(time.monotonic())
+            faces.append(len(json.loads(m.payload).get("faces", [])))
         elif m.topic.endswith("/stats"):
             stats.append(json.loads(m.payload))
     sub = subscribe(host, port, f"motivnet-bench/{device}/#", on_message)
@@ -93,6 +96,7 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None, detec
             "detector": detector + (f" {haar_scale}" if haar_scale and detector == "haar"
                                     else ""), "fps": final.get("fps"),
             "latency": final.get("latency_ms", {}), "rss_mb": round(peak[0], 1),
+            "frames_with_faces": sum(n > 0 for n in faces), "faces": sum(faces),
             "first_result_s": round(first[0] - t0, 2) if first else None}
 
 
@@ -109,8 +113,9 @@ def run_e2e(args) -> list[dict]:
         if video is None:
             video = Path(d) / "faces.avi"
             write_video(video, seconds=max(args.frames / 15, 4))
-        elif not Path(video).is_file():
-            raise MotivnetError(f"--video {video} does not exist")
+        elif not Path(video).exists():
+            raise MotivnetError(f"--video {video} does not exist (a video file or a folder "
+                                f"of photos)")
         for detector in ("yunet", "haar"):
             for target, engine, name in CASES:
                 if (args.artifacts / name).is_file():
@@ -132,7 +137,8 @@ def print_table(rows: list[dict]) -> None:
         return f"{s.get('p50', 0):.2f}/{s.get('p95', 0):.2f}"
 
     print(f"{'artifact':<22}{'target':<11}{'detector':<9}{'fps':>6}{'detect p50/p95':>16}"
-          f"{'infer p50/p95':>15}{'total p50/p95':>16}{'RSS MB':>8}{'first s':>8}")
+          f"{'infer p50/p95':>15}{'total p50/p95':>16}{'RSS MB':>8}{'first s':>8}"
+          f"{'frames with faces':>19}")
     for r in rows:
         if r["status"] != "ok":
             print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<9}  {r['status']}")
@@ -140,4 +146,5 @@ def print_table(rows: list[dict]) -> None:
         lat = r["latency"]
         print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<9}{r['fps'] or 0:>6.1f}"
               f"{pp(lat, 'detect'):>16}{pp(lat, 'infer'):>15}{pp(lat, 'total'):>16}"
-              f"{r['rss_mb']:>8.1f}{r['first_result_s'] or float('nan'):>8.2f}")
+              f"{r['rss_mb']:>8.1f}{r['first_result_s'] or float('nan'):>8.2f}"
+              f"{r['frames_with_faces']:>19}")

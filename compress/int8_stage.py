@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 QAT_RECIPE = Recipe("qat-pt2e")  # the fine-tuned student's own INT8 graph
 FLOAT_SOURCES = {"student": "the FP32 student (student.pth)",
                  "qat": "the quantization-aware fine-tuned student, quantisation simulated "
-                        "(work/qat/student-int8.onnx, no kernel fusion)"}
+                        f"(work/qat/{artifact_name('student', 'int8', 'onnx')}, no kernel fusion)"}
 
 
 def qat_dir(out: Path) -> Path:
