@@ -219,8 +219,12 @@ def kl(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
 def measure_speed(rows: list[Row], faces: list, args: argparse.Namespace) -> None:
     fast = {r.key: r.runner for r in rows if r.runner is not None and r.kind != "full-model"}
     slow = {r.key: r.runner for r in rows if r.runner is not None and r.kind == "full-model"}
+    log.info("timing %d rows: %d interleaved rounds of %d runs each at batch 1, then batch 8",
+             len(fast), args.rounds, args.per_round)
     timings = time_runners(fast, faces, args.rounds, args.per_round) if fast else {}
     if slow:  # seconds per image: a few runs suffice
+        log.info("timing the full model: 1 warm-up and %d runs per precision (on a CPU each "
+                 "takes minutes at 1024x768)", args.full_model_runs)
         timings.update(time_runners(slow, faces, 1, args.full_model_runs, warmup=1,
                                     batch8=False))
     for row in rows:
@@ -247,11 +251,13 @@ def run(args: argparse.Namespace) -> int:
     if args.limit:
         faces, labels = faces[:args.limit], None if labels is None else labels[:args.limit]
     open_rows(rows)
+    log.info("accuracy: %d rows on %d faces", sum(not r.speed_only for r in rows), len(faces))
     measure_accuracy(rows, faces, labels)
     measure_speed(rows, faces, args)
     if not args.no_rss:
         from motivnet_edge.benchmarks.rss import measure_rss
 
+        log.info("peak RSS: a fresh process per artifact")
         measure_rss(rows, args.threads)
     for row in rows:
         if row.runner is not None:
