@@ -103,7 +103,7 @@ def markdown(devices: list[str], rows: list[dict], by_device: dict[str, dict]) -
 
     lines = [f"- **{d}**: {describe(by_device[d]['host'])}; {by_device[d]['faces']} faces "
              f"({by_device[d]['faces_source']})" for d in devices]
-    head = "| row | " + " | ".join(f"{d} p50 ms | {d} top-1 | {d} agr. float | {d} status"
+    head = "| row | " + " | ".join(f"{d} p50 ms | {d} top-1 | {d} agr. FP32 twin | {d} status"
                                     for d in devices) + " |"
     lines += ["", head, "|" + "---|" * (1 + 4 * len(devices))]
     for r in rows:

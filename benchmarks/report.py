@@ -94,7 +94,7 @@ def markdown(results: dict) -> str:
              f"batch 1 after warm-up, all rows interleaved; agreement and KL against "
              f"{results['accuracy_reference'] or 'no reference'}",
              "",
-             "| row | status | top-1 | macro recall | agr. full | agr. float | KL full | "
+             "| row | status | top-1 | macro recall | agr. full | agr. FP32 twin | KL full | "
              "p50 ms (spread) | p95 | p99 | b8 faces/s | load s | x full | x teacher | "
              "acc. / full | MB | RSS MB |",
              "|" + "---|" * 17]
