@@ -125,7 +125,7 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
                    help="formats to quantise, comma-separated")
     q.add_argument("--qat-steps", type=int,
                    help="quantization-aware fine-tuning steps before INT8 (default: 250 for "
-                        "real photos, 0 for the synthetic demo); 0 turns it off")
+                        "real photos, 60 for the synthetic demo); 0 turns it off")
     q.add_argument("--qat-lr", type=float, default=2e-5, help="its peak learning rate")
     q.add_argument("--qat-weight-bits", type=int, default=7, choices=(7, 8),
                    help="int8 weights in this many bits' range: 7 keeps ONNX Runtime's u8s8 "
@@ -313,13 +313,14 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def qat_config(args: argparse.Namespace):
-    """QAT settings: on for real photos unless --qat-steps says otherwise."""
+    """QAT settings: 250 steps for real photos, 60 for the synthetic demo, unless --qat-steps
+    says otherwise."""
     from motivnet_edge.compress.qat import QatConfig
     from motivnet_edge.compress.stages import load_run
 
     steps = args.qat_steps
     if steps is None:
-        steps = 0 if load_run(args.out).data == "synthetic" else 250
+        steps = 60 if load_run(args.out).data == "synthetic" else 250
     return QatConfig(steps=steps, lr=args.qat_lr, weight_bits=args.qat_weight_bits,
                      seed=getattr(args, "seed", 0))
 
