@@ -70,7 +70,9 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None, detec
            "detector": {"kind": detector,
                         **({"scale_factor": haar_scale} if haar_scale and detector == "haar"
                            else {})},
-           "cameras": [{"name": "cam0", "source": str(video)}],
+           # Haar gives no landmarks: an aligned artifact gets square box crops (counted)
+           **({"pipeline": {"box_crop_fallback": True}} if detector == "haar" else {}),
+           "cameras": [{"name": "cam0", "source": str(Path(video).resolve())}],
            "mqtt": {"host": host, "port": port, "stats_interval": 1000.0,
                     "prefix": "motivnet-bench"}}
     path = work / f"{device}.yaml"

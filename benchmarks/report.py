@@ -55,6 +55,8 @@ def assemble(rows, info: dict, source: str, faces: int, gate: dict | None, args:
     teacher = next((r for r in out if r["kind"] == "teacher" and r.get("p50_ms")), None)
     acc_ref = next((r for r in out if r["kind"] in ("teacher", "full-model")
                     and r.get("top1") is not None), None)
+    agr_ref = next((r for r in out if r["kind"] in ("teacher", "full-model")
+                    and r.get("agreement_full") is not None), None)
     failed_gate = []
     for r in out:
         if r.get("p50_ms"):
@@ -74,6 +76,7 @@ def assemble(rows, info: dict, source: str, faces: int, gate: dict | None, args:
     return {"host": info, "faces": faces, "faces_source": source,
             "speed_reference": speed_ref["row"] if speed_ref else None,
             "accuracy_reference": acc_ref["row"] if acc_ref else None,
+            "agreement_reference": agr_ref["row"] if agr_ref else None,
             "command": args.get("command_line", ""), "rows": out,
             "gate": {"limits": gate or {}, "passed": not failed_gate, "failed": failed_gate}}
 
@@ -92,7 +95,7 @@ def markdown(results: dict) -> str:
     lines = [f"Host: {describe(results['host'])}; {results['host']['os']}",
              f"Faces: {results['faces']} ({results['faces_source']}); latency per face at "
              f"batch 1 after warm-up, all rows interleaved; agreement and KL against "
-             f"{results['accuracy_reference'] or 'no reference'}",
+             f"{results.get('agreement_reference') or 'no reference'}",
              "",
              "| row | status | top-1 | macro recall | agr. full | agr. FP32 twin | KL full | "
              "p50 ms (spread) | p95 | p99 | b8 faces/s | load s | x full | x teacher | "
