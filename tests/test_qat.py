@@ -72,3 +72,39 @@ def test_qat_makes_full_int8_files_that_agree_with_their_float_source(tmp_path):
     # int8 weights stored in the ONNX file, not float ones quantised at run time
     assert inspect_precision(tmp_path / artifact_name("student", "int8", "onnx")
                              )["float_weight_tensors"] == 0
+
+
+def test_onnx_activations_are_uint8_and_weights_int8_with_the_same_numbers(tmp_path):
+    """ONNX Runtime's x86 kernels are u8s8: activations are stored as uint8 (zero point + 128),
+    weights as int8, and the graph computes exactly what the int8 one did."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.arange(-8, 8, dtype=np.int8).reshape(4, 4, 1, 1), "w")
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+         helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+         helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"]),
+         helper.make_node("Conv", ["xd", "wd"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w, numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+         numpy_helper.from_array(np.array(-7, np.int8), "z"),
+         numpy_helper.from_array(np.array(0.1, np.float32), "ws"),
+         numpy_helper.from_array(np.array(0, np.int8), "wz")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    x = np.random.default_rng(0).normal(0, 2, (1, 4, 3, 3)).astype(np.float32)
+
+    def run(m):
+        path = tmp_path / "m.onnx"
+        onnx.save(m, str(path))
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+            None, {"x": x})[0]
+
+    before = run(model)
+    assert qat.activations_to_uint8(model) == 2
+    zps = {i.name: i.data_type for i in model.graph.initializer}
+    assert zps["wz"] == TensorProto.INT8 and zps["z_u8"] == TensorProto.UINT8 and "z" not in zps
+    np.testing.assert_array_equal(run(model), before)
