@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from motivnet_edge.edge.detect import SHIPPED_YUNET
+
 ROOT = Path(__file__).resolve().parents[1]
-YUNET = ROOT.parent / "shared" / "models" / "face_detection_yunet.onnx"
+YUNET = SHIPPED_YUNET  # shipped in the package: no test needs ../shared
 
 
 @pytest.fixture
