@@ -26,6 +26,7 @@ from motivnet_edge.benchmarks.demo_daemon import (
     write_video,
 )
 from motivnet_edge.benchmarks.no_torch import BLOCK_TORCH
+from motivnet_edge.edge.procstat import status_mb
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import artifact_name
 
@@ -40,12 +41,7 @@ CASES = [("cpu", None, artifact_name("student", "int8", "onnx")),
 
 def peak_rss_mb(proc: subprocess.Popen, peak: list[float]) -> None:
     while proc.poll() is None:
-        try:
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    peak[0] = max(peak[0], int(line.split()[1]) / 1024)
-        except OSError:
-            pass
+        peak[0] = max(peak[0], status_mb("VmRSS", proc.pid) or 0.0)
         time.sleep(0.05)
 
 

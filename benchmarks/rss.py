@@ -8,9 +8,10 @@ import json
 import resource
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+
+from motivnet_edge.edge.procstat import status_mb
 
 
 def measure_rss(rows, threads: int) -> None:
@@ -44,14 +45,9 @@ def main(argv: list[str]) -> int:
 def peak_rss_mb() -> float:
     """This process's peak RSS. Linux: VmHWM, which starts afresh at exec; ``ru_maxrss`` does
     not (it keeps the parent's peak at fork, so a child of a big benchmark process would report
-    the parent's memory)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    the parent's memory), so it is only the fallback where there is no procfs."""
+    peak = status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 if __name__ == "__main__":

@@ -22,22 +22,13 @@ from motivnet_edge.edge.config import Config, is_file_source, load_config
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.mqtt import MqttPublisher
 from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings
+from motivnet_edge.edge.procstat import status_mb
 from motivnet_edge.edge.sources import LatestFrameSource, wait_interval
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.profiles import resolve
 
 log = logging.getLogger(__name__)
-
-
-def rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
 
 
 class Stats:
@@ -152,7 +143,7 @@ class Daemon:
             box_crop_faces=self.pipeline.box_crop_faces,
             spool_depth=len(self.mqtt.spool), spool_dropped=self.mqtt.spool.dropped,
             reconnects=self.mqtt.reconnects, broker_connected=self.mqtt.connected.is_set(),
-            connect_failures=self.mqtt.connect_failures, rss_mb=round(rss_mb(), 1),
+            connect_failures=self.mqtt.connect_failures, rss_mb=round(status_mb("VmRSS") or 0.0, 1),
             processed=self.processed, target=self.target)
         log.info("stats %s", report)
         self.mqtt.publish_now(msgs.stats_message(self.cfg.mqtt.prefix, self.cfg.device, report))

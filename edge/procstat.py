@@ -1,0 +1,17 @@
+"""Memory figures of a process from Linux's /proc/<pid>/status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def status_mb(field: str, pid: int | str = "self") -> float | None:
+    """``field`` of /proc/<pid>/status (VmRSS: resident now; VmHWM: peak resident, which starts
+    afresh at exec) in MB; None without procfs or once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
