@@ -81,10 +81,7 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
         np.save(calib_teacher_path,
                 cache.logits(calib.hashes, calib.crops, teacher.predict, progress))
     student = cfg.student
-    template = tuple(map(tuple, teacher.crop.points() * (student.size / teacher.crop.width))) \
-        if teacher.crop.aligned else ()
-    spec = student_spec(student.name, student.size, data.margin,
-                        "aligned" if teacher.crop.aligned else "square", template)
+    spec = student_spec(student.name, student.size, data.margin, teacher.crop)
     run = RunConfig(student, spec.to_dict(), data.margin, cfg.train.seed, data.val_fraction,
                     list(teacher.classes),
                     TeacherRecord(teacher.identity, teacher.key, teacher.spec.to_dict(),

@@ -25,15 +25,19 @@ def entry(name: str) -> StudentEntry:
     return STUDENTS[name]
 
 
-def student_spec(name: str, size: int, margin: float, region: str = "square",
-                 template: tuple = ()) -> CropSpec:
+def student_spec(name: str, size: int, margin: float, teacher: CropSpec | None = None
+                 ) -> CropSpec:
     """RGB, NCHW, the normalisation its ImageNet weights were trained with (else ImageNet's);
-    a square crop around the box, or the face aligned on five landmarks like its teacher's."""
+    a square crop around the box, or, when the ``teacher`` aligns faces, the face aligned on the
+    teacher's five-point template scaled to ``size``."""
     weights = entry(name).imagenet
     mean, std = (weights.mean, weights.std) if weights else (IMAGENET_MEAN, IMAGENET_STD)
-    scaled = tuple((x * size / 112.0, y * size / 112.0) for x, y in template)
+    aligned = teacher is not None and teacher.aligned
+    template = tuple(map(tuple, (teacher.points() * (size / teacher.width)).tolist())) \
+        if aligned else ()
     return CropSpec(height=size, width=size, margin=margin, resize="square", color="rgb",
-                    mean=mean, std=std, region=region, template=scaled)
+                    mean=mean, std=std, region="aligned" if aligned else "square",
+                    template=template)
 
 
 def imagenet_file(name: str) -> Path:

@@ -1,12 +1,15 @@
 """Students: every registered one builds and classifies; local ImageNet weights load into the
-backbone and the classifier is replaced; a bad weights file is named in the error."""
+backbone and the classifier is replaced; a bad weights file is named in the error; an aligned student's template
+is its teacher's scaled to the student's size."""
 
+import numpy as np
 import pytest
 import timm
 import torch
 
-from motivnet_edge.compress.students import STUDENTS, build_student
+from motivnet_edge.compress.students import STUDENTS, build_student, student_spec
 from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.preprocess import FIVE_POINT_112, CropSpec
 
 
 @pytest.mark.parametrize("name", sorted(STUDENTS))
@@ -69,3 +72,15 @@ def test_imagenet_weights_package_loads_strictly_and_a_mismatch_is_refused(tmp_p
         build_student("efficientnet_lite0", 7, 112, path)
     with pytest.raises(MotivnetError, match="has no ImageNet weights package"):
         build_student("mobilenetv4_conv_small", 7, 112, IMAGENET)
+
+
+@pytest.mark.parametrize("size", [96, 112, 160])
+def test_an_aligned_students_template_is_its_teachers_scaled_to_its_size(size):
+    teacher = CropSpec(height=112, width=112, region="aligned")
+    spec = student_spec("efficientnet_lite0", size, 0.15, teacher)
+    assert spec.region == "aligned"
+    assert np.allclose(spec.points(), np.asarray(FIVE_POINT_112) * size / 112, atol=1e-4)
+    big = CropSpec(height=224, width=224, region="aligned")  # the same template at 224 px
+    assert np.allclose(student_spec("efficientnet_lite0", size, 0.15, big).points(),
+                       spec.points(), atol=1e-4)
+    assert student_spec("efficientnet_lite0", size, 0.15, CropSpec()).region == "square"
