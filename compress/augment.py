@@ -6,11 +6,18 @@ slightly rotated, zoomed and shifted (warping the image and its landmarks togeth
 undone by the alignment). Colour: contrast, brightness, tint, sometimes blur or grey. No
 mirroring here: a mirrored face is its own sample with its own teacher outputs (a teacher's
 decision changes under a flip for several percent of faces).
+
+A teacher's cached outputs describe the unaugmented face; for distillation that can afford to
+run the teacher every step, :func:`augmented_views` cuts the same augmented (and optionally
+mixed) view for the student and the teacher, so the student learns the teacher's function on
+the views it is shown ("consistent teaching", Beyer et al. 2022) instead of memorising a fixed
+answer for a face it sees in many disguises.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -49,12 +56,41 @@ def jitter_colour(image: np.ndarray, rng: np.random.Generator, strength: float) 
     return out
 
 
+def augmented_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
+                    rng: np.random.Generator, strength: float = 1.0, mixup: float = 0.0
+                    ) -> list[np.ndarray]:
+    """The same augmented faces cut once for each spec (a student's and its teacher's input):
+    uint8 stacks, one per spec. Each face is moved once and its colours jittered alike in every
+    cut; with ``mixup`` > 0 that share of the faces is blended with another face of the batch
+    (weight of the other face uniform in 0..0.5, the same in every cut), so the teacher labels
+    in-between expressions the unlabelled photos rarely show."""
+    cuts: list[list[np.ndarray]] = [[] for _ in specs]
+    for crop in crops:
+        face = jitter_face(_whole_face(crop), rng, strength)
+        seed = int(rng.integers(2 ** 32))
+        for out, spec in zip(cuts, specs):
+            out.append(jitter_colour(cut(crop.image, face, spec), np.random.default_rng(seed),
+                                     strength))
+    stacks = [np.stack(c) for c in cuts]
+    if mixup <= 0 or len(crops) < 2:
+        return stacks
+    n = len(crops)
+    other = rng.permutation(n)
+    weight = np.where(rng.random(n) < mixup, rng.uniform(0.0, 0.5, n), 0.0).astype(np.float32)
+    weight = weight.reshape(n, *([1] * (stacks[0].ndim - 1)))
+    return [np.clip(np.rint((1 - weight) * s + weight * s[other]), 0, 255).astype(np.uint8)
+            for s in stacks]
+
+
+def _whole_face(crop: FaceImage) -> Face:
+    return crop.face if crop.face is not None else \
+        Face((0.0, 0.0, float(crop.image.shape[1]), float(crop.image.shape[0])))
+
+
 def augmented_input(crop: FaceImage, spec: CropSpec, rng: np.random.Generator,
                     strength: float = 1.0) -> np.ndarray:
     """The model input of ``crop`` with the face moved and the colours jittered: the same
     cut and normalisation as the device, the colour jitter between them (on the small cut
     face, not the whole stored region)."""
-    face = crop.face if crop.face is not None else \
-        Face((0.0, 0.0, float(crop.image.shape[1]), float(crop.image.shape[0])))
-    img = cut(crop.image, jitter_face(face, rng, strength), spec)
+    img = cut(crop.image, jitter_face(_whole_face(crop), rng, strength), spec)
     return normalize(jitter_colour(img, rng, strength), spec)

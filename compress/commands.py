@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 # Training settings by kind of run: the demo (the built-in teacher on synthetic faces, sized to
 # finish in minutes) and real faces (a real teacher on thousands of photos, an ImageNet student).
 PRESETS = {
-    "demo": dict(epochs=4, min_steps=0, batch=32, lr=2e-3, balance=0.0, augment=0.5),
-    "real": dict(epochs=7, min_steps=0, batch=64, lr=1e-3, balance=1.0, augment=1.0),
+    "demo": dict(epochs=4, min_steps=0, batch=32, lr=2e-3, balance=0.0, augment=0.5,
+                 consistent=False, mixup=0.0),
+    "real": dict(epochs=7, min_steps=0, batch=64, lr=1e-3, balance=1.0, augment=1.0,
+                 consistent=True, mixup=0.5),
 }
 
 
@@ -105,6 +107,11 @@ def _student_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--balance", type=float, help="draw batches with probability "
                    "freq(teacher top-1)^-balance (demo 0, real 1: every class the teacher "
                    "names drawn equally often)")
+    s.add_argument("--consistent", action=argparse.BooleanOptionalAction,
+                   help="run the teacher every step on the augmented view the student sees, "
+                        "not its cached outputs for the plain face (demo off, real on)")
+    s.add_argument("--mixup", type=float, help="share of each batch blended with another face "
+                   "(with --consistent, the teacher labels the blend; demo 0, real 0.5)")
     s.add_argument("--temperature", type=float, default=4.0)
     s.add_argument("--alpha", type=float, default=0.5, help="weight of cross-entropy on labels")
     s.add_argument("--seed", type=int, default=0)
@@ -212,6 +219,8 @@ def check_distil_args(args: argparse.Namespace) -> None:
         raise MotivnetError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
     if args.margin < 0:
         raise MotivnetError(f"--margin {args.margin} must be >= 0")
+    if args.mixup is not None and not 0.0 <= args.mixup <= 1.0:
+        raise MotivnetError(f"--mixup {args.mixup} must be between 0 and 1")
 
 
 def check_quant_args(args: argparse.Namespace) -> None:

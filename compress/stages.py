@@ -100,7 +100,7 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
                     np.concatenate([labels[tr], labels[tr]]),
                     [crops.crops[i] for i in va], logits[va], labels[va], cfg.train,
                     checkpoint=work / "student.ckpt", resume=cfg.resume, progress=progress,
-                    desc=f"distil {student.name}")
+                    desc=f"distil {student.name}", teacher=teacher)
     save_checkpoint(model.state_dict(), Path(out) / STUDENT_WEIGHTS)
     write_json(work / "history.json", {"history": history})
     return history

@@ -23,7 +23,7 @@ from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import SUFFIXES
 from motivnet_edge.targets.labels import AFFECTNET7, reorder_index
-from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs
+from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs, normalize
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,16 @@ class Teacher:
         raise NotImplementedError
 
     def predict(self, crops: Sequence[FaceImage]) -> np.ndarray:
-        out = self._logits(make_inputs(crops, self.crop))
-        return self.spec.logits(out)[:, self._index]
+        return self._outputs(make_inputs(crops, self.crop))
+
+    def predict_cut(self, images: np.ndarray) -> np.ndarray:
+        """Logits for faces already cut to this teacher's input (uint8, N x H x W x C, as
+        :func:`~motivnet_edge.targets.preprocess.cut` gives): distillation shows the teacher the
+        same augmented (and mixed) view as the student."""
+        return self._outputs(np.stack([normalize(i, self.crop) for i in images]))
+
+    def _outputs(self, batch: np.ndarray) -> np.ndarray:
+        return self.spec.logits(self._logits(batch))[:, self._index].astype(np.float32)
 
 
 class TorchTeacher(Teacher):
