@@ -68,7 +68,7 @@ def augmented_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
     for crop in crops:
         face = jitter_face(_whole_face(crop), rng, strength)
         seed = int(rng.integers(2 ** 32))
-        for out, spec in zip(cuts, specs):
+        for out, spec in zip(cuts, specs, strict=True):
             out.append(jitter_colour(cut(crop.image, face, spec), np.random.default_rng(seed),
                                      strength))
     stacks = [np.stack(c) for c in cuts]

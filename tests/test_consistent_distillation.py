@@ -29,7 +29,7 @@ def noise_face(seed: int) -> FaceImage:
 def test_without_jitter_the_views_are_the_plain_cuts_for_each_spec():
     crops = [flat_face(40), noise_face(0)]
     views = augmented_views(crops, (STUDENT, TEACHER), np.random.default_rng(0), strength=0.0)
-    for spec, stack in zip((STUDENT, TEACHER), views):
+    for spec, stack in zip((STUDENT, TEACHER), views, strict=True):
         assert stack.dtype == np.uint8
         assert np.array_equal(stack, np.stack([cut(c.image, c.face, spec) for c in crops]))
 

@@ -1,6 +1,6 @@
 """Students: every registered one builds and classifies; local ImageNet weights load into the
-backbone and the classifier is replaced; a bad weights file is named in the error; an aligned student's template
-is its teacher's scaled to the student's size."""
+backbone and the classifier is replaced; a bad weights file is named in the error; an aligned
+student's template is its teacher's scaled to the student's size."""
 
 import numpy as np
 import pytest
