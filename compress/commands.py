@@ -107,6 +107,9 @@ def _student_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--balance", type=float, help="draw batches with probability "
                    "freq(teacher top-1)^-balance (demo 0, real 1: every class the teacher "
                    "names drawn equally often)")
+    s.add_argument("--augment", type=float, help="augmentation strength S: turns up to 8xS "
+                   "degrees, zoom 6xS %%, shift 4xS %%, colour jitter, blur and grey "
+                   "(demo 0.5, real 2)")
     s.add_argument("--consistent", action=argparse.BooleanOptionalAction,
                    help="run the teacher every step on the augmented view the student sees, "
                         "not its cached outputs for the plain face (demo off, real on)")
@@ -219,6 +222,8 @@ def check_distil_args(args: argparse.Namespace) -> None:
         raise MotivnetError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
     if args.margin < 0:
         raise MotivnetError(f"--margin {args.margin} must be >= 0")
+    if args.augment is not None and not 0.0 <= args.augment <= 3.0:
+        raise MotivnetError(f"--augment {args.augment} must be between 0 and 3")
     if args.mixup is not None and not 0.0 <= args.mixup <= 1.0:
         raise MotivnetError(f"--mixup {args.mixup} must be between 0 and 1")
 
@@ -298,7 +303,9 @@ def run_distil(args: argparse.Namespace, checked: bool = False) -> int:
     print(f"distil: {'real' if is_real_run(args) else 'demo'} settings, student "
           f"{cfg.student.name} ({cfg.student.weights or 'from scratch'}) at {cfg.student.size} "
           f"px, {cfg.train.epochs} epochs (at least {cfg.train.min_steps} steps), batch "
-          f"{cfg.train.batch}", file=sys.stderr)
+          f"{cfg.train.batch}, augment {cfg.train.augment}"
+          + (f", the teacher run on every view (mixup {cfg.train.mixup})"
+             if cfg.train.consistent else ", the teacher's cached outputs"), file=sys.stderr)
     history = stage_distil(args.out, _teacher(args), cfg)
     last = history[-1] if history else {}
     print("student: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()

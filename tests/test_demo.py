@@ -9,6 +9,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
+from motivnet_edge.edge.cli import main
 from tests.helpers import onnx_artifact
 
 
@@ -48,3 +49,14 @@ def test_bad_compress_argument_is_refused_before_the_demo_teacher_trains(tmp_pat
     assert res.returncode == 2 and "/nonexistent/photos does not exist" in res.stderr
     assert time.monotonic() - t0 < 60
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--augment", "5"), ("--mixup", "1.5"),
+                                         ("--mixup", "-0.1")])
+def test_out_of_range_training_settings_are_named_and_nothing_is_created(tmp_path, capsys,
+                                                                         flag, value):
+    out = tmp_path / "out"
+    code = main(["distil", "--out", str(out), flag, value])
+    assert code != 0
+    assert f"{flag} {float(value)}" in capsys.readouterr().err
+    assert not out.exists()
