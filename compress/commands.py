@@ -2,8 +2,9 @@
 ``validate`` run one stage each on the same output folder.
 
 This module imports no torch: the arguments are defined from plain registries, so ``--help``
-works on a device install, and every argument is checked (files exist, numbers in range, specs
-parse) before anything is trained or created. The stages are imported when a command runs.
+works on a device install, and every argument is checked (``cli_checks``: files exist, numbers
+in range, specs parse) before anything is trained or created. The stages are imported when a
+command runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from motivnet_edge.compress.cli_checks import (
+    check_distil_args,
+    check_labelled_eval,
+    check_quant_args,
+)
 from motivnet_edge.compress.quiet import quiet_third_party
 from motivnet_edge.compress.registry import (
     DEFAULT_SIZE,
@@ -23,11 +29,10 @@ from motivnet_edge.compress.registry import (
     STUDENTS,
     imagenet_available,
 )
-from motivnet_edge.targets.classifier_spec import OUTPUT_KINDS, ClassifierSpec, load_spec
-from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.classifier_spec import OUTPUT_KINDS
 from motivnet_edge.targets.formats import FORMATS
 from motivnet_edge.targets.labels import parse_label_list
-from motivnet_edge.targets.preprocess import COLORS, REGIONS, CropSpec
+from motivnet_edge.targets.preprocess import COLORS, REGIONS
 
 log = logging.getLogger(__name__)
 
@@ -150,102 +155,6 @@ def _labelled_arg(p: argparse.ArgumentParser) -> None:
                         "teacher, the FP32 student and every INT8 artifact on")
 
 
-# ---- checking the arguments before anything runs -------------------------------------------
-
-def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise MotivnetError(f"{name} {text!r} is not a comma-separated list of numbers") from exc
-
-
-def _exists(path: Path | None, what: str, kind: str = "file") -> None:
-    if path is None:
-        return
-    ok = path.is_file() if kind == "file" else path.exists()
-    if not ok:
-        raise MotivnetError(f"{what} {path} does not exist")
-
-
-def teacher_spec(args: argparse.Namespace) -> ClassifierSpec | None:
-    """The exported teacher's spec: --teacher-spec, with any --teacher-* flag overriding it."""
-    base = load_spec(args.teacher_spec) if args.teacher_spec else None
-    flags = {"color": args.teacher_color, "region": args.teacher_crop,
-             "mean": _floats(args.teacher_mean, "--teacher-mean"),
-             "std": _floats(args.teacher_std, "--teacher-std")}
-    if args.teacher_size:
-        try:
-            flags["height"], flags["width"] = (int(v) for v in
-                                               args.teacher_size.lower().split("x"))
-        except ValueError as exc:
-            raise MotivnetError(f"--teacher-size {args.teacher_size!r} is not HxW") from exc
-    given = {k: v for k, v in flags.items() if v is not None}
-    labels = args.teacher_labels or (base.labels if base else None)
-    if base is None and labels is None:
-        return None
-    if labels is None:
-        raise MotivnetError("--teacher-labels: an exported teacher needs its classes in output "
-                            "order (or --teacher-spec)")
-    crop = base.crop if base else CropSpec(margin=args.margin)
-    return ClassifierSpec(tuple(labels), CropSpec.from_dict({**crop.to_dict(), **given}),
-                          args.teacher_outputs or (base.outputs if base else "auto"))
-
-
-def check_distil_args(args: argparse.Namespace) -> None:
-    """Every distil argument checked, nothing created: files exist, folders hold images,
-    numbers are in range, the teacher spec parses."""
-    from motivnet_edge.compress.data import media_files
-
-    if args.out.exists() and not args.out.is_dir():
-        raise MotivnetError(f"--out {args.out} is a file, not a folder")
-    _exists(args.teacher, "teacher")
-    args.spec = teacher_spec(args)
-    for d in [*args.data, *args.calibration_data]:
-        if not media_files(d):
-            raise MotivnetError(f"data {d} holds no image or video "
-                                f"(jpg, png, bmp, webp, mp4, avi, ...)")
-    _exists(args.labelled, "labelled data", "any")
-    _exists(args.detector, "face detector model")
-    weights = args.student_weights
-    if weights not in (None, "imagenet"):
-        _exists(Path(weights), "student weights")
-    for name, low in (("size", 16), ("synthetic", 8), ("every", 1)):
-        if getattr(args, name) < low:
-            raise MotivnetError(f"--{name} {getattr(args, name)} must be at least {low}")
-    for name in ("epochs", "batch"):
-        value = getattr(args, name)
-        if value is not None and value < (2 if name == "batch" else 1):
-            raise MotivnetError(f"--{name} {value} is too small")
-    if not 0.0 < args.val_fraction < 1.0:
-        raise MotivnetError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
-    if args.margin < 0:
-        raise MotivnetError(f"--margin {args.margin} must be >= 0")
-    if args.augment is not None and not 0.0 <= args.augment <= 3.0:
-        raise MotivnetError(f"--augment {args.augment} must be between 0 and 3")
-    if args.mixup is not None and not 0.0 <= args.mixup <= 1.0:
-        raise MotivnetError(f"--mixup {args.mixup} must be between 0 and 1")
-
-
-def check_quant_args(args: argparse.Namespace) -> None:
-    args.format_list = _formats(args.formats)
-    if args.qat_steps is not None and args.qat_steps < 0:
-        raise MotivnetError(f"--qat-steps {args.qat_steps} must be >= 0")
-    if args.calibration < 1:
-        raise MotivnetError(f"--calibration {args.calibration} must be at least 1")
-    if args.gate <= 0.0:  # above 1 nothing passes: every format keeps its best trial, rejected
-        raise MotivnetError(f"--gate {args.gate} must be above 0")
-
-
-def _formats(text: str) -> tuple[str, ...]:
-    fmts = tuple(f.strip() for f in text.split(",") if f.strip())
-    bad = [f for f in fmts if f not in FORMATS]
-    if bad or not fmts:
-        raise MotivnetError(f"--formats {text!r}: each must be one of {', '.join(FORMATS)}")
-    return fmts
-
-
 # ---- running the stages ---------------------------------------------------------------------
 
 def is_real_run(args: argparse.Namespace) -> bool:
@@ -358,7 +267,7 @@ def run_validate(args: argparse.Namespace) -> int:
     from motivnet_edge.compress.validate_stage import stage_validate
 
     check_quant_args(args)
-    _exists(args.labelled_eval, "labelled data", "any")
+    check_labelled_eval(args)
     report, ok = stage_validate(args.out, _gate(args), args.labelled_eval)
     print_report(report)
     return 0 if ok else 1
@@ -373,7 +282,7 @@ def run_compress(args: argparse.Namespace) -> int:
 
     check_distil_args(args)
     check_quant_args(args)
-    _exists(args.labelled_eval, "labelled data", "any")
+    check_labelled_eval(args)
     run_distil(args, checked=True)
     stage_export(args.out)
     gate = _gate(args)

@@ -23,7 +23,7 @@ from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import SUFFIXES
 from motivnet_edge.targets.labels import AFFECTNET7, reorder_index
-from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs, normalize
+from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs, normalize_batch
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Teacher:
         """Logits for faces already cut to this teacher's input (uint8, N x H x W x C, as
         :func:`~motivnet_edge.targets.preprocess.cut` gives): distillation shows the teacher the
         same augmented (and mixed) view as the student."""
-        return self._outputs(np.stack([normalize(i, self.crop) for i in images]))
+        return self._outputs(normalize_batch(images, self.crop))
 
     def _outputs(self, batch: np.ndarray) -> np.ndarray:
         return self.spec.logits(self._logits(batch))[:, self._index].astype(np.float32)

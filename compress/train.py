@@ -34,7 +34,7 @@ from motivnet_edge.compress.checkpoints import save_checkpoint
 from motivnet_edge.compress.progress import Progress
 from motivnet_edge.compress.teachers import Teacher
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs, normalize
+from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs, normalize_batch
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
             if cfg.consistent:
                 views, teacher_views = augmented_views(batch, (spec, teacher.crop), rng,
                                                        cfg.augment, cfg.mixup)
-                x = _channels_last(np.stack([normalize(v, spec) for v in views])).to(device)
+                x = _channels_last(normalize_batch(views, spec)).to(device)
                 target = torch.from_numpy(teacher.predict_cut(teacher_views)).to(device)
             else:
                 x = make_tensor(batch, spec, rng, cfg.augment).to(device)

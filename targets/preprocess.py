@@ -305,6 +305,11 @@ def normalize(img: np.ndarray, spec: CropSpec) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(2, 0, 1) if spec.layout == "nchw" else out)
 
 
+def normalize_batch(images: np.ndarray | Sequence[np.ndarray], spec: CropSpec) -> np.ndarray:
+    """Faces already cut (uint8, as :func:`cut` gives) stacked into one model batch."""
+    return np.stack([normalize(i, spec) for i in images])
+
+
 def make_batch(frame: np.ndarray, faces: Sequence[Face | Box | None], spec: CropSpec
                ) -> np.ndarray:
     """All faces of one frame stacked into one batch."""

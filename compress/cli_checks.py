@@ -1,0 +1,111 @@
+"""Every command-line argument of the compress commands checked before anything runs: files
+exist, folders hold images, numbers are in range, specs parse; nothing is created on a bad
+argument. No torch here, like the commands that call it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from motivnet_edge.targets.classifier_spec import ClassifierSpec, load_spec
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.formats import FORMATS
+from motivnet_edge.targets.preprocess import CropSpec
+
+
+def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise MotivnetError(f"{name} {text!r} is not a comma-separated list of numbers") from exc
+
+
+def _exists(path: Path | None, what: str, kind: str = "file") -> None:
+    if path is None:
+        return
+    ok = path.is_file() if kind == "file" else path.exists()
+    if not ok:
+        raise MotivnetError(f"{what} {path} does not exist")
+
+
+def teacher_spec(args: argparse.Namespace) -> ClassifierSpec | None:
+    """The exported teacher's spec: --teacher-spec, with any --teacher-* flag overriding it."""
+    base = load_spec(args.teacher_spec) if args.teacher_spec else None
+    flags = {"color": args.teacher_color, "region": args.teacher_crop,
+             "mean": _floats(args.teacher_mean, "--teacher-mean"),
+             "std": _floats(args.teacher_std, "--teacher-std")}
+    if args.teacher_size:
+        try:
+            flags["height"], flags["width"] = (int(v) for v in
+                                               args.teacher_size.lower().split("x"))
+        except ValueError as exc:
+            raise MotivnetError(f"--teacher-size {args.teacher_size!r} is not HxW") from exc
+    given = {k: v for k, v in flags.items() if v is not None}
+    labels = args.teacher_labels or (base.labels if base else None)
+    if base is None and labels is None:
+        return None
+    if labels is None:
+        raise MotivnetError("--teacher-labels: an exported teacher needs its classes in output "
+                            "order (or --teacher-spec)")
+    crop = base.crop if base else CropSpec(margin=args.margin)
+    return ClassifierSpec(tuple(labels), CropSpec.from_dict({**crop.to_dict(), **given}),
+                          args.teacher_outputs or (base.outputs if base else "auto"))
+
+
+def check_distil_args(args: argparse.Namespace) -> None:
+    """Every distil argument checked, nothing created: files exist, folders hold images,
+    numbers are in range, the teacher spec parses."""
+    from motivnet_edge.compress.data import media_files
+
+    if args.out.exists() and not args.out.is_dir():
+        raise MotivnetError(f"--out {args.out} is a file, not a folder")
+    _exists(args.teacher, "teacher")
+    args.spec = teacher_spec(args)
+    for d in [*args.data, *args.calibration_data]:
+        if not media_files(d):
+            raise MotivnetError(f"data {d} holds no image or video "
+                                f"(jpg, png, bmp, webp, mp4, avi, ...)")
+    _exists(args.labelled, "labelled data", "any")
+    _exists(args.detector, "face detector model")
+    weights = args.student_weights
+    if weights not in (None, "imagenet"):
+        _exists(Path(weights), "student weights")
+    for name, low in (("size", 16), ("synthetic", 8), ("every", 1)):
+        if getattr(args, name) < low:
+            raise MotivnetError(f"--{name} {getattr(args, name)} must be at least {low}")
+    for name in ("epochs", "batch"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "batch" else 1):
+            raise MotivnetError(f"--{name} {value} is too small")
+    if not 0.0 < args.val_fraction < 1.0:
+        raise MotivnetError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
+    if args.margin < 0:
+        raise MotivnetError(f"--margin {args.margin} must be >= 0")
+    if args.augment is not None and not 0.0 <= args.augment <= 3.0:
+        raise MotivnetError(f"--augment {args.augment} must be between 0 and 3")
+    if args.mixup is not None and not 0.0 <= args.mixup <= 1.0:
+        raise MotivnetError(f"--mixup {args.mixup} must be between 0 and 1")
+
+
+def check_quant_args(args: argparse.Namespace) -> None:
+    args.format_list = _formats(args.formats)
+    if args.qat_steps is not None and args.qat_steps < 0:
+        raise MotivnetError(f"--qat-steps {args.qat_steps} must be >= 0")
+    if args.calibration < 1:
+        raise MotivnetError(f"--calibration {args.calibration} must be at least 1")
+    if args.gate <= 0.0:  # above 1 nothing passes: every format keeps its best trial, rejected
+        raise MotivnetError(f"--gate {args.gate} must be above 0")
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    fmts = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad or not fmts:
+        raise MotivnetError(f"--formats {text!r}: each must be one of {', '.join(FORMATS)}")
+    return fmts
+
+
+def check_labelled_eval(args: argparse.Namespace) -> None:
+    _exists(args.labelled_eval, "labelled data", "any")
