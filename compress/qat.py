@@ -229,7 +229,59 @@ def export_onnx_qdq(converted, spec: CropSpec, path: Path) -> None:
 
     model = onnx.load(str(path))
     activations_to_uint8(model)
+    biases_to_int32(model)
     onnx.save(model, str(path))
+
+
+def biases_to_int32(model) -> int:
+    """Store each quantised Conv/Gemm's float bias as int32 at scale s_input x s_weight behind a
+    DequantizeLinear: what ONNX Runtime, OpenVINO and LiteRT compute with anyway. Left in float,
+    the graph run with its quantisation simulated (the gate's float source) added the exact
+    bias, the engines the rounded one; EfficientNet-Lite0's stem has weight scales up to 0.49,
+    so the rounding moved 0.4 % of the stem's outputs by a step, and its first depthwise
+    convolution (effective weights up to 23) amplified that to 24 steps: the INT8 files agreed
+    with the simulation on 0.9869 of 1,065 held-out faces, 0.9906 with the biases stored like
+    this. Returns the biases changed."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def scale(name: str) -> np.ndarray | None:
+        node = producer.get(name)
+        if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in inits:
+            return None
+        return numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+
+    replaced: set[str] = set()
+    for node in list(graph.node):
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 3 \
+                or node.input[2] not in inits:
+            continue
+        s_in, s_w = scale(node.input[0]), scale(node.input[1])
+        if s_in is None or s_w is None:
+            continue
+        bias = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
+        step = s_in * s_w * np.ones_like(bias)
+        q = np.rint(bias / step)
+        if np.abs(q).max() >= 2 ** 31:
+            log.warning("%s: bias beyond int32 at scale s_input x s_weight; left in float",
+                        node.name or node.input[2])
+            continue
+        name = node.input[2]
+        graph.initializer.extend([numpy_helper.from_array(q.astype(np.int32), name + "_int32"),
+                                  numpy_helper.from_array(step.astype(np.float32),
+                                                          name + "_int32_scale")])
+        graph.node.insert(list(graph.node).index(node), helper.make_node(
+            "DequantizeLinear", [name + "_int32", name + "_int32_scale"],
+            [name + "_dequantized"], axis=0))
+        node.input[2] = name + "_dequantized"
+        replaced.add(name)
+    still_used = {x for n in graph.node for x in n.input}
+    for name in replaced - still_used:
+        graph.initializer.remove(inits[name])
+    return len(replaced)
 
 
 def activations_to_uint8(model) -> int:

@@ -108,3 +108,57 @@ def test_onnx_activations_are_uint8_and_weights_int8_with_the_same_numbers(tmp_p
     zps = {i.name: i.data_type for i in model.graph.initializer}
     assert zps["wz"] == TensorProto.INT8 and zps["z_u8"] == TensorProto.UINT8 and "z" not in zps
     np.testing.assert_array_equal(run(model), before)
+
+
+def test_int32_biases_make_the_simulated_graph_compute_what_the_engine_does(tmp_path):
+    """ONNX Runtime runs a quantised Conv with its bias rounded to int32 at s_input x s_weight;
+    with the bias left in float, the graph simulated in float (the gate's float source) added
+    the exact bias instead, and a large weight scale made that a visible difference."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = rng.integers(-1, 2, (8, 4, 3, 3)).astype(np.int8)
+    # bias steps of 0.05 against output steps of 0.0613 (no exact ties): rounding the bias
+    # moves many outputs
+    bias = (rng.integers(-20, 20, 8) + 0.45) * 0.05  # 0.45 of a step off the grid
+    inits = [numpy_helper.from_array(weights, "w"),
+             numpy_helper.from_array(np.full(8, 0.5, np.float32), "ws"),
+             numpy_helper.from_array(np.zeros(8, np.int8), "wz"),
+             numpy_helper.from_array(bias.astype(np.float32), "b"),
+             numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+             numpy_helper.from_array(np.array(128, np.uint8), "z"),
+             numpy_helper.from_array(np.array(0.0613, np.float32), "so"),
+             numpy_helper.from_array(np.array(128, np.uint8), "zo")]
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+         helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+         helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+         helper.make_node("Conv", ["xd", "wd", "b"], ["y"], pads=[1, 1, 1, 1]),
+         helper.make_node("QuantizeLinear", ["y", "so", "zo"], ["yq"]),
+         helper.make_node("DequantizeLinear", ["yq", "so", "zo"], ["out"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    x = rng.normal(0, 0.15, (1, 4, 8, 8)).astype(np.float32)
+
+    def run(m, fused: bool):
+        import onnxruntime as ort
+
+        path = tmp_path / "m.onnx"
+        onnx.save(m, str(path))
+        opts = ort.SessionOptions()
+        if not fused:
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(
+            None, {"x": x})[0]
+
+    engine = run(model, fused=True)
+    assert not np.array_equal(run(model, fused=False), engine)  # the float bias differs
+    assert qat.biases_to_int32(model) == 1
+    stored = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert "b" not in stored and stored["b_int32"].dtype == np.int32
+    np.testing.assert_allclose(stored["b_int32_scale"], 0.1 * 0.5)
+    np.testing.assert_array_equal(run(model, fused=False), engine)
+    np.testing.assert_array_equal(run(model, fused=True), engine)
