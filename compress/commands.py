@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 PRESETS = {
     "demo": dict(epochs=4, min_steps=0, batch=32, lr=2e-3, balance=0.0, augment=0.5,
                  consistent=False, mixup=0.0),
-    "real": dict(epochs=4, min_steps=0, batch=64, lr=1e-3, balance=1.0, augment=2.0,
+    "real": dict(epochs=7, min_steps=0, batch=64, lr=1e-3, balance=1.0, augment=2.0,
                  consistent=True, mixup=0.5),
 }
 
@@ -104,7 +104,7 @@ def _student_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--student-weights",
                    help="imagenet (the installed weights package) or a local state dict; "
                         "default: imagenet where auto picked the student and they are installed")
-    s.add_argument("--epochs", type=int, help="epochs, at least (demo 4, real 4)")
+    s.add_argument("--epochs", type=int, help="epochs, at least (demo 4, real 7)")
     s.add_argument("--min-steps", type=int, help="train at least this many optimizer steps (a "
                    "small data set gets more epochs; 0 by default)")
     s.add_argument("--batch", type=int, help="batch size (demo 32, real 64)")
