@@ -25,6 +25,7 @@ from motivnet_edge.compress.registry import (
     DEFAULT_SIZE,
     DEFAULT_STUDENT,
     MOTIVNET_SIZES,
+    QAT_TARGETS,
     REAL_FACES_STUDENT,
     STUDENTS,
     imagenet_available,
@@ -142,6 +143,9 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
                    help="quantization-aware fine-tuning steps before INT8 (default: 250 for "
                         "real photos, 60 for the synthetic demo); 0 turns it off")
     q.add_argument("--qat-lr", type=float, default=2e-5, help="its peak learning rate")
+    q.add_argument("--qat-target", default="student", choices=QAT_TARGETS,
+                   help="what the quantised model learns to reproduce: the FP32 student's own "
+                        "outputs (default; keeps the student) or the teacher's cached outputs")
     q.add_argument("--qat-weight-bits", type=int, default=7, choices=(7, 8),
                    help="int8 weights in this many bits' range: 7 keeps ONNX Runtime's u8s8 "
                         "kernels on CPUs without VNNI from saturating (stored as int8 either "
@@ -247,7 +251,7 @@ def qat_config(args: argparse.Namespace):
     if steps is None:
         steps = 60 if load_run(args.out).data == "synthetic" else 250
     return QatConfig(steps=steps, lr=args.qat_lr, weight_bits=args.qat_weight_bits,
-                     seed=getattr(args, "seed", 0))
+                     target=args.qat_target, seed=getattr(args, "seed", 0))
 
 
 def run_quantize(args: argparse.Namespace) -> int:

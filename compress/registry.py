@@ -10,6 +10,9 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
+# what quantization-aware fine-tuning learns to reproduce (compress.qat.QatConfig.target)
+QAT_TARGETS = ("student", "teacher")
+
 _FULL_HEAD = dict(img_size=(1024, 768), dec_dim=1152, dec_heads=8, dec_ffn=2048)
 MOTIVNET_SIZES: dict[str, dict] = {
     # a few layers, a small width, 128x96 input (an 8x6 grid): for tests and the demo

@@ -33,8 +33,8 @@ class SmallNet(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
-@pytest.mark.slow
-def test_qat_makes_full_int8_files_that_agree_with_their_float_source(tmp_path):
+def _small_student():
+    """(spec, rng, crops, SmallNet with BN statistics of the crops, its logits on them)."""
     torch.manual_seed(0)
     spec = CropSpec(height=32, width=32, margin=0.0, mean=(127.5,), std=(127.5,))
     rng = np.random.default_rng(0)
@@ -46,7 +46,13 @@ def test_qat_makes_full_int8_files_that_agree_with_their_float_source(tmp_path):
             model(torch.from_numpy(np.stack([c.input(spec) for c in crops[i:i + 32]])))
     model.eval()
     with torch.no_grad():
-        teacher = model(torch.from_numpy(np.stack([c.input(spec) for c in crops]))).numpy()
+        logits = model(torch.from_numpy(np.stack([c.input(spec) for c in crops]))).numpy()
+    return spec, rng, crops, model, logits
+
+
+@pytest.mark.slow
+def test_qat_makes_full_int8_files_that_agree_with_their_float_source(tmp_path):
+    spec, rng, crops, model, teacher = _small_student()
     cfg = qat.QatConfig(steps=30, batch=32, lr=1e-4, balance=0.0, augment=0.0)
     prepared, quantizer = qat.finetune(model, spec, crops, teacher * 3, cfg, progress=False)
     folder = tmp_path / "qat"
@@ -72,6 +78,30 @@ def test_qat_makes_full_int8_files_that_agree_with_their_float_source(tmp_path):
     # int8 weights stored in the ONNX file, not float ones quantised at run time
     assert inspect_precision(tmp_path / artifact_name("student", "int8", "onnx")
                              )["float_weight_tensors"] == 0
+
+
+@pytest.mark.slow
+def test_qat_keeps_the_fp32_student_unless_told_to_fit_the_teacher():
+    """By default the quantised model learns the FP32 student's own outputs; with target
+    teacher it learns the teacher's, here a teacher that answers otherwise."""
+    import copy
+
+    spec, _, crops, model, logits = _small_student()
+    other = np.roll(logits, 1, axis=1) * 3
+    x = torch.from_numpy(np.stack([c.input(spec) for c in crops]))
+    agreement = {}
+    for target in ("student", "teacher"):
+        cfg = qat.QatConfig(steps=40, batch=32, lr=1e-2, balance=0.0, augment=0.0,
+                            target=target)
+        prepared, _ = qat.finetune(copy.deepcopy(model), spec, crops, other, cfg,
+                                   progress=False)
+        with torch.no_grad():
+            agreement[target] = float(np.mean(prepared(x).numpy().argmax(1) == logits.argmax(1)))
+    assert agreement["student"] >= 0.9, agreement
+    assert agreement["teacher"] < agreement["student"] - 0.3, agreement
+    with pytest.raises(ValueError, match="'labels'"):
+        qat.finetune(model, spec, crops, other, qat.QatConfig(steps=1, target="labels"),
+                     progress=False)
 
 
 def test_onnx_activations_are_uint8_and_weights_int8_with_the_same_numbers(tmp_path):
