@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", default="run", choices=("run", "collect"),
                    help="run (default): measure this host; collect: gather every device's "
                         "published results from a broker")
-    p.add_argument("--artifacts", type=Path, help="a compress output folder")
+    p.add_argument("--artifacts", type=Path, help="a compress output folder (default: the "
+                   "emotion model shipped in the package)")
     data = p.add_mutually_exclusive_group()
     data.add_argument("--labelled", type=Path, help="labelled photos: a CSV of image,emotion "
                       "or class folders (accuracy, macro and per-class recall)")
@@ -76,6 +77,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=300, help="--e2e: frames to process")
     p.add_argument("--haar-scale", type=float, help="--e2e: the Haar cascade's scale_factor")
     p.add_argument("--python", help="--e2e: a device install's interpreter")
+    p.add_argument("--device-python", help="also run every artifact in this interpreter (a "
+                   "device install's python, e.g. /opt/motivnet-edge/current/venv/bin/python) "
+                   "and compare with this host's run; its times are marked when emulated")
+    p.add_argument("--device-root", type=Path, help="with --device-python: the root file "
+                   "system it runs in (chroot), e.g. an emulated arm64 Debian")
 
 
 def faces_for(args: argparse.Namespace) -> tuple[list, np.ndarray | None, str]:
@@ -239,14 +245,20 @@ def run(args: argparse.Namespace) -> int:
         return collect(args)
     info = host_info()
     print(f"host: {describe(info)}", file=sys.stderr)
-    if args.artifacts is not None and not args.artifacts.is_dir():
+    if args.artifacts is None:
+        from motivnet_edge.edge.shipped import default_model
+
+        args.artifacts = default_model()
+        log.info("artifacts: the shipped model, %s", args.artifacts)
+    if not args.artifacts.is_dir():
         raise MotivnetError(f"--artifacts {args.artifacts} is not a folder")
     gate = report.parse_gate(args.gate) if args.gate else None
     rows = full_model_rows(args, info)
     rows += artifact_rows(args.artifacts, args.threads) if args.artifacts else []
     rows += baseline_rows(args)
     if not rows:
-        raise MotivnetError("nothing to measure: give --artifacts, --full-model or --baseline")
+        raise MotivnetError(f"nothing to measure in {args.artifacts}: give --artifacts, "
+                            f"--full-model or --baseline")
     faces, labels, source = faces_for(args)
     if args.limit:
         faces, labels = faces[:args.limit], None if labels is None else labels[:args.limit]
@@ -263,6 +275,12 @@ def run(args: argparse.Namespace) -> int:
         if row.runner is not None:
             row.runner.close()
     results = report.assemble(rows, info, source, len(faces), gate, vars(args))
+    if args.device_python:
+        from motivnet_edge.benchmarks import device_rows
+
+        results["device"] = device_rows.measure(args.artifacts, faces, labels,
+                                                args.device_python, args.device_root,
+                                                args.threads)
     if args.e2e:
         from motivnet_edge.benchmarks.e2e import run_e2e
 

@@ -118,6 +118,10 @@ def markdown(results: dict) -> str:
     if gate["limits"]:
         lines.append(f"\nGate {gate['limits']}: " + ("passed" if gate["passed"] else
                                                       f"FAILED by {', '.join(gate['failed'])}"))
+    if "device" in results:
+        from motivnet_edge.benchmarks.device_rows import markdown as device_markdown
+
+        lines += ["", device_markdown(results["device"])]
     return "\n".join(lines)
 
 

@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("edge.daemon", "run the headless daemon: cameras in, emotions out over MQTT",
             "onnx"),
     "service": ("edge.service", "print or write the systemd unit for this install", "onnx"),
+    "classify": ("edge.classify", "what emotion each face in photos, a folder, a video or a "
+                 "camera shows (the shipped model by default)", "onnx"),
+    "bundle": ("edge.bundle", "one .tar.gz that installs a device of a target offline",
+               "onnx"),
+    "verify": ("edge.verify", "check a bundle's files and model before installing it", "onnx"),
     "bench": ("benchmarks.bench", "every target against the full model: accuracy, latency, "
               "size, memory in one table (bench collect: every device's)", "onnx"),
 }

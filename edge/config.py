@@ -16,12 +16,15 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from motivnet_edge.edge.shipped import default_model
 from motivnet_edge.targets.errors import MotivnetError
 
 
 @dataclass
 class ModelConfig:
-    artifact: str = ""  # .onnx, .xml or .tflite made by `motivnet-edge compress`
+    # .onnx, .xml or .tflite made by `motivnet-edge compress`, or its output folder (the target
+    # profile picks the file); default: the emotion model shipped in the package
+    artifact: str = ""
     target: str = "auto"  # a profile from `motivnet-edge targets`, or auto
     engine: str | None = None  # override the profile's engine
     threads: int | None = None
@@ -154,8 +157,7 @@ def _convert(hint, value, where: str):
 
 def _check(cfg: Config) -> None:
     if not cfg.model.artifact:
-        raise MotivnetError("config model.artifact: required (an artifact from "
-                            "'motivnet-edge compress')")
+        cfg.model.artifact = str(default_model())
     if not cfg.cameras:
         raise MotivnetError("config cameras: at least one camera is needed")
     names = [c.name for c in cfg.cameras]

@@ -45,20 +45,59 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("cpu", "any CPU: ONNX Runtime, else LiteRT, else OpenVINO", (
         Choice("onnxruntime", "int8", "onnx", "cpu"),
         Choice("litert", "int8", "tflite"),
-        Choice("openvino", "int8", "openvino", "CPU", "f32"))),
+        Choice("openvino", "int8", "openvino", "CPU", "f32"),
+        Choice("openvino", "int8", "onnx", "CPU", "f32"))),
     Profile("rpi", "Raspberry Pi: LiteRT INT8 with XNNPACK, else ONNX Runtime", (
         Choice("litert", "int8", "tflite"),
         Choice("onnxruntime", "int8", "onnx", "cpu"))),
-    Profile("jetson", "NVIDIA Jetson: ONNX Runtime TensorRT fp16 with an engine cache, else CUDA", (
+    Profile("jetson", "NVIDIA Jetson: ONNX Runtime TensorRT fp16 with an engine cache, else CUDA "
+            "(the INT8 ONNX file in TensorRT int8 where no FP32 file is there)", (
         Choice("onnxruntime", "fp32", "onnx", "tensorrt", "fp16"),
-        Choice("onnxruntime", "fp32", "onnx", "cuda"))),
+        Choice("onnxruntime", "fp32", "onnx", "cuda"),
+        Choice("onnxruntime", "int8", "onnx", "tensorrt", "int8"),
+        Choice("onnxruntime", "int8", "onnx", "cuda"))),
     Profile("intel-npu", "Intel NPU through OpenVINO (static shape)", (
-        Choice("openvino", "int8", "openvino", "NPU", None, {"static_shape": True}),)),
+        Choice("openvino", "int8", "openvino", "NPU", None, {"static_shape": True}),
+        Choice("openvino", "int8", "onnx", "NPU", None, {"static_shape": True}))),
     Profile("intel-gpu", "Intel GPU through OpenVINO", (
-        Choice("openvino", "int8", "openvino", "GPU", "f16"),)),
+        Choice("openvino", "int8", "openvino", "GPU", "f16"),
+        Choice("openvino", "int8", "onnx", "GPU", "f16"))),
     Profile("intel-cpu", "Intel CPU through OpenVINO, f32 precision hint", (
-        Choice("openvino", "int8", "openvino", "CPU", "f32"),)),
+        Choice("openvino", "int8", "openvino", "CPU", "f32"),
+        Choice("openvino", "int8", "onnx", "CPU", "f32"))),
 )}
+
+
+def passed_files(folder: Path) -> set[str] | None:
+    """The artifact files of a compress output folder that its manifest lists as passing the
+    gate (a rejected file's role starts with ``rejected-``); None when there is no manifest."""
+    import json
+
+    from motivnet_edge.targets.metadata import MANIFEST
+
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        entries = json.loads(path.read_text())["files"]
+        return {e["path"] for e in entries if not str(e.get("role", "")).startswith("rejected")}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MotivnetError(f"manifest {path} is not a valid manifest: {exc}") from exc
+
+
+def folder_choices(profile: Profile, folder: Path) -> tuple[list[Choice], list[str]]:
+    """The profile's choices whose file is in ``folder`` (and passed the gate where a manifest
+    says), in order of preference, and why the others are left out."""
+    passed = passed_files(folder)
+    kept, reasons = [], []
+    for c in profile.choices:
+        if not (Path(folder) / c.artifact).is_file():
+            reasons.append(f"{c.engine}/{c.device}: no {c.artifact} in {folder}")
+        elif passed is not None and c.artifact not in passed:
+            reasons.append(f"{c.engine}/{c.device}: {c.artifact} did not pass the gate")
+        else:
+            kept.append(c)
+    return kept, reasons
 
 
 def _read(path: str) -> str:
@@ -131,14 +170,20 @@ def choice_available(choice: Choice, facts: HostFacts) -> str | None:
         f"OpenVINO sees no {choice.device} (devices: {', '.join(devices)})"
 
 
-def profile_status(profile: Profile, facts: HostFacts) -> tuple[Choice | None, list[str]]:
-    """The first choice that can run here, and the reasons the others cannot."""
+def profile_status(profile: Profile, facts: HostFacts, folder: Path | None = None
+                   ) -> tuple[Choice | None, list[str]]:
+    """The first choice that can run here (and, given a compress output folder, whose file is
+    there), and the reasons the others cannot."""
     reasons = []
     if profile.name == "rpi" and "raspberry pi" not in facts.device_tree_model.lower():
         reasons.append("not a Raspberry Pi (no such device-tree model)")
     if profile.name == "jetson" and not facts.tegra_release:
         reasons.append("not a Jetson (no /etc/nv_tegra_release)")
-    for c in profile.choices:
+    choices = profile.choices
+    if folder is not None:
+        choices, missing = folder_choices(profile, folder)
+        reasons += missing
+    for c in choices:
         why = choice_available(c, facts)
         if why is None:
             return c, reasons
@@ -146,8 +191,8 @@ def profile_status(profile: Profile, facts: HostFacts) -> tuple[Choice | None, l
     return None, reasons
 
 
-def auto_profile(facts: HostFacts) -> str:
-    """The best profile for this host."""
+def auto_profile(facts: HostFacts, folder: Path | None = None) -> str:
+    """The best profile for this host (and the files of ``folder``, when given)."""
     order = []
     if facts.tegra_release:
         order.append("jetson")
@@ -155,7 +200,7 @@ def auto_profile(facts: HostFacts) -> str:
         order.append("rpi")
     order += ["intel-npu", "intel-gpu", "cpu"]
     for name in order:
-        if profile_status(PROFILES[name], facts)[0] is not None:
+        if profile_status(PROFILES[name], facts, folder)[0] is not None:
             return name
     raise MotivnetError("no target can run here: install one engine, e.g. "
                         "pip install 'motivnet-edge[onnx]'")
@@ -167,11 +212,12 @@ def resolve(target: str, artifact: str | Path, engine: str | None = None,
     """(artifact file, engine, options, profile name) for ``target`` and an artifact file or a
     compress output folder."""
     facts = host_facts()
-    name = auto_profile(facts) if target == "auto" else target
+    artifact = Path(artifact)
+    folder = artifact if artifact.is_dir() else None
+    name = auto_profile(facts, folder) if target == "auto" else target
     if name not in PROFILES:
         raise MotivnetError(f"unknown target {target!r}; known: auto, {', '.join(PROFILES)}")
-    choice, reasons = profile_status(PROFILES[name], facts)
-    artifact = Path(artifact)
+    choice, reasons = profile_status(PROFILES[name], facts, folder)
     if choice is None:
         raise MotivnetError(f"target {name} cannot run here: {'; '.join(reasons)}")
     path = artifact / choice.artifact if artifact.is_dir() else artifact

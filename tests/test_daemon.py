@@ -9,48 +9,10 @@ import sys
 import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from tests.helpers import onnx_artifact, synthetic_video
-
-
-class Subscriber:
-    """Collects every message under ``prefix/#`` at QoS 1 with a persistent session."""
-
-    def __init__(self, port: int, prefix: str = "motivnet") -> None:
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{port}",
-                                  clean_session=False)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client, userdata, msg) -> None:
-        with self.lock:
-            self.messages.append((msg.topic, msg.payload, msg.retain))
-
-    def on(self, suffix: str) -> list[bytes]:
-        with self.lock:
-            return [p for t, p, _ in self.messages if t.endswith(suffix)]
-
-    def wait_for(self, suffix: str, n: int = 1, timeout: float = 60.0) -> list[bytes]:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            got = self.on(suffix)
-            if len(got) >= n:
-                return got
-            time.sleep(0.05)
-        raise AssertionError(f"{n} messages on *{suffix} not seen in {timeout}s: "
-                             f"{len(self.on(suffix))}")
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+from tests.helpers import Subscriber, onnx_artifact, synthetic_video
 
 
 def write_config(tmp_path, port, source, **over):

@@ -40,6 +40,7 @@ def test_cli_help_and_missing_extra_message_without_torch():
 def test_an_explicit_target_loads_only_the_runtime_it_uses(tmp_path):
     """Probing is lazy: the cpu profile's first choice (ONNX Runtime) never imports OpenVINO,
     which would add about 30 MB to the daemon."""
+    (tmp_path / artifact_name("student", "int8", "onnx")).touch()  # resolve picks what is there
     code = ("from motivnet_edge.targets.profiles import resolve\n"
             f"path, engine, options, name = resolve('cpu', {str(tmp_path)!r})\n"
             "assert engine == 'onnxruntime' and 'onnxruntime' in sys.modules\n"

@@ -1,0 +1,167 @@
+"""An emulated device: a Debian root of another CPU (arm64 bookworm, the base of Raspberry Pi OS
+12) made by debootstrap and run here under qemu-user through binfmt_misc.
+
+The bundle tests install into such a root and run the daemon there, and ``bench --python``
+runs a table inside one, so the device install is proven on ARM without a board (speed there
+means nothing: it is emulated). Needs root and Debian's ``qemu-user-static`` and
+``debootstrap``. The root is built once and cached under the cache folder, keyed by its
+inputs; each use works on a fresh copy. ``/proc`` is mounted inside and ``/sys`` is not: ONNX
+Runtime segfaults under qemu when ``/sys`` is there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import platform
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from motivnet_edge.targets.errors import MotivnetError
+
+log = logging.getLogger(__name__)
+
+# machine name -> (Debian architecture, qemu name)
+ARCHES = {"aarch64": ("arm64", "aarch64")}
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+SUITE = "bookworm"
+PACKAGES = ("python3", "python3-venv")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MOTIVNET_CACHE") or Path.home() / ".cache" / "motivnet-edge")
+
+
+def qemu_binary(arch: str) -> str | None:
+    return shutil.which(f"qemu-{ARCHES[arch][1]}-static")
+
+
+def missing(arch: str = "aarch64") -> str | None:
+    """Why an emulated ``arch`` root cannot be had here, or None."""
+    if platform.machine() == arch:
+        return f"this machine is {arch} already: nothing to emulate"
+    if os.geteuid() != 0:
+        return "needs root (debootstrap, chroot, mounts)"
+    for tool, package in ((f"qemu-{ARCHES[arch][1]}-static", "qemu-user-static"),
+                          ("debootstrap", "debootstrap"), ("chroot", "coreutils")):
+        if not shutil.which(tool):
+            return f"no {tool}: apt-get install {package}"
+    try:
+        ensure_binfmt(arch)
+    except MotivnetError as exc:
+        return str(exc)
+    return None
+
+
+def _binfmt_line(arch: str) -> str:
+    """The registration line for qemu-user with the F flag (the kernel opens the interpreter
+    at registration, so it works inside a chroot that has no copy of qemu). Magic and mask
+    from the qemu package's own binfmt.d entry."""
+    conf = Path(f"/usr/lib/binfmt.d/qemu-{ARCHES[arch][1]}.conf")
+    if not conf.is_file():
+        raise MotivnetError(f"no {conf}: apt-get install qemu-user-static")
+    fields = conf.read_text().strip().split(":")
+    magic, mask = fields[4], fields[5]
+    return f":motivnet-{arch}:M::{magic}:{mask}:{qemu_binary(arch)}:F"
+
+
+def ensure_binfmt(arch: str) -> None:
+    """binfmt_misc mounted, and ``arch`` binaries run by qemu with the F flag."""
+    if not (BINFMT / "register").exists():
+        done = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise MotivnetError(f"binfmt_misc cannot be mounted: {done.stderr.strip()}")
+    for entry in BINFMT.glob(f"*{ARCHES[arch][1]}*"):
+        text = entry.read_text()
+        if "enabled" in text and re.search(r"^flags:.*F", text, re.M):
+            return
+    try:
+        (BINFMT / "register").write_text(_binfmt_line(arch))
+    except OSError as exc:
+        raise MotivnetError(f"cannot register qemu for {arch} in binfmt_misc: {exc}") from exc
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine's apt uses."""
+    for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for url in re.findall(r"(?:^deb\s+|URIs:\s*)(\S+)", text, re.M):
+            if "debian" in url and "security" not in url:
+                return url.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def _run(cmd: list[str], what: str, timeout: float = 1800) -> None:
+    log.info("%s", what)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise MotivnetError(f"{what} failed (exit {done.returncode}):\n{tail}")
+
+
+def cached_root(arch: str = "aarch64", suite: str = SUITE,
+                packages: tuple[str, ...] = PACKAGES) -> Path:
+    """A Debian ``suite`` root for ``arch`` with ``packages``, built once (about five minutes
+    on two cores, most of it the emulated second stage) and cached."""
+    why = missing(arch)
+    if why:
+        raise MotivnetError(f"no emulated {arch} root: {why}")
+    mirror = apt_mirror()
+    key = hashlib.sha256(repr((arch, suite, packages, mirror)).encode()).hexdigest()[:16]
+    root = cache_root() / "roots" / f"{suite}-{ARCHES[arch][0]}-{key}"
+    if (root / ".complete").is_file():
+        return root
+    tmp = root.with_name(root.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    _run(["debootstrap", f"--arch={ARCHES[arch][0]}", "--foreign", "--variant=minbase",
+          f"--include={','.join(packages)}", suite, str(tmp), mirror],
+         f"debootstrap {suite} {ARCHES[arch][0]}, first stage, from {mirror}")
+    _run(["chroot", str(tmp), "/debootstrap/debootstrap", "--second-stage"],
+         f"debootstrap second stage under qemu-{ARCHES[arch][1]} (about 5 minutes)")
+    (tmp / ".complete").write_text(f"{arch} {suite} {' '.join(packages)} {mirror}\n")
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    return root
+
+
+def copy_root(root: Path, dest: Path) -> Path:
+    """A fresh working copy of a cached root."""
+    _run(["cp", "-a", "--reflink=auto", str(root), str(dest)], f"copy {root.name}")
+    return dest
+
+
+@contextlib.contextmanager
+def proc_mounted(root: Path) -> Iterator[Path]:
+    """``/proc`` mounted inside ``root`` (and not ``/sys``) for the duration."""
+    target = root / "proc"
+    target.mkdir(exist_ok=True)
+    _run(["mount", "-t", "proc", "proc", str(target)], f"mount /proc in {root}")
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def chroot_cmd(root: Path, *cmd: str) -> list[str]:
+    """A command line that runs ``cmd`` inside ``root`` with a plain environment."""
+    return ["chroot", str(root), "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root", "LANG=C.UTF-8", *cmd]
+
+
+def remove_root(root: Path) -> None:
+    """Delete a working copy, after making sure nothing is mounted inside it."""
+    subprocess.run(["umount", "-l", str(root / "proc")], capture_output=True, check=False)
+    if (root / "proc" / "self").exists():
+        raise MotivnetError(f"{root}/proc is still mounted: not deleting {root}")
+    shutil.rmtree(root, ignore_errors=True)

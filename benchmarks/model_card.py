@@ -1,0 +1,188 @@
+"""Ship a compress run as the package's emotion model: copy the files a device runs, write their
+manifest and the model card (``MODEL.md``) from the run's own report and benchmark.
+
+    python -m motivnet_edge.benchmarks.model_card --artifacts out/real \\
+        --bench out/real/bench/results.json --commit SHA --command "motivnet-edge compress ..."
+
+Every figure in the card is read from ``report.json`` (written by ``validate
+--labelled-eval``) and the benchmark's ``results.json``, so a rerun of either reproduces it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from motivnet_edge.benchmarks.host import describe
+from motivnet_edge.edge.shipped import MODEL_DIR
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import atomic_path, write_json
+from motivnet_edge.targets.formats import artifact_name
+from motivnet_edge.targets.metadata import MANIFEST
+
+SHIPPED = [artifact_name("student", "int8", "onnx"), artifact_name("student", "int8", "tflite")]
+CLASSES = ("Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger")
+
+
+def ship_files(src: Path, dest: Path) -> list[dict]:
+    """The shipped artifacts copied into ``dest`` and their manifest written; their entries."""
+    manifest = json.loads((src / MANIFEST).read_text())
+    entries = [e for e in manifest["files"] if e["path"] in SHIPPED]
+    if sorted(e["path"] for e in entries) != sorted(SHIPPED):
+        raise MotivnetError(f"{src / MANIFEST} does not list all of {SHIPPED}")
+    for e in entries:
+        if e["role"].startswith("rejected"):
+            raise MotivnetError(f"{e['path']} failed the gate in {src}: not shipped")
+    dest.mkdir(parents=True, exist_ok=True)
+    for e in entries:
+        with atomic_path(dest / e["path"]) as tmp:
+            shutil.copyfile(src / e["path"], tmp)
+    write_json(dest / MANIFEST, {**{k: v for k, v in manifest.items() if k != "files"},
+                                 "files": entries})
+    return entries
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}"
+
+
+def accuracy_table(models: dict[str, dict], teacher_acc: float) -> str:
+    head = ("| model | top-1 % | of the teacher's | macro recall % | agreement with teacher % | "
+            + " | ".join(CLASSES) + " |")
+    lines = [head, "|" + "---|" * (5 + len(CLASSES))]
+    for name, m in models.items():
+        recall = " | ".join(_pct(m["recall"].get(c)) for c in CLASSES)
+        lines.append(f"| {name} | {_pct(m['accuracy'])} | "
+                     f"{100 * m['accuracy'] / teacher_acc:.1f} % | {_pct(m['macro_recall'])} | "
+                     f"{_pct(m.get('agreement_with_teacher'))} | {recall} |")
+    return "\n".join(lines)
+
+
+def speed_table(bench: dict) -> str:
+    lines = ["| row | top-1 % | p50 ms per face | p95 ms | faces/s at batch 8 | x teacher |",
+             "|---|---|---|---|---|---|"]
+    for r in bench["rows"]:
+        if r.get("status") != "ok" or r.get("p50_ms") is None:
+            continue
+        if r["kind"] == "artifact" and r["name"] not in SHIPPED:
+            continue
+        lines.append(f"| {r['row']} | {_pct(r.get('top1'))} | {r['p50_ms']:.3g} | "
+                     f"{r['p95_ms']:.3g} | {r.get('throughput_b8') or ''} | "
+                     f"{r.get('speedup_teacher') or ''} |")
+    return "\n".join(lines)
+
+
+def card(report: dict, bench: dict | None, entries: list[dict], command: str,
+         commit: str) -> str:
+    lab = report["labelled"]
+    models = lab["models"]
+    teacher = report["teacher"]
+    student = report["student"]
+    shown = {"teacher (fer-mobilefacenet, aligned crop)": models["teacher"],
+             "FP32 student (student.pth)": models["student.pth"],
+             **{f"{n} (shipped)": models[n] for n in SHIPPED}}
+    files = "\n".join(f"| `{e['path']}` | {e['bytes']:,} | `{e['sha256']}` |" for e in entries)
+    gate = {n: report["artifacts"][n] for n in SHIPPED}
+    gate_lines = "\n".join(
+        f"- `{n}`: {g['what_it_is']}; agrees with its float source on "
+        f"{100 * g['agreement_with_float']:.2f} % of {g['n']:,} held-out crops, with the teacher "
+        f"on {100 * g['agreement_with_teacher']:.1f} %" for n, g in gate.items())
+    speed = ("Not measured." if bench is None else
+             f"Measured with `motivnet-edge bench` ({bench.get('faces')} faces, one thread, "
+             f"batch 1 after warm-up, rows interleaved) on: **{describe(bench['host'])}**, "
+             f"{bench['host'].get('os', '')}. Engines: "
+             + ", ".join(f"{k} {v}" for k, v in bench["host"].get("versions", {}).items())
+             + ".\n\n" + speed_table(bench))
+    return f"""# motivnet-edge emotion model (shipped default)
+
+An efficientnet_lite0 student (ImageNet start, {student['input']}x{student['input']} px, faces
+aligned on five YuNet landmarks) distilled from OpenCV Zoo's fer-mobilefacenet on real face
+photos, quantised to full INT8 (weights and activations) with quantisation-aware fine-tuning.
+Seven classes in MotivNet's published order: {', '.join(CLASSES)}. It is the model the daemon,
+`motivnet-edge classify` and `motivnet-edge bench` use when no other is given; a target profile
+picks one of its files (`student-int8.tflite` for LiteRT on a Raspberry Pi,
+`student-int8.onnx` for ONNX Runtime, OpenVINO and TensorRT).
+
+## How it was made
+
+commit {commit} of motivnet-edge, with this command (the README's real-face command):
+
+```bash
+{command}
+```
+
+- Teacher: {teacher.get('identity', {}).get('file', 'fer-mobilefacenet')} (OpenCV Zoo,
+  Apache-2.0), its own preprocessing given by the shipped spec `fer-mobilefacenet`.
+- Data: the 8,849 unlabelled face photos of the project's `faces-unlabelled` set (Apache-2.0 and
+  public-domain photos; {report['heldout_crops']:,} of the faces found were held out for the
+  INT8 gate and never trained on). The photos are not shipped; the weights may be (both
+  licences allow it).
+- Evaluation: `faces-dev`, {lab['images']} labelled real photos no training step saw
+  ({lab['faces']} with a face found; its labels are noisy). Its figures chose the recipe
+  (epochs, augmentation), so they are slightly optimistic.
+
+## Files
+
+| file | bytes | sha256 |
+|---|---|---|
+{files}
+
+{gate_lines}
+
+## Accuracy on faces-dev (real photos)
+
+Reproduce: `motivnet-edge validate --out out/real --labelled-eval faces-dev/labels.csv` on the
+run folder (section `labelled` of `report.json`). Per-class columns are recall %.
+{lab['classes_without_model']} of the photos are labelled with classes outside the model's
+seven and count as errors.
+
+{accuracy_table(shown, models['teacher']['accuracy'])}
+
+## Speed
+
+{speed}
+
+## Intended use and known limits
+
+- Intended: a camera or a box that reports which of seven expressions the faces in front of
+  it show, with the probabilities, to its operator; research and prototyping.
+- Known limits: frontal and near-frontal faces that YuNet finds (profile faces, heavy occlusion
+  and faces under about 40 px are not classified well or not found); few fearful and disgusted
+  faces in the training photos, so Fear and Disgust recall is low and noisy; seven classes
+  only: no Contempt and no valence/arousal; it mimics its teacher, errors included (top-1 about
+  54 % on noisy real labels); not validated across ages, skin tones or cultures.
+- Not for: decisions about people (hiring, policing, health, education), or inferring anyone's
+  inner state: an expression is not a feeling.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--artifacts", type=Path, required=True, help="the compress run folder")
+    p.add_argument("--bench", type=Path, help="its benchmark's results.json")
+    p.add_argument("--commit", required=True, help="the commit that made the run")
+    p.add_argument("--command", required=True, help="the command that made the run")
+    p.add_argument("--dest", type=Path, default=MODEL_DIR)
+    args = p.parse_args(argv)
+    try:
+        report = json.loads((args.artifacts / "report.json").read_text())
+        if "labelled" not in report:
+            raise MotivnetError(f"{args.artifacts}/report.json has no labelled section: run "
+                                f"validate --labelled-eval first")
+        bench = json.loads(args.bench.read_text()) if args.bench else None
+        entries = ship_files(args.artifacts, args.dest)
+        text = card(report, bench, entries, args.command, args.commit)
+        with atomic_path(args.dest / "MODEL.md") as tmp:
+            tmp.write_text(text)
+    except (MotivnetError, OSError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"shipped {', '.join(SHIPPED)} and MODEL.md into {args.dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

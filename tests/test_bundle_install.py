@@ -1,0 +1,181 @@
+"""Bundles installed offline as a device installs them, with their own install.sh, and the
+daemon run from the install until its results arrive at a real broker: the ``cpu`` bundle for
+x86_64 into a fresh folder on this machine, and the ``rpi`` bundle for aarch64 into an emulated
+arm64 Debian bookworm root (qemu-user; skipped with the reason where root, qemu-user-static,
+debootstrap or binfmt_misc is missing). Installing again changes nothing; an upgrade keeps the
+previous version and ``--rollback`` returns to it; a flipped byte is refused."""
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from motivnet_edge.benchmarks import emulated
+from tests.bundles import flip_byte, footage, make_bundle, snapshot, unpack
+from tests.helpers import Subscriber
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(path, model, target, source, port):
+    path.write_text(yaml.safe_dump({
+        "device": "bundle-test", "model": {"artifact": str(model), "target": target},
+        "cameras": [{"name": "cam0", "source": str(source)}],
+        "mqtt": {"host": "127.0.0.1", "port": port, "prefix": "motivnet"}}))
+    return path
+
+
+def results(sub: Subscriber) -> list[dict]:
+    faces = [json.loads(p) for p in sub.wait_for("/faces", 1, timeout=120)]
+    assert all(f["faces"] and f["faces"][0]["label"] for f in faces)
+    return faces
+
+
+def install(folder, env, *args):
+    return subprocess.run(["sh", str(folder / "install.sh"), *args], capture_output=True,
+                          text=True, env=env, timeout=900)
+
+
+def test_cpu_bundle_installs_offline_on_x86_64_runs_upgrades_and_rolls_back(
+        tmp_path, broker, project_wheel):
+    if os.uname().machine != "x86_64":
+        pytest.skip("the x86_64 bundle needs an x86_64 host")
+    bundle = make_bundle(tmp_path / "cpu.tar.gz", "cpu", "x86_64", project_wheel, "--wheels")
+    folder = unpack(bundle, tmp_path / "unpacked")
+    assert "WHEELS=all" in (folder / "bundle.env").read_text()  # pip runs with --no-index
+    prefix, conf, units = tmp_path / "opt", tmp_path / "etc", tmp_path / "units"
+    env = {"PATH": os.environ["PATH"], "MOTIVNET_PREFIX": str(prefix),
+           "MOTIVNET_CONF_DIR": str(conf), "MOTIVNET_UNIT_DIR": str(units),
+           "MOTIVNET_USER": pwd.getpwuid(os.geteuid()).pw_name,
+           "MOTIVNET_PYTHON": sys.executable, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": "/dev/null"}
+    res = install(folder, env)
+    assert res.returncode == 0, res.stderr
+    first = os.readlink(prefix / "current")
+    assert (prefix / first / ".complete").is_file()
+    assert str(prefix / "current/model") in (conf / "config.yaml").read_text()
+    assert (units / "multi-user.target.wants/motivnet-edge.service").is_symlink()
+    unit = (units / "motivnet-edge.service").read_text()
+    assert f"ExecStart={prefix}/current/venv/bin/motivnet-edge run --config {conf}/config.yaml" \
+        in unit
+
+    sub = Subscriber(broker.port)
+    config = write_config(tmp_path / "test.yaml", prefix / "current/model", "cpu",
+                         footage(tmp_path / "footage"), broker.port)
+    run = subprocess.run([str(prefix / "current/venv/bin/motivnet-edge"), "run", "--config",
+                          str(config)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert len(results(sub)) >= 2
+    sub.close()
+
+    before = snapshot(prefix, conf, units)
+    again = install(folder, env)
+    assert again.returncode == 0 and "nothing changed" in again.stdout, again.stdout
+    assert snapshot(prefix, conf, units) == before
+
+    kept_config = snapshot(conf)
+    newer = make_bundle(tmp_path / "cpu2.tar.gz", "cpu", "x86_64", project_wheel, "--wheels",
+                        "--glibc", "2.35")
+    res = install(unpack(newer, tmp_path / "unpacked2"), env)
+    assert res.returncode == 0, res.stderr
+    second = os.readlink(prefix / "current")
+    assert second != first and os.readlink(prefix / "previous") == first
+    assert snapshot(conf) == kept_config, "an upgrade keeps the operator's config"
+    res = install(folder, env, "--rollback")
+    assert res.returncode == 0, res.stderr
+    assert os.readlink(prefix / "current") == first
+    assert os.readlink(prefix / "previous") == second
+
+    # an image built with the newer bundle staged: the first boot installs it, then the
+    # oneshot unit is disabled and the bundle removed
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    subprocess.run(["sh", str(folder / "firstboot/stage-into-image.sh"), str(rootfs),
+                    str(newer)], check=True, capture_output=True)
+    staged = rootfs / "var/lib/motivnet-edge-firstboot"
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+    res = subprocess.run(["sh", str(staged / "firstboot.sh")], capture_output=True, text=True,
+                         env={**env, "MOTIVNET_FIRSTBOOT_DIR": str(staged),
+                              "MOTIVNET_UNIT_DIR": str(rootfs / "etc/systemd/system")},
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert os.readlink(prefix / "current") == second
+    assert not (wants / "motivnet-edge-firstboot.service").exists()
+    assert (wants / "motivnet-edge.service").is_symlink()
+    assert not list(staged.glob("*.tar.gz"))
+
+
+@pytest.mark.emulated
+def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, project_wheel):
+    why = emulated.missing("aarch64")
+    if why:
+        pytest.skip(f"no emulated arm64 root: {why}")
+    base = emulated.cached_root("aarch64")
+    bundle = make_bundle(tmp_path / "rpi.tar.gz", "rpi", "aarch64", project_wheel, "--wheels")
+    root = emulated.copy_root(base, tmp_path / "root")
+    try:
+        with emulated.proc_mounted(root):
+            folder = unpack(bundle, root / "tmp" / "bundle")
+            inside = "/" + folder.relative_to(root).as_posix()
+            res = subprocess.run(emulated.chroot_cmd(root, "sh", f"{inside}/install.sh"),
+                                 capture_output=True, text=True, timeout=1200)
+            assert res.returncode == 0, res.stdout + res.stderr
+            assert "motivnet:" in (root / "etc/passwd").read_text()
+            assert (root / "etc/motivnet-edge/config.yaml").is_file()
+            assert (root / "etc/systemd/system/multi-user.target.wants/"
+                    "motivnet-edge.service").is_symlink()
+
+            footage(root / "tmp" / "footage", frames=3)
+            write_config(root / "tmp" / "test.yaml", "/opt/motivnet-edge/current/model", "rpi",
+                        "/tmp/footage", broker.port)
+            sub = Subscriber(broker.port)
+            run = subprocess.run(emulated.chroot_cmd(
+                root, "/opt/motivnet-edge/current/venv/bin/motivnet-edge", "run", "--config",
+                "/tmp/test.yaml"), capture_output=True, text=True, timeout=600)
+            assert run.returncode == 0, run.stderr
+            assert "litert" in run.stderr  # the rpi profile's engine ran the TFLite file
+            assert len(results(sub)) >= 2
+            sub.close()
+
+            # the benchmark's rows run again in the emulated device's own install
+            out = tmp_path / "bench"
+            res = subprocess.run(
+                [sys.executable, "-m", "motivnet_edge.edge.cli", "bench", "--limit", "8",
+                 "--rounds", "1", "--per-round", "2", "--no-rss", "--out", str(out),
+                 "--device-python", "/opt/motivnet-edge/current/venv/bin/python",
+                 "--device-root", str(root)], capture_output=True, text=True, timeout=900)
+            assert res.returncode == 0, res.stderr
+            device = json.loads((out / "results.json").read_text())["device"]
+            assert device["emulated"] and device["machine"] == "aarch64", device
+            assert not device["torch_loaded"]
+            (tfl,) = [r for r in device["rows"] if r["file"] == "student-int8.tflite"]
+            assert tfl["status"] == "ok" and tfl["agreement_with_host"] >= 0.75, tfl
+            assert "EMULATED: not a device figure" in (out / "results.md").read_text()
+
+            watched = [root / "opt/motivnet-edge", root / "etc/motivnet-edge",
+                       root / "etc/systemd/system"]
+            before = snapshot(*watched)
+            again = subprocess.run(emulated.chroot_cmd(root, "sh", f"{inside}/install.sh"),
+                                   capture_output=True, text=True, timeout=600)
+            assert again.returncode == 0 and "nothing changed" in again.stdout, again.stdout
+            assert snapshot(*watched) == before
+
+            bad = root / "tmp" / "bad"
+            shutil.copytree(folder, bad)
+            flip_byte(bad / "model" / "student-int8.tflite")
+            res = subprocess.run(emulated.chroot_cmd(root, "sh", "/tmp/bad/install.sh"),
+                                 capture_output=True, text=True, timeout=600)
+            assert res.returncode != 0 and "student-int8.tflite: FAILED" in res.stderr
+            assert snapshot(*watched) == before
+    finally:
+        emulated.remove_root(root)
+    flipped = tmp_path / "flipped.tar.gz"
+    shutil.copy(bundle, flipped)
+    flip_byte(flipped)
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "verify",
+                          str(flipped)], capture_output=True, text=True)
+    assert res.returncode == 2 and str(flipped) in res.stderr
