@@ -47,14 +47,15 @@ PLATFORMS = ("aarch64", "x86_64")
 # is passed.
 MANYLINUX_FROM = 17
 DEFAULT_GLIBC = "2.36"
-# Where no wheel can be had from the registry for a target: the name and the way to get it.
+# Where no wheel can be had from the registry for a target: what it is, the way to get it, and
+# the package install.sh then takes from local-wheels/.
 NOT_ON_PYPI = {
     ("jetson", "aarch64"): (
         "onnxruntime-gpu for Jetson (CUDA and TensorRT providers)",
         "NVIDIA builds it for each JetPack release: download the wheel for this JetPack and "
         "Python from NVIDIA's Jetson Zoo (elinux.org/Jetson_Zoo#ONNX_Runtime) or the "
         "jetson-ai-lab pip index, put it into local-wheels/ beside install.sh, then run "
-        "install.sh"),
+        "install.sh", "onnxruntime-gpu"),
 }
 
 
@@ -193,7 +194,8 @@ def make_bundle(args: argparse.Namespace) -> tuple[Path, str]:
         (root / BUNDLE_ENV).write_text("".join(
             f"{k.upper()}={info[k]}\n" for k in ("version", "target", "platform", "extra",
                                                  "artifact", "wheels"))
-            + f"PYTHON_VERSION={info['python']}\n")
+            + f"PYTHON_VERSION={info['python']}\n"
+            + f"LOCAL_PACKAGE={missing[2] if missing else ''}\n")
         (root / "config.yaml").write_text(config_template(args.target, choice))
         (root / "motivnet-edge.service").write_text(unit_template())
         for src, rel in DEVICE_FILES:

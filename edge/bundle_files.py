@@ -17,6 +17,7 @@ DEVICE = Path(__file__).resolve().parent / "device"
 SUMS = "SHA256SUMS"
 BUNDLE_MANIFEST = "manifest.json"
 BUNDLE_ENV = "bundle.env"
+LOCAL_WHEELS = "local-wheels"  # a user's own wheels beside the bundle's (a vendor's build)
 # (file shipped in the package, its path inside the bundle)
 DEVICE_FILES = [
     (DEVICE / "install.sh", "install.sh"),
@@ -63,7 +64,7 @@ mqtt:
 """
 
 
-def bundle_readme(info: dict, missing: tuple[str, str] | None) -> str:
+def bundle_readme(info: dict, missing: tuple[str, str, str] | None) -> str:
     name = f"motivnet-edge-{info['version']}-{info['target']}-{info['platform']}"
     wheels = ("every wheel the device needs (Python "
               f"{info['python']}, {info['platform']}, glibc {info['glibc']} or newer): "
@@ -87,7 +88,7 @@ What is here
   SHA256SUMS, manifest.json   the sha256 of every file
 
 Install (as root, on the device)
-  tar -xzf {name}.tar.gz
+  tar -xzf THIS-BUNDLE.tar.gz
   sudo sh {name}/install.sh
   # edit /etc/motivnet-edge/config.yaml (camera, broker), then:
   sudo systemctl restart motivnet-edge
@@ -98,7 +99,7 @@ enables motivnet-edge.service. Running it again changes nothing; a newer bundle 
 keeps the previous version; 'sh install.sh --rollback' returns to it. A failed install leaves
 the running version in place.
 
-Check a bundle before copying it anywhere: motivnet-edge verify {name}.tar.gz
+Check a bundle before copying it anywhere: motivnet-edge verify THIS-BUNDLE.tar.gz
 """
     if missing:
         text += f"""

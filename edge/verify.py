@@ -17,7 +17,7 @@ import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from motivnet_edge.edge.bundle_files import BUNDLE_MANIFEST, file_list
+from motivnet_edge.edge.bundle_files import BUNDLE_MANIFEST, LOCAL_WHEELS, file_list
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.metadata import check_manifest, read_metadata
 
@@ -77,8 +77,11 @@ def read_tar(bundle: Path, model_dir: Path) -> tuple[str, dict[str, tuple[str, i
 
 
 def read_folder(folder: Path) -> tuple[str, dict[str, tuple[str, int]], dict]:
+    """As :func:`read_tar`, for an unpacked bundle (``local-wheels/``, where a user puts a
+    vendor's wheel the registry lacks, is not the bundle's)."""
     files = {e["path"]: (e["sha256"], e["bytes"])
-             for e in file_list(folder, skip={BUNDLE_MANIFEST})}
+             for e in file_list(folder, skip={BUNDLE_MANIFEST})
+             if not e["path"].startswith(LOCAL_WHEELS + "/")}
     manifest = folder / BUNDLE_MANIFEST
     return folder.name, files, _parse_manifest(folder, manifest.read_bytes()
                                                if manifest.is_file() else b"")

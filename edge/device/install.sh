@@ -100,6 +100,12 @@ build_version() {
     set -- --find-links "$HERE/wheels"
     [ -d "$HERE/local-wheels" ] && set -- "$@" --find-links "$HERE/local-wheels"
     [ "$WHEELS" = all ] && set -- "$@" --no-index
+    if [ -n "$LOCAL_PACKAGE" ]; then  # the engine the registry lacks: the vendor's wheel
+        ls "$HERE/local-wheels/"*.whl >/dev/null 2>&1 || \
+            die "this target needs $LOCAL_PACKAGE, which is not in the bundle: put the" \
+                "vendor's wheel into $HERE/local-wheels/ (the README says where to get it)"
+        set -- "$@" "$LOCAL_PACKAGE"
+    fi
     say "installing $req into $dest"
     "$dest/venv/bin/python" -m pip install -q --disable-pip-version-check "$@" "$req" \
         || die "pip could not install $req"
@@ -118,7 +124,8 @@ esac
 
 verify_bundle
 # shellcheck disable=SC1091
-. "$HERE/bundle.env"  # VERSION TARGET PLATFORM PYTHON_VERSION EXTRA ARTIFACT WHEELS (checked)
+. "$HERE/bundle.env"  # VERSION TARGET PLATFORM PYTHON_VERSION EXTRA ARTIFACT WHEELS
+# LOCAL_PACKAGE, checked against SHA256SUMS above
 NAME="${VERSION}_$(sha256sum "$HERE/SHA256SUMS" | cut -c1-12)"
 
 mkdir -p "$PREFIX"
