@@ -1,6 +1,8 @@
 """Each engine runs each format it supports and agrees with the FP32 source on real face crops
 from ../shared/data/faces-dev when present (synthetic faces otherwise); target profiles."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -81,9 +83,23 @@ def test_every_profile_says_whether_it_runs_here():
 
 
 def test_profile_picks_its_artifact_from_a_compress_folder(tmp_path):
+    tflite = tmp_path / artifact_name("student", "int8", "tflite")
+    onnx = tmp_path / artifact_name("student", "int8", "onnx")
+    tflite.touch()
     path, engine, options, name = resolve("rpi", tmp_path)
-    assert path == tmp_path / artifact_name("student", "int8", "tflite")
-    assert engine == "litert" and name == "rpi"
+    assert path == tflite and engine == "litert" and name == "rpi"
+    # the cpu profile prefers ONNX Runtime, and takes LiteRT when the folder has no ONNX file
+    assert resolve("cpu", tmp_path)[:2] == (tflite, "litert")
+    onnx.touch()
+    assert resolve("cpu", tmp_path)[:2] == (onnx, "onnxruntime")
+    # a file the manifest lists as rejected by the gate is never picked
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": [
+        {"path": onnx.name, "role": "rejected-onnx-int8"},
+        {"path": tflite.name, "role": "tflite-int8"}]}))
+    assert resolve("cpu", tmp_path)[:2] == (tflite, "litert")
+    tflite.unlink()
+    with pytest.raises(MotivnetError, match="did not pass the gate"):
+        resolve("cpu", tmp_path)
     with pytest.raises(MotivnetError, match="unknown target"):
         resolve("toaster", tmp_path)
 
