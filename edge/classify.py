@@ -22,7 +22,7 @@ import numpy as np
 
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.labelled import IMAGE_SUFFIXES, list_images
-from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings
+from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings, draw_faces
 from motivnet_edge.edge.shipped import default_model
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
@@ -93,23 +93,6 @@ def face_line(name: str, number: int, count: int, face: dict) -> str:
     probs = " ".join(f"{k}={v:.3f}" for k, v in face["probs"].items())
     return (f"{name}\tface {number}/{count}\tbox {x},{y},{w},{h}\t{face['label']} "
             f"{face['score']:.3f}\t{probs}")
-
-
-def annotate(frame: np.ndarray, faces: list[dict]) -> np.ndarray:
-    """The frame with each face's box and label drawn on it."""
-    out = frame.copy()
-    thick = max(1, round(max(frame.shape[:2]) / 400))
-    for face in faces:
-        x, y, w, h = face["box"]
-        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 220, 0), thick)
-        text = f"{face['label']} {face['score']:.2f}"
-        scale = 0.4 * thick
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-        top = max(0, y - th - base - 2)
-        cv2.rectangle(out, (x, top), (x + tw + 2, top + th + base + 2), (0, 220, 0), -1)
-        cv2.putText(out, text, (x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (0, 0, 0), thick, cv2.LINE_AA)
-    return out
 
 
 def annotated_name(source: str | int, frame: int | None) -> str:
@@ -197,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                         print(f"{name}\tno face", flush=True)
                     if args.annotate is not None and (faces or number is None):
                         write_image(args.annotate / annotated_name(source, number),
-                                    annotate(frame, faces))
+                                    draw_faces(frame, faces))
             except Unreadable as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 failed.append(str(source))

@@ -21,7 +21,7 @@ from motivnet_edge.edge import messages as msgs
 from motivnet_edge.edge.config import Config, is_file_source, load_config
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.mqtt import MqttPublisher
-from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings
+from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings, draw_faces
 from motivnet_edge.edge.procstat import status_mb
 from motivnet_edge.edge.sources import LatestFrameSource, wait_interval
 from motivnet_edge.targets.engine import load_engine
@@ -90,12 +90,12 @@ class Daemon:
     config unless given (tests and benchmarks pass their own)."""
 
     def __init__(self, cfg: Config, paced_files: bool = True, pipeline: Pipeline | None = None,
-                 publisher: MqttPublisher | None = None) -> None:
+                 publisher: MqttPublisher | None = None, target: str = "given") -> None:
         self.cfg = cfg
         if pipeline is None:
             pipeline, self.target = build_pipeline(cfg)
         else:
-            self.target = "given"
+            self.target = target
         self.pipeline = pipeline
         self.mqtt = publisher or build_publisher(cfg)
         self.run_id = uuid.uuid4().hex[:8]
@@ -185,21 +185,35 @@ class Daemon:
                 s.stop()
             self._publish_stats()
             lost = self.mqtt.stop(flush_timeout=self.cfg.mqtt.flush_timeout)
-            self.pipeline.close()
+            if not self.reloading:  # a reload closes it once the new one is built
+                self.pipeline.close()
         return 1 if lost else 0
+
+    @property
+    def reloading(self) -> bool:
+        return self._reload and not self._stop
 
 
 def annotated_jpeg(frame: np.ndarray, faces: list[dict]) -> bytes:
     import cv2
 
-    img = frame.copy()
-    for f in faces:
-        x, y, w, h = f["box"]
-        cv2.rectangle(img, (x, y), (x + w, y + h), (0, 220, 0), 2)
-        cv2.putText(img, f"{f['label']} {f['score']:.2f}", (x, max(12, y - 4)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 220, 0), 1, cv2.LINE_AA)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    ok, buf = cv2.imencode(".jpg", draw_faces(frame, faces), [cv2.IMWRITE_JPEG_QUALITY, 80])
     return buf.tobytes() if ok else b""
+
+
+def reloaded(daemon: Daemon, path: Path) -> Daemon:
+    """The daemon for the config at ``path`` after SIGHUP. The new pipeline is built before
+    the old one is closed: a config or artifact that cannot be loaded is logged as an ERROR and
+    the daemon goes on with the running config and pipeline."""
+    log.info("SIGHUP: reloading %s", path)
+    try:
+        new = Daemon(load_config(path))
+    except MotivnetError as exc:
+        log.error("reload of %s failed, running on with the previous config and model: %s",
+                  path, exc)
+        return Daemon(daemon.cfg, pipeline=daemon.pipeline, target=daemon.target)
+    daemon.pipeline.close()
+    return new
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -208,18 +222,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    daemon = Daemon(load_config(args.config))
     while True:
-        daemon = Daemon(cfg)
         signal.signal(signal.SIGTERM, daemon.stop)
         signal.signal(signal.SIGINT, daemon.stop)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, daemon.request_reload)
         code = daemon.run(args.max_frames)
-        if not daemon._reload or daemon._stop:
+        if not daemon.reloading:
             return code
-        log.info("SIGHUP: reloading %s", args.config)
-        try:
-            cfg = load_config(args.config)
-        except MotivnetError as exc:
-            log.error("reload failed, keeping the old config: %s", exc)
+        daemon = reloaded(daemon, args.config)

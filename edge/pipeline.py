@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from motivnet_edge.edge.detect import FaceDetector
@@ -98,3 +99,20 @@ class Pipeline:
 
     def close(self) -> None:
         self.engine.close()
+
+
+def draw_faces(frame: np.ndarray, faces: list[dict]) -> np.ndarray:
+    """A copy of ``frame`` with each face's box and its label and score drawn on it."""
+    out = frame.copy()
+    thick = max(1, round(max(frame.shape[:2]) / 400))
+    for face in faces:
+        x, y, w, h = face["box"]
+        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 220, 0), thick)
+        text = f"{face['label']} {face['score']:.2f}"
+        scale = 0.4 * thick
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        top = max(0, y - th - base - 2)
+        cv2.rectangle(out, (x, top), (x + tw + 2, top + th + base + 2), (0, 220, 0), -1)
+        cv2.putText(out, text, (x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (0, 0, 0), thick, cv2.LINE_AA)
+    return out

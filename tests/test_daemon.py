@@ -119,6 +119,29 @@ def test_sighup_reloads_the_config(tmp_path, broker):
 
 
 @pytest.mark.slow
+def test_sighup_onto_a_bad_artifact_keeps_running_on_the_old_one(tmp_path, broker):
+    video = synthetic_video(tmp_path / "v.avi", 20)
+    sub = Subscriber(broker.port)
+    config = write_config(tmp_path, broker.port, video, camera={"loop": True})
+    proc = start_daemon(config)
+    sub.wait_for("/door/faces", 2)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    cfg = yaml.safe_load(config.read_text())
+    cfg["model"]["artifact"] = str(broken)
+    config.write_text(yaml.safe_dump(cfg))
+    proc.send_signal(signal.SIGHUP)
+    before = len(sub.on("/door/faces"))
+    sub.wait_for("/door/faces", before + 5)  # still running, on the old pipeline
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "ERROR" in err and "reload of" in err and "broken.onnx" in err, err[-2000:]
+    sub.close()
+
+
+@pytest.mark.slow
 def test_video_that_ends_stops_the_daemon_cleanly(tmp_path, broker):
     video = synthetic_video(tmp_path / "v.avi", 6)
     sub = Subscriber(broker.port)
