@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc")
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("MOTIVNET_CACHE") or Path.home() / ".cache" / "motivnet-edge")
 
 
 def qemu_binary(arch: str) -> str | None:
@@ -118,7 +115,7 @@ def cached_root(arch: str = "aarch64", suite: str = SUITE,
         raise MotivnetError(f"no emulated {arch} root: {why}")
     mirror = apt_mirror()
     key = hashlib.sha256(repr((arch, suite, packages, mirror)).encode()).hexdigest()[:16]
-    root = cache_root() / "roots" / f"{suite}-{ARCHES[arch][0]}-{key}"
+    root = cache_dir() / "roots" / f"{suite}-{ARCHES[arch][0]}-{key}"
     if (root / ".complete").is_file():
         return root
     tmp = root.with_name(root.name + ".tmp")

@@ -92,7 +92,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="held-out share (the gate's crops)")
     d.add_argument("--detector", type=Path, help="a YuNet .onnx (default: the shipped YuNet)")
     d.add_argument("--cache-dir", type=Path, help="teacher output cache "
-                   "(default: $MOTIVNET_CACHE or ~/.cache/motivnet-edge)")
+                   "(default: $MOTIVNET_CACHE, $XDG_CACHE_HOME/motivnet-edge or "
+                   "~/.cache/motivnet-edge)")
 
 
 def _student_args(p: argparse.ArgumentParser) -> None:
@@ -169,8 +170,8 @@ def is_real_run(args: argparse.Namespace) -> bool:
 def distil_config(args: argparse.Namespace):
     """The distil stage's typed configuration from the (checked) command line."""
     from motivnet_edge.compress.config import DataConfig, DistilConfig, StudentConfig
-    from motivnet_edge.compress.demo_teacher import cache_dir
     from motivnet_edge.compress.train import TrainConfig
+    from motivnet_edge.targets.files import cache_dir
 
     real = is_real_run(args)
     preset = PRESETS["real" if real else "demo"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from motivnet_edge.compress.data import collect, split_index
 from motivnet_edge.compress.motivnet import build_motivnet, crop_spec_for
 from motivnet_edge.compress.train import TrainConfig, train
 from motivnet_edge.edge.detect import FaceDetector
-from motivnet_edge.targets.files import write_json
+from motivnet_edge.targets.files import cache_dir, write_json
 
 log = logging.getLogger(__name__)
 MODEL = "motivnet-tiny"
@@ -30,10 +29,6 @@ MODEL = "motivnet-tiny"
 # while the whole demo stays within minutes.
 RECIPE = {"model": MODEL, "faces": 1800, "seed": 1000, "epochs": 8,
           "batch": 32, "lr": 1e-3, "augment": 0.3, "version": 3}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MOTIVNET_CACHE", Path.home() / ".cache" / "motivnet-edge"))
 
 
 def demo_teacher_path(recipe: dict = RECIPE) -> Path:

@@ -10,7 +10,6 @@ import numpy as np
 
 from motivnet_edge.compress.artifacts import file_entry, write_manifest
 from motivnet_edge.compress.data import crop_hash
-from motivnet_edge.compress.demo_teacher import cache_dir
 from motivnet_edge.compress.evaluate import labelled_report
 from motivnet_edge.compress.int8_stage import (
     FLOAT_SOURCES,
@@ -25,7 +24,7 @@ from motivnet_edge.compress.teachers import reload_teacher
 from motivnet_edge.compress.train import predict
 from motivnet_edge.compress.validate import DEFAULT_GATE, Gate, evaluate_artifact, run_artifact
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.files import write_json
+from motivnet_edge.targets.files import cache_dir, write_json
 from motivnet_edge.targets.formats import REJECTED, artifact_name, is_artifact
 from motivnet_edge.targets.metadata import read_metadata
 from motivnet_edge.targets.preprocess import FaceImage

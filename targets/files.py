@@ -13,6 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def cache_dir() -> Path:
+    """Where the project caches what it can make again (the demo teacher, the teacher's
+    outputs, emulated device roots): $MOTIVNET_CACHE, else $XDG_CACHE_HOME/motivnet-edge, else
+    ~/.cache/motivnet-edge."""
+    if os.environ.get("MOTIVNET_CACHE"):
+        return Path(os.environ["MOTIVNET_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "motivnet-edge"
+
+
 def default_mode() -> int:
     """The mode ``open()`` gives a new file under this process's umask."""
     umask = os.umask(0)

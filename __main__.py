@@ -1,0 +1,7 @@
+"""``python -m motivnet_edge``: the ``motivnet-edge`` command line."""
+
+import sys
+
+from motivnet_edge.edge.cli import main
+
+sys.exit(main())
