@@ -84,3 +84,9 @@ def test_a_missing_engine_names_the_extra_of_that_engine():
     assert extra_for("openvino.runtime", "onnx") == "openvino"
     assert extra_for("onnxruntime", "tflite") == "onnx"
     assert extra_for("torch", "onnx") == "compress"
+
+
+def test_python_dash_m_runs_the_command_line():
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and "classify" in res.stdout and "bundle" in res.stdout
