@@ -67,7 +67,7 @@ def check_distil_args(args: argparse.Namespace) -> None:
         if not media_files(d):
             raise MotivnetError(f"data {d} holds no image or video "
                                 f"(jpg, png, bmp, webp, mp4, avi, ...)")
-    _exists(args.labelled, "labelled data", "any")
+    check_labelled(args.labelled)
     _exists(args.detector, "face detector model")
     weights = args.student_weights
     if weights not in (None, "imagenet"):
@@ -107,5 +107,20 @@ def _formats(text: str) -> tuple[str, ...]:
     return fmts
 
 
+def check_labelled(path: Path | None) -> None:
+    """Labelled photos read through before any work: every label known, every image there
+    (a bad line found by the validate stage would come after distilling and writing 96 MB)."""
+    if path is None:
+        return
+    from motivnet_edge.edge.labelled import load_labelled
+    from motivnet_edge.targets.labels import AFFECTNET8
+
+    found = load_labelled(path, AFFECTNET8)
+    missing = [p for p in found.paths if not p.is_file()]
+    if missing:
+        raise MotivnetError(f"labelled data {path}: {len(missing)} images do not exist, e.g. "
+                            f"{missing[0]}")
+
+
 def check_labelled_eval(args: argparse.Namespace) -> None:
-    _exists(args.labelled_eval, "labelled data", "any")
+    check_labelled(args.labelled_eval)

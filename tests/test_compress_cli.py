@@ -127,6 +127,27 @@ def test_faceless_data_gives_clear_error_and_creates_nothing(tmp_path, teacher_f
     assert not out.exists()
 
 
+def test_a_bad_labelled_eval_is_named_before_any_work(tmp_path, teacher_file):
+    from tests.helpers import write_faces
+
+    write_faces(tmp_path / "faces", 2)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,emotion\nface000.png,happy\nface001.png,grumpy\n")
+    out = tmp_path / "out"
+    res = cli("compress", "--out", out, "--teacher", teacher_file, "--teacher-model",
+              "motivnet-tiny", "--data", tmp_path / "faces", "--labelled-eval", labels,
+              "--cache-dir", tmp_path / "c", *DISTIL_SMALL[4:])
+    assert res.returncode == 2, output(res)
+    assert "line 3" in res.stderr and "grumpy" in res.stderr
+    assert not out.exists()
+    labels.write_text("image,emotion\nface000.png,happy\nnowhere.png,sad\n")
+    res = cli("compress", "--out", out, "--teacher", teacher_file, "--teacher-model",
+              "motivnet-tiny", "--data", tmp_path / "faces", "--labelled-eval", labels,
+              "--cache-dir", tmp_path / "c", *DISTIL_SMALL[4:])
+    assert res.returncode == 2 and "nowhere.png" in res.stderr, output(res)
+    assert not out.exists()
+
+
 def test_stage_without_previous_stage_names_what_to_run(tmp_path):
     res = cli("export", "--out", tmp_path)
     assert res.returncode == 2 and "motivnet-edge distil" in res.stderr
