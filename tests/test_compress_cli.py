@@ -131,7 +131,7 @@ def test_a_bad_labelled_eval_is_named_before_any_work(tmp_path, teacher_file):
     from tests.helpers import write_faces
 
     write_faces(tmp_path / "faces", 2)
-    labels = tmp_path / "labels.csv"
+    labels = tmp_path / "faces" / "labels.csv"
     labels.write_text("image,emotion\nface000.png,happy\nface001.png,grumpy\n")
     out = tmp_path / "out"
     res = cli("compress", "--out", out, "--teacher", teacher_file, "--teacher-model",
