@@ -22,6 +22,7 @@ from motivnet_edge.edge.config import MqttConfig, mqtt_password
 from motivnet_edge.edge.messages import Message, availability_message, faces_message
 
 log = logging.getLogger(__name__)
+RESULTS_SUFFIX = "/faces"  # the topic of results, as counted when some are left at exit
 
 
 class Spool:
@@ -64,6 +65,12 @@ class Spool:
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+
+    def count(self, topic_suffix: str) -> int:
+        """Messages waiting whose topic ends with ``topic_suffix`` (``/faces``: results)."""
+        with self.lock:
+            return self.db.execute("SELECT COUNT(*) FROM spool WHERE topic LIKE ?",
+                                   (f"%{topic_suffix}",)).fetchone()[0]
 
     def counter(self, key: str) -> int:
         """A persistent counter (per-camera ``seq``): the next value, never reused."""
@@ -217,7 +224,7 @@ class MqttPublisher:
         with self._wake:
             self._wake.notify_all()
         self._sender.join(timeout=max(0.1, end - time.monotonic()))
-        left = len(self.spool)
+        left = self.spool.count(RESULTS_SUFFIX)  # results; emotion states are retained ones
         if self.connected.is_set():
             off = availability_message(self.cfg.prefix, self.device, online=False)
             self.client.publish(off.topic, off.payload, qos=1, retain=True).wait_for_publish(

@@ -64,3 +64,14 @@ def test_tracker_keeps_identity_and_smooths():
     assert t3.id != t1.id
     (t4,) = tr.update([(12, 11, 50, 50)], a, now=5.0)  # the old track expired
     assert t4.id not in (t1.id, t3.id)
+
+
+def test_results_left_in_the_spool_are_counted_apart_from_emotion_states():
+    from motivnet_edge.edge.messages import emotion_message
+
+    spool = Spool(100)
+    for seq in (1, 2):
+        spool.put(faces_message("m", "dev", "door", seq, 0.0, seq, [], {}, "run"))
+        spool.put(emotion_message("m", "dev", "door", "Happiness", 0.9, 0.0))
+    assert len(spool) == 4
+    assert spool.count("/faces") == 2
