@@ -44,8 +44,8 @@ class TeacherCache:
         todo = [i for i, h in enumerate(hashes) if h not in self.known]
         seen: set[str] = set()
         todo = [i for i in todo if not (hashes[i] in seen or seen.add(hashes[i]))]
-        log.info("teacher cache %s: %d cached, %d to compute", self.dir,
-                 len(hashes) - len(todo), len(todo))
+        log.info("%s: %d of %d faces cached in %s, %d to compute", desc,
+                 len(hashes) - len(todo), len(hashes), self.dir, len(todo))
         bar = Progress(len(todo), desc, "face", progress)
         for start in range(0, len(todo), self.shard_size):
             chunk = todo[start:start + self.shard_size]
