@@ -9,6 +9,7 @@ No I/O happens in these classes; :func:`load_config` reads the file.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import socket
 import types
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from motivnet_edge.edge.shipped import default_model
 from motivnet_edge.targets.errors import MotivnetError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -233,9 +236,12 @@ def resolve_paths(cfg: Config, base: Path, env: dict | None = None) -> Config:
 def load_config(path: str | Path, env: dict | None = None) -> Config:
     import yaml
 
+    from motivnet_edge.targets.metadata import check_not_world_writable
+
     path = Path(path)
     if not path.is_file():
         raise MotivnetError(f"config {path} does not exist")
+    check_not_world_writable(path, "config")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -255,5 +261,9 @@ def mqtt_password(cfg: MqttConfig, env: dict | None = None) -> str | None:
         path = Path(cfg.password_file)
         if not path.is_file():
             raise MotivnetError(f"config mqtt.password_file: {path} does not exist")
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o004:
+            log.warning("mqtt.password_file %s is readable by every user (mode %04o): "
+                        "chmod o-r %s", path, mode, path)
         return path.read_text().strip()
     return None

@@ -39,8 +39,18 @@ def whoami() -> str:
         return f"uid {os.geteuid()}"
 
 
+def check_not_world_writable(path: Path, what: str) -> None:
+    """Refuse a file any user may change (as ssh and mosquitto refuse theirs): whoever can write
+    it decides what the daemon runs or where it sends results."""
+    mode = path.stat().st_mode
+    if mode & 0o002:
+        raise MotivnetError(f"{what} {path} is writable by every user (mode "
+                            f"{mode & 0o777:04o}): chmod o-w {path}")
+
+
 def check_readable(path: Path, what: str = "artifact") -> None:
-    """A clear error for a missing file, or one this user may not read."""
+    """A clear error for a missing file, one this user may not read, or an artifact every user
+    may change."""
     for p in [path, *format_of(path).files(path)[1:]] if what == "artifact" else [path]:
         if not p.is_file():
             raise MotivnetError(f"{what} {p} does not exist")
@@ -48,6 +58,8 @@ def check_readable(path: Path, what: str = "artifact") -> None:
             raise MotivnetError(f"{what} {p} is not readable by {whoami()}, the user this runs "
                                 f"as: give it read permission (e.g. chmod 0644, or the "
                                 f"service user's group)")
+        if what == "artifact":
+            check_not_world_writable(p, what)
 
 
 def read_metadata(path: str | Path) -> dict:

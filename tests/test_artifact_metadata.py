@@ -173,3 +173,15 @@ def test_unreadable_artifact_names_the_user(exported, tmp_path):
     path.chmod(0)
     with pytest.raises(MotivnetError, match="not readable by"):
         read_metadata(path)
+
+
+def test_an_artifact_every_user_may_change_is_refused(tmp_path):
+    import os
+
+    from tests.helpers import onnx_artifact
+
+    path = onnx_artifact(tmp_path)
+    assert read_metadata(path)["precision"] == "fp32"
+    os.chmod(path, 0o666)
+    with pytest.raises(MotivnetError, match="writable by every user"):
+        load_engine(path)

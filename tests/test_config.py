@@ -65,3 +65,28 @@ def test_the_state_directory_holds_the_disk_spool_by_default(tmp_path):
                 is None
     finally:
         os.chmod(state, 0o700)
+
+
+def test_a_config_every_user_may_change_is_refused(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("cameras: [{name: door, source: 0}]\n")
+    os.chmod(path, 0o666)
+    with pytest.raises(MotivnetError, match="writable by every user .*chmod o-w"):
+        load_config(path, env={})
+    os.chmod(path, 0o644)
+    assert load_config(path, env={}).cameras[0].name == "door"
+
+
+def test_a_password_file_every_user_may_read_is_warned_about(tmp_path, caplog):
+    from motivnet_edge.edge.config import MqttConfig, mqtt_password
+
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    os.chmod(secret, 0o600)
+    with caplog.at_level("WARNING"):
+        assert mqtt_password(MqttConfig(password_file=str(secret)), env={}) == "s3cret"
+    assert not caplog.records
+    os.chmod(secret, 0o644)
+    with caplog.at_level("WARNING"):
+        assert mqtt_password(MqttConfig(password_file=str(secret)), env={}) == "s3cret"
+    assert "readable by every user" in caplog.text and "s3cret" not in caplog.text
