@@ -156,12 +156,12 @@ def baseline_rows(args: argparse.Namespace) -> list[Row]:
         raise MotivnetError("give one --baseline-spec per --baseline")
     rows = []
     for path, spec in zip(args.baseline, args.baseline_spec, strict=True):
+        # a row is the file and its spec: one model compared under two preprocessings is two
+        name = f"baseline ({path.name}, spec {Path(spec).name})"
         try:
-            rows.append(classifier_row(path, load_spec(spec), f"baseline ({path.name})",
-                                       "baseline", args.threads))
+            rows.append(classifier_row(path, load_spec(spec), name, "baseline", args.threads))
         except MotivnetError as exc:
-            rows.append(Row(f"baseline ({path.name})", "baseline", "?", "cpu", "?", path.name)
-                        .fail(str(exc)))
+            rows.append(Row(name, "baseline", "?", "cpu", "?", path.name).fail(str(exc)))
     return rows
 
 

@@ -43,8 +43,10 @@ class Row:
         return f"{self.name} [{self.engine}/{self.device}/{self.precision}]"
 
     def fail(self, why: str) -> Row:
+        """Marked failed, with no figures (what was measured before the failure is dropped)."""
         self.status = f"failed: {why}"
         self.runner = None
+        self.results = {}
         return self
 
     def to_dict(self) -> dict:

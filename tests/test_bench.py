@@ -113,6 +113,26 @@ def test_a_broken_artifact_is_a_failed_row_and_the_run_goes_on(setup, tmp_path):
     assert broken.name in (tmp_path / "out" / "results.md").read_text()
 
 
+def test_one_file_under_two_specs_is_two_rows_and_a_failed_one_shows_no_figures(setup,
+                                                                                 tmp_path):
+    folder, teacher, spec, _ = setup
+    wrong = tmp_path / "wrong-size.yaml"
+    wrong.write_text(yaml.safe_dump({"labels": list(AFFECTNET7), "outputs": "logits",
+                                     "crop": {"height": 48, "width": 48}}))
+    res = bench("--artifacts", folder, "--out", tmp_path / "out", "--no-rss", *QUICK,
+                "--baseline", teacher, "--baseline-spec", spec,
+                "--baseline", teacher, "--baseline-spec", wrong)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [r for r in json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+            if r["kind"] == "baseline"]
+    assert len(rows) == 2 and len({r["row"] for r in rows}) == 2
+    ok = next(r for r in rows if spec.name in r["name"])
+    failed = next(r for r in rows if wrong.name in r["name"])
+    assert ok["status"] == "ok" and ok["p50_ms"] > 0 and ok["top1"] is not None
+    assert failed["status"].startswith("failed")
+    assert not any(failed.get(k) for k in ("top1", "p50_ms", "load_s", "throughput_b8"))
+
+
 @pytest.mark.slow
 def test_gate_exits_non_zero_when_a_row_misses_it(setup, tmp_path):
     folder, *_ = setup
