@@ -99,17 +99,27 @@ def test_sigterm_publishes_offline_and_exits_zero(tmp_path, broker):
     sub.close()
 
 
-@pytest.mark.slow
-def test_sighup_reloads_the_config(tmp_path, broker):
+def reload_with(tmp_path, broker, change):
+    """A daemon on a looping video whose results arrive; then its config file changed by
+    ``change(cfg)`` and SIGHUP sent. Returns the subscriber and the process."""
     video = synthetic_video(tmp_path / "v.avi", 20)
     sub = Subscriber(broker.port)
     config = write_config(tmp_path, broker.port, video, camera={"loop": True})
     proc = start_daemon(config)
     sub.wait_for("/door/faces", 2)
     cfg = yaml.safe_load(config.read_text())
-    cfg["cameras"][0]["name"] = "gate"  # the camera is renamed in the file
+    change(cfg)
     config.write_text(yaml.safe_dump(cfg))
     proc.send_signal(signal.SIGHUP)
+    return sub, proc
+
+
+@pytest.mark.slow
+def test_sighup_reloads_the_config(tmp_path, broker):
+    def rename(cfg):  # the camera is renamed in the file
+        cfg["cameras"][0]["name"] = "gate"
+
+    sub, proc = reload_with(tmp_path, broker, rename)
     sub.wait_for("/gate/faces", 2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -120,17 +130,13 @@ def test_sighup_reloads_the_config(tmp_path, broker):
 
 @pytest.mark.slow
 def test_sighup_onto_a_bad_artifact_keeps_running_on_the_old_one(tmp_path, broker):
-    video = synthetic_video(tmp_path / "v.avi", 20)
-    sub = Subscriber(broker.port)
-    config = write_config(tmp_path, broker.port, video, camera={"loop": True})
-    proc = start_daemon(config)
-    sub.wait_for("/door/faces", 2)
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
-    cfg = yaml.safe_load(config.read_text())
-    cfg["model"]["artifact"] = str(broken)
-    config.write_text(yaml.safe_dump(cfg))
-    proc.send_signal(signal.SIGHUP)
+
+    def point_at_broken(cfg):
+        cfg["model"]["artifact"] = str(broken)
+
+    sub, proc = reload_with(tmp_path, broker, point_at_broken)
     before = len(sub.on("/door/faces"))
     sub.wait_for("/door/faces", before + 5)  # still running, on the old pipeline
     assert proc.poll() is None
