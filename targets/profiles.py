@@ -231,6 +231,8 @@ def resolve(target: str, artifact: str | Path, engine: str | None = None,
 
 def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--artifacts", type=Path, help="a compress output folder: which of its "
+                   "files each profile would run (default: every profile's first choice)")
 
 
 def run(args) -> int:
@@ -238,13 +240,16 @@ def run(args) -> int:
     import json
 
     facts = host_facts()
+    folder = args.artifacts
+    if folder is not None and not folder.is_dir():
+        raise MotivnetError(f"--artifacts {folder} is not a folder")
     try:
-        best = auto_profile(facts)
+        best = auto_profile(facts, folder)
     except MotivnetError:
         best = None
     rows = []
     for p in PROFILES.values():
-        choice, reasons = profile_status(p, facts)
+        choice, reasons = profile_status(p, facts, folder)
         rows.append({"target": p.name, "runs_here": choice is not None,
                      "engine": f"{choice.engine}/{choice.device}" if choice else "",
                      "artifact": choice.artifact if choice else "", "auto": p.name == best,

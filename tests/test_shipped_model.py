@@ -87,3 +87,17 @@ def test_every_profile_picks_among_the_shipped_files():
 def test_a_config_without_an_artifact_runs_the_shipped_model():
     cfg = from_dict({"cameras": [{"name": "door", "source": 0}]}, env={})
     assert cfg.model.artifact == str(MODEL_DIR)
+
+
+def test_targets_says_which_shipped_file_each_profile_runs_here():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge", "targets", "--json",
+                          "--artifacts", str(MODEL_DIR)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = {r["target"]: r for r in json.loads(res.stdout)["targets"]}
+    assert rows["cpu"]["runs_here"] and rows["cpu"]["artifact"] == "student-int8.onnx"
+    assert rows["intel-cpu"]["artifact"] == "student-int8.onnx"  # OpenVINO on the ONNX file
+    assert rows["rpi"]["artifact"] == "student-int8.tflite"
