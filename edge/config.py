@@ -154,6 +154,8 @@ def _convert(hint, value, where: str):
     if hint is str:
         if not isinstance(value, str):
             raise MotivnetError(f"config {where}: expected a string, got {value!r}")
+        if "\x00" in value:
+            raise MotivnetError(f"config {where}: {value!r} holds a NUL byte")
         return value
     return value
 
@@ -186,7 +188,10 @@ def from_dict(data: dict | None, env: dict | None = None) -> Config:
     cfg.device = env.get("MOTIVNET_DEVICE") or cfg.device or socket.gethostname()
     cfg.mqtt.host = env.get("MOTIVNET_MQTT_HOST") or cfg.mqtt.host
     if env.get("MOTIVNET_MQTT_PORT"):
-        cfg.mqtt.port = int(env["MOTIVNET_MQTT_PORT"])
+        port = env["MOTIVNET_MQTT_PORT"]
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise MotivnetError(f"MOTIVNET_MQTT_PORT {port!r} is not a port number (1-65535)")
+        cfg.mqtt.port = int(port)
     cfg.mqtt.username = env.get("MOTIVNET_MQTT_USERNAME") or cfg.mqtt.username
     _check(cfg)
     return cfg
@@ -198,10 +203,13 @@ def is_file_source(source: str | int) -> bool:
         and "!" not in source and not source.startswith("/dev/")
 
 
-def _relative_to(base: Path, value: str | None) -> str | None:
+def _relative_to(base: Path, value: str | None, where: str = "") -> str | None:
     if not value:
         return value
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError as exc:  # ~someone who has no home here
+        raise MotivnetError(f"config {where}: {value!r}: {exc}") from exc
     return str(path if path.is_absolute() else base / path)
 
 
@@ -211,21 +219,24 @@ def resolve_paths(cfg: Config, base: Path, env: dict | None = None) -> Config:
     is a typo, not a camera that may come back); the disk spool placed in the state directory
     unless set."""
     env = os.environ if env is None else env
-    cfg.model.artifact = _relative_to(base, cfg.model.artifact)
-    cfg.detector.model = _relative_to(base, cfg.detector.model)
+    cfg.model.artifact = _relative_to(base, cfg.model.artifact, "model.artifact")
+    cfg.detector.model = _relative_to(base, cfg.detector.model, "detector.model")
     systemd_state = env.get("STATE_DIRECTORY", "").split(":")[0] or None
-    cfg.state_dir = _relative_to(base, cfg.state_dir or systemd_state)
+    cfg.state_dir = _relative_to(base, cfg.state_dir or systemd_state, "state_dir")
     m = cfg.mqtt
-    m.password_file = _relative_to(base, m.password_file)
-    m.spool.path = _relative_to(base, m.spool.path)
+    m.password_file = _relative_to(base, m.password_file, "mqtt.password_file")
+    m.spool.path = _relative_to(base, m.spool.path, "mqtt.spool.path")
     if m.tls is not None:
-        m.tls.ca, m.tls.cert, m.tls.key = (_relative_to(base, v)
-                                           for v in (m.tls.ca, m.tls.cert, m.tls.key))
+        for key in ("ca", "cert", "key"):
+            value = _relative_to(base, getattr(m.tls, key), f"mqtt.tls.{key}")
+            if value and not Path(value).is_file():
+                raise MotivnetError(f"config mqtt.tls.{key}: {value} does not exist")
+            setattr(m.tls, key, value)
     if not m.spool.path and cfg.state_dir and os.access(cfg.state_dir, os.W_OK):
         m.spool.path = str(Path(cfg.state_dir) / "spool.db")
     for i, cam in enumerate(cfg.cameras):
         if is_file_source(cam.source):
-            cam.source = _relative_to(base, cam.source)
+            cam.source = _relative_to(base, cam.source, f"cameras[{i}].source")
             if not Path(cam.source).exists():
                 raise MotivnetError(f"config cameras[{i}].source: {cam.source} does not exist "
                                     f"(a video file or image folder; cameras, devices and URLs "
@@ -243,8 +254,10 @@ def load_config(path: str | Path, env: dict | None = None) -> Config:
         raise MotivnetError(f"config {path} does not exist")
     check_not_world_writable(path, "config")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MotivnetError(f"config {path} is not UTF-8 text (byte {exc.start})") from exc
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date such as 2024-02-30
         raise MotivnetError(f"config {path} is not valid YAML: {exc}") from exc
     try:
         return resolve_paths(from_dict(data, env), path.resolve().parent, env)

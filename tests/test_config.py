@@ -2,6 +2,7 @@
 disk spool in the state directory by default."""
 
 import os
+import re
 
 import pytest
 import yaml
@@ -90,3 +91,18 @@ def test_a_password_file_every_user_may_read_is_warned_about(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         assert mqtt_password(MqttConfig(password_file=str(secret)), env={}) == "s3cret"
     assert "readable by every user" in caplog.text and "s3cret" not in caplog.text
+
+
+@pytest.mark.parametrize("text, env, named", [
+    (b"device: caf\xe9\n", {}, "not UTF-8"),
+    (b"device: 2024-02-30\n", {}, "not valid YAML"),
+    (b"device: a\n", {"MOTIVNET_MQTT_PORT": "eighty"}, "MOTIVNET_MQTT_PORT 'eighty'"),
+    (b"state_dir: \"/var/lib/x\\0y\"\n", {}, "state_dir"),
+    (b"mqtt: {tls: {ca: nowhere-ca.pem}}\n", {}, "mqtt.tls.ca"),
+    (b"state_dir: ~nosuchuser-motivnet/state\n", {}, "state_dir"),
+], ids=["latin1", "impossible-date", "port-env", "nul-byte", "missing-ca", "no-such-user"])
+def test_bad_config_content_is_named_not_a_traceback(tmp_path, text, env, named):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(text)
+    with pytest.raises(MotivnetError, match=re.escape(named)):
+        load_config(path, env=env)
