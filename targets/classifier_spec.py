@@ -56,6 +56,11 @@ class ClassifierSpec:
                                 f"(known: labels, crop, outputs)")
         if "labels" not in data:
             raise MotivnetError(f"{where}: 'labels' (the classes in output order) is required")
+        labels = data["labels"]
+        if not isinstance(labels, list) or not labels or \
+                not all(isinstance(x, str) for x in labels):
+            raise MotivnetError(f"{where}: 'labels' must be a list of class names, got "
+                                f"{labels!r}")
         try:
             crop = CropSpec.from_dict(data.get("crop") or {})
             return cls(tuple(data["labels"]), crop, data.get("outputs", "auto"))
@@ -93,7 +98,11 @@ def load_spec(name_or_path: str | Path) -> ClassifierSpec:
             raise MotivnetError(f"classifier spec {name_or_path} is neither a file nor one of "
                                 f"the shipped specs ({', '.join(builtin_specs())})")
         path = shipped
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MotivnetError(f"classifier spec {path} is not UTF-8 text (byte {exc.start})") \
+            from exc
     try:
         if path.suffix == ".json":
             data = json.loads(text)

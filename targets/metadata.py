@@ -81,15 +81,26 @@ def read_metadata(path: str | Path) -> dict:
         raise MotivnetError(f"artifact {path} carries no '{METADATA_KEY}' metadata")
     try:
         meta = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, TypeError) as exc:
         raise MotivnetError(f"artifact {path}: metadata is not JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise MotivnetError(f"artifact {path}: metadata is {meta!r}, not a JSON object")
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise MotivnetError(f"artifact {path}: metadata lacks fields {missing}")
+    labels = meta["labels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise MotivnetError(f"artifact {path}: metadata field 'labels' is {labels!r}, not a "
+                            f"list of class names")
+    if isinstance(meta["schema"], bool) or not isinstance(meta["schema"], int):
+        raise MotivnetError(f"artifact {path}: metadata field 'schema' is {meta['schema']!r}")
     if meta["schema"] > SCHEMA_VERSION:
         raise MotivnetError(f"artifact {path}: metadata schema {meta['schema']} is newer than "
                             f"this runtime's {SCHEMA_VERSION}; upgrade motivnet-edge")
-    CropSpec.from_dict(meta["crop"])  # validates the crop spec
+    try:
+        CropSpec.from_dict(meta["crop"])  # validates the crop spec
+    except MotivnetError as exc:
+        raise MotivnetError(f"artifact {path}: metadata field 'crop': {exc}") from exc
     return meta
 
 
@@ -103,6 +114,32 @@ def _check_size(path: Path, expected: int | None, manifest: Path) -> None:
                             f"{expected:,}: it is {how}; copy it again")
 
 
+def _valid_entry(e) -> bool:
+    def sized(d) -> bool:
+        return isinstance(d, dict) and isinstance(d.get("path"), str) and \
+            isinstance(d.get("sha256"), str) and \
+            (d.get("bytes") is None or (isinstance(d["bytes"], int)
+                                        and not isinstance(d["bytes"], bool)))
+
+    companions = e.get("companions", []) if isinstance(e, dict) else None
+    return sized(e) and isinstance(companions, list) and all(sized(c) for c in companions)
+
+
+def read_manifest_entries(manifest: Path) -> list[dict]:
+    """The ``files`` of a manifest, each checked for path, sha256, bytes and companions."""
+    try:
+        entries = json.loads(manifest.read_bytes().decode("utf-8"))["files"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise MotivnetError(f"manifest {manifest} is not a valid manifest: {exc}") from exc
+    if not isinstance(entries, list):
+        raise MotivnetError(f"manifest {manifest}: 'files' is {entries!r}, not a list")
+    bad = next((e for e in entries if not _valid_entry(e)), None)
+    if bad is not None:
+        raise MotivnetError(f"manifest {manifest}: entry {bad!r} needs path, sha256, bytes "
+                            f"(a whole number) and companions of the same")
+    return entries
+
+
 def check_manifest(path: str | Path) -> str | None:
     """If a manifest lies beside ``path``, check the file's sha256 against it; returns the
     sha256 checked, or None when there is no manifest or it does not list the file."""
@@ -110,11 +147,8 @@ def check_manifest(path: str | Path) -> str | None:
     manifest = path.parent / MANIFEST
     if not manifest.is_file():
         return None
-    try:
-        entries = json.loads(manifest.read_text())["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise MotivnetError(f"manifest {manifest} is not a valid manifest: {exc}") from exc
-    entry = next((e for e in entries if e.get("path") == path.name), None)
+    entries = read_manifest_entries(manifest)
+    entry = next((e for e in entries if e["path"] == path.name), None)
     if entry is None:
         return None
     check_readable(path)

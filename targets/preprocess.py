@@ -7,6 +7,8 @@ inside every artifact's metadata (``CropSpec.to_dict`` / ``CropSpec.from_dict``)
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
@@ -60,6 +62,20 @@ class Face:
         return Face(((x + dx) * k, (y + dy) * k, w * k, h * k), self.score, marks)
 
 
+def _finite(value, name: str) -> float:
+    """A crop spec number: a real, finite number (not a string, a bool, NaN or infinity)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not math.isfinite(value):
+        raise MotivnetError(f"crop spec field {name!r}: {value!r} is not a finite number")
+    return float(value)
+
+
+def _sequence(value, name: str) -> tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray)):
+        raise MotivnetError(f"crop spec field {name!r}: {value!r} is not a list")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class CropSpec:
     """How a face becomes a model input.
@@ -102,26 +118,35 @@ class CropSpec:
                               ("layout", LAYOUTS), ("dtype", DTYPES), ("region", REGIONS),
                               ("interpolation", INTERPOLATIONS)):
             value = getattr(self, name)
-            if value not in allowed:
+            if not isinstance(value, str) or value not in allowed:
                 raise MotivnetError(f"crop spec field {name!r}: {value!r} is not one of {allowed}")
+        for name in ("height", "width", "pad_value"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise MotivnetError(f"crop spec field {name!r}: {value!r} is not a whole number")
+            object.__setattr__(self, name, int(value))
         if self.height <= 0 or self.width <= 0:
             raise MotivnetError(f"crop spec size {self.height}x{self.width} must be positive")
         if self.resize == "pad" and self.height < self.width:
             raise MotivnetError("crop spec resize='pad' needs height >= width")
-        if self.margin < 0:
-            raise MotivnetError(f"crop spec field 'margin': {self.margin} must be >= 0")
+        margin = _finite(self.margin, "margin")
+        if not 0 <= margin <= 10:
+            raise MotivnetError(f"crop spec field 'margin': {self.margin} must be in [0, 10]")
+        object.__setattr__(self, "margin", margin)
         n = self.channels
         for name in ("mean", "std"):
-            value = tuple(float(v) for v in getattr(self, name))
+            value = tuple(_finite(v, name) for v in _sequence(getattr(self, name), name))
             if len(value) not in (1, n):
                 raise MotivnetError(f"crop spec field {name!r}: {value} needs 1 or {n} values")
             object.__setattr__(self, name, value * n if len(value) == 1 else value)
         if any(s == 0 for s in self.std):
             raise MotivnetError(f"crop spec field 'std': {self.std} contains zero")
-        template = tuple(tuple(float(v) for v in p) for p in self.template)
-        if template and (len(template) != 5 or any(len(p) != 2 for p in template)):
-            raise MotivnetError(f"crop spec field 'template': {self.template} is not five "
+        points = _sequence(self.template, "template")
+        if points and (len(points) != 5 or not all(
+                isinstance(p, (list, tuple)) and len(p) == 2 for p in points)):
+            raise MotivnetError(f"crop spec field 'template': {self.template!r} is not five "
                                 f"(x, y) points")
+        template = tuple(tuple(_finite(v, "template") for v in p) for p in points)
         object.__setattr__(self, "template", template)
 
     @property
@@ -153,6 +178,8 @@ class CropSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> CropSpec:
+        if not isinstance(data, dict):
+            raise MotivnetError(f"crop spec: expected a mapping of fields, got {data!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -160,7 +187,7 @@ class CropSpec:
         values = dict(data)
         for key in ("mean", "std", "template"):
             if key in values:
-                values[key] = tuple(values[key])
+                values[key] = tuple(_sequence(values[key], key))
         return cls(**values)
 
 

@@ -71,18 +71,13 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
 def passed_files(folder: Path) -> set[str] | None:
     """The artifact files of a compress output folder that its manifest lists as passing the
     gate (a rejected file's role starts with ``rejected-``); None when there is no manifest."""
-    import json
-
-    from motivnet_edge.targets.metadata import MANIFEST
+    from motivnet_edge.targets.metadata import MANIFEST, read_manifest_entries
 
     path = Path(folder) / MANIFEST
     if not path.is_file():
         return None
-    try:
-        entries = json.loads(path.read_text())["files"]
-        return {e["path"] for e in entries if not str(e.get("role", "")).startswith("rejected")}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise MotivnetError(f"manifest {path} is not a valid manifest: {exc}") from exc
+    return {e["path"] for e in read_manifest_entries(path)
+            if not str(e.get("role", "")).startswith("rejected")}
 
 
 def folder_choices(profile: Profile, folder: Path) -> tuple[list[Choice], list[str]]:

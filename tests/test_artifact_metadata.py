@@ -185,3 +185,48 @@ def test_an_artifact_every_user_may_change_is_refused(tmp_path):
     os.chmod(path, 0o666)
     with pytest.raises(MotivnetError, match="writable by every user"):
         load_engine(path)
+
+
+def _with_raw_metadata(path, value: str) -> None:
+    import onnx
+
+    from motivnet_edge.targets.formats import METADATA_KEY
+
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = value
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("raw, named", [
+    ("null", "not a JSON object"),
+    ('{"schema": 1, "labels": 7, "crop": {}, "precision": "fp32", "format": "onnx"}',
+     "'labels'"),
+    ('{"schema": 1, "labels": ["Neutral"], "crop": {"margin": NaN}, "precision": "fp32", '
+     '"format": "onnx"}', "'margin'"),
+    ('{"schema": 1, "labels": ["Neutral"], "crop": 5, "precision": "fp32", "format": "onnx"}',
+     "'crop'"),
+], ids=["null", "labels-7", "margin-nan", "crop-5"])
+def test_bad_metadata_inside_an_artifact_is_named_at_load(tmp_path, raw, named):
+    from tests.helpers import onnx_artifact
+
+    path = onnx_artifact(tmp_path)
+    _with_raw_metadata(path, raw)
+    with pytest.raises(MotivnetError, match=named):
+        read_metadata(path)
+
+
+@pytest.mark.parametrize("manifest", [
+    {"files": None},
+    {"files": [{"path": "student-fp32.onnx", "sha256": "0" * 64, "bytes": "10"}]},
+    {"files": [{"path": "student-fp32.onnx", "sha256": "0" * 64, "bytes": 10,
+                "companions": [{"path": 3}]}]},
+], ids=["files-null", "bytes-string", "bad-companion"])
+def test_a_malformed_manifest_is_named(tmp_path, manifest):
+    from tests.helpers import onnx_artifact
+
+    path = onnx_artifact(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(MotivnetError, match="manifest .*manifest.json"):
+        check_manifest(path)

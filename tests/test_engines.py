@@ -11,6 +11,7 @@ from motivnet_edge.compress.data import collect
 from motivnet_edge.compress.export import export_fp32
 from motivnet_edge.targets.engine import EngineOptions, load_engine
 from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import artifact_name
 from motivnet_edge.targets.preprocess import CropSpec, make_inputs
 from motivnet_edge.targets.profiles import (
@@ -94,8 +95,8 @@ def test_profile_picks_its_artifact_from_a_compress_folder(tmp_path):
     assert resolve("cpu", tmp_path)[:2] == (onnx, "onnxruntime")
     # a file the manifest lists as rejected by the gate is never picked
     (tmp_path / "manifest.json").write_text(json.dumps({"files": [
-        {"path": onnx.name, "role": "rejected-onnx-int8"},
-        {"path": tflite.name, "role": "tflite-int8"}]}))
+        {"path": p.name, "role": role, "sha256": sha256_file(p), "bytes": 0}
+        for p, role in ((onnx, "rejected-onnx-int8"), (tflite, "tflite-int8"))]}))
     assert resolve("cpu", tmp_path)[:2] == (tflite, "litert")
     tflite.unlink()
     with pytest.raises(MotivnetError, match="did not pass the gate"):
