@@ -75,8 +75,16 @@ def speed_table(bench: dict) -> str:
     return "\n".join(lines)
 
 
+def bench_command(bench: dict) -> str:
+    cmd = bench.get("command") or {}
+    if isinstance(cmd, str):
+        return cmd
+    return ("motivnet-edge bench --artifacts out/real --labelled faces-dev/labels.csv "
+            "--out out/real/bench")
+
+
 def card(report: dict, bench: dict | None, entries: list[dict], command: str,
-         commit: str) -> str:
+         commit: str, took: str = "") -> str:
     lab = report["labelled"]
     models = lab["models"]
     teacher = report["teacher"]
@@ -84,6 +92,10 @@ def card(report: dict, bench: dict | None, entries: list[dict], command: str,
     shown = {"teacher (fer-mobilefacenet, aligned crop)": models["teacher"],
              "FP32 student (student.pth)": models["student.pth"],
              **{f"{n} (shipped)": models[n] for n in SHIPPED}}
+    counts = dict(zip(lab["classes"], (sum(r) for r in models["teacher"]["confusion"]),
+                      strict=False))
+    per_class = ", ".join(f"{c} {counts.get(c, 0)}" for c in CLASSES)
+    outside = ", ".join(f"{n} {c}" for c, n in lab["classes_without_model"].items()) or "none"
     files = "\n".join(f"| `{e['path']}` | {e['bytes']:,} | `{e['sha256']}` |" for e in entries)
     gate = {n: report["artifacts"][n] for n in SHIPPED}
     gate_lines = "\n".join(
@@ -92,7 +104,8 @@ def card(report: dict, bench: dict | None, entries: list[dict], command: str,
         f"on {100 * g['agreement_with_teacher']:.1f} %" for n, g in gate.items())
     speed = ("Not measured." if bench is None else
              f"Measured with `motivnet-edge bench` ({bench.get('faces')} faces, one thread, "
-             f"batch 1 after warm-up, rows interleaved) on: **{describe(bench['host'])}**, "
+             f"batch 1 after warm-up, rows interleaved; `{bench_command(bench)}`) on: "
+             f"**{describe(bench['host'])}**, "
              f"{bench['host'].get('os', '')}. Engines: "
              + ", ".join(f"{k} {v}" for k, v in bench["host"].get("versions", {}).items())
              + ".\n\n" + speed_table(bench))
@@ -113,6 +126,7 @@ commit {commit} of motivnet-edge, with this command (the README's real-face comm
 ```bash
 {command}
 ```
+{took}
 
 - Teacher: {teacher.get('identity', {}).get('file', 'fer-mobilefacenet')} (OpenCV Zoo,
   Apache-2.0), its own preprocessing given by the shipped spec `fer-mobilefacenet`.
@@ -135,9 +149,9 @@ commit {commit} of motivnet-edge, with this command (the README's real-face comm
 ## Accuracy on faces-dev (real photos)
 
 Reproduce: `motivnet-edge validate --out out/real --labelled-eval faces-dev/labels.csv` on the
-run folder (section `labelled` of `report.json`). Per-class columns are recall %.
-{lab['classes_without_model']} of the photos are labelled with classes outside the model's
-seven and count as errors.
+run folder (section `labelled` of `report.json`). Per-class columns are recall %, over these
+faces per class: {per_class}; photos labelled with a class outside the model's seven ({outside})
+count as errors.
 
 {accuracy_table(shown, models['teacher']['accuracy'])}
 
@@ -151,7 +165,8 @@ seven and count as errors.
   it show, with the probabilities, to its operator; research and prototyping.
 - Known limits: frontal and near-frontal faces that YuNet finds (profile faces, heavy occlusion
   and faces under about 40 px are not classified well or not found); few fearful and disgusted
-  faces in the training photos, so Fear and Disgust recall is low and noisy; seven classes
+  faces in the training photos and in faces-dev (Fear: {counts.get('Fear', 0)} faces there), so
+  their recall is low or rests on a handful of faces; seven classes
   only: no Contempt and no valence/arousal; it mimics its teacher, errors included (top-1 about
   54 % on noisy real labels); not validated across ages, skin tones or cultures.
 - Not for: decisions about people (hiring, policing, health, education), or inferring anyone's
@@ -165,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench", type=Path, help="its benchmark's results.json")
     p.add_argument("--commit", required=True, help="the commit that made the run")
     p.add_argument("--command", required=True, help="the command that made the run")
+    p.add_argument("--took", default="", help="how long the command took, and where")
     p.add_argument("--dest", type=Path, default=MODEL_DIR)
     args = p.parse_args(argv)
     try:
@@ -174,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                                 f"validate --labelled-eval first")
         bench = json.loads(args.bench.read_text()) if args.bench else None
         entries = ship_files(args.artifacts, args.dest)
-        text = card(report, bench, entries, args.command, args.commit)
+        text = card(report, bench, entries, args.command, args.commit, args.took)
         with atomic_path(args.dest / "MODEL.md") as tmp:
             tmp.write_text(text)
     except (MotivnetError, OSError, KeyError, ValueError) as exc:
