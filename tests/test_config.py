@@ -22,7 +22,9 @@ def write(folder, cfg: dict):
 def test_every_path_resolves_against_the_config_folder_not_the_working_directory(
         tmp_path, monkeypatch):
     conf = tmp_path / "etc"
-    conf.mkdir()
+    (conf / "tls").mkdir(parents=True)
+    for name in ("ca.pem", "cam.pem", "cam.key"):  # TLS files must exist at load
+        (conf / "tls" / name).touch()
     synthetic_video(conf / "clip.avi", 2)
     path = write(conf, {
         "model": {"artifact": "out/student-int8.onnx"},
