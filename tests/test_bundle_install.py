@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from motivnet_edge.benchmarks import emulated
+from motivnet_edge.edge.bundle import write_sums
 from tests.bundles import flip_byte, footage, make_bundle, snapshot, unpack
 from tests.helpers import Subscriber
 
@@ -107,6 +108,21 @@ def test_cpu_bundle_installs_offline_on_x86_64_runs_upgrades_and_rolls_back(
     assert not (wants / "motivnet-edge-firstboot.service").exists()
     assert (wants / "motivnet-edge.service").is_symlink()
     assert not list(staged.glob("*.tar.gz"))
+
+    # a whole, well-signed bundle whose install fails half-way (a wheel it needs is not in
+    # it): the half-built version is removed, the running one stays current
+    broken = unpack(newer, tmp_path / "broken")
+    (numpy_wheel,) = (broken / "wheels").glob("numpy-*.whl")
+    numpy_wheel.unlink()
+    (broken / "README").write_text("a different bundle\n")  # another digest, another folder
+    info = json.loads((broken / "manifest.json").read_text())
+    write_sums(broken, {k: v for k, v in info.items() if k != "files"})
+    before = snapshot(prefix, conf, units)
+    res = install(broken, env)
+    assert res.returncode != 0 and "pip could not install" in res.stderr, res.stderr
+    assert "half-built" in res.stderr
+    assert snapshot(prefix, conf, units) == before
+    assert not (prefix / ".lock").exists()
 
 
 @pytest.mark.emulated
