@@ -18,6 +18,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from motivnet_edge.edge.broker_check import diagnose
 from motivnet_edge.edge.config import MqttConfig, mqtt_password
 from motivnet_edge.edge.messages import Message, availability_message, faces_message
 
@@ -122,6 +123,10 @@ class MqttPublisher:
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self._sender = threading.Thread(target=self._drain, name="mqtt-sender", daemon=True)
+        self._fail_lock = threading.Lock()
+        self._waiting_since = time.monotonic()
+        # seconds without a connection before a silent broker counts as a failed connect
+        self.silent_after = 2 * self.client.connect_timeout + 5.0
         self._announce: list[Message] = []
 
     def announce_on_connect(self, messages: list[Message]) -> None:
@@ -133,16 +138,28 @@ class MqttPublisher:
         self.client.loop_start()
         self._sender.start()
 
-    def _connect_failed(self, why: str) -> None:
-        """Logged on the first failure, then at 2, 4, 8, ... failures: once, then at a backoff."""
-        self.connect_failures += 1
-        n = self.connect_failures
+    def _connect_failed(self, why: str | None = None) -> None:
+        """Logged on the first failure, then at 2, 4, 8, ... failures: once, then at a backoff.
+        Without ``why`` (paho gives none), a probe of the broker names the cause."""
+        with self._fail_lock:
+            self.connect_failures += 1
+            n = self.connect_failures
+            self._waiting_since = time.monotonic()
         if n & (n - 1) == 0:
+            why = why or diagnose(self.cfg, timeout=min(3.0, self.client.connect_timeout))
             log.warning("cannot reach the MQTT broker %s:%d (%s; %d attempts so far); results "
                         "wait in the spool", self.cfg.host, self.cfg.port, why, n)
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self._connect_failed("connection failed")
+        self._connect_failed()
+
+    def _check_silence(self) -> None:
+        """A broker that takes the TCP connection and never answers gives paho no failure to
+        report: count one when nothing has connected for a while."""
+        if self.connected.is_set() or self._stopping:
+            return
+        if time.monotonic() - self._waiting_since > self.silent_after:
+            self._connect_failed()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -163,6 +180,9 @@ class MqttPublisher:
         elif self.connected.is_set():
             self.reconnects += 1
             log.warning("lost the broker (%s); results wait in the spool", reason_code)
+        else:  # the connection closed before the broker accepted it (TLS, protocol, silence)
+            self._connect_failed()
+        self._waiting_since = time.monotonic()
         self.connected.clear()
 
     def publish_faces(self, camera: str, ts: float, frame: int, faces: list[dict],
@@ -189,6 +209,7 @@ class MqttPublisher:
         while not self._stop.is_set():
             head = self.spool.peek() if self.connected.is_set() else None
             if head is None:
+                self._check_silence()
                 with self._wake:
                     self._wake.wait(timeout=0.5)
                 continue

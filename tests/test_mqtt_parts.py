@@ -75,3 +75,32 @@ def test_results_left_in_the_spool_are_counted_apart_from_emotion_states():
         spool.put(emotion_message("m", "dev", "door", "Happiness", 0.9, 0.0))
     assert len(spool) == 4
     assert spool.count("/faces") == 2
+
+
+def test_a_broker_that_takes_tcp_and_never_answers_is_counted_and_named(caplog):
+    import logging
+    import socket
+    import threading
+    import time
+
+    from motivnet_edge.edge.config import MqttConfig, SpoolConfig
+    from motivnet_edge.edge.mqtt import MqttPublisher
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(8)],
+                     daemon=True).start()
+    cfg = MqttConfig(host="127.0.0.1", port=server.getsockname()[1], flush_timeout=1.0,
+                     spool=SpoolConfig(max_messages=10))
+    caplog.set_level(logging.WARNING)
+    pub = MqttPublisher(cfg, "box", "motivnet-silent")
+    pub.silent_after = 2.0
+    pub.start()
+    deadline = time.monotonic() + 20
+    while "no CONNACK" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pub.stop(flush_timeout=0.5)
+    server.close()
+    assert pub.connect_failures >= 1 and "no CONNACK within" in caplog.text, caplog.text

@@ -106,3 +106,45 @@ def test_wrong_password_is_refused_and_never_logged(tls_broker, monkeypatch, cap
     pub.stop(flush_timeout=0.5)
     assert "refused" in caplog.text
     assert "wrong-pw-123" not in caplog.text
+
+
+def failure_logged(cfg: MqttConfig, caplog, timeout: float = 20.0) -> str:
+    """What the publisher logged about a broker it cannot use, once it counted a failure."""
+    caplog.set_level(logging.WARNING)
+    pub = MqttPublisher(cfg, "tlsbox", f"motivnet-probe-{cfg.port}")
+    pub.start()
+    deadline = time.monotonic() + timeout
+    while "cannot reach the MQTT broker" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pub.stop(flush_timeout=0.5)
+    assert pub.connect_failures >= 1, caplog.text
+    return caplog.text
+
+
+def test_a_ca_that_did_not_sign_the_broker_is_named(tls_broker, tmp_path, monkeypatch, caplog):
+    broker, pki = tls_broker
+    other = tmp_path / "other-pki"
+    other.mkdir()
+    make_pki(other)
+    monkeypatch.setenv("MOTIVNET_MQTT_PASSWORD", "s3cret-pw")
+    cfg = tls_config(broker.port, pki)
+    cfg.tls.ca = str(other / "ca.pem")
+    text = failure_logged(cfg, caplog)
+    assert "certificate verify failed" in text and ("issuer" in text or "self-signed" in text)
+
+
+def test_a_certificate_for_another_host_is_named(tls_broker, monkeypatch, caplog):
+    broker, pki = tls_broker  # the server's certificate names 127.0.0.1 only
+    monkeypatch.setenv("MOTIVNET_MQTT_PASSWORD", "s3cret-pw")
+    cfg = tls_config(broker.port, pki)
+    cfg.host = "localhost"
+    text = failure_logged(cfg, caplog)
+    assert "certificate verify failed" in text and "mismatch" in text.lower(), text
+
+
+def test_plain_mqtt_to_a_tls_port_is_named(tls_broker, monkeypatch, caplog):
+    broker, pki = tls_broker
+    cfg = tls_config(broker.port, pki)
+    cfg.tls = None
+    text = failure_logged(cfg, caplog)
+    assert "TLS" in text, text
