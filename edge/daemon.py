@@ -23,6 +23,7 @@ from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.mqtt import MqttPublisher
 from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings, draw_faces
 from motivnet_edge.edge.procstat import status_mb
+from motivnet_edge.edge.sdnotify import READY_AFTER, Notifier
 from motivnet_edge.edge.sources import LatestFrameSource, wait_interval
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
@@ -90,8 +91,10 @@ class Daemon:
     config unless given (tests and benchmarks pass their own)."""
 
     def __init__(self, cfg: Config, paced_files: bool = True, pipeline: Pipeline | None = None,
-                 publisher: MqttPublisher | None = None, target: str = "given") -> None:
+                 publisher: MqttPublisher | None = None, target: str = "given",
+                 notifier: Notifier | None = None) -> None:
         self.cfg = cfg
+        self.notifier = notifier or Notifier()
         if pipeline is None:
             pipeline, self.target = build_pipeline(cfg)
         else:
@@ -160,12 +163,16 @@ class Daemon:
         self.mqtt.start()
         for s in self.sources:
             s.start()
-        last_stats = time.monotonic()
+        started = last_stats = time.monotonic()
         last_frame = {s.cfg.name: 0.0 for s in self.sources}
         lost = 0
+        cams = ", ".join(s.cfg.name for s in self.sources)
         try:
             while not (self._stop or self._reload) and (
                     max_frames is None or self.processed < max_frames):
+                self.notifier.ping()
+                if not self.notifier.ready and time.monotonic() - started > READY_AFTER:
+                    self.notifier.mark_ready(f"running; no frame yet from {cams}")
                 if all(src.finished for src in self.sources):
                     log.info("every source ended: stopping")
                     break
@@ -177,6 +184,7 @@ class Daemon:
                     last_frame[src.cfg.name] = time.monotonic()
                     self.process(src.cfg.name, *got)
                     self.processed += 1
+                    self.notifier.mark_ready(f"processing {cams} with {self.target}")
                 if time.monotonic() - last_stats >= self.cfg.mqtt.stats_interval:
                     self._publish_stats()
                     last_stats = time.monotonic()
@@ -206,12 +214,14 @@ def reloaded(daemon: Daemon, path: Path) -> Daemon:
     the old one is closed: a config or artifact that cannot be loaded is logged as an ERROR and
     the daemon goes on with the running config and pipeline."""
     log.info("SIGHUP: reloading %s", path)
+    daemon.notifier.reloading()
     try:
-        new = Daemon(load_config(path))
+        new = Daemon(load_config(path), notifier=daemon.notifier)
     except MotivnetError as exc:
         log.error("reload of %s failed, running on with the previous config and model: %s",
                   path, exc)
-        return Daemon(daemon.cfg, pipeline=daemon.pipeline, target=daemon.target)
+        return Daemon(daemon.cfg, pipeline=daemon.pipeline, target=daemon.target,
+                      notifier=daemon.notifier)
     daemon.pipeline.close()
     return new
 
@@ -230,5 +240,6 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGHUP, daemon.request_reload)
         code = daemon.run(args.max_frames)
         if not daemon.reloading:
+            daemon.notifier.stopping()
             return code
         daemon = reloaded(daemon, args.config)

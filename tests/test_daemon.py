@@ -27,11 +27,11 @@ def write_config(tmp_path, port, source, **over):
     return path
 
 
-def start_daemon(config, *extra):
+def start_daemon(config, *extra, env=None):
     return subprocess.Popen([sys.executable, "-m", "motivnet_edge.edge.cli", "run",
                              "--config", str(config), *extra], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
 @pytest.mark.slow
@@ -293,3 +293,61 @@ def test_password_comes_from_environment_never_the_config(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("fromfile\n")
     assert mqtt_password(MqttConfig(password_file=str(secret)), {}) == "fromfile"
+
+
+@pytest.mark.slow
+def test_systemd_hears_ready_watchdog_reloading_and_stopping(tmp_path, broker):
+    """The daemon as systemd starts a Type=notify unit: NOTIFY_SOCKET names a datagram socket
+    the test reads, WATCHDOG_USEC asks for pings."""
+    import socket
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="sd-", dir="/tmp")  # a unix socket path is short
+    address = os.path.join(folder, "notify")
+    heard = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    heard.bind(address)
+    heard.settimeout(0.2)
+    states: list[str] = []
+
+    def listen() -> None:
+        try:
+            states.extend(heard.recv(4096).decode().splitlines())
+        except TimeoutError:
+            pass
+
+    def wait_for(state: str, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while state not in states:
+            assert time.monotonic() < end, f"{state} not heard: {states}"
+            listen()
+
+    video = synthetic_video(tmp_path / "v.avi", 20)
+    sub = Subscriber(broker.port)
+    config = write_config(tmp_path, broker.port, video, camera={"loop": True})
+    proc = start_daemon(config, env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"})
+    try:
+        wait_for("READY=1")
+        assert sub.on("/door/faces") or sub.wait_for("/door/faces", 1)
+        wait_for("WATCHDOG=1")
+        n = states.count("WATCHDOG=1")
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            listen()
+        assert states.count("WATCHDOG=1") >= n + 2, "pings keep coming from the frame loop"
+        states.clear()
+        proc.send_signal(signal.SIGHUP)
+        wait_for("RELOADING=1")
+        wait_for("READY=1")
+        assert states.index("RELOADING=1") < states.index("READY=1")
+        proc.send_signal(signal.SIGTERM)
+        wait_for("STOPPING=1")
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.close()
+        heard.close()
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
