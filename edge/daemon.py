@@ -107,6 +107,7 @@ class Daemon:
             for c in cfg.cameras]
         self.stats = Stats()
         self.processed = 0
+        self._emotion: dict[str, str] = {}  # the dominant emotion last published per camera
         self._stop = False
         self._reload = False
 
@@ -129,8 +130,10 @@ class Daemon:
                                       self.run_id)
         top = max(result.faces, key=lambda f: f["score"])
         prefix, device = self.cfg.mqtt.prefix, self.cfg.device
-        self.mqtt.publish(msgs.emotion_message(prefix, device, camera, top["label"],
-                                               top["score"], now))
+        if self._emotion.get(camera) != top["label"]:  # the retained state, on change only
+            self._emotion[camera] = top["label"]
+            self.mqtt.publish(msgs.emotion_message(prefix, device, camera, top["label"],
+                                                   top["score"], now))
         if self.cfg.pipeline.publish_images:  # off by default: no image leaves the device
             self.mqtt.publish_now(msgs.image_message(prefix, device, camera,
                                                      annotated_jpeg(frame, result.faces)))
