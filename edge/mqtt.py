@@ -125,6 +125,9 @@ class MqttPublisher:
         self._sender = threading.Thread(target=self._drain, name="mqtt-sender", daemon=True)
         self._fail_lock = threading.Lock()
         self._waiting_since = time.monotonic()
+        self.connect_attempts = 0
+        self._attempt_failed = False  # this attempt's failure is counted already
+        self.client.on_pre_connect = self._on_pre_connect
         # seconds without a connection before a silent broker counts as a failed connect
         self.silent_after = 2 * self.client.connect_timeout + 5.0
         self._announce: list[Message] = []
@@ -145,10 +148,15 @@ class MqttPublisher:
             self.connect_failures += 1
             n = self.connect_failures
             self._waiting_since = time.monotonic()
+            self._attempt_failed = True
         if n & (n - 1) == 0:
             why = why or diagnose(self.cfg, timeout=min(3.0, self.client.connect_timeout))
             log.warning("cannot reach the MQTT broker %s:%d (%s; %d attempts so far); results "
                         "wait in the spool", self.cfg.host, self.cfg.port, why, n)
+
+    def _on_pre_connect(self, client, userdata) -> None:
+        self.connect_attempts += 1
+        self._attempt_failed = False
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._connect_failed()
@@ -180,8 +188,8 @@ class MqttPublisher:
         elif self.connected.is_set():
             self.reconnects += 1
             log.warning("lost the broker (%s); results wait in the spool", reason_code)
-        else:  # the connection closed before the broker accepted it (TLS, protocol, silence)
-            self._connect_failed()
+        elif not self._attempt_failed:  # closed before the broker accepted it (TLS, silence);
+            self._connect_failed()  # a refusal was counted by _on_connect already
         self._waiting_since = time.monotonic()
         self.connected.clear()
 

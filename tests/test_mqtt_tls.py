@@ -105,6 +105,8 @@ def test_wrong_password_is_refused_and_never_logged(tls_broker, monkeypatch, cap
     assert len(pub.spool) == 1  # kept, not lost
     pub.stop(flush_timeout=0.5)
     assert "refused" in caplog.text
+    # a refusal is one failed attempt, not also a second one when the broker then hangs up
+    assert 1 <= pub.connect_failures <= pub.connect_attempts
     assert "wrong-pw-123" not in caplog.text
 
 
