@@ -137,13 +137,22 @@ def check_model(bundle: Path, model_dir: Path, manifest: dict) -> dict:
     return meta
 
 
-def verify(bundle: Path) -> tuple[dict, dict]:
-    """(the bundle's manifest, the model's metadata); MotivnetError naming what is wrong."""
+def verify(bundle: Path, model_only: bool = False) -> tuple[dict, dict]:
+    """(the bundle's manifest, the model's metadata); MotivnetError naming what is wrong.
+    ``model_only`` (an unpacked folder whose files were checked already, as install.sh does
+    with sha256sum): the model's files against its own manifest and its metadata only."""
     bundle = Path(bundle)
     if bundle.is_dir():
-        _, files, manifest = read_folder(bundle)
-        compare(bundle, files, manifest)
+        if model_only:
+            manifest_path = bundle / BUNDLE_MANIFEST
+            manifest = _parse_manifest(bundle, manifest_path.read_bytes()
+                                       if manifest_path.is_file() else b"")
+        else:
+            _, files, manifest = read_folder(bundle)
+            compare(bundle, files, manifest)
         return manifest, check_model(bundle, bundle / "model", manifest)
+    if model_only:
+        raise MotivnetError(f"--model-only takes an unpacked bundle folder, not {bundle}")
     if not bundle.is_file():
         raise MotivnetError(f"bundle {bundle} does not exist")
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,11 +163,16 @@ def verify(bundle: Path) -> tuple[dict, dict]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=Path, help="a bundle (.tar.gz) or its unpacked folder")
+    p.add_argument("--model-only", action="store_true",
+                   help="an unpacked folder whose files were checked already (install.sh runs "
+                        "sha256sum -c first): check only the model and its metadata")
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest, meta = verify(args.bundle)
-    print(f"{args.bundle}: ok: {len(manifest['files'])} files match their sha256; model "
+    manifest, meta = verify(args.bundle, args.model_only)
+    checked = "the model's files match their sha256" if args.model_only else \
+        f"{len(manifest['files'])} files match their sha256"
+    print(f"{args.bundle}: ok: {checked}; model "
           f"{manifest['artifact']} ({meta['precision']}, {len(meta['labels'])} classes) for "
           f"target {manifest.get('target')} on {manifest.get('platform')}, "
           f"motivnet-edge {manifest.get('version')}")

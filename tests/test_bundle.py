@@ -135,3 +135,16 @@ def test_stage_into_image_puts_the_bundle_and_an_enabled_oneshot_unit(rpi_bundle
                           str(tmp_path / "nothing"), str(rpi_bundle)], capture_output=True,
                          text=True)
     assert res.returncode != 0 and "not a root file system" in res.stderr
+
+
+def test_model_only_checks_the_model_and_leaves_the_rest_to_sha256sum(rpi_bundle, tmp_path):
+    folder = unpack(rpi_bundle, tmp_path / "a")
+    flip_byte(next((folder / "wheels").glob("motivnet_edge-*.whl")))
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "verify",
+                          "--model-only", str(folder)], capture_output=True, text=True)
+    assert res.returncode == 0 and "the model's files match" in res.stdout, res.stderr
+    assert verify(folder).returncode == 2  # the whole check still sees the wheel
+    flip_byte(folder / "model" / "student-int8.tflite")
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "verify",
+                          "--model-only", str(folder)], capture_output=True, text=True)
+    assert res.returncode == 2 and "student-int8.tflite" in res.stderr
