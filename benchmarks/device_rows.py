@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motivnet_edge.benchmarks.host import cpu_info
 from motivnet_edge.targets.engine import ENGINES, EngineOptions, engines_for, load_engine
 from motivnet_edge.targets.formats import format_of, is_artifact
 from motivnet_edge.targets.metadata import MANIFEST, artifact_files, read_metadata
@@ -42,14 +43,6 @@ def _run_all(path: Path, engine: str, x: np.ndarray, threads: int) -> tuple[np.n
             logits.append(eng.run(x[i:i + 1]))
             ms.append((time.perf_counter() - t0) * 1e3)
     return np.concatenate(logits), ms
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
 
 
 def device_side(job_path: Path) -> dict:
@@ -75,7 +68,7 @@ def device_side(job_path: Path) -> dict:
             rows.append({**row, "status": "ok", "logits": name,
                          "p50_ms": float(np.percentile(ms, 50)),
                          "p95_ms": float(np.percentile(ms, 95))})
-    out = {"machine": platform.machine(), "cpu": _cpu_model(),
+    out = {"machine": platform.machine(), "cpu": cpu_info()["cpu"],
            "python_version": platform.python_version(),
            "torch_loaded": "torch" in sys.modules, "rows": rows}
     (base / RESULTS).write_text(json.dumps(out, indent=2))
