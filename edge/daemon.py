@@ -187,7 +187,8 @@ class Daemon:
                     last_frame[src.cfg.name] = time.monotonic()
                     self.process(src.cfg.name, *got)
                     self.processed += 1
-                    self.notifier.mark_ready(f"processing {cams} with {self.target}")
+                    if not self.notifier.ready:  # once, not a string per frame
+                        self.notifier.mark_ready(f"processing {cams} with {self.target}")
                 if time.monotonic() - last_stats >= self.cfg.mqtt.stats_interval:
                     self._publish_stats()
                     last_stats = time.monotonic()
