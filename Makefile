@@ -23,7 +23,7 @@ DEMO_OUT ?= out/demo
 demo: $(STAMP)
 	$(VENV)/bin/motivnet-edge info --model motivnet-tiny
 	$(VENV)/bin/motivnet-edge compress --out $(DEMO_OUT)
-	$(PY) -m motivnet_edge.benchmarks.demo_daemon --artifacts $(DEMO_OUT)
+	$(PY) -m motivnet_edge.edge.demo --artifacts $(DEMO_OUT)
 	$(VENV)/bin/motivnet-edge bench --artifacts $(DEMO_OUT) --out $(DEMO_OUT)/bench \
 		--rounds 3 --per-round 5
 

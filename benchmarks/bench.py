@@ -86,7 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def faces_for(args: argparse.Namespace) -> tuple[list, np.ndarray | None, str]:
     """The faces every row sees, their labels (or None) and where they came from."""
-    from motivnet_edge.compress.data import CropSet, collect, gate_files, split_index
+    from motivnet_edge.compress.distil.data import CropSet, collect, split_index
+    from motivnet_edge.compress.runfolder import RunFolder
     from motivnet_edge.targets.labels import AFFECTNET8
 
     if args.labelled:
@@ -94,13 +95,11 @@ def faces_for(args: argparse.Namespace) -> tuple[list, np.ndarray | None, str]:
         return faces.crops, np.asarray(faces.labels), str(args.labelled)
     if args.data:
         return collect([args.data], progress=True).crops, None, str(args.data)
-    work = args.artifacts / "work" if args.artifacts else None
-    if work is not None and (work / "run.json").is_file():
-        import json
-
-        run = json.loads((work / "run.json").read_text())
-        crops = CropSet.load(gate_files(work, bool(run.get("calibration_data")))[0])
-        _, val = split_index(crops.hashes, run["val_fraction"])
+    folder = RunFolder(args.artifacts) if args.artifacts else None
+    if folder is not None and folder.record.is_file():
+        run = folder.read_record()
+        crops = CropSet.load(folder.faces(bool(run.calibration_data))[0])
+        _, val = split_index(crops.hashes, run.val_fraction)
         labels = np.asarray(crops.labels)[val]
         return [crops.crops[i] for i in val], (labels if labels.min() >= 0 else None), \
             f"{len(val)} held-out faces of {args.artifacts}"
@@ -179,7 +178,7 @@ def open_rows(rows: list[Row]) -> None:
 
 
 def measure_accuracy(rows: list[Row], faces: list, labels: np.ndarray | None) -> None:
-    from motivnet_edge.compress.evaluate import scores
+    from motivnet_edge.compress.gate.evaluate import scores
     from motivnet_edge.targets.labels import AFFECTNET8
 
     logits: dict[str, np.ndarray] = {}

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from motivnet_edge.benchmarks.demo_daemon import (
+from motivnet_edge.benchmarks.no_torch import BLOCK_TORCH
+from motivnet_edge.edge.demo import (
     clear_retained,
     local_broker,
     subscribe,
     write_video,
 )
-from motivnet_edge.benchmarks.no_torch import BLOCK_TORCH
 from motivnet_edge.edge.procstat import status_mb
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import artifact_name

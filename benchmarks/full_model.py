@@ -25,7 +25,7 @@ def motivnet_rows(size: str, checkpoint: Path | None, bf16_native: bool, threads
                   name: str | None = None, kind: str = "full-model") -> list[Row]:
     import torch
 
-    from motivnet_edge.compress.motivnet import build_motivnet, crop_spec_for
+    from motivnet_edge.compress.models.motivnet import build_motivnet, crop_spec_for
 
     cuda = torch.cuda.is_available()
     rows = []
@@ -44,7 +44,7 @@ def motivnet_rows(size: str, checkpoint: Path | None, bf16_native: bool, threads
                     for p in model.parameters():
                         p.normal_(0.0, 0.02)
             else:
-                from motivnet_edge.compress.checkpoints import load_checkpoint
+                from motivnet_edge.compress.models.checkpoints import load_checkpoint
 
                 load_checkpoint(model, checkpoint)
             state["model"] = model.to(device, dtype).eval()

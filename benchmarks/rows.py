@@ -8,11 +8,11 @@ run here keeps its place with the reason as its status.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from motivnet_edge.benchmarks.measure import Runner, engine_runner
+from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.engine import EngineOptions, engines_for
 from motivnet_edge.targets.errors import MotivnetError
@@ -111,9 +111,9 @@ def classifier_row(path: Path, spec: ClassifierSpec, name: str, kind: str,
 def recorded_teacher(folder: Path) -> tuple[Path | None, dict]:
     """The teacher a compress folder was distilled from: its file (when still there) and
     record, from ``work/run.json``."""
-    run = Path(folder) / "work" / "run.json"
-    if not run.is_file():
+    run = RunFolder(folder)
+    if not run.record.is_file():
         return None, {}
-    record = json.loads(run.read_text())["teacher"]
+    record = asdict(run.read_record().teacher)
     path = Path(record.get("path") or "")
     return (path if path.is_file() else None), record

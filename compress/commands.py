@@ -2,8 +2,9 @@
 ``validate`` run one stage each on the same output folder.
 
 This module imports no torch: the arguments are defined from plain registries, so ``--help``
-works on a device install, and every argument is checked (``cli_checks``: files exist, numbers
-in range, specs parse) before anything is trained or created. The stages are imported when a
+works on a device install, and every argument is checked (:mod:`.checks`: files exist, numbers
+in range, specs parse) before anything is trained or created. Defaults and presets come from
+:mod:`.runfolder`, where each is written once. The stages are imported when a
 command runs.
 """
 
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from motivnet_edge.compress.cli_checks import (
+from motivnet_edge.compress.checks import (
     check_distil_args,
     check_labelled_eval,
     check_quant_args,
@@ -30,21 +31,26 @@ from motivnet_edge.compress.registry import (
     STUDENTS,
     imagenet_available,
 )
-from motivnet_edge.targets.classifier_spec import OUTPUT_KINDS
+from motivnet_edge.compress.runfolder import (
+    CALIBRATION_CROPS,
+    PRESET_FIELDS,
+    DataConfig,
+    DistilConfig,
+    Gate,
+    QatConfig,
+    RunFolder,
+    StudentConfig,
+    TrainConfig,
+    preset,
+    preset_help,
+    qat_steps_for,
+)
+from motivnet_edge.targets.classifier_spec import OUTPUT_KINDS, ClassifierSpec
 from motivnet_edge.targets.formats import FORMATS
 from motivnet_edge.targets.labels import parse_label_list
 from motivnet_edge.targets.preprocess import COLORS, REGIONS
 
 log = logging.getLogger(__name__)
-
-# Training settings by kind of run: the demo (the built-in teacher on synthetic faces, sized to
-# finish in minutes) and real faces (a real teacher on thousands of photos, an ImageNet student).
-PRESETS = {
-    "demo": dict(epochs=4, min_steps=0, batch=32, lr=2e-3, balance=0.0, augment=0.5,
-                 consistent=False, mixup=0.0),
-    "real": dict(epochs=7, min_steps=0, batch=64, lr=1e-3, balance=1.0, augment=2.0,
-                 consistent=True, mixup=0.5),
-}
 
 
 def _out(p: argparse.ArgumentParser) -> None:
@@ -84,11 +90,13 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--calibration-data", type=Path, action="append", default=[],
                    help="images or videos of the deployment domain (repeatable): INT8 is "
                         "calibrated on their crops and gated on their held-out part")
-    d.add_argument("--synthetic", type=int, default=1200, help="synthetic faces when no data")
-    d.add_argument("--every", type=int, default=10, help="sample every N-th video frame")
-    d.add_argument("--margin", type=float, default=0.15,
+    d.add_argument("--synthetic", type=int, default=DataConfig.synthetic,
+                   help="synthetic faces when no data")
+    d.add_argument("--every", type=int, default=DataConfig.every,
+                   help="sample every N-th video frame")
+    d.add_argument("--margin", type=float, default=DataConfig.margin,
                    help="square crop margin around the face (not aligned crops)")
-    d.add_argument("--val-fraction", type=float, default=0.12,
+    d.add_argument("--val-fraction", type=float, default=DataConfig.val_fraction,
                    help="held-out share (the gate's crops)")
     d.add_argument("--detector", type=Path, help="a YuNet .onnx (default: the shipped YuNet)")
     d.add_argument("--cache-dir", type=Path, help="teacher output cache "
@@ -106,48 +114,52 @@ def _student_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--student-weights",
                    help="imagenet (the installed weights package) or a local state dict; "
                         "default: imagenet where auto picked the student and they are installed")
-    s.add_argument("--epochs", type=int, help="epochs, at least (demo 4, real 7)")
+    s.add_argument("--epochs", type=int, help=f"epochs, at least ({preset_help('epochs')})")
     s.add_argument("--min-steps", type=int, help="train at least this many optimizer steps (a "
-                   "small data set gets more epochs; 0 by default)")
-    s.add_argument("--batch", type=int, help="batch size (demo 32, real 64)")
-    s.add_argument("--lr", type=float, help="peak learning rate (demo 2e-3, real 1e-3)")
+                   f"small data set gets more epochs; {preset_help('min_steps')})")
+    s.add_argument("--batch", type=int, help=f"batch size ({preset_help('batch')})")
+    s.add_argument("--lr", type=float, help=f"peak learning rate ({preset_help('lr', '{:g}')})")
     s.add_argument("--balance", type=float, help="draw batches with probability "
-                   "freq(teacher top-1)^-balance (demo 0, real 1: every class the teacher "
-                   "names drawn equally often)")
+                   f"freq(teacher top-1)^-balance ({preset_help('balance', '{:g}')}; 1: every "
+                   "class the teacher names drawn equally often)")
     s.add_argument("--augment", type=float, help="augmentation strength S: turns up to 8xS "
                    "degrees, zoom 6xS %%, shift 4xS %%, colour jitter, blur and grey "
-                   "(demo 0.5, real 2)")
+                   f"({preset_help('augment', '{:g}')})")
     s.add_argument("--consistent", action=argparse.BooleanOptionalAction,
                    help="run the teacher every step on the augmented view the student sees, "
-                        "not its cached outputs for the plain face (demo off, real on)")
+                        f"not its cached outputs for the plain face "
+                        f"({preset_help('consistent', on_off=True)})")
     s.add_argument("--mixup", type=float, help="share of each batch blended with another face "
-                   "(with --consistent, the teacher labels the blend; demo 0, real 0.5)")
-    s.add_argument("--temperature", type=float, default=4.0)
-    s.add_argument("--alpha", type=float, default=0.5, help="weight of cross-entropy on labels")
-    s.add_argument("--seed", type=int, default=0)
+                   f"(with --consistent, the teacher labels the blend; "
+                   f"{preset_help('mixup', '{:g}')})")
+    s.add_argument("--temperature", type=float, default=TrainConfig.temperature)
+    s.add_argument("--alpha", type=float, default=TrainConfig.alpha,
+                   help="weight of cross-entropy on labels")
+    s.add_argument("--seed", type=int, default=TrainConfig.seed)
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _quant_args(p: argparse.ArgumentParser) -> None:
     q = p.add_argument_group("INT8 and the gate")
-    q.add_argument("--calibration", type=int, default=300,
+    q.add_argument("--calibration", type=int, default=CALIBRATION_CROPS,
                    help="face crops for INT8 calibration")
-    q.add_argument("--gate", type=float, default=0.99,
+    q.add_argument("--gate", type=float, default=Gate.agreement,
                    help="minimum agreement of an INT8 artifact with its float source")
-    q.add_argument("--max-flip-margin", type=float, default=1.0,
+    q.add_argument("--max-flip-margin", type=float, default=Gate.max_flip_margin,
                    help="an INT8 artifact may not change a decision its float source made "
                         "with a top-2 logit margin above this")
     q.add_argument("--formats", default=",".join(FORMATS),
                    help="formats to quantise, comma-separated")
     q.add_argument("--qat-steps", type=int,
-                   help="quantization-aware fine-tuning steps before INT8 (default: 250 for "
-                        "real photos, 60 for the synthetic demo); 0 turns it off")
-    q.add_argument("--qat-lr", type=float, default=2e-5, help="its peak learning rate")
-    q.add_argument("--qat-target", default="student", choices=QAT_TARGETS,
+                   help="quantization-aware fine-tuning steps before INT8 (default: "
+                        f"{preset_help('qat_steps')}: the demo's on synthetic faces); 0 turns "
+                        "it off")
+    q.add_argument("--qat-lr", type=float, default=QatConfig.lr, help="its peak learning rate")
+    q.add_argument("--qat-target", default=QatConfig.target, choices=QAT_TARGETS,
                    help="what the quantised model learns to reproduce: the FP32 student's own "
                         "outputs (default; keeps the student) or the teacher's cached outputs")
-    q.add_argument("--qat-weight-bits", type=int, default=7, choices=(7, 8),
+    q.add_argument("--qat-weight-bits", type=int, default=QatConfig.weight_bits, choices=(7, 8),
                    help="int8 weights in this many bits' range: 7 keeps ONNX Runtime's u8s8 "
                         "kernels on CPUs without VNNI from saturating (stored as int8 either "
                         "way)")
@@ -167,14 +179,12 @@ def is_real_run(args: argparse.Namespace) -> bool:
     return args.teacher is not None and bool(args.data)
 
 
-def distil_config(args: argparse.Namespace):
+def distil_config(args: argparse.Namespace) -> DistilConfig:
     """The distil stage's typed configuration from the (checked) command line."""
-    from motivnet_edge.compress.config import DataConfig, DistilConfig, StudentConfig
-    from motivnet_edge.compress.train import TrainConfig
     from motivnet_edge.targets.files import cache_dir
 
     real = is_real_run(args)
-    preset = PRESETS["real" if real else "demo"]
+    settings = preset("real" if real else "demo")
     auto = args.student == "auto"
     student = (REAL_FACES_STUDENT if real and imagenet_available(REAL_FACES_STUDENT)
                else DEFAULT_STUDENT) if auto else args.student
@@ -184,16 +194,17 @@ def distil_config(args: argparse.Namespace):
     data = DataConfig(list(args.data), args.labelled, list(args.calibration_data),
                       args.synthetic, args.every, args.margin, args.val_fraction, args.detector,
                       args.cache_dir or cache_dir() / "teacher")
-    given = {k: getattr(args, k) for k in preset if getattr(args, k, None) is not None}
-    train = TrainConfig(**{**preset, **given}, temperature=args.temperature, alpha=args.alpha,
-                        seed=args.seed, device=args.device)
+    given = {k: getattr(args, k) for k in PRESET_FIELDS if getattr(args, k, None) is not None}
+    train = TrainConfig(**{**{k: settings[k] for k in PRESET_FIELDS}, **given},
+                        temperature=args.temperature, alpha=args.alpha, seed=args.seed,
+                        device=args.device)
     return DistilConfig(data, StudentConfig(student, args.size, weights), train, args.resume,
                         not args.quiet)
 
 
-def _teacher(args: argparse.Namespace):
-    from motivnet_edge.compress.demo_teacher import MODEL, ensure_demo_teacher
-    from motivnet_edge.compress.teachers import load_teacher
+def _teacher(args: argparse.Namespace, spec: ClassifierSpec | None):
+    from motivnet_edge.compress.models.demo_teacher import MODEL, ensure_demo_teacher
+    from motivnet_edge.compress.models.teachers import load_teacher
 
     if args.teacher is None:
         path = ensure_demo_teacher(progress=not args.quiet)
@@ -203,16 +214,19 @@ def _teacher(args: argparse.Namespace):
                   "flips. Distil real photos with a real teacher (--teacher).",
                   file=sys.stderr)
         return load_teacher(path, model=MODEL, device=args.device, precision=args.precision)
-    return load_teacher(args.teacher, args.spec, args.teacher_model, args.device,
+    return load_teacher(args.teacher, spec, args.teacher_model, args.device,
                         args.precision)
 
 
-def run_distil(args: argparse.Namespace, checked: bool = False) -> int:
-    quiet_third_party()
-    from motivnet_edge.compress.stages import stage_distil
+def run_distil(args: argparse.Namespace) -> int:
+    return _distil(args, check_distil_args(args))
 
-    if not checked:
-        check_distil_args(args)
+
+def _distil(args: argparse.Namespace, spec: ClassifierSpec | None) -> int:
+    """The distil stage on checked arguments (``spec``: the teacher's, from the check)."""
+    quiet_third_party()
+    from motivnet_edge.compress.distil.stage import stage_distil
+
     cfg = distil_config(args)
     print(f"distil: {'real' if is_real_run(args) else 'demo'} settings, student "
           f"{cfg.student.name} ({cfg.student.weights or 'from scratch'}) at {cfg.student.size} "
@@ -220,47 +234,42 @@ def run_distil(args: argparse.Namespace, checked: bool = False) -> int:
           f"{cfg.train.batch}, augment {cfg.train.augment}"
           + (f", the teacher run on every view (mixup {cfg.train.mixup})"
              if cfg.train.consistent else ", the teacher's cached outputs"), file=sys.stderr)
-    history = stage_distil(args.out, _teacher(args), cfg)
+    history = stage_distil(args.out, _teacher(args, spec), cfg)
     last = history[-1] if history else {}
     print("student: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
                                   if isinstance(v, float)))
     return 0
 
 
-def _gate(args: argparse.Namespace):
-    from motivnet_edge.compress.validate import Gate
-
+def _gate(args: argparse.Namespace) -> Gate:
     return Gate(args.gate, args.max_flip_margin)
 
 
 def run_export(args: argparse.Namespace) -> int:
     quiet_third_party()
-    from motivnet_edge.compress.stages import stage_export
+    from motivnet_edge.compress.int8.export import stage_export
 
     for fmt, path in stage_export(args.out).items():
         print(f"{fmt}: {path}")
     return 0
 
 
-def qat_config(args: argparse.Namespace):
-    """QAT settings: 250 steps for real photos, 60 for the synthetic demo, unless --qat-steps
-    says otherwise."""
-    from motivnet_edge.compress.qat import QatConfig
-    from motivnet_edge.compress.stages import load_run
-
+def qat_config(args: argparse.Namespace) -> QatConfig:
+    """QAT settings: the preset's steps for the kind of run distilled in the folder, unless
+    --qat-steps says otherwise."""
     steps = args.qat_steps
     if steps is None:
-        steps = 60 if load_run(args.out).data == "synthetic" else 250
+        steps = qat_steps_for(RunFolder(args.out).read_record())
     return QatConfig(steps=steps, lr=args.qat_lr, weight_bits=args.qat_weight_bits,
                      target=args.qat_target, seed=getattr(args, "seed", 0))
 
 
 def run_quantize(args: argparse.Namespace) -> int:
     quiet_third_party()
-    from motivnet_edge.compress.int8_stage import stage_quantize
+    from motivnet_edge.compress.int8.stage import stage_quantize
 
-    check_quant_args(args)
-    results = stage_quantize(args.out, args.calibration, _gate(args), args.format_list,
+    formats = check_quant_args(args)
+    results = stage_quantize(args.out, args.calibration, _gate(args), formats,
                              qat_config(args), not getattr(args, "quiet", False))
     for fmt, r in results.items():
         print(f"{fmt}: {r['file']} ({'passed' if r['passed'] else 'REJECTED'})")
@@ -268,8 +277,8 @@ def run_quantize(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from motivnet_edge.compress.report import print_report
-    from motivnet_edge.compress.validate_stage import stage_validate
+    from motivnet_edge.compress.gate.report import print_report
+    from motivnet_edge.compress.gate.stage import stage_validate
 
     check_quant_args(args)
     check_labelled_eval(args)
@@ -280,22 +289,22 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_compress(args: argparse.Namespace) -> int:
     quiet_third_party()
-    from motivnet_edge.compress.int8_stage import stage_quantize
-    from motivnet_edge.compress.report import print_report
-    from motivnet_edge.compress.stages import stage_export
-    from motivnet_edge.compress.validate_stage import stage_validate
+    from motivnet_edge.compress.gate.report import print_report
+    from motivnet_edge.compress.gate.stage import stage_validate
+    from motivnet_edge.compress.int8.export import stage_export
+    from motivnet_edge.compress.int8.stage import stage_quantize
 
-    check_distil_args(args)
-    check_quant_args(args)
+    spec = check_distil_args(args)
+    formats = check_quant_args(args)
     check_labelled_eval(args)
-    run_distil(args, checked=True)
+    _distil(args, spec)
     stage_export(args.out)
     gate = _gate(args)
-    stage_quantize(args.out, args.calibration, gate, args.format_list, qat_config(args),
-                   not args.quiet)
+    stage_quantize(args.out, args.calibration, gate, formats, qat_config(args), not args.quiet)
     report, ok = stage_validate(args.out, gate, args.labelled_eval)
     print_report(report)
-    print(f"\nwrote {args.out / 'report.json'} and {args.out / 'manifest.json'}")
+    folder = RunFolder(args.out)
+    print(f"\nwrote {folder.report} and {folder.manifest}")
     return 0 if ok else 1
 
 

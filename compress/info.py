@@ -18,8 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .checkpoints import load_checkpoint
-    from .motivnet import build_motivnet, count_macs, crop_spec_for
+    from motivnet_edge.compress.models.checkpoints import load_checkpoint
+    from motivnet_edge.compress.models.motivnet import build_motivnet, count_macs, crop_spec_for
 
     spec = crop_spec_for(args.model)
     meta = build_motivnet(args.model, device="meta")

@@ -1,8 +1,8 @@
 """What can be built, by name, as plain data (no torch): MotivNet's sizes and the students.
 
 The command line lists these without importing torch, so ``--help`` works on a device install.
-A model family's code lives beside it (:mod:`motivnet_edge.compress.motivnet`,
-:mod:`motivnet_edge.compress.students`) and builds from these argument dicts, timm-style.
+A model family's code lives beside it (:mod:`motivnet_edge.compress.models.motivnet`,
+:mod:`motivnet_edge.compress.models.students`) and builds from these argument dicts, timm-style.
 """
 
 from __future__ import annotations

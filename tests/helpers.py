@@ -59,7 +59,7 @@ def onnx_artifact(folder, size: int = 32, seed: int = 0, region: str = "square")
     """A real ONNX artifact with metadata, as compress writes it (a small untrained CNN);
     ``region="aligned"`` makes one that takes faces aligned on five landmarks."""
     from motivnet_edge.compress.artifacts import embed_metadata
-    from motivnet_edge.compress.export import save_onnx
+    from motivnet_edge.compress.int8 import onnx_ops
     from motivnet_edge.targets.formats import artifact_name
     from motivnet_edge.targets.labels import AFFECTNET7
     from motivnet_edge.targets.preprocess import CropSpec
@@ -67,7 +67,7 @@ def onnx_artifact(folder, size: int = 32, seed: int = 0, region: str = "square")
     torch.manual_seed(seed)
     spec = CropSpec(height=size, width=size, margin=0.15, region=region)
     path = folder / artifact_name("student", "fp32", "onnx")
-    save_onnx(TinyNet().eval(), spec, path)
+    onnx_ops.export(TinyNet().eval(), spec, path, path.parent)
     embed_metadata(path, {"labels": list(AFFECTNET7), "crop": spec.to_dict(),
                           "precision": "fp32"})
     return path

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from motivnet_edge.compress.data import face_region
+from motivnet_edge.compress.distil.data import face_region
 from motivnet_edge.targets.classifier_spec import load_spec
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.labels import AFFECTNET7, FER2013
@@ -87,7 +87,7 @@ class EyeReader(torch.nn.Module):
 
 
 def test_a_teacher_with_aligned_input_and_another_class_order_labels_faces(tmp_path):
-    from motivnet_edge.compress.teachers import load_teacher
+    from motivnet_edge.compress.models.teachers import load_teacher
 
     path = tmp_path / "eye.onnx"
     torch.onnx.export(EyeReader(), (torch.zeros(1, 3, 112, 112),), str(path),

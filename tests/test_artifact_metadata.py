@@ -13,10 +13,11 @@ from motivnet_edge.compress.artifacts import (
     inspect_precision,
     write_manifest,
 )
-from motivnet_edge.compress.export import export_fp32
-from motivnet_edge.compress.quantize import RECIPES, calibration_batch, quantize
+from motivnet_edge.compress.int8.export import export_fp32
+from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.formats import FORMATS
 from motivnet_edge.targets.metadata import artifact_files, check_manifest, read_metadata
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage
 from tests.helpers import TinyNet
@@ -34,7 +35,7 @@ def exported(tmp_path_factory):
     return model, export_fp32(model, SPEC, out, BASE)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+@pytest.mark.parametrize("fmt", list(FORMATS))
 def test_metadata_round_trip(exported, fmt):
     _, paths = exported
     meta = read_metadata(paths[fmt])
@@ -49,7 +50,7 @@ def test_metadata_round_trip(exported, fmt):
     embed_metadata(paths[fmt], meta)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+@pytest.mark.parametrize("fmt", list(FORMATS))
 def test_fp32_artifacts_match_torch_in_their_engines(exported, fmt):
     model, paths = exported
     rng = np.random.default_rng(0)
@@ -66,8 +67,7 @@ def test_int8_is_recognised_by_reading_the_file(exported, fmt, tmp_path):
     crops = [FaceImage(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8))
              for i in range(8)]
     target = tmp_path / paths[fmt].name
-    quantize(fmt, paths[fmt], model, calibration_batch(crops, SPEC, fmt), RECIPES[fmt][0],
-             target)
+    quantize(fmt, calibration(fmt, paths[fmt], model, crops, SPEC), OPS[fmt].recipes[0], target)
     assert inspect_precision(paths[fmt])["precision"] == "fp32"
     info = inspect_precision(target)
     assert info["precision"] == "int8" and info["int8_weight_tensors"] >= 2
@@ -112,7 +112,7 @@ def test_openvino_ir_carries_model_api_model_info(exported):
     assert info["reverse_input_channels"] == "True" and info["layout"] == "NCHW"
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+@pytest.mark.parametrize("fmt", list(FORMATS))
 def test_format_table_reads_the_input_shape(exported, fmt):
     from motivnet_edge.targets.formats import format_of
 
@@ -137,7 +137,7 @@ def test_written_files_get_the_usual_mode_not_a_temp_files_0600(tmp_path):
     assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o644"}, files
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+@pytest.mark.parametrize("fmt", list(FORMATS))
 def test_truncated_artifact_is_named_truncated_with_and_without_a_manifest(exported, fmt,
                                                                          tmp_path):
     _, paths = exported

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from motivnet_edge.compress.artifacts import embed_metadata
-from motivnet_edge.compress.export import export_fp32
-from motivnet_edge.compress.quantize import RECIPES, calibration_batch, quantize
+from motivnet_edge.compress.int8.export import export_fp32
+from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
 from motivnet_edge.targets.formats import artifact_name
 from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.metadata import read_metadata
@@ -34,8 +34,8 @@ def setup(tmp_path_factory):
     crops = [FaceImage(np.random.default_rng(i).integers(0, 255, (40, 40, 3), np.uint8))
              for i in range(16)]
     int8 = folder / artifact_name("student", "int8", "onnx")
-    quantize("onnx", paths["onnx"], model, calibration_batch(crops, SPEC, "onnx"),
-             RECIPES["onnx"][0], int8)
+    quantize("onnx", calibration("onnx", paths["onnx"], model, crops, SPEC),
+             OPS["onnx"].recipes[0], int8)
     embed_metadata(int8, {**read_metadata(paths["onnx"]), "precision": "int8"})
     teacher = root / "teacher.onnx"
     torch.onnx.export(TinyNet().eval(), (torch.zeros(1, 3, 32, 32),), str(teacher),

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from motivnet_edge.compress.checkpoints import load_checkpoint, resize_pos_embed
-from motivnet_edge.compress.motivnet import build_motivnet
+from motivnet_edge.compress.models.checkpoints import load_checkpoint, resize_pos_embed
+from motivnet_edge.compress.models.motivnet import build_motivnet
 from motivnet_edge.targets.errors import MotivnetError
 
 PUBLISHED_KEYS = [

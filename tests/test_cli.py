@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from motivnet_edge.compress.motivnet import build_motivnet
+from motivnet_edge.compress.models.motivnet import build_motivnet
 from motivnet_edge.edge.cli import COMMANDS
 
 

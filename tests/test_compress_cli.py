@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from motivnet_edge.compress.motivnet import build_motivnet
+from motivnet_edge.compress.models.motivnet import build_motivnet
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import FORMATS, artifact_name, get_format
 from motivnet_edge.targets.metadata import artifact_bytes, read_metadata
@@ -56,7 +56,7 @@ def test_compress_writes_gated_artifacts_report_and_manifest(compressed):
     manifest = json.loads((out / "manifest.json").read_text())
     assert report["passed"] is True
     int8 = {r["format"] for r in report["artifacts"].values() if r["precision"] == "int8"}
-    assert int8 == {"onnx", "openvino", "tflite"}
+    assert int8 == set(FORMATS)
     for row in report["artifacts"].values():
         assert row["agreement_with_float"] >= SMALL_GATE or row["precision"] == "fp32"
         assert {"agreement_with_teacher", "cosine_with_float", "bytes"} <= set(row)
@@ -155,7 +155,7 @@ def test_stage_without_previous_stage_names_what_to_run(tmp_path):
 
 @pytest.mark.slow
 def test_calibration_data_becomes_the_gate_domain(tmp_path, teacher_file):
-    from motivnet_edge.compress.stages import load_work
+    from motivnet_edge.compress.distil.distilled import load_distilled
     from tests.helpers import write_faces
 
     calib = tmp_path / "site"
@@ -165,7 +165,7 @@ def test_calibration_data_becomes_the_gate_domain(tmp_path, teacher_file):
               "motivnet-tiny", "--cache-dir", tmp_path / "c", "--calibration-data", calib,
               *SMALL[:6], "--quiet")
     assert res.returncode == 0, res.stderr[-2000:]
-    work = load_work(out)
+    work = load_distilled(out)
     assert work.run.calibration_data == str(calib)
     assert 20 <= len(work.crops) <= 30  # the site's crops, not the 160 synthetic ones
     assert all(s.startswith(str(calib)) for s in work.crops.sources)
@@ -173,25 +173,25 @@ def test_calibration_data_becomes_the_gate_domain(tmp_path, teacher_file):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+@pytest.mark.parametrize("fmt", list(FORMATS))
 def test_weights_only_fallback_is_a_quarter_the_size_and_computes_like_float(
         compressed, tmp_path, fmt):
     from motivnet_edge.compress.artifacts import embed_metadata, inspect_precision
-    from motivnet_edge.compress.quantize import quantize_weights_only
-    from motivnet_edge.compress.stages import load_work
-    from motivnet_edge.compress.validate import compare, run_artifact
+    from motivnet_edge.compress.distil.distilled import load_distilled
+    from motivnet_edge.compress.gate.gate import compare, run_artifact
+    from motivnet_edge.compress.int8.formats import OPS
 
     out, res = compressed
     assert res.returncode == 0, output(res)
     fp32 = out / artifact_name("student", "fp32", fmt)
     made = tmp_path / artifact_name("student", "int8", fmt)
-    quantize_weights_only(fmt, fp32, made)
+    OPS[fmt].weights_only(fp32, made)
     embed_metadata(made, read_metadata(fp32))
     what = inspect_precision(made)
     assert what["precision"] == "int8-weights", what
     assert what["int8_weight_tensors"] > 0 and what["activation_quantize_ops"] == 0
     assert artifact_bytes(made) < 0.4 * artifact_bytes(fp32)
-    crops = load_work(out).val()[0]
+    crops = load_distilled(out).val()[0]
     float_logits, _ = run_artifact(fp32, crops, check=False)
     logits, _ = run_artifact(made, crops, check=False)
     scores = compare(logits, float_logits, None, None)

@@ -5,9 +5,10 @@ views, not the cached answers for the plain faces."""
 import numpy as np
 import torch
 
-from motivnet_edge.compress.augment import augmented_views
-from motivnet_edge.compress.teachers import load_teacher
-from motivnet_edge.compress.train import TrainConfig, predict, train
+from motivnet_edge.compress.distil.augment import augmented_views
+from motivnet_edge.compress.distil.train import predict, train
+from motivnet_edge.compress.models.teachers import load_teacher
+from motivnet_edge.compress.runfolder import TrainConfig
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.preprocess import CropSpec, Face, FaceImage, cut

@@ -29,7 +29,7 @@ def retained(port: int, wait: float = 1.5) -> list[tuple[str, bytes]]:
 
 @pytest.mark.slow
 def test_demo_daemon_clears_the_retained_messages_it_left(tmp_path, broker, capsys):
-    from motivnet_edge.benchmarks.demo_daemon import PREFIX, main
+    from motivnet_edge.edge.demo import PREFIX, main
 
     assert main(["--artifacts", str(onnx_artifact(tmp_path)), "--seconds", "2",
                  "--port", str(broker.port)]) == 0

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from motivnet_edge.compress.data import collect
-from motivnet_edge.compress.export import export_fp32
-from motivnet_edge.targets.engine import EngineOptions, load_engine
+from motivnet_edge.compress.distil.data import collect
+from motivnet_edge.compress.int8.export import export_fp32
+from motivnet_edge.targets.engine import EngineOptions, engines_for, load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
-from motivnet_edge.targets.formats import artifact_name
+from motivnet_edge.targets.formats import FORMATS, artifact_name
 from motivnet_edge.targets.preprocess import CropSpec, make_inputs
 from motivnet_edge.targets.profiles import (
     PROFILES,
@@ -26,8 +26,8 @@ from tests.helpers import TinyNet
 
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev" / "images"
 SPEC = CropSpec(height=48, width=48, margin=0.15)
-CASES = [("onnxruntime", "onnx"), ("openvino", "onnx"), ("openvino", "openvino"),
-         ("litert", "tflite")]
+# every engine with every format it opens, from the tables
+CASES = [(engine, fmt) for fmt in FORMATS for engine in engines_for(fmt)]
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +118,13 @@ class BatchOfOne(torch.nn.Module):
 
 def test_litert_runs_a_batch_of_one_graph_face_by_face(tmp_path):
     from motivnet_edge.compress.artifacts import embed_metadata
-    from motivnet_edge.compress.export import save_tflite
+    from motivnet_edge.compress.int8 import tflite_ops
 
     torch.manual_seed(0)
     model = BatchOfOne().eval()
     spec = CropSpec(height=8, width=8, layout="nchw")
     path = tmp_path / "one.tflite"
-    save_tflite(model, spec, path)
+    tflite_ops.export(model, spec, path, path.parent)
     embed_metadata(path, {"labels": list("abcdefg"), "crop": {**spec.to_dict(), "layout": "nhwc"},
                           "precision": "fp32"})
     x = np.random.default_rng(0).normal(size=(3, 8, 8, 3)).astype(np.float32)

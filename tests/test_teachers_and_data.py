@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from motivnet_edge.compress.data import collect
-from motivnet_edge.compress.teacher_cache import TeacherCache
-from motivnet_edge.compress.teachers import load_teacher
+from motivnet_edge.compress.distil.data import collect
+from motivnet_edge.compress.distil.teacher_cache import TeacherCache
+from motivnet_edge.compress.models.teachers import load_teacher
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.labels import AFFECTNET7, FER2013

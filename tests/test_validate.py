@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from motivnet_edge.compress.validate import compare
+from motivnet_edge.compress.gate.gate import compare
 from motivnet_edge.targets.formats import artifact_name
 
 
@@ -13,15 +13,15 @@ def test_compare_counts_flips_and_how_close_to_a_tie_they_were():
     assert out["n"] == 4 and out["flips"] == 2
     assert out["agreement_with_float"] == 0.5 and out["agreement_with_teacher"] == 0.5
     assert out["accuracy"] == 0.75
-    assert out["flip_max_fp32_margin"] == 0.5  # the second flip had a margin of 0.5
+    assert out["flip_max_float_margin"] == 0.5  # the second flip had a margin of 0.5
     assert 0.9 < out["cosine_with_float"] < 1.0
     same = compare(fp32, fp32, None, None)
-    assert same["flips"] == 0 and same["flip_max_fp32_margin"] == 0.0
+    assert same["flips"] == 0 and same["flip_max_float_margin"] == 0.0
     assert same["cosine_with_float"] > 0.9999 and "accuracy" not in same
 
 
 def test_gate_refuses_a_confident_flip_that_agreement_alone_would_let_through():
-    from motivnet_edge.compress.validate import Gate
+    from motivnet_edge.compress.gate.gate import Gate
 
     fp32 = np.zeros((200, 3))
     fp32[:, 0] = 4.0  # every crop: class 0, margin 4
@@ -37,13 +37,13 @@ def test_gate_refuses_a_confident_flip_that_agreement_alone_would_let_through():
     assert gate.rank(tie_scores) > gate.rank(sure_scores)
     assert not Gate(agreement=0.999).passes(tie_scores)
     assert Gate(max_flip_margin=5.0).passes(sure_scores)
-    assert gate.to_dict() == {"agreement_with_float": 0.99, "max_flip_fp32_margin": 1.0}
+    assert gate.to_dict() == {"agreement_with_float": 0.99, "max_flip_float_margin": 1.0}
 
 
 def _report(agreement: float) -> dict:
     row = {"format": "onnx", "precision": "int8-weights", "bytes": 2_600_000, "flips": 0,
            "agreement_with_float": 1.0, "agreement_with_teacher": agreement,
-           "cosine_with_float": 0.9999, "status": "ok", "flip_max_fp32_margin": 0.0}
+           "cosine_with_float": 0.9999, "status": "ok", "flip_max_float_margin": 0.0}
     return {"artifacts": {artifact_name("student", "int8", "onnx"): row}, "passed": True,
             "heldout_crops": 102,
             "student": {"name": "mobilenetv4_conv_small", "input": 112,
@@ -53,7 +53,7 @@ def _report(agreement: float) -> dict:
 def test_report_warns_when_the_gate_passes_a_student_that_learnt_little():
     import io
 
-    from motivnet_edge.compress.report import print_report
+    from motivnet_edge.compress.gate.report import print_report
 
     weak, good = io.StringIO(), io.StringIO()
     print_report(_report(0.34), weak)

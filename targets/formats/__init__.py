@@ -11,7 +11,8 @@ Adding a format is one entry here and one small module beside this file.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -49,6 +50,22 @@ class Format:
         """The files an artifact is made of, the opened file first."""
         path = Path(path)
         return [path, *(path.with_suffix(s) for s in self.companions)]
+
+    def move(self, src: str | Path, dst: str | Path) -> None:
+        """Rename an artifact with its companions: the companions (an IR's .bin) first, the
+        file engines open last, so a reader never finds the opened file without its weights."""
+        for s, d in reversed(list(zip(self.files(src), self.files(dst), strict=True))):
+            os.replace(s, d)
+
+    def remove(self, path: str | Path) -> None:
+        """Delete an artifact and its companions (those that exist)."""
+        for p in self.files(path):
+            p.unlink(missing_ok=True)
+
+    def crop(self, spec):
+        """A :class:`~motivnet_edge.targets.preprocess.CropSpec` in the input layout this
+        format's exports take."""
+        return replace(spec, layout=self.layout)
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (

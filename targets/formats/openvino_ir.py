@@ -6,7 +6,6 @@ is, from its constants and FakeQuantize ops. The weights in the ``.bin`` are sav
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -38,17 +37,19 @@ def model_info(meta: dict) -> dict[str, str]:
 def write(path: Path, meta: dict) -> None:
     import openvino as ov
 
-    from motivnet_edge.targets.files import atomic_path
+    from motivnet_edge.targets.formats import FORMATS
 
     model = ov.Core().read_model(str(path))
     model.set_rt_info(json.dumps(meta, sort_keys=True), [METADATA_KEY])
     for key, value in model_info(meta).items():
         model.set_rt_info(value, ["model_info", key])
-    bin_path = path.with_suffix(".bin")
-    with atomic_path(path) as tmp_xml:
-        tmp_bin = tmp_xml.with_suffix(".bin")
-        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
-        os.replace(tmp_bin, bin_path)
+    fmt = FORMATS["openvino"]
+    tmp = path.with_name(f".meta-{path.name}")
+    try:
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        fmt.move(tmp, path)
+    finally:
+        fmt.remove(tmp)
 
 
 def inspect(path: Path) -> dict:

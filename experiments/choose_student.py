@@ -6,7 +6,7 @@ INT8 is calibrated on those real face photos and gated on their held-out crops (
 faces. Latencies of all students are measured side by side in interleaved rounds at the end.
 Prints a table, writes ``choice.json`` and a plot.
 
-    python -m motivnet_edge.benchmarks.choose_student --out out/students [--real faces/] \
+    python -m motivnet_edge.experiments.choose_student --out out/students [--real faces/] \
         [--epochs 15]
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from motivnet_edge.benchmarks.host import describe, host_info
 from motivnet_edge.benchmarks.measure import engine_runner, time_runners
+from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.edge.synthetic import synth_faces
 from motivnet_edge.targets.engine import EngineOptions
 from motivnet_edge.targets.formats import format_of, is_artifact
@@ -39,14 +40,14 @@ def compress(name: str, folder: Path, args: argparse.Namespace) -> float:
         cmd += ["--detector", str(args.detector)]
     t0 = time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True)
-    if not (folder / "report.json").is_file():
+    if not RunFolder(folder).report.is_file():
         print(f"{name}: failed\n{res.stderr[-1500:]}", file=sys.stderr)
     return (time.monotonic() - t0) / 60
 
 
 def summarise(name: str, folder: Path, minutes: float) -> dict:
-    report = json.loads((folder / "report.json").read_text())
-    history = json.loads((folder / "work" / "history.json").read_text())["history"]
+    report = json.loads(RunFolder(folder).report.read_text())
+    history = json.loads(RunFolder(folder).history.read_text())["history"]
     int8 = {r["format"]: r for r in report["artifacts"].values()
             if r["precision"] == "int8"}
     fp32 = next(r for r in report["artifacts"].values() if r["format"] == "onnx"
@@ -102,7 +103,7 @@ def plot(rows: list[dict], path: Path, gate: float = 0.99) -> None:
 
 
 def main() -> int:
-    from motivnet_edge.compress.students import STUDENTS
+    from motivnet_edge.compress.models.students import STUDENTS
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,9 +121,9 @@ def main() -> int:
     for name in args.students.split(","):
         folder = args.out / name
         minutes = 0.0
-        if not (args.reuse and (folder / "report.json").is_file()):
+        if not (args.reuse and RunFolder(folder).report.is_file()):
             minutes = compress(name, folder, args)
-        if (folder / "report.json").is_file():
+        if RunFolder(folder).report.is_file():
             rows.append(summarise(name, folder, minutes))
             print(json.dumps(rows[-1]), flush=True)
     latencies(rows, args.out, args.rounds)

@@ -122,13 +122,6 @@ def crop_hash(crop: FaceImage) -> str:
     return h.hexdigest()
 
 
-def gate_files(work: Path, calibrated: bool) -> tuple[Path, Path]:
-    """The crops and teacher logits in a compress work folder that INT8 is calibrated and
-    gated on: the --calibration-data's when it was given, else the distillation data's."""
-    return ((work / "calib.npz", work / "calib_teacher.npy") if calibrated
-            else (work / "crops.npz", work / "teacher.npy"))
-
-
 def split_index(hashes: Sequence[str], val_fraction: float) -> tuple[list[int], list[int]]:
     """Deterministic train/validation split by content hash."""
     val = [i for i, h in enumerate(hashes) if int(h[:8], 16) / 0xFFFFFFFF < val_fraction]

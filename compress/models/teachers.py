@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motivnet_edge.compress.checkpoints import is_torchscript, load_checkpoint
-from motivnet_edge.compress.motivnet import build_motivnet, crop_spec_for, inference_dtype
+from motivnet_edge.compress.models.checkpoints import is_torchscript, load_checkpoint
+from motivnet_edge.compress.models.motivnet import build_motivnet, crop_spec_for, inference_dtype
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.engine import EngineOptions, load_engine_with_metadata
 from motivnet_edge.targets.errors import MotivnetError
@@ -154,7 +154,7 @@ def load_teacher(path: Path, spec: ClassifierSpec | None = None, model: str = "m
 
 
 def reload_teacher(record, device: str = "cpu") -> Teacher:
-    """The teacher a distil stage recorded (:class:`~motivnet_edge.compress.config.
+    """The teacher a distil stage recorded (:class:`~motivnet_edge.compress.runfolder.
     TeacherRecord`), loaded again from its file, which must be unchanged."""
     path = Path(record.path)
     if not path.is_file():

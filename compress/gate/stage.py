@@ -9,20 +9,19 @@ from pathlib import Path
 import numpy as np
 
 from motivnet_edge.compress.artifacts import file_entry, write_manifest
-from motivnet_edge.compress.data import crop_hash
-from motivnet_edge.compress.evaluate import labelled_report
-from motivnet_edge.compress.int8_stage import (
+from motivnet_edge.compress.distil.data import crop_hash
+from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
+from motivnet_edge.compress.distil.teacher_cache import TeacherCache
+from motivnet_edge.compress.distil.train import predict
+from motivnet_edge.compress.gate.evaluate import labelled_report
+from motivnet_edge.compress.gate.gate import DEFAULT_GATE, Gate, evaluate_artifact, run_artifact
+from motivnet_edge.compress.int8.stage import (
     FLOAT_SOURCES,
     emulate,
     float_source_logits,
-    qat_dir,
     quantize_results,
 )
-from motivnet_edge.compress.stages import STUDENT_WEIGHTS, Work, load_work
-from motivnet_edge.compress.teacher_cache import TeacherCache
-from motivnet_edge.compress.teachers import reload_teacher
-from motivnet_edge.compress.train import predict
-from motivnet_edge.compress.validate import DEFAULT_GATE, Gate, evaluate_artifact, run_artifact
+from motivnet_edge.compress.models.teachers import reload_teacher
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import cache_dir, write_json
 from motivnet_edge.targets.formats import REJECTED, artifact_name, is_artifact
@@ -30,7 +29,7 @@ from motivnet_edge.targets.metadata import read_metadata
 from motivnet_edge.targets.preprocess import FaceImage
 
 
-def labelled_evaluation(out: Path, w: Work, artifacts: list[Path], labelled: Path,
+def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
                         progress: bool = True) -> dict:
     """The teacher, the FP32 student and every artifact on labelled real faces."""
     teacher = reload_teacher(w.run.teacher)
@@ -40,8 +39,8 @@ def labelled_evaluation(out: Path, w: Work, artifacts: list[Path], labelled: Pat
         return cache.logits([crop_hash(f) for f in faces], faces, teacher.predict, progress)
 
     models = {"teacher": teacher_logits,
-              STUDENT_WEIGHTS: lambda faces: predict(w.model, faces, w.spec)}
-    qat_graph = qat_dir(out) / artifact_name("student", "int8", "onnx")
+              w.folder.student_weights.name: lambda faces: predict(w.model, faces, w.spec)}
+    qat_graph = w.folder.qat / artifact_name("student", "int8", "onnx")
     if qat_graph.is_file():
         models["QAT model (simulated)"] = lambda faces: emulate(qat_graph, faces, w.spec)
     for path in artifacts:
@@ -54,18 +53,18 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
     """report.json and manifest.json for every artifact in ``out``; True when all INT8 pass.
     With ``labelled`` real photos, every model is also scored on their labels."""
     out = Path(out)
-    w = load_work(out)
+    w = load_distilled(out)
     val_crops, float_logits, teacher_logits, labels = w.val()
     quant = quantize_results(out)
     artifacts = sorted(p for p in out.iterdir() if is_artifact(p))
     if not artifacts:
         raise MotivnetError(f"no artifacts in {out}: run 'motivnet-edge export' first")
-    rows, entries, ok = {}, [file_entry(out / STUDENT_WEIGHTS, "student-fp32-weights")], True
+    rows, entries, ok = {}, [file_entry(w.folder.student_weights, "student-fp32-weights")], True
     for path in artifacts:
         meta = read_metadata(path)
         source = meta.get("recipe", {}).get("float_source", "student")
         row = evaluate_artifact(path, val_crops,
-                                float_source_logits(out, w, meta, val_crops, float_logits),
+                                float_source_logits(w, meta, val_crops, float_logits),
                                 teacher_logits, labels, check=False)
         row["float_source"] = source
         row["float_source_is"] = FLOAT_SOURCES.get(source, source)
@@ -90,19 +89,21 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
                              if labels is not None else {})},
               "teacher": w.run.teacher.to_meta(), "artifacts": rows}
     if any(r["float_source"] == "qat" for r in rows.values()):
-        meta = {"recipe": {"float_source": "qat"}}
-        qat_logits = float_source_logits(out, w, meta, val_crops, float_logits)
-        report["qat_model"] = {
-            "is": FLOAT_SOURCES["qat"],
-            "agreement_with_teacher": float(np.mean(qat_logits.argmax(1)
-                                                    == teacher_logits.argmax(1))),
-            "agreement_with_fp32_student": float(np.mean(qat_logits.argmax(1)
-                                                         == float_logits.argmax(1))),
-            **({"accuracy": float(np.mean(qat_logits.argmax(1) == labels))}
-               if labels is not None else {})}
+        report["qat_model"] = _qat_model(w, val_crops, float_logits, teacher_logits, labels)
     if labelled is not None:
-        report["labelled"] = labelled_evaluation(out, w, artifacts, labelled)
-    write_json(out / "report.json", report)
-    entries.append(file_entry(out / "report.json", "report"))
+        report["labelled"] = labelled_evaluation(w, artifacts, labelled)
+    write_json(w.folder.report, report)
+    entries.append(file_entry(w.folder.report, "report"))
     write_manifest(out, entries, {"labels": w.run.classes, "student": w.run.student.name})
     return report, ok
+
+
+def _qat_model(w: Distilled, crops: list[FaceImage], float_logits: np.ndarray,
+               teacher_logits: np.ndarray, labels: np.ndarray | None) -> dict:
+    """The quantization-aware fine-tuned model, quantisation simulated, on the held-out faces."""
+    logits = float_source_logits(w, {"recipe": {"float_source": "qat"}}, crops, float_logits)
+    top = logits.argmax(1)
+    return {"is": FLOAT_SOURCES["qat"],
+            "agreement_with_teacher": float(np.mean(top == teacher_logits.argmax(1))),
+            "agreement_with_fp32_student": float(np.mean(top == float_logits.argmax(1))),
+            **({"accuracy": float(np.mean(top == labels))} if labels is not None else {})}

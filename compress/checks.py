@@ -54,15 +54,16 @@ def teacher_spec(args: argparse.Namespace) -> ClassifierSpec | None:
                           args.teacher_outputs or (base.outputs if base else "auto"))
 
 
-def check_distil_args(args: argparse.Namespace) -> None:
+def check_distil_args(args: argparse.Namespace) -> ClassifierSpec | None:
     """Every distil argument checked, nothing created: files exist, folders hold images,
-    numbers are in range, the teacher spec parses."""
-    from motivnet_edge.compress.data import media_files
+    numbers are in range, the teacher spec parses. Returns that spec (None: the teacher's
+    file or the demo teacher says it all)."""
+    from motivnet_edge.compress.distil.data import media_files
 
     if args.out.exists() and not args.out.is_dir():
         raise MotivnetError(f"--out {args.out} is a file, not a folder")
     _exists(args.teacher, "teacher")
-    args.spec = teacher_spec(args)
+    spec = teacher_spec(args)
     for d in [*args.data, *args.calibration_data]:
         if not media_files(d):
             raise MotivnetError(f"data {d} holds no image or video "
@@ -87,16 +88,19 @@ def check_distil_args(args: argparse.Namespace) -> None:
         raise MotivnetError(f"--augment {args.augment} must be between 0 and 3")
     if args.mixup is not None and not 0.0 <= args.mixup <= 1.0:
         raise MotivnetError(f"--mixup {args.mixup} must be between 0 and 1")
+    return spec
 
 
-def check_quant_args(args: argparse.Namespace) -> None:
-    args.format_list = _formats(args.formats)
+def check_quant_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """The INT8 arguments checked; returns the formats asked for."""
+    formats = _formats(args.formats)
     if args.qat_steps is not None and args.qat_steps < 0:
         raise MotivnetError(f"--qat-steps {args.qat_steps} must be >= 0")
     if args.calibration < 1:
         raise MotivnetError(f"--calibration {args.calibration} must be at least 1")
     if args.gate <= 0.0:  # above 1 nothing passes: every format keeps its best trial, rejected
         raise MotivnetError(f"--gate {args.gate} must be above 0")
+    return formats
 
 
 def _formats(text: str) -> tuple[str, ...]:

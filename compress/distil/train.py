@@ -22,39 +22,22 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motivnet_edge.compress.augment import augmented_input, augmented_views
-from motivnet_edge.compress.checkpoints import save_checkpoint
+from motivnet_edge.compress.distil.augment import augmented_input, augmented_views
+from motivnet_edge.compress.models.checkpoints import save_checkpoint
+from motivnet_edge.compress.models.teachers import Teacher
 from motivnet_edge.compress.progress import Progress
-from motivnet_edge.compress.teachers import Teacher
+from motivnet_edge.compress.runfolder import TrainConfig
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs, normalize_batch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 12
-    min_steps: int = 0
-    batch: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.5
-    temperature: float = 4.0
-    alpha: float = 0.5
-    augment: float = 0.5
-    balance: float = 0.0
-    consistent: bool = False
-    mixup: float = 0.0
-    seed: int = 0
-    device: str = "cpu"
 
 
 def macro_f1(pred: np.ndarray, labels: np.ndarray, n: int) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motivnet_edge.compress.data import collect
+from motivnet_edge.compress.distil.data import collect
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.targets.labels import AFFECTNET8, canonical
 from motivnet_edge.targets.preprocess import FaceImage

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from motivnet_edge.compress.runfolder import flip_margin
+
 # below this agreement with the teacher on held-out crops, the gate only says that INT8 copies
 # a student that is itself of little use
 WEAK_STUDENT = 0.8
@@ -22,7 +24,7 @@ def _cell(r: dict, c: str) -> str:
     if c == "bytes":
         return f"{v / 1e6:.2f} MB"
     if c == "flips" and v:
-        return f"{v} ({r['flip_max_fp32_margin']:.3f})"
+        return f"{v} ({flip_margin(r):.3f})"
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
@@ -30,7 +32,7 @@ def print_report(report: dict, file=sys.stdout) -> None:
     cols = ("format", "precision", "bytes", "float_source", "agreement_with_float", "flips",
             "agreement_with_teacher", "accuracy", "cosine_with_float", "status")
     heads = ("file", "format", "prec", "size", "float source", "agr/float",
-             "flips (max fp32 margin)", "agr/teacher", "accuracy", "cosine", "status")
+             "flips (max float margin)", "agr/teacher", "accuracy", "cosine", "status")
     table(heads, [[name, *(_cell(r, c) for c in cols)]
                   for name, r in report["artifacts"].items()], file)
     s = report["student"]

@@ -1,0 +1,95 @@
+"""The distil stage, the first of the compress chain's stages, which hand over through files in
+the output folder (:mod:`motivnet_edge.compress.runfolder`):
+
+``distil`` (crops, teacher outputs, student) -> ``export`` (FP32 ONNX, IR, TFLite) ->
+``quantize`` (INT8 with fallback recipes, gated) -> ``validate`` (report.json, manifest.json).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motivnet_edge.compress.distil.data import MIRROR, CropSet, Mirrored, collect, split_index
+from motivnet_edge.compress.distil.teacher_cache import TeacherCache
+from motivnet_edge.compress.distil.train import train
+from motivnet_edge.compress.models.checkpoints import save_checkpoint
+from motivnet_edge.compress.models.students import build_student, student_spec
+from motivnet_edge.compress.models.teachers import Teacher
+from motivnet_edge.compress.runfolder import DistilConfig, RunFolder, RunRecord, TeacherRecord
+from motivnet_edge.edge.detect import FaceDetector
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import write_json
+from motivnet_edge.targets.preprocess import CropSpec
+
+log = logging.getLogger(__name__)
+
+
+def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
+    """Faces, the teacher's outputs for them and their mirror images (one cached pass), and the
+    trained student. ``cfg.data.calibration``: separate data (the deployment domain) whose faces
+    calibrate INT8 and whose held-out part gates it. Nothing is written until the faces are
+    found."""
+    folder = RunFolder(out)
+    crops, logits, mirrored = _teach(folder, teacher, cfg)
+    student = cfg.student
+    spec = student_spec(student.name, student.size, cfg.data.margin, teacher.crop)
+    write_json(folder.record, _record(teacher, cfg, spec, crops).to_dict())
+    tr, va = split_index(crops.hashes, cfg.data.val_fraction)
+    if not va:
+        raise MotivnetError(f"no held-out crops among {len(crops)}: raise --val-fraction")
+    labels = np.asarray(crops.labels)
+    torch.manual_seed(cfg.train.seed)  # the initial weights too (torch seeds itself randomly)
+    model = build_student(student.name, len(teacher.classes), student.size, student.weights)
+    train_crops = Mirrored([crops.crops[i] for i in tr], originals=True)
+    history = train(model, spec, train_crops, np.concatenate([logits[tr], mirrored[tr]]),
+                    np.concatenate([labels[tr], labels[tr]]),
+                    [crops.crops[i] for i in va], logits[va], labels[va], cfg.train,
+                    checkpoint=folder.checkpoint, resume=cfg.resume, progress=cfg.progress,
+                    desc=f"distil {student.name}", teacher=teacher)
+    save_checkpoint(model.state_dict(), folder.student_weights)
+    write_json(folder.history, {"history": history})
+    return history
+
+
+def _teach(folder: RunFolder, teacher: Teacher, cfg: DistilConfig
+           ) -> tuple[CropSet, np.ndarray, np.ndarray]:
+    """The distillation faces and the teacher's outputs for them and their mirror images (and
+    for the calibration faces), found, run through the cache and saved in the work folder."""
+    data, progress = cfg.data, cfg.progress
+    detector = FaceDetector(data.detector) if data.detector else None
+    crops_path, teacher_path = folder.faces(calibrated=False)
+    if cfg.resume and crops_path.is_file():
+        crops = CropSet.load(crops_path)
+    else:
+        crops = collect(data.data, data.labelled, detector, data.every, data.synthetic,
+                        cfg.train.seed, teacher.classes, progress)
+    calib = collect(data.calibration, None, detector, data.every, 0, cfg.train.seed,
+                    teacher.classes, progress) if data.calibration else None
+    folder.work.mkdir(parents=True, exist_ok=True)
+    crops.save(crops_path)
+    cache = TeacherCache(data.cache, teacher.key)
+    logits = cache.logits(crops.hashes, crops.crops, teacher.predict, progress)
+    mirrored = cache.logits([h + MIRROR for h in crops.hashes], Mirrored(crops.crops),
+                            teacher.predict, progress, desc="teacher, mirrored")
+    np.save(teacher_path, logits)
+    np.save(folder.teacher_mirrored, mirrored)
+    if calib is not None:
+        calib_path, calib_teacher_path = folder.faces(calibrated=True)
+        calib.save(calib_path)
+        np.save(calib_teacher_path,
+                cache.logits(calib.hashes, calib.crops, teacher.predict, progress))
+    return crops, logits, mirrored
+
+
+def _record(teacher: Teacher, cfg: DistilConfig, spec: CropSpec, crops: CropSet) -> RunRecord:
+    data = cfg.data
+    return RunRecord(cfg.student, spec.to_dict(), data.margin, cfg.train.seed,
+                     data.val_fraction, list(teacher.classes),
+                     TeacherRecord(teacher.identity, teacher.key, teacher.spec.to_dict(),
+                                   str(Path(teacher.path).resolve()) if teacher.path else ""),
+                     cfg.train, data.describe(), dict(crops.skipped),
+                     ", ".join(map(str, data.calibration)), str(data.cache))

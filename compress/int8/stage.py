@@ -1,0 +1,178 @@
+"""The quantize stage: INT8 artifacts in every format, each gated against its float source.
+
+With quantization-aware fine-tuning on (``--qat-steps``, the default for real faces), the first
+recipe of every format is the fine-tuned student's own INT8 graph (:mod:`.qat`); its float
+source is that fine-tuned model, run in float with the quantisation simulated exactly as the
+exported graph states it (``work/qat/student-int8.onnx`` in ONNX Runtime with graph
+optimisations off, so nothing is fused into integer kernels). Post-training recipes follow, then
+the weights-only last resort; each artifact from those is compared with the FP32 student.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from motivnet_edge.compress.distil.data import Mirrored
+from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
+from motivnet_edge.compress.gate.gate import DEFAULT_GATE, Gate, evaluate_artifact
+from motivnet_edge.compress.int8 import qat
+from motivnet_edge.compress.int8.export import finish
+from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
+from motivnet_edge.compress.int8.recipes import QAT_RECIPE, Recipe
+from motivnet_edge.compress.models.students import is_vit
+from motivnet_edge.compress.runfolder import CALIBRATION_CROPS, QatConfig, RunFolder
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import atomic_path, write_json
+from motivnet_edge.targets.formats import FORMATS, REJECTED, artifact_name, get_format
+from motivnet_edge.targets.metadata import read_metadata
+from motivnet_edge.targets.preprocess import FaceImage, make_inputs
+
+log = logging.getLogger(__name__)
+FLOAT_SOURCES = {"student": "the FP32 student (student.pth)",
+                 "qat": "the quantization-aware fine-tuned student, quantisation simulated "
+                        f"(work/qat/{artifact_name('student', 'int8', 'onnx')}, no kernel fusion)"}
+TRIAL_KEYS = ("float_source", "agreement_with_float", "flips", "flip_max_float_margin",
+              "cosine_with_float")
+
+
+def _calibration(d: Distilled, n: int) -> list[FaceImage]:
+    """``n`` training crops; held-out crops are never used, so the gate stays honest."""
+    idx = d.train_idx
+    if len(idx) < n:
+        log.warning("only %d training crops for calibration (asked for %d); lower "
+                    "--val-fraction or give more data", len(idx), n)
+    rng = np.random.default_rng(d.run.seed)
+    pick = rng.choice(idx, size=min(n, len(idx)), replace=False)
+    return [d.crops.crops[i] for i in pick]
+
+
+def emulate(onnx_path: Path, crops: list[FaceImage], spec, batch: int = 64) -> np.ndarray:
+    """Logits of a QDQ ONNX graph with every quantisation simulated in float: ONNX Runtime
+    with graph optimisations off runs Quantize/DequantizeLinear as written, fusing nothing
+    into integer kernels. The fine-tuned QAT model, exactly as exported."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: make_inputs(crops[i:i + batch], spec)})[0]
+                           for i in range(0, len(crops), batch)])
+
+
+def run_qat(d: Distilled, cfg: QatConfig, progress: bool = True) -> Path:
+    """Fine-tune the student with quantisation simulated; write its INT8 graph in every format
+    that exports one (ONNX, TFLite) under work/qat/ (no metadata yet). Returns the folder."""
+    folder = d.folder.qat
+    teacher = np.load(d.folder.faces(calibrated=False)[1])
+    train = [d.distil_crops.crops[i] for i in d.distil_train_idx]
+    targets = teacher[d.distil_train_idx]
+    crops = train
+    if d.folder.teacher_mirrored.is_file():
+        crops = Mirrored(train, originals=True)
+        targets = np.concatenate([targets,
+                                  np.load(d.folder.teacher_mirrored)[d.distil_train_idx]])
+    prepared, quantizer = qat.finetune(d.model, d.spec, crops, targets, cfg, progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    for fmt, ops in OPS.items():
+        if ops.export_qat is not None:
+            with atomic_path(folder / artifact_name("student", "int8", fmt)) as tmp:
+                ops.export_qat(prepared, quantizer, d.spec, tmp)
+    write_json(folder / "qat.json", {"config": vars(cfg), "student_sha256":
+                                     d.base_meta()["student"]["sha256"]})
+    return folder
+
+
+def stage_quantize(out: Path, calibration: int = CALIBRATION_CROPS, gate: Gate = DEFAULT_GATE,
+                   formats: tuple[str, ...] = tuple(FORMATS),
+                   qat_cfg: QatConfig | None = None, progress: bool = True
+                   ) -> dict[str, dict]:
+    """INT8 for each format; recipes tried in order until one passes the ``gate``.
+    An artifact that never passes is kept under its rejected name for inspection."""
+    d = load_distilled(out)
+    calib = _calibration(d, calibration)
+    val_crops, float_logits, _, _ = d.val()
+    recipes = {fmt: list(OPS[fmt].recipes) for fmt in formats}
+    sources = {"student": float_logits}
+    if qat_cfg is not None and qat_cfg.steps > 0 and not is_vit(d.run.student.name):
+        folder = run_qat(d, qat_cfg, progress)
+        sources["qat"] = emulate(folder / artifact_name("student", "int8", "onnx"), val_crops,
+                                 d.spec)
+        for fmt in formats:
+            recipes[fmt].insert(0, QAT_RECIPE)
+    results = {fmt: _quantize_format(d, fmt, recipes[fmt], calib, sources, gate)
+               for fmt in formats}
+    write_json(d.folder.quantize_results, results)
+    return results
+
+
+def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[FaceImage],
+                     sources: dict[str, np.ndarray], gate: Gate) -> dict:
+    """Recipes tried in order until one passes; the best trial kept (rejected if none did)."""
+    out, form = d.folder.out, get_format(fmt)
+    fp32 = out / artifact_name("student", "fp32", fmt)
+    if not fp32.is_file():
+        raise MotivnetError(f"{fp32} is missing: run 'motivnet-edge export --out {out}'")
+    cal = calibration(fmt, fp32, d.model, calib, d.spec, is_vit(d.run.student.name))
+    val_crops, _, teacher_logits, labels = d.val()
+    base = d.base_meta()
+    final = out / artifact_name("student", "int8", fmt)
+    trial, best = out / f".trial-{final.name}", out / f".best-{final.name}"
+    trials: list[dict] = []
+    for recipe in recipes:
+        if recipe.source and not _usable_source(
+                out / artifact_name("student", "int8", recipe.source), base):
+            continue  # built from another format's artifact, which is not full INT8 here
+        source = "qat" if recipe is QAT_RECIPE else "student"
+        with atomic_path(trial) as tmp:
+            if source == "qat":
+                OPS[fmt].from_qat(d.folder.qat, tmp)
+            else:
+                quantize(fmt, cal, recipe, tmp)
+            finish(tmp, trial, fmt, base, d.spec, {**recipe.to_dict(), "calibration_crops":
+                                                   len(calib), "float_source": source})
+        scores = evaluate_artifact(trial, val_crops, sources[source], teacher_logits, labels,
+                                   check=False)
+        scores["float_source"] = source
+        trials.append({"recipe": recipe.name, **{k: scores[k] for k in TRIAL_KEYS}})
+        log.info("%s int8 %s: agreement with its float source (%s) %.4f, %d flips (largest "
+                 "float margin %.3f)", fmt, recipe.name, source, scores["agreement_with_float"],
+                 scores["flips"], scores["flip_max_float_margin"])
+        if gate.rank(scores) >= max(gate.rank(t) for t in trials):
+            form.move(trial, best)
+        if gate.passes(scores):
+            break
+    passed = any(gate.passes(t) for t in trials)
+    rejected = out / artifact_name("student", "int8", fmt, REJECTED)
+    keep, other = (final, rejected) if passed else (rejected, final)
+    form.move(best, keep)
+    form.remove(trial)
+    form.remove(other)  # a previous run's verdict on this format
+    return {"file": keep.name, "passed": passed, "trials": trials}
+
+
+def float_source_logits(d: Distilled, meta: dict, crops: list[FaceImage],
+                        student_logits: np.ndarray) -> np.ndarray:
+    """The logits an artifact's gate compares with, on ``crops``."""
+    if meta.get("recipe", {}).get("float_source") == "qat":
+        return emulate(d.folder.qat / artifact_name("student", "int8", "onnx"), crops, d.spec)
+    return student_logits
+
+
+def _usable_source(path: Path, base: dict) -> bool:
+    """True when ``path`` exists, was made from this folder's current student and is full
+    INT8 (a weights-only source would make a weights-only copy; that recipe comes last)."""
+    if not path.is_file():
+        return False
+    meta = read_metadata(path)
+    return meta.get("student", {}).get("sha256") == base["student"]["sha256"] \
+        and meta.get("precision") == "int8"
+
+
+def quantize_results(out: Path) -> dict:
+    path = RunFolder(out).quantize_results
+    return json.loads(path.read_text()) if path.is_file() else {}
