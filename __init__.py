@@ -8,7 +8,8 @@ one direction they depend on each other:
 - ``motivnet_edge.edge``: the device application (detection, sources, tracker, pipeline, MQTT,
   config, daemon, command line), on top of ``targets``;
 - ``motivnet_edge.compress``: distillation, export and INT8 (torch), on top of both;
-- ``motivnet_edge.benchmarks``: measurements, using all three.
+- ``motivnet_edge.benchmarks``: measurements, using all three;
+- ``motivnet_edge.experiments``: the measurements that chose the project's defaults.
 """
 
 __version__ = "0.1.0"

@@ -85,36 +85,55 @@ def bench_command(bench: dict) -> str:
 
 def card(report: dict, bench: dict | None, entries: list[dict], command: str,
          commit: str, took: str = "") -> str:
+    """MODEL.md for the shipped files, from a compress run's report, its bench results and the
+    files' manifest entries."""
     lab = report["labelled"]
     models = lab["models"]
-    teacher = report["teacher"]
-    student = report["student"]
     shown = {"teacher (fer-mobilefacenet, aligned crop)": models["teacher"],
              "FP32 student (student.pth)": models["student.pth"],
              **{f"{n} (shipped)": models[n] for n in SHIPPED}}
     counts = dict(zip(lab["classes"], (sum(r) for r in models["teacher"]["confusion"]),
                       strict=False))
-    per_class = ", ".join(f"{c} {counts.get(c, 0)}" for c in CLASSES)
-    outside = ", ".join(f"{n} {c}" for c, n in lab["classes_without_model"].items()) or "none"
-    files = "\n".join(f"| `{e['path']}` | {e['bytes']:,} | `{e['sha256']}` |" for e in entries)
-    gate = {n: report["artifacts"][n] for n in SHIPPED}
-    gate_lines = "\n".join(
+    return TEMPLATE.format(
+        size=report["student"]["input"], classes=", ".join(CLASSES), commit=commit,
+        command=command, took=took,
+        teacher_file=report["teacher"].get("identity", {}).get("file", "fer-mobilefacenet"),
+        heldout=report["heldout_crops"], images=lab["images"], faces=lab["faces"],
+        files="\n".join(f"| `{e['path']}` | {e['bytes']:,} | `{e['sha256']}` |"
+                        for e in entries),
+        gate_lines=_gate_lines(report),
+        per_class=", ".join(f"{c} {counts.get(c, 0)}" for c in CLASSES),
+        outside=", ".join(f"{n} {c}" for c, n in lab["classes_without_model"].items())
+        or "none",
+        accuracy=accuracy_table(shown, models["teacher"]["accuracy"]), speed=_speed(bench),
+        fear=counts.get("Fear", 0))
+
+
+def _gate_lines(report: dict) -> str:
+    return "\n".join(
         f"- `{n}`: {g['what_it_is']}; agrees with its float source on "
         f"{100 * g['agreement_with_float']:.2f} % of {g['n']:,} held-out crops, with the teacher "
-        f"on {100 * g['agreement_with_teacher']:.1f} %" for n, g in gate.items())
-    speed = ("Not measured." if bench is None else
-             f"Measured with `motivnet-edge bench` ({bench.get('faces')} faces, one thread, "
-             f"batch 1 after warm-up, rows interleaved; `{bench_command(bench)}`) on: "
-             f"**{describe(bench['host'])}**, "
-             f"{bench['host'].get('os', '')}. Engines: "
-             + ", ".join(f"{k} {v}" for k, v in bench["host"].get("versions", {}).items())
-             + ".\n\n" + speed_table(bench))
-    return f"""# motivnet-edge emotion model (shipped default)
+        f"on {100 * g['agreement_with_teacher']:.1f} %"
+        for n, g in ((n, report["artifacts"][n]) for n in SHIPPED))
 
-An efficientnet_lite0 student (ImageNet start, {student['input']}x{student['input']} px, faces
+
+def _speed(bench: dict | None) -> str:
+    if bench is None:
+        return "Not measured."
+    return (f"Measured with `motivnet-edge bench` ({bench.get('faces')} faces, one thread, "
+            f"batch 1 after warm-up, rows interleaved; `{bench_command(bench)}`) on: "
+            f"**{describe(bench['host'])}**, {bench['host'].get('os', '')}. Engines: "
+            + ", ".join(f"{k} {v}" for k, v in bench["host"].get("versions", {}).items())
+            + ".\n\n" + speed_table(bench))
+
+
+# the card; every {name} is filled by card()
+TEMPLATE = """# motivnet-edge emotion model (shipped default)
+
+An efficientnet_lite0 student (ImageNet start, {size}x{size} px, faces
 aligned on five YuNet landmarks) distilled from OpenCV Zoo's fer-mobilefacenet on real face
 photos, quantised to full INT8 (weights and activations) with quantisation-aware fine-tuning.
-Seven classes in MotivNet's published order: {', '.join(CLASSES)}. It is the model the daemon,
+Seven classes in MotivNet's published order: {classes}. It is the model the daemon,
 `motivnet-edge classify` and `motivnet-edge bench` use when no other is given; a target profile
 picks one of its files (`student-int8.tflite` for LiteRT on a Raspberry Pi,
 `student-int8.onnx` for ONNX Runtime, OpenVINO and TensorRT).
@@ -128,14 +147,14 @@ commit {commit} of motivnet-edge, with this command (the README's real-face comm
 ```
 {took}
 
-- Teacher: {teacher.get('identity', {}).get('file', 'fer-mobilefacenet')} (OpenCV Zoo,
+- Teacher: {teacher_file} (OpenCV Zoo,
   Apache-2.0), its own preprocessing given by the shipped spec `fer-mobilefacenet`.
 - Data: the 8,849 unlabelled face photos of the project's `faces-unlabelled` set (Apache-2.0 and
-  public-domain photos; {report['heldout_crops']:,} of the faces found were held out for the
+  public-domain photos; {heldout:,} of the faces found were held out for the
   INT8 gate and never trained on). The photos are not shipped; the weights may be (both
   licences allow it).
-- Evaluation: `faces-dev`, {lab['images']} labelled real photos no training step saw
-  ({lab['faces']} with a face found; its labels are noisy). Its figures chose the recipe
+- Evaluation: `faces-dev`, {images} labelled real photos no training step saw
+  ({faces} with a face found; its labels are noisy). Its figures chose the recipe
   (epochs, augmentation), so they are slightly optimistic.
 
 ## Files
@@ -153,7 +172,7 @@ run folder (section `labelled` of `report.json`). Per-class columns are recall %
 faces per class: {per_class}; photos labelled with a class outside the model's seven ({outside})
 count as errors.
 
-{accuracy_table(shown, models['teacher']['accuracy'])}
+{accuracy}
 
 ## Speed
 
@@ -165,7 +184,7 @@ count as errors.
   it show, with the probabilities, to its operator; research and prototyping.
 - Known limits: frontal and near-frontal faces that YuNet finds (profile faces, heavy occlusion
   and faces under about 40 px are not classified well or not found); few fearful and disgusted
-  faces in the training photos and in faces-dev (Fear: {counts.get('Fear', 0)} faces there), so
+  faces in the training photos and in faces-dev (Fear: {fear} faces there), so
   their recall is low or rests on a handful of faces; seven classes
   only: no Contempt and no valence/arousal; it mimics its teacher, errors included (top-1 about
   54 % on noisy real labels); not validated across ages, skin tones or cultures.

@@ -79,8 +79,8 @@ def _from_folders(root: Path, classes: Sequence[str]) -> LabelledSet:
 def load_labelled(source: str | Path, classes: Sequence[str] = AFFECTNET7) -> LabelledSet:
     """Read a labelled set from a CSV file (columns image,emotion; a folder holding
     ``labels.csv`` works too) or from class-named folders (``happy/``, ``Anger/`` ...).
-    Label names are mapped through :data:`edge.labels.SYNONYMS`; labels not in ``classes``
-    (e.g. contempt for a 7-class model) are skipped and counted."""
+    Label names are mapped through :data:`motivnet_edge.targets.labels.SYNONYMS`; labels not
+    in ``classes`` (e.g. contempt for a 7-class model) are skipped and counted."""
     path = Path(source)
     if not path.exists():
         raise MotivnetError(f"labelled data {path} does not exist")

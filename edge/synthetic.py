@@ -63,6 +63,9 @@ def _background(rng: np.random.Generator, h: int, w: int, difficulty: float) -> 
     return np.clip(img + texture, 0, 255).astype(np.uint8)
 
 
+_DARK = (25.0, 25.0, 40.0)
+
+
 def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
               rng: np.random.Generator) -> tuple[int, int, int, int]:
     """Draw one face expressing ``label`` centred at (cx, cy), ``fw`` pixels wide, onto ``img``
@@ -73,11 +76,19 @@ def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
     opening, eye_open = max(opening, 0.0), max(eye_open, 0.35)
     fh = fw * rng.uniform(1.25, 1.38)
     skin = _SKIN[rng.integers(len(_SKIN))] * rng.uniform(0.92, 1.08)
-    skin_c = tuple(float(v) for v in np.clip(skin, 0, 255))
     shade = tuple(float(v) for v in np.clip(skin * 0.62, 0, 255))
     hair = tuple(float(v) for v in _HAIR[rng.integers(len(_HAIR))])
-    dark = (25.0, 25.0, 40.0)
-    # neck, shoulders, hair behind the head, ears, face
+    _draw_head(img, cx, cy, fw, fh, skin, shade, hair, rng)
+    ey = _draw_eyes(img, cx, cy, fw, fh, eye_open, brow_up, brow_tilt, shade, rng)
+    _draw_nose(img, cx, cy, fw, fh, ey, wrinkle, shade)
+    _draw_mouth(img, cx, cy + fh * 0.29, fw, (curve, opening, mwidth, wrinkle))
+    x0, y0 = int(round(cx - fw * 0.5)), int(round(cy - fh * 0.5))
+    return x0, y0, int(round(fw)), int(round(fh))
+
+
+def _draw_head(img: np.ndarray, cx: float, cy: float, fw: float, fh: float, skin: np.ndarray,
+               shade: tuple, hair: tuple, rng: np.random.Generator) -> None:
+    """Neck, shoulders, hair behind the head, ears, the shaded face and the fringe."""
     cloth = tuple(float(v) for v in rng.uniform(20, 220, 3))
     _ellipse(img, (cx, cy + fh * 1.05), (fw * 1.1, fh * 0.45), cloth)
     cv2.rectangle(img, _pt(cx - fw * 0.2, cy + fh * 0.3), _pt(cx + fw * 0.2, cy + fh * 0.75),
@@ -91,11 +102,16 @@ def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
     r = np.sqrt(((xx - cx) / (fw * 0.5)) ** 2 + ((yy - cy) / (fh * 0.5)) ** 2)
     shading = np.clip(1.08 - 0.35 * r ** 3, 0.55, 1.1)[..., None]
     m = face[..., None].astype(np.float32) / 255.0
-    skin_img = np.clip(np.array(skin_c, np.float32) * shading, 0, 255)
+    skin_c = np.array([float(v) for v in np.clip(skin, 0, 255)], np.float32)
+    skin_img = np.clip(skin_c * shading, 0, 255)
     img[:] = (img * (1 - m) + skin_img * m).astype(np.uint8)
-    # fringe of hair over the forehead
-    _ellipse(img, (cx, cy - fh * 0.43), (fw * 0.47, fh * 0.14), hair)
-    # eyes
+    _ellipse(img, (cx, cy - fh * 0.43), (fw * 0.47, fh * 0.14), hair)  # fringe
+
+
+def _draw_eyes(img: np.ndarray, cx: float, cy: float, fw: float, fh: float, eye_open: float,
+               brow_up: float, brow_tilt: float, shade: tuple, rng: np.random.Generator
+               ) -> float:
+    """Both eyes and brows; returns the eyes' height."""
     ey = cy - fh * 0.07
     ew, eh = fw * 0.095, fw * 0.045 * eye_open
     for side in (-1, 1):
@@ -105,13 +121,18 @@ def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
         iris = min(eh, fw * 0.045)
         _ellipse(img, (ex, ey), (iris, iris), tuple(float(v) for v in rng.uniform(20, 110, 3)))
         _ellipse(img, (ex, ey), (iris * 0.5, iris * 0.5), (5.0, 5.0, 5.0))
-        _ellipse(img, (ex, ey), (ew, eh), dark, max(1, int(fw * 0.012)))
+        _ellipse(img, (ex, ey), (ew, eh), _DARK, max(1, int(fw * 0.012)))
         # brow: inner end at x near the centre, tilt moves the inner end down (+) or up (-)
         by = ey - fw * (0.11 + brow_up) - eh * 0.4
         inner, outer = cx + side * fw * 0.09, cx + side * fw * 0.32
         _poly(img, [(inner, by + brow_tilt * fw), ((inner + outer) / 2, by - fw * 0.015),
-                    (outer, by + fw * 0.01)], dark, max(2, int(fw * 0.045)))
-    # nose
+                    (outer, by + fw * 0.01)], _DARK, max(2, int(fw * 0.045)))
+    return ey
+
+
+def _draw_nose(img: np.ndarray, cx: float, cy: float, fw: float, fh: float, ey: float,
+               wrinkle: float, shade: tuple) -> None:
+    """The nose, and wrinkles across its bridge (disgust)."""
     ny = cy + fh * 0.13
     _poly(img, [(cx - fw * 0.01, ey + fw * 0.05), (cx - fw * 0.04, ny), (cx, ny + fw * 0.02)],
           shade, max(1, int(fw * 0.018)))
@@ -122,8 +143,11 @@ def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
             yk = ey + fw * (0.05 + 0.025 * k)
             _poly(img, [(cx - fw * 0.06, yk), (cx, yk - fw * 0.015), (cx + fw * 0.06, yk)],
                   shade, max(1, int(fw * 0.012)))
-    # mouth: upper lip curve, lower lip curve, cavity between them
-    my = cy + fh * 0.29
+
+
+def _draw_mouth(img: np.ndarray, cx: float, my: float, fw: float, shape: tuple) -> None:
+    """Upper lip curve, lower lip curve, the cavity between them and teeth in a smile."""
+    curve, opening, mwidth, wrinkle = shape
     half = fw * mwidth / 2
     xs = np.linspace(-1, 1, 15)
     lip = (40.0, 30.0, 90.0)  # dark enough to stand out on every skin tone
@@ -142,8 +166,6 @@ def draw_face(img: np.ndarray, label: int, cx: float, cy: float, fw: float,
     thick = max(2, int(fw * 0.045))
     _poly(img, upper, lip, thick)
     _poly(img, lower, lip, thick)
-    x0, y0 = int(round(cx - fw * 0.5)), int(round(cy - fh * 0.5))
-    return x0, y0, int(round(fw)), int(round(fh))
 
 
 def _finish(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:

@@ -107,7 +107,8 @@ class Engine:
         raise NotImplementedError
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Logits (N, classes) for a batch made by :func:`edge.preprocess.make_batch`."""
+        """Logits (N, classes) for a batch made by
+        :func:`motivnet_edge.targets.preprocess.make_batch` or ``make_inputs``."""
         if batch.shape[1:] != tuple(self.input.shape[1:]):
             raise MotivnetError(f"{self.path}: batch of shape {batch.shape[1:]} does not match "
                                 f"the input {tuple(self.input.shape[1:])}")

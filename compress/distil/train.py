@@ -113,6 +113,73 @@ def sample_weights(teacher: np.ndarray | None, labels: np.ndarray, balance: floa
     return w / w.sum()
 
 
+def _step(model: torch.nn.Module, optim: tuple, x: torch.Tensor, target: torch.Tensor | None,
+          labels: torch.Tensor, cfg: TrainConfig) -> float:
+    """One optimizer step (bf16 autocast on CUDA, gradients clipped at norm 5); its loss."""
+    opt, sched, params = optim
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+        out = model(x).float()
+    loss = distillation_loss(out, target, labels, cfg.temperature, cfg.alpha)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 5.0)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
+def _log_epoch(desc: str, metrics: dict) -> None:
+    log.info("%s epoch %d: %s", desc, metrics["epoch"],
+             ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in metrics.items()))
+
+
+def _steps(n: int, cfg: TrainConfig, desc: str) -> tuple[int, int]:
+    """(steps per epoch, epochs) for ``n`` training crops. The incomplete last batch is dropped
+    (a batch of one breaks BatchNorm); the order is reshuffled every epoch, so every crop is
+    still seen. A small data set gets more epochs, up to ``cfg.min_steps`` steps."""
+    steps_per_epoch = max(1, n // cfg.batch)
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
+    if epochs > cfg.epochs:
+        log.info("%s: %d epochs instead of %d, for at least %d steps of %d crops each", desc,
+                 epochs, cfg.epochs, cfg.min_steps, cfg.batch)
+    return steps_per_epoch, epochs
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total: int, warm: int):
+    """AdamW over the trainable parameters, linear warm-up for ``warm`` steps then cosine to
+    0 at ``total``: (parameters, optimizer, scheduler)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm
+        else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, total - warm)))))
+    return params, opt, sched
+
+
+def _resume(checkpoint: Path, model, opt, sched, device) -> tuple[int, list[dict]]:
+    """Model, optimizer and schedule restored from a checkpoint: (epochs done, history)."""
+    state = torch.load(checkpoint, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    log.info("resumed %s at epoch %d", checkpoint, state["epoch"])
+    return state["epoch"], state["history"]
+
+
+def _inputs(batch: list[FaceImage], spec: CropSpec, cfg: TrainConfig, rng,
+            teacher: Teacher | None, cached: torch.Tensor | None
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One step's student input and target: with ``teacher`` (consistent distillation) the
+    teacher run on the very views the student sees, else the ``cached`` outputs."""
+    if teacher is not None:
+        views, teacher_views = augmented_views(batch, (spec, teacher.crop), rng, cfg.augment,
+                                               cfg.mixup)
+        return (_channels_last(normalize_batch(views, spec)),
+                torch.from_numpy(teacher.predict_cut(teacher_views)))
+    return make_tensor(batch, spec, rng, cfg.augment), cached
+
+
 def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImage],
           train_teacher: np.ndarray | None, train_labels: np.ndarray,
           val_crops: Sequence[FaceImage], val_teacher: np.ndarray | None,
@@ -129,32 +196,16 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     model.to(device, memory_format=torch.channels_last)
-    # the incomplete last batch is dropped (a batch of one breaks BatchNorm); the order is
-    # reshuffled every epoch, so every crop is still seen
-    steps_per_epoch = max(1, len(train_crops) // cfg.batch)
-    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
-    if epochs > cfg.epochs:
-        log.info("%s: %d epochs instead of %d, for at least %d steps of %d crops each", desc,
-                 epochs, cfg.epochs, cfg.min_steps, cfg.batch)
-    total, warm = epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm
-        else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, total - warm)))))
+    steps_per_epoch, epochs = _steps(len(train_crops), cfg, desc)
+    params, opt, sched = _optimizer(model, cfg, epochs * steps_per_epoch,
+                                    max(1, int(cfg.warmup_epochs * steps_per_epoch)))
     history: list[dict] = []
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, history = state["epoch"], state["history"]
-        log.info("resumed %s at epoch %d", checkpoint, start)
+        start, history = _resume(checkpoint, model, opt, sched, device)
     labels_t = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     teacher_t = None if train_teacher is None else torch.as_tensor(train_teacher)
     weights = sample_weights(train_teacher, np.asarray(train_labels), cfg.balance)
-    amp = device.type == "cuda"
     bar = Progress((epochs - start) * steps_per_epoch, desc, "step", progress)
     for epoch in range(start, epochs):
         model.train()
@@ -164,33 +215,18 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
         running = 0.0
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch:(step + 1) * cfg.batch]
-            batch = [train_crops[i] for i in idx]
-            if cfg.consistent:
-                views, teacher_views = augmented_views(batch, (spec, teacher.crop), rng,
-                                                       cfg.augment, cfg.mixup)
-                x = _channels_last(normalize_batch(views, spec)).to(device)
-                target = torch.from_numpy(teacher.predict_cut(teacher_views)).to(device)
-            else:
-                x = make_tensor(batch, spec, rng, cfg.augment).to(device)
-                target = None if teacher_t is None else teacher_t[idx].to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(x).float()
-            loss = distillation_loss(out, target, labels_t[idx].to(device), cfg.temperature,
-                                     cfg.alpha)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+            x, target = _inputs([train_crops[i] for i in idx], spec, cfg, rng,
+                                teacher if cfg.consistent else None,
+                                None if teacher_t is None else teacher_t[idx])
+            loss = _step(model, (opt, sched, params), x.to(device),
+                         None if target is None else target.to(device),
+                         labels_t[idx].to(device), cfg)
+            running = 0.9 * running + 0.1 * loss if step else loss
             bar.update(1, epoch=f"{epoch + 1}/{epochs}", loss=f"{running:.3f}")
-        metrics = {"epoch": epoch + 1, "loss": running,
-                   **evaluate(predict(model, val_crops, spec, cfg.device), val_teacher,
-                              np.asarray(val_labels))}
-        history.append(metrics)
-        log.info("%s epoch %d: %s", desc, epoch + 1,
-                 ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                           for k, v in metrics.items()))
+        history.append({"epoch": epoch + 1, "loss": running,
+                        **evaluate(predict(model, val_crops, spec, cfg.device), val_teacher,
+                                   np.asarray(val_labels))})
+        _log_epoch(desc, history[-1])
         if checkpoint is not None:
             save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict(), "epoch": epoch + 1,

@@ -1,5 +1,6 @@
-"""Students: small timm classifiers registered by name (:data:`registry.STUDENTS`), their crop
-spec, and ImageNet weights from a local file or an installed weights package."""
+"""Students: small timm classifiers registered by name
+(:data:`motivnet_edge.compress.registry.STUDENTS`), their crop spec, and ImageNet weights from a
+local file or an installed weights package."""
 
 from __future__ import annotations
 
