@@ -140,7 +140,7 @@ picks one of its files (`student-int8.tflite` for LiteRT on a Raspberry Pi,
 
 ## How it was made
 
-commit {commit} of motivnet-edge, with this command (the README's real-face command):
+commit {commit} of motivnet-edge, with this command (the real-face command of docs/compress.md):
 
 ```bash
 {command}

@@ -47,8 +47,9 @@ def config_template(target: str, choice: Choice) -> str:
     return f"""\
 # motivnet-edge daemon config for target {target}: {PROFILES[target].description}.
 # The model runs as {choice.artifact} in {choice.engine} ({choice.device}).
-# Every key and its default: the README's config reference. install.sh puts this file in place
-# only where none exists, so an upgrade keeps your edits.
+# Every key and its default: examples/reference.yaml (installed with the package, under
+# motivnet_edge/examples/). install.sh puts this file in place only where none exists, so an
+# upgrade keeps your edits.
 model:
   artifact: @PREFIX@/current/model   # the bundle's model; a profile picks the file from it
   target: {target}

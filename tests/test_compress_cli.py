@@ -200,7 +200,7 @@ def test_weights_only_fallback_is_a_quarter_the_size_and_computes_like_float(
 
 @pytest.mark.slow
 def test_distillation_is_deterministic_for_a_seed(tmp_path, teacher_file):
-    """The README says training is deterministic for a given seed on one CPU: check it."""
+    """docs/compress.md says training is deterministic for a given seed on one CPU: check it."""
     shas = []
     for run in ("a", "b"):
         out = tmp_path / run
