@@ -175,10 +175,10 @@ def load_checkpoint(model: MotivNet, path: str | Path) -> LoadResult:
     """Load ``path`` into ``model`` strictly; a pretrain checkpoint fills the backbone only and
     leaves the new head as initialised. Raises MotivnetError with a key report on mismatch."""
     path = Path(path)
-    state, fmt = read_state_dict(path)
+    state, container = read_state_dict(path)
     kind = detect_kind(_strip(state))
     resized = None
-    if fmt == "torchscript":
+    if container == "torchscript":
         kind = "sapiens-torchscript" if kind != "motivnet" else "motivnet"
     if kind == "motivnet":
         state = _strip(state)
