@@ -219,6 +219,10 @@ def _teacher(args: argparse.Namespace, spec: ClassifierSpec | None):
 
 
 def run_distil(args: argparse.Namespace) -> int:
+    quiet_third_party()
+    import motivnet_edge.compress.distil.stage  # noqa: F401 (torch first: a device install is
+    # told which extra it lacks, whatever the arguments)
+
     return _distil(args, check_distil_args(args))
 
 
