@@ -31,7 +31,7 @@ class ModelConfig:
     target: str = "auto"  # a profile from `motivnet-edge targets`, or auto
     engine: str | None = None  # override the profile's engine
     threads: int | None = None
-    cache_dir: str | None = None
+    cache_dir: str | None = None  # engine caches; default: $CACHE_DIRECTORY (systemd)
 
 
 @dataclass
@@ -97,6 +97,13 @@ class MqttConfig:
 
 
 @dataclass
+class HealthConfig:
+    port: int | None = None  # /healthz and /metrics over HTTP on this port; off when null
+    bind: str = "127.0.0.1"  # the address it listens on; 0.0.0.0 for every interface
+    camera_grace: float = 60.0  # s a camera may go without a frame before /healthz says 503
+
+
+@dataclass
 class Config:
     device: str = ""  # default: the hostname
     # where the daemon keeps state (the disk spool, so seq and undelivered results survive a
@@ -107,6 +114,7 @@ class Config:
     cameras: list[CameraConfig] = field(default_factory=lambda: [CameraConfig()])
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 def _build(cls, data, where: str):
@@ -179,6 +187,12 @@ def _check(cfg: Config) -> None:
                             f"[0, 1)")
     if cfg.mqtt.spool.max_messages < 1:
         raise MotivnetError("config mqtt.spool.max_messages: must be at least 1")
+    health = cfg.health
+    if health.port is not None and not 0 <= health.port < 65536:
+        raise MotivnetError(f"config health.port: {health.port} is not a port number "
+                            f"(0-65535; 0 picks a free one)")
+    if not health.camera_grace > 0:
+        raise MotivnetError(f"config health.camera_grace: {health.camera_grace} must be > 0")
 
 
 def from_dict(data: dict | None, env: dict | None = None) -> Config:
@@ -223,6 +237,9 @@ def resolve_paths(cfg: Config, base: Path, env: dict | None = None) -> Config:
     cfg.detector.model = _relative_to(base, cfg.detector.model, "detector.model")
     systemd_state = env.get("STATE_DIRECTORY", "").split(":")[0] or None
     cfg.state_dir = _relative_to(base, cfg.state_dir or systemd_state, "state_dir")
+    systemd_cache = env.get("CACHE_DIRECTORY", "").split(":")[0] or None  # CacheDirectory=
+    cfg.model.cache_dir = _relative_to(base, cfg.model.cache_dir or systemd_cache,
+                                       "model.cache_dir")
     m = cfg.mqtt
     m.password_file = _relative_to(base, m.password_file, "mqtt.password_file")
     m.spool.path = _relative_to(base, m.spool.path, "mqtt.spool.path")

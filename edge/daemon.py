@@ -92,9 +92,10 @@ class Daemon:
 
     def __init__(self, cfg: Config, paced_files: bool = True, pipeline: Pipeline | None = None,
                  publisher: MqttPublisher | None = None, target: str = "given",
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, metrics=None) -> None:
         self.cfg = cfg
         self.notifier = notifier or Notifier()
+        self.metrics = metrics  # health.Metrics when /metrics is served
         if pipeline is None:
             pipeline, self.target = build_pipeline(cfg)
         else:
@@ -107,6 +108,8 @@ class Daemon:
             for c in cfg.cameras]
         self.stats = Stats()
         self.processed = 0
+        self.counts = {c.name: [0, 0] for c in cfg.cameras}  # frames, faces per camera
+        self.last_fps = 0.0
         self._emotion: dict[str, str] = {}  # the dominant emotion last published per camera
         self._stop = False
         self._reload = False
@@ -123,6 +126,10 @@ class Daemon:
         """One frame through the pipeline; its faces, if any, published."""
         result = self.pipeline.process(camera, frame)
         self.stats.add(result.timings)
+        self.counts[camera][0] += 1
+        self.counts[camera][1] += len(result.faces)
+        if self.metrics is not None:
+            self.metrics.observe(camera, result.timings)
         if not result.faces:
             return None
         now = time.time()
@@ -141,6 +148,7 @@ class Daemon:
 
     def _publish_stats(self) -> None:
         report = self.stats.report()
+        self.last_fps = report["fps"]
         report.update(
             skipped_frames={s.cfg.name: s.skipped for s in self.sources},
             queue_depth={s.cfg.name: s.pending for s in self.sources},
@@ -205,6 +213,14 @@ class Daemon:
     def reloading(self) -> bool:
         return self._reload and not self._stop
 
+    @property
+    def model_name(self) -> str:
+        return self.pipeline.engine.path.name
+
+    @property
+    def engine_name(self) -> str:
+        return self.pipeline.engine.name
+
 
 def annotated_jpeg(frame: np.ndarray, faces: list[dict]) -> bytes:
     import cv2
@@ -220,12 +236,12 @@ def reloaded(daemon: Daemon, path: Path) -> Daemon:
     log.info("SIGHUP: reloading %s", path)
     daemon.notifier.reloading()
     try:
-        new = Daemon(load_config(path), notifier=daemon.notifier)
+        new = Daemon(load_config(path), notifier=daemon.notifier, metrics=daemon.metrics)
     except MotivnetError as exc:
         log.error("reload of %s failed, running on with the previous config and model: %s",
                   path, exc)
         return Daemon(daemon.cfg, pipeline=daemon.pipeline, target=daemon.target,
-                      notifier=daemon.notifier)
+                      notifier=daemon.notifier, metrics=daemon.metrics)
     daemon.pipeline.close()
     return new
 
@@ -236,14 +252,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    daemon = Daemon(load_config(args.config))
-    while True:
-        signal.signal(signal.SIGTERM, daemon.stop)
-        signal.signal(signal.SIGINT, daemon.stop)
-        if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, daemon.request_reload)
-        code = daemon.run(args.max_frames)
-        if not daemon.reloading:
-            daemon.notifier.stopping()
-            return code
-        daemon = reloaded(daemon, args.config)
+    cfg = load_config(args.config)
+    current: list[Daemon] = []
+    server = None
+    if cfg.health.port is not None:  # before the model loads: /healthz says 503 "starting"
+        from motivnet_edge.edge.health import HealthServer
+
+        server = HealthServer(cfg.health, lambda: current[0] if current else None).start()
+    try:
+        current.append(Daemon(cfg, metrics=server.metrics if server else None))
+        while True:
+            daemon = current[0]
+            signal.signal(signal.SIGTERM, daemon.stop)
+            signal.signal(signal.SIGINT, daemon.stop)
+            if hasattr(signal, "SIGHUP"):
+                signal.signal(signal.SIGHUP, daemon.request_reload)
+            code = daemon.run(args.max_frames)
+            if not daemon.reloading:
+                daemon.notifier.stopping()
+                return code
+            current[0] = reloaded(daemon, args.config)
+    finally:
+        if server is not None:
+            server.stop()

@@ -70,6 +70,8 @@ class LatestFrameSource:
         self.loops = 0
         self.ended = False
         self.frames_read = 0
+        self.started_at: float | None = None  # monotonic times, for /healthz
+        self.last_frame_at: float | None = None
         self._frame: np.ndarray | None = None
         self._index = 0
         self._cond = threading.Condition()
@@ -77,6 +79,7 @@ class LatestFrameSource:
         self._thread = threading.Thread(target=self._run, name=f"cam-{cfg.name}", daemon=True)
 
     def start(self) -> LatestFrameSource:
+        self.started_at = time.monotonic()
         self._thread.start()
         return self
 
@@ -111,6 +114,7 @@ class LatestFrameSource:
                     self._frame = frame
                     self._index += 1
                     self.frames_read += 1
+                    self.last_frame_at = time.monotonic()
                     self._cond.notify_all()
                 if self._stop.is_set():
                     return

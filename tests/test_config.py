@@ -70,6 +70,19 @@ def test_the_state_directory_holds_the_disk_spool_by_default(tmp_path):
         os.chmod(state, 0o700)
 
 
+def test_the_cache_directory_holds_the_engine_caches_by_default(tmp_path):
+    """systemd's CacheDirectory= (as $CACHE_DIRECTORY) is where TensorRT and OpenVINO keep
+    their compiled models unless model.cache_dir says otherwise."""
+    path = write(tmp_path, {"cameras": [{"name": "usb", "source": 0}]})
+    assert load_config(path, env={}).model.cache_dir is None
+    cache = "/var/cache/motivnet-edge"
+    assert load_config(path, env={"CACHE_DIRECTORY": cache}).model.cache_dir == cache
+    own = write(tmp_path / "own", {"model": {"cache_dir": "engines"},
+                                   "cameras": [{"name": "usb", "source": 0}]})
+    assert load_config(own, env={"CACHE_DIRECTORY": cache}).model.cache_dir == \
+        str((tmp_path / "own" / "engines").resolve())
+
+
 def test_a_config_every_user_may_change_is_refused(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("cameras: [{name: door, source: 0}]\n")
