@@ -51,6 +51,9 @@ class CameraConfig:
     fps: float = 0.0  # cap on processed frames per second; 0 = as fast as possible
     loop: bool = False  # replay a video file or folder when it ends
     reopen_backoff: float = 1.0  # first wait before reopening a lost source, doubled up to 30 s
+    # when the faces topic is written: every processed frame with faces, on a change of the
+    # faces tracked or of their labels, or at most N messages per second (a number)
+    faces: str | float = "every"
 
 
 @dataclass
@@ -92,6 +95,7 @@ class MqttConfig:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     stats_interval: float = 10.0
     flush_timeout: float = 5.0  # at exit, seconds to wait for the broker to take what is left
+    events: bool = True  # per-track events (new, update, end) on <camera>/events
     home_assistant: bool = False
     discovery_prefix: str = "homeassistant"
 
@@ -180,6 +184,10 @@ def _check(cfg: Config) -> None:
         if not cam.name or "/" in cam.name or "+" in cam.name or "#" in cam.name:
             raise MotivnetError(f"config cameras[{i}].name: {cam.name!r} cannot be an MQTT "
                                 f"topic level")
+        if cam.faces not in ("every", "change") and (
+                isinstance(cam.faces, str) or not cam.faces > 0):
+            raise MotivnetError(f"config cameras[{i}].faces: {cam.faces!r} is not every, "
+                                f"change or a number of messages per second above 0")
     if cfg.detector.kind not in ("yunet", "haar"):
         raise MotivnetError(f"config detector.kind: {cfg.detector.kind!r} is not yunet or haar")
     if not 0.0 <= cfg.pipeline.smoothing < 1.0:

@@ -20,6 +20,8 @@ import numpy as np
 from motivnet_edge.edge import messages as msgs
 from motivnet_edge.edge.config import Config, is_file_source, load_config
 from motivnet_edge.edge.detect import FaceDetector
+from motivnet_edge.edge.events import TrackEvents
+from motivnet_edge.edge.home_assistant import EMOTION_REFRESH, discovery_messages
 from motivnet_edge.edge.mqtt import MqttPublisher
 from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings, draw_faces
 from motivnet_edge.edge.procstat import status_mb
@@ -76,13 +78,16 @@ def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
         raise
 
 
-def build_publisher(cfg: Config) -> MqttPublisher:
+def build_publisher(cfg: Config, pipeline: Pipeline, target: str) -> MqttPublisher:
+    """The MQTT side; with ``home_assistant``, its discovery configs sent on every connect."""
     cams = [c.name for c in cfg.cameras]
     client_id = cfg.mqtt.client_id or f"{cfg.mqtt.prefix}-{cfg.device}-{'-'.join(cams)}"
     publisher = MqttPublisher(cfg.mqtt, cfg.device, client_id)
     if cfg.mqtt.home_assistant:
-        publisher.announce_on_connect(msgs.home_assistant_messages(
-            cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, cams))
+        engine = pipeline.engine
+        publisher.announce_on_connect(discovery_messages(
+            cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, cams, list(pipeline.labels),
+            f"{engine.path.name} ({engine.name}, {target})", cfg.mqtt.stats_interval))
     return publisher
 
 
@@ -101,7 +106,7 @@ class Daemon:
         else:
             self.target = target
         self.pipeline = pipeline
-        self.mqtt = publisher or build_publisher(cfg)
+        self.mqtt = publisher or build_publisher(cfg, pipeline, self.target)
         self.run_id = uuid.uuid4().hex[:8]
         self.sources = [LatestFrameSource(
             c, self._camera_status, paced=paced_files and is_file_source(c.source))
@@ -110,7 +115,13 @@ class Daemon:
         self.processed = 0
         self.counts = {c.name: [0, 0] for c in cfg.cameras}  # frames, faces per camera
         self.last_fps = 0.0
-        self._emotion: dict[str, str] = {}  # the dominant emotion last published per camera
+        # what was last published per camera: (emotion, when), the faces' signature and when,
+        # whether a face was present
+        self._emotion: dict[str, tuple[str, float]] = {}
+        self._faces_sent: dict[str, tuple[tuple, float]] = {}
+        self._present: dict[str, bool] = {}
+        self.faces_mode = {c.name: c.faces for c in cfg.cameras}
+        self.events = TrackEvents(cfg.pipeline.track_ttl)
         self._stop = False
         self._reload = False
 
@@ -123,28 +134,56 @@ class Daemon:
                                                      reopens))
 
     def process(self, camera: str, index: int, frame: np.ndarray) -> dict | None:
-        """One frame through the pipeline; its faces, if any, published."""
+        """One frame through the pipeline; its faces published as the camera's ``faces``
+        setting asks, its tracks' events, presence and dominant emotion on change."""
         result = self.pipeline.process(camera, frame)
         self.stats.add(result.timings)
         self.counts[camera][0] += 1
         self.counts[camera][1] += len(result.faces)
         if self.metrics is not None:
             self.metrics.observe(camera, result.timings)
+        now = time.time()
+        self._track_states(camera, result.faces, now)
         if not result.faces:
             return None
-        now = time.time()
-        seq = self.mqtt.publish_faces(camera, now, index, result.faces, result.timings,
-                                      self.run_id)
+        seq = None
+        if self._faces_due(camera, result.faces, now):
+            seq = self.mqtt.publish_faces(camera, now, index, result.faces, result.timings,
+                                          self.run_id)
         top = max(result.faces, key=lambda f: f["score"])
         prefix, device = self.cfg.mqtt.prefix, self.cfg.device
-        if self._emotion.get(camera) != top["label"]:  # the retained state, on change only
-            self._emotion[camera] = top["label"]
+        label, when = self._emotion.get(camera, (None, 0.0))
+        if label != top["label"] or now - when >= EMOTION_REFRESH:  # retained: on change
+            self._emotion[camera] = (top["label"], now)
             self.mqtt.publish(msgs.emotion_message(prefix, device, camera, top["label"],
                                                    top["score"], now))
         if self.cfg.pipeline.publish_images:  # off by default: no image leaves the device
             self.mqtt.publish_now(msgs.image_message(prefix, device, camera,
                                                      annotated_jpeg(frame, result.faces)))
         return {"seq": seq, "faces": result.faces}
+
+    def _faces_due(self, camera: str, faces: list[dict], now: float) -> bool:
+        """Whether this frame's faces message is sent: every frame, on a change of the tracks
+        or their labels, or at most N per second."""
+        mode = self.faces_mode[camera]
+        signature = tuple(sorted((f["track"], f["label"]) for f in faces))
+        last, when = self._faces_sent.get(camera, (None, -1e18))
+        due = mode == "every" or (signature != last if mode == "change"
+                                  else now - when >= 1.0 / float(mode))
+        if due:
+            self._faces_sent[camera] = (signature, now)
+        return due
+
+    def _track_states(self, camera: str, faces: list[dict], now: float) -> None:
+        """Track events and the camera's presence, published as they happen."""
+        prefix, device = self.cfg.mqtt.prefix, self.cfg.device
+        for event in self.events.update(camera, faces, now):
+            if self.cfg.mqtt.events:
+                self.mqtt.publish(msgs.event_message(prefix, device, camera, event))
+        present = self.events.present(camera)
+        if self._present.get(camera) != present:
+            self._present[camera] = present
+            self.mqtt.publish(msgs.presence_message(prefix, device, camera, present))
 
     def _publish_stats(self) -> None:
         report = self.stats.report()
@@ -158,6 +197,8 @@ class Daemon:
             spool_depth=len(self.mqtt.spool), spool_dropped=self.mqtt.spool.dropped,
             reconnects=self.mqtt.reconnects, broker_connected=self.mqtt.connected.is_set(),
             connect_failures=self.mqtt.connect_failures, rss_mb=round(status_mb("VmRSS") or 0.0, 1),
+            faces_in_view={cam: len(self.events.tracks.get(cam, {}))
+                           for cam in self.counts},
             processed=self.processed, target=self.target)
         log.info("stats %s", report)
         self.mqtt.publish_now(msgs.stats_message(self.cfg.mqtt.prefix, self.cfg.device, report))
@@ -203,6 +244,11 @@ class Daemon:
         finally:
             for s in self.sources:
                 s.stop()
+            if not self.reloading:  # the tracks end with the daemon
+                for camera, event in self.events.end_all(time.time()):
+                    if self.cfg.mqtt.events:
+                        self.mqtt.publish(msgs.event_message(self.cfg.mqtt.prefix,
+                                                             self.cfg.device, camera, event))
             self._publish_stats()
             lost = self.mqtt.stop(flush_timeout=self.cfg.mqtt.flush_timeout)
             if not self.reloading:  # a reload closes it once the new one is built

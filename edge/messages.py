@@ -69,21 +69,13 @@ def stats_message(prefix: str, device: str, stats: dict) -> Message:
     return Message(topic(prefix, device, "stats"), _json(stats), qos=0)
 
 
-def home_assistant_messages(discovery: str, prefix: str, device: str,
-                            cameras: list[str]) -> list[Message]:
-    """Retained discovery configs: one sensor per camera for the dominant emotion."""
-    avail = topic(prefix, device, "availability")
-    out = []
-    for cam in cameras:
-        uid = f"{prefix}_{device}_{cam}_emotion".replace("-", "_")
-        out.append(Message(f"{discovery}/sensor/{uid}/config", _json({
-            "name": f"{cam} emotion", "unique_id": uid,
-            "state_topic": topic(prefix, device, cam, "emotion"),
-            "value_template": "{{ value_json.label }}",
-            "json_attributes_topic": topic(prefix, device, cam, "emotion"),
-            "availability_topic": avail, "payload_available": "online",
-            "payload_not_available": "offline", "icon": "mdi:emoticon-outline",
-            "device": {"identifiers": [f"{prefix}_{device}"], "name": f"MotivNet {device}",
-                       "manufacturer": "motivnet-edge"},
-        }), qos=1, retain=True))
-    return out
+def event_message(prefix: str, device: str, camera: str, event: dict) -> Message:
+    """A track's event (:mod:`motivnet_edge.edge.events`): new, update or end."""
+    return Message(topic(prefix, device, camera, "events"),
+                   _json({"schema": SCHEMA, "camera": camera, **event}), qos=1)
+
+
+def presence_message(prefix: str, device: str, camera: str, present: bool) -> Message:
+    """Whether any face is tracked on ``camera``, retained, written when it changes."""
+    return Message(topic(prefix, device, camera, "presence"), b"ON" if present else b"OFF",
+                   qos=1, retain=True)

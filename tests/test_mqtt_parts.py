@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from motivnet_edge.edge.messages import Message, faces_message, home_assistant_messages
+from motivnet_edge.edge.messages import Message, faces_message
 from motivnet_edge.edge.mqtt import Spool
 from motivnet_edge.edge.tracker import Tracker
 
@@ -42,15 +42,6 @@ def test_faces_message_schema():
     data = json.loads(msg.payload)
     assert msg.topic == "motivnet/box/door/faces" and msg.qos == 1 and not msg.retain
     assert data["seq"] == 7 and data["frame"] == 99 and data["timings_ms"]["infer"] == 1.23
-
-
-def test_home_assistant_discovery_is_retained_and_points_at_our_topics():
-    msgs = home_assistant_messages("homeassistant", "motivnet", "box-1", ["door", "yard"])
-    assert len(msgs) == 2 and all(m.retain for m in msgs)
-    cfg = json.loads(msgs[0].payload)
-    assert msgs[0].topic == "homeassistant/sensor/motivnet_box_1_door_emotion/config"
-    assert cfg["state_topic"] == "motivnet/box-1/door/emotion"
-    assert cfg["availability_topic"] == "motivnet/box-1/availability"
 
 
 def test_tracker_keeps_identity_and_smooths():
