@@ -64,7 +64,13 @@ class Pipeline:
         if spec.aligned and face.landmarks is None:
             self.box_crop_faces += 1
             spec = self.fallback_crop
-        return make_input(frame, face, spec)
+        try:
+            return make_input(frame, face, spec)
+        except MotivnetError:  # landmarks that cannot be aligned (all on one point)
+            if not spec.aligned:
+                raise
+            self.box_crop_faces += 1
+            return make_input(frame, face, self.fallback_crop)
 
     def _tracker(self, camera: str) -> Tracker:
         if camera not in self.trackers:

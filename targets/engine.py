@@ -18,7 +18,7 @@ import numpy as np
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import format_of, get_format
 from motivnet_edge.targets.metadata import check_manifest, read_metadata
-from motivnet_edge.targets.preprocess import CropSpec
+from motivnet_edge.targets.preprocess import CropSpec, check_cut
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class Engine:
         self.metadata = metadata if metadata is not None else read_metadata(self.path)
         self.labels: list[str] = list(self.metadata["labels"])
         self.crop = CropSpec.from_dict(self.metadata["crop"])
+        check_cut(self.crop, f"artifact {self.path}")  # refused now, not at the first face
         try:
             self.input = self._load()
         except (MotivnetError, ImportError):

@@ -26,6 +26,8 @@ COLORS = ("rgb", "bgr", "gray")
 LAYOUTS = ("nchw", "nhwc")
 DTYPES = ("float32", "float16", "uint8")
 
+MAX_SIDE = 4096  # px: MotivNet's input is 1024x768; a larger crop spec is a broken file
+
 # The five-point face template of 112x112 face models (ArcFace, MobileFaceNet): right eye, left
 # eye, nose tip, right and left mouth corner of the subject, in output pixels. YuNet returns its
 # landmarks in this order.
@@ -125,8 +127,9 @@ class CropSpec:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise MotivnetError(f"crop spec field {name!r}: {value!r} is not a whole number")
             object.__setattr__(self, name, int(value))
-        if self.height <= 0 or self.width <= 0:
-            raise MotivnetError(f"crop spec size {self.height}x{self.width} must be positive")
+        if not (0 < self.height <= MAX_SIDE and 0 < self.width <= MAX_SIDE):
+            raise MotivnetError(f"crop spec size {self.height}x{self.width} must be positive "
+                                f"and at most {MAX_SIDE} a side")
         if self.resize == "pad" and self.height < self.width:
             raise MotivnetError("crop spec resize='pad' needs height >= width")
         margin = _finite(self.margin, "margin")
@@ -302,6 +305,23 @@ def make_input(frame: np.ndarray, face: Face | Box | None, spec: CropSpec) -> np
     :func:`cut` out, then :func:`normalize`.
     """
     return normalize(cut(frame, face, spec), spec)
+
+
+def check_cut(spec: CropSpec, where: str) -> None:
+    """Cut a face out of a test frame with ``spec`` once, so crop values that pass the load but
+    break at cut time (sizes, ratios, a template) are refused where the spec is loaded, naming
+    ``where``, not at the first face a camera sees."""
+    frame = np.full((256, 256, 3), 128, np.uint8)
+    points = spec.points() / max(spec.width, 1) * 128 + 64
+    try:
+        x = make_input(frame, Face((64.0, 64.0, 128.0, 128.0), 1.0, points), spec)
+    except (MotivnetError, cv2.error, ValueError, ZeroDivisionError, OverflowError,
+            MemoryError) as exc:
+        raise MotivnetError(f"{where}: its crop spec cannot cut a face: {exc}") from exc
+    if x.shape != tuple(spec.input_shape[1:]) or not np.isfinite(x).all():
+        raise MotivnetError(f"{where}: its crop spec cuts a face into {x.shape}, "
+                            f"{'finite' if np.isfinite(x).all() else 'non-finite'} values; "
+                            f"the input is {tuple(spec.input_shape[1:])}")
 
 
 def cut(frame: np.ndarray, face: Face | Box | None, spec: CropSpec) -> np.ndarray:

@@ -230,3 +230,34 @@ def test_a_malformed_manifest_is_named(tmp_path, manifest):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(MotivnetError, match="manifest .*manifest.json"):
         check_manifest(path)
+
+
+def test_crop_values_that_break_at_cut_time_are_refused_when_the_artifact_loads(tmp_path):
+    """A template that loads (five finite points) but cannot align a face: the daemon would
+    start and die at the first face; the engine refuses it at load, naming the artifact."""
+    from tests.helpers import onnx_artifact
+
+    path = onnx_artifact(tmp_path, region="aligned")
+    meta = read_metadata(path)
+    meta["crop"]["template"] = [[1e30, 1e30]] * 5
+    embed_metadata(path, meta)
+    assert read_metadata(path)["crop"]["template"][0] == [1e30, 1e30]  # passes the load
+    with pytest.raises(MotivnetError, match=r"student-fp32.onnx: its crop spec cannot cut"):
+        load_engine(path)
+    meta["crop"].update(height=100000, width=100000, template=[])  # 30 GB a face: refused
+    with pytest.raises(MotivnetError, match="at most 4096"):
+        CropSpec.from_dict(meta["crop"])
+
+
+def test_a_tflite_files_metadata_that_is_not_utf8_is_named(exported, tmp_path):
+    from motivnet_edge.targets.formats import METADATA_KEY
+
+    _, paths = exported
+    data = bytearray(paths["tflite"].read_bytes())
+    at = data.find(b'"labels"')  # inside our JSON blob
+    assert at > 0 and data.find(METADATA_KEY.encode()) > 0
+    data[at + 1] = 0xFF  # a byte that is never UTF-8
+    path = tmp_path / paths["tflite"].name
+    path.write_bytes(bytes(data))
+    with pytest.raises(MotivnetError, match=r"metadata is not UTF-8 text \(byte \d+\)"):
+        read_metadata(path)

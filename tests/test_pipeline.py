@@ -58,3 +58,19 @@ def test_the_daemon_refuses_it_at_start_with_a_clear_message(tmp_path):
                           str(config)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "box_crop_fallback" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_landmarks_that_cannot_be_aligned_fall_back_to_a_box_crop(tmp_path):
+    """A detector's landmarks all on one point (nothing to align): the face is cut as a square
+    around its box and counted, and the frame goes on instead of ending the daemon."""
+    from motivnet_edge.targets.preprocess import Face
+
+    pipe = Pipeline(FaceDetector(), load_engine(onnx_artifact(tmp_path, region="aligned")))
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    good = Face((40, 30, 60, 60), 0.9, np.array([[55, 50], [85, 50], [70, 62], [58, 75],
+                                                  [82, 75]], np.float32))
+    assert pipe._input(frame, good).shape == pipe.engine.crop.input_shape[1:]
+    assert pipe.box_crop_faces == 0
+    flat = Face((40, 30, 60, 60), 0.9, np.full((5, 2), 60.0, np.float32))
+    assert pipe._input(frame, flat).shape == pipe.engine.crop.input_shape[1:]
+    assert pipe.box_crop_faces == 1

@@ -35,7 +35,14 @@ def read(path: Path) -> str | None:
         entry = model.Metadata(i)
         if entry.Name() == METADATA_KEY.encode():
             data = model.Buffers(entry.Buffer()).DataAsNumpy()
-            return None if isinstance(data, int) else data.tobytes().decode()  # int: empty
+            if isinstance(data, int):  # an empty buffer
+                return None
+            try:
+                return data.tobytes().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise MotivnetError(f"artifact {path}: its '{METADATA_KEY}' metadata is not "
+                                    f"UTF-8 text (byte {exc.start}): the file is damaged; copy "
+                                    f"it again") from exc
     return None
 
 
