@@ -79,9 +79,15 @@ def read_metadata(path: str | Path) -> dict:
                             f"{fmt.name} ({type(exc).__name__}); copy it again") from exc
     if text is None:
         raise MotivnetError(f"artifact {path} carries no '{METADATA_KEY}' metadata")
+    return parse_metadata(text, path)
+
+
+def parse_metadata(text: str, path: str | Path) -> dict:
+    """The metadata blob of the artifact at ``path`` from its JSON text: required fields, their
+    types, the schema version and the crop spec checked."""
     try:
         meta = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # ValueError: JSON, huge numbers
         raise MotivnetError(f"artifact {path}: metadata is not JSON ({exc})") from exc
     if not isinstance(meta, dict):
         raise MotivnetError(f"artifact {path}: metadata is {meta!r}, not a JSON object")
@@ -114,9 +120,15 @@ def _check_size(path: Path, expected: int | None, manifest: Path) -> None:
                             f"{expected:,}: it is {how}; copy it again")
 
 
+def _safe_relative(path) -> bool:
+    """A relative path inside the manifest's folder: no NUL, not absolute, no '..'."""
+    return isinstance(path, str) and bool(path) and "\0" not in path \
+        and not path.startswith("/") and ".." not in Path(path).parts
+
+
 def _valid_entry(e) -> bool:
     def sized(d) -> bool:
-        return isinstance(d, dict) and isinstance(d.get("path"), str) and \
+        return isinstance(d, dict) and _safe_relative(d.get("path")) and \
             isinstance(d.get("sha256"), str) and \
             (d.get("bytes") is None or (isinstance(d["bytes"], int)
                                         and not isinstance(d["bytes"], bool)))
@@ -129,14 +141,15 @@ def read_manifest_entries(manifest: Path) -> list[dict]:
     """The ``files`` of a manifest, each checked for path, sha256, bytes and companions."""
     try:
         entries = json.loads(manifest.read_bytes().decode("utf-8"))["files"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # ValueError: UTF-8, JSON
         raise MotivnetError(f"manifest {manifest} is not a valid manifest: {exc}") from exc
     if not isinstance(entries, list):
         raise MotivnetError(f"manifest {manifest}: 'files' is {entries!r}, not a list")
     bad = next((e for e in entries if not _valid_entry(e)), None)
     if bad is not None:
-        raise MotivnetError(f"manifest {manifest}: entry {bad!r} needs path, sha256, bytes "
-                            f"(a whole number) and companions of the same")
+        raise MotivnetError(f"manifest {manifest}: entry {str(bad)[:200]} needs a relative path "
+                            f"inside its folder, sha256, bytes (a whole number) and companions "
+                            f"of the same")
     return entries
 
 
