@@ -126,7 +126,7 @@ def _build(cls, data, where: str):
         raise MotivnetError(f"config {where or 'top level'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(map(str, set(data) - names))  # YAML keys may be true, 1 or null
     if unknown:
         raise MotivnetError(f"config {where or 'top level'}: unknown keys {unknown} "
                             f"(known: {sorted(names)})")

@@ -52,7 +52,7 @@ class ClassifierSpec:
             raise MotivnetError(f"{where}: expected a mapping, got {data!r}")
         unknown = set(data) - {"labels", "crop", "outputs"}
         if unknown:
-            raise MotivnetError(f"{where}: unknown fields {sorted(unknown)} "
+            raise MotivnetError(f"{where}: unknown fields {sorted(map(str, unknown))} "
                                 f"(known: labels, crop, outputs)")
         if "labels" not in data:
             raise MotivnetError(f"{where}: 'labels' (the classes in output order) is required")

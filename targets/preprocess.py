@@ -186,7 +186,7 @@ class CropSpec:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise MotivnetError(f"crop spec has unknown fields {sorted(unknown)}")
+            raise MotivnetError(f"crop spec has unknown fields {sorted(map(str, unknown))}")
         values = dict(data)
         for key in ("mean", "std", "template"):
             if key in values:

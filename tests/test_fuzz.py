@@ -5,6 +5,7 @@ end in success or the project's own error. The long, coverage-guided runs use at
 (``python -m tests.fuzz.run_atheris NAME``)."""
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,13 @@ def test_the_mutation_run_would_catch_a_traceback(tmp_path):
             run_one("broken", b"x", tmp_path)
     finally:
         del harnesses.HARNESSES["broken"]
+
+
+REGRESSIONS = sorted((Path(__file__).parent / "fuzz" / "regressions").iterdir())
+
+
+@pytest.mark.parametrize("found", REGRESSIONS, ids=[p.name for p in REGRESSIONS])
+def test_inputs_atheris_found_stay_fixed(found, tmp_path):
+    """Each input a coverage-guided run once turned into a traceback (its harness is the file
+    name's first word) now ends in success or our own error."""
+    run_one(found.name.split("-")[0], found.read_bytes(), tmp_path)
