@@ -139,7 +139,9 @@ def _convert(hint, value, where: str):
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
-            return None
+            if type(None) in typing.get_args(hint):
+                return None
+            raise MotivnetError(f"config {where}: may not be null")
         errors = []
         for a in args:
             try:
