@@ -217,19 +217,21 @@ def markdown(res: dict) -> str:
                      for s in res["samples"])
     dl = "\n".join(f"| {cam} | {d['numbered']} | {d['received']} | {d['duplicates']} | "
                    f"{d['lost']} |" for cam, d in res["delivery"].items())
+    restarts = ", ".join(f"{m:g}" for m in res["broker_restarts_at_min"])
     return f"""# Soak: the daemon for {res['minutes']:g} minutes, {res['cameras']} cameras
 
-Machine: {describe(res['host'])}, {res['host'].get('os', '')}. Command:
-`python -m motivnet_edge.benchmarks.soak --minutes {res['minutes']:g} --cameras \
-{res['cameras']} --restarts {len(res['broker_restarts_at_min'])} --fps {res['fps_cap']:g}`.
-Recorded footage (synthetic faces) looped on every camera, capped at {res['fps_cap']:g} fps
-each; the shipped model on target `{res['target']}`, one engine thread; a disk spool; the
-broker (mosquitto) stopped for {res['outage_s']:g} s at minutes
-{', '.join(f'{m:g}' for m in res['broker_restarts_at_min'])}. Daemon exit status
-{res['daemon_exit']} after SIGTERM.
+Machine: {describe(res['host'])}, {res['host'].get('os', '')}.
 
-RSS slope after the first minute: **{res['rss_slope_mb_per_h']:+.2f} MB per hour**; file
-descriptors {first['fds']} -> {last['fds']}, threads {first['threads']} -> {last['threads']}.
+Command: `python -m motivnet_edge.benchmarks.soak --minutes {res['minutes']:g} --cameras \
+{res['cameras']} --restarts {len(res['broker_restarts_at_min'])} --fps {res['fps_cap']:g}`
+
+Recorded footage (synthetic faces) looped on every camera, capped at {res['fps_cap']:g} fps each;
+the shipped model on target `{res['target']}` with one engine thread; a disk spool; the broker
+(mosquitto) stopped for {res['outage_s']:g} s at minute(s) {restarts}. The daemon's exit
+status after SIGTERM: {res['daemon_exit']}.
+
+RSS slope after the first minute: **{res['rss_slope_mb_per_h']:+.2f} MB per hour**; open
+file descriptors {first['fds']} -> {last['fds']}; threads {first['threads']} -> {last['threads']}.
 
 | minute | RSS MB | fds | threads |
 |---|---|---|---|

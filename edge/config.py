@@ -290,6 +290,10 @@ def load_config(path: str | Path, env: dict | None = None) -> Config:
         return resolve_paths(from_dict(data, env), path.resolve().parent, env)
     except MotivnetError as exc:
         raise MotivnetError(f"{path}: {exc}") from exc
+    except (OSError, ValueError) as exc:  # a path in it the system cannot even look up
+        name = str(getattr(exc, "filename", "") or "")
+        raise MotivnetError(f"{path}: a path in it cannot be checked "
+                            f"({getattr(exc, 'strerror', None) or exc}): {name[:120]!r}") from exc
 
 
 def mqtt_password(cfg: MqttConfig, env: dict | None = None) -> str | None:

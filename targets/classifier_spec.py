@@ -89,20 +89,22 @@ def builtin_specs() -> list[str]:
 
 def load_spec(name_or_path: str | Path) -> ClassifierSpec:
     """A spec file (``.yaml``/``.yml``/``.json``) or the name of a shipped one."""
-    path = Path(name_or_path)
-    if str(name_or_path) == "motivnet" and not path.is_file():
+    if str(name_or_path) == "motivnet" and not _is_file(Path("motivnet")):
         return motivnet_spec()
-    if not path.is_file():
+    path = Path(name_or_path)
+    if not _is_file(path):
         shipped = SPECS_DIR / f"{name_or_path}.yaml"
-        if not shipped.is_file():
-            raise MotivnetError(f"classifier spec {name_or_path} is neither a file nor one of "
-                                f"the shipped specs ({', '.join(builtin_specs())})")
+        if not _is_file(shipped):
+            raise MotivnetError(f"classifier spec {str(name_or_path)[:200]} is neither a file "
+                                f"nor one of the shipped specs ({', '.join(builtin_specs())})")
         path = shipped
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MotivnetError(f"classifier spec {path} is not UTF-8 text (byte {exc.start})") \
             from exc
+    except OSError as exc:
+        raise MotivnetError(f"classifier spec {path} cannot be read: {exc.strerror}") from exc
     try:
         if path.suffix == ".json":
             data = json.loads(text)
@@ -113,3 +115,11 @@ def load_spec(name_or_path: str | Path) -> ClassifierSpec:
     except Exception as exc:  # YAML or JSON syntax
         raise MotivnetError(f"classifier spec {path} cannot be parsed: {exc}") from exc
     return ClassifierSpec.from_dict(data, f"classifier spec {path}")
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False for a name the system cannot even look up (too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
