@@ -50,8 +50,10 @@ def teacher_spec(args: argparse.Namespace) -> ClassifierSpec | None:
         raise MotivnetError("--teacher-labels: an exported teacher needs its classes in output "
                             "order (or --teacher-spec)")
     crop = base.crop if base else CropSpec(margin=args.margin)
+    heads = base is not None and len(labels) == len(base.labels)  # the spec's output layout
     return ClassifierSpec(tuple(labels), CropSpec.from_dict({**crop.to_dict(), **given}),
-                          args.teacher_outputs or (base.outputs if base else "auto"))
+                          args.teacher_outputs or (base.outputs if base else "auto"),
+                          base.classes if heads else (), base.continuous if heads else {})
 
 
 def check_distil_args(args: argparse.Namespace) -> ClassifierSpec | None:

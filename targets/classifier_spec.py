@@ -21,39 +21,75 @@ from motivnet_edge.targets.labels import AFFECTNET7, parse_label_list
 from motivnet_edge.targets.preprocess import MOTIVNET_SPEC, CropSpec
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
+CONTINUOUS = ("valence", "arousal")  # the continuous heads a spec may name
 OUTPUT_KINDS = ("logits", "probabilities", "auto")
 # the smallest probability taken as such: an int8 softmax output's 0 is below 1/256
 PROB_FLOOR = 1e-4
 
 
 @dataclass(frozen=True)
+class Head:
+    """A continuous output (valence or arousal): its index in the output row and its range."""
+
+    index: int
+    low: float = -1.0
+    high: float = 1.0
+
+
+@dataclass(frozen=True)
 class ClassifierSpec:
     """labels: the classifier's classes in output order (canonical names); crop: how its input
     is made; outputs: ``logits``, ``probabilities`` (a softmax exported with the model) or
-    ``auto`` (rows that are non-negative and sum to 1 are taken as probabilities)."""
+    ``auto`` (rows that are non-negative and sum to 1 are taken as probabilities).
+
+    A model with several outputs in one row (HSEmotion's multi-task models: 8 class logits, then
+    valence and arousal) names them: ``classes``, the indices of the class outputs in ``labels``
+    order (default: the first ``len(labels)``), and ``continuous``, valence and/or arousal with
+    their index and range."""
 
     labels: tuple[str, ...]
     crop: CropSpec = field(default_factory=CropSpec)
     outputs: str = "auto"
+    classes: tuple[int, ...] = ()
+    continuous: dict[str, Head] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(parse_label_list(list(self.labels))))
         if self.outputs not in OUTPUT_KINDS:
             raise MotivnetError(f"classifier spec field 'outputs': {self.outputs!r} is not one "
                                 f"of {OUTPUT_KINDS}")
+        classes = tuple(self.classes) or tuple(range(len(self.labels)))
+        if len(classes) != len(self.labels):
+            raise MotivnetError(f"classifier spec field 'heads.classes': {len(classes)} indices "
+                                f"for {len(self.labels)} labels")
+        object.__setattr__(self, "classes", classes)
+        used = [*classes, *(h.index for h in self.continuous.values())]
+        if len(set(used)) != len(used):
+            raise MotivnetError(f"classifier spec field 'heads': an output index is used twice "
+                                f"({used})")
+
+    @property
+    def width(self) -> int:
+        """How many numbers one output row holds, at least."""
+        return 1 + max([*self.classes, *(h.index for h in self.continuous.values())])
 
     def to_dict(self) -> dict:
-        return {"labels": list(self.labels), "crop": self.crop.to_dict(),
-                "outputs": self.outputs}
+        out = {"labels": list(self.labels), "crop": self.crop.to_dict(),
+               "outputs": self.outputs}
+        if self.continuous or self.classes != tuple(range(len(self.labels))):
+            out["heads"] = {"classes": list(self.classes), **{
+                name: {"index": h.index, "range": [h.low, h.high]}
+                for name, h in self.continuous.items()}}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "classifier spec") -> ClassifierSpec:
         if not isinstance(data, dict):
             raise MotivnetError(f"{where}: expected a mapping, got {data!r}")
-        unknown = set(data) - {"labels", "crop", "outputs"}
+        unknown = set(data) - {"labels", "crop", "outputs", "heads"}
         if unknown:
             raise MotivnetError(f"{where}: unknown fields {sorted(map(str, unknown))} "
-                                f"(known: labels, crop, outputs)")
+                                f"(known: labels, crop, outputs, heads)")
         if "labels" not in data:
             raise MotivnetError(f"{where}: 'labels' (the classes in output order) is required")
         labels = data["labels"]
@@ -63,19 +99,67 @@ class ClassifierSpec:
                                 f"{labels!r}")
         try:
             crop = CropSpec.from_dict(data.get("crop") or {})
-            return cls(tuple(data["labels"]), crop, data.get("outputs", "auto"))
+            classes, continuous = _heads(data.get("heads"))
+            return cls(tuple(data["labels"]), crop, data.get("outputs", "auto"), classes,
+                       continuous)
         except MotivnetError as exc:
             raise MotivnetError(f"{where}: {exc}") from exc
 
     def logits(self, out: np.ndarray) -> np.ndarray:
-        """Logits from the classifier's raw outputs: probabilities (told, or detected under
-        ``auto``) become log-probabilities, logits up to a constant per row. Distilling at
-        temperature T on probabilities would soften numbers in [0, 1] to near-uniform targets."""
-        out = np.asarray(out, np.float32)
+        """Logits from the classifier's raw outputs (its class outputs, when it has others):
+        probabilities (told, or detected under ``auto``) become log-probabilities, logits up to
+        a constant per row. Distilling at temperature T on probabilities would soften numbers
+        in [0, 1] to near-uniform targets."""
+        out = self._columns(out, list(self.classes))
         probs = self.outputs == "probabilities" or (
             self.outputs == "auto" and out.size and out.min() >= 0
             and np.allclose(out.sum(1), 1.0, atol=0.05))
         return np.log(np.maximum(out, PROB_FLOOR)).astype(np.float32) if probs else out
+
+    def values(self, out: np.ndarray) -> dict[str, np.ndarray]:
+        """The continuous outputs (valence, arousal) of raw output rows, by name."""
+        return {name: self._columns(out, [h.index])[:, 0] for name, h in self.continuous.items()}
+
+    def _columns(self, out: np.ndarray, index: list[int]) -> np.ndarray:
+        out = np.asarray(out, np.float32)
+        if out.ndim != 2 or out.shape[1] < self.width:
+            raise MotivnetError(f"the classifier's output has shape {out.shape}; its spec "
+                                f"reads {self.width} numbers a row")
+        return out if index == list(range(out.shape[1])) else out[:, index]
+
+
+def _heads(heads) -> tuple[tuple[int, ...], dict[str, Head]]:
+    """``heads`` of a spec file: class indices and continuous outputs, checked."""
+    if heads is None:
+        return (), {}
+    if not isinstance(heads, dict) or set(heads) - {"classes", *CONTINUOUS}:
+        raise MotivnetError(f"field 'heads': {heads!r} is not a mapping of classes, valence, "
+                            f"arousal")
+    classes = heads.get("classes", [])
+    if not isinstance(classes, list) or not all(_index(i) for i in classes):
+        raise MotivnetError(f"field 'heads.classes': {classes!r} is not a list of output "
+                            f"indices")
+    continuous = {}
+    for name in CONTINUOUS:
+        h = heads.get(name)
+        if h is None:
+            continue
+        rng = h.get("range", [-1.0, 1.0]) if isinstance(h, dict) else None
+        if not (isinstance(h, dict) and _index(h.get("index")) and isinstance(rng, list)
+                and len(rng) == 2 and all(_number(v) for v in rng) and rng[0] < rng[1]):
+            raise MotivnetError(f"field 'heads.{name}': {h!r} needs index (an output index) "
+                                f"and range [low, high]")
+        continuous[name] = Head(h["index"], float(rng[0]), float(rng[1]))
+    return tuple(classes), continuous
+
+
+def _index(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 4096
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and bool(np.isfinite(value))
 
 
 def motivnet_spec() -> ClassifierSpec:

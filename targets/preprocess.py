@@ -22,7 +22,7 @@ Box = Sequence[float]  # x, y, w, h in pixels
 RESIZE_MODES = ("square", "pad")
 REGIONS = ("square", "box", "aligned")
 INTERPOLATIONS = ("auto", "linear", "area")
-COLORS = ("rgb", "bgr", "gray")
+COLORS = ("rgb", "bgr", "gray", "gray3")
 LAYOUTS = ("nchw", "nhwc")
 DTYPES = ("float32", "float16", "uint8")
 
@@ -96,7 +96,8 @@ class CropSpec:
     resize: ``square`` resizes the region to height x width; ``pad`` resizes it to
         width x width and pads ``pad_value`` rows above and below to reach height (MotivNet:
         768x768 padded with white to 1024x768).
-    color: channel order of the input, ``rgb``, ``bgr`` or ``gray`` (one channel).
+    color: channel order of the input, ``rgb``, ``bgr``, ``gray`` (one channel) or ``gray3``
+    (grey replicated into three channels, as many models trained on FER2013 take it).
     mean, std: per channel, in 0-255 units; the input is (pixel - mean) / std.
     layout: ``nchw`` or ``nhwc``. dtype: ``float32``, ``float16``, or ``uint8`` (no normalisation).
     """
@@ -290,8 +291,9 @@ def _convert_color(img: np.ndarray, color: str) -> np.ndarray:
         img = img[:, :, None]
     if img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    if color == "gray":
-        return img if img.shape[2] == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None]
+    if color in ("gray", "gray3"):
+        gray = img if img.shape[2] == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None]
+        return gray if color == "gray" else np.repeat(gray, 3, axis=2)
     if img.shape[2] == 1:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if color == "rgb" else img
