@@ -207,8 +207,7 @@ def run(args: argparse.Namespace) -> dict:
             "target": args.target, "broker_restarts_at_min": restarts,
             "outage_s": args.outage, "daemon_exit": code, "samples": samples,
             "rss_slope_mb_per_h": round(slope_per_hour(samples), 2),
-            "delivery": delivery(counter, names), "host": host_info(),
-            "log": str(work / "daemon.log")}
+            "delivery": delivery(counter, names), "host": host_info()}
 
 
 def markdown(res: dict) -> str:
