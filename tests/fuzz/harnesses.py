@@ -43,11 +43,12 @@ def config_target(data: bytes, folder: Path) -> None:
 def spec_seeds() -> list[bytes]:
     from motivnet_edge.targets.classifier_spec import motivnet_spec
 
-    yaml_spec = (ROOT / "targets" / "specs" / "fer-mobilefacenet.yaml").read_bytes()
+    shipped = [b"\x00" + p.read_bytes()
+               for p in sorted((ROOT / "targets" / "specs").glob("*.yaml"))]
     m = motivnet_spec()
     json_spec = json.dumps({"labels": list(m.labels), "outputs": m.outputs,
                             "crop": m.crop.to_dict()}).encode()
-    return [b"\x00" + yaml_spec, b"\x01" + json_spec]
+    return [*shipped, b"\x01" + json_spec]
 
 
 def spec_target(data: bytes, folder: Path) -> None:
