@@ -91,8 +91,9 @@ def frames(source: str | int, every: int, max_frames: int | None
 def face_line(name: str, number: int, count: int, face: dict) -> str:
     x, y, w, h = face["box"]
     probs = " ".join(f"{k}={v:.3f}" for k, v in face["probs"].items())
+    values = "".join(f"\t{k} {face[k]:+.3f}" for k in ("valence", "arousal") if k in face)
     return (f"{name}\tface {number}/{count}\tbox {x},{y},{w},{h}\t{face['label']} "
-            f"{face['score']:.3f}\t{probs}")
+            f"{face['score']:.3f}\t{probs}{values}")
 
 
 def annotated_name(source: str | int, frame: int | None) -> str:

@@ -89,17 +89,23 @@ class Pipeline:
         boxes = [f.box for f in faces]
         batch = np.stack([self._input(frame, f) for f in faces])
         t2 = time.perf_counter()
-        probs = softmax(self.engine.run(batch))
+        logits, values = self.engine.run_with_values(batch)
         t3 = time.perf_counter()
-        tracks = self._tracker(camera).update(boxes, probs,
+        # the continuous outputs ride beside the probabilities, smoothed the same way
+        rows = np.concatenate([softmax(logits), *(v[:, None] for v in values.values())], 1)
+        tracks = self._tracker(camera).update(boxes, rows,
                                               time.monotonic() if now is None else now)
+        n = len(self.labels)
         out = []
         for face, track in zip(faces, tracks, strict=True):
-            k = int(np.argmax(track.probs))
+            probs = track.probs[:n]
+            k = int(np.argmax(probs))
             out.append({"track": track.id, "box": [int(v) for v in face.box],
-                        "label": self.labels[k], "score": round(float(track.probs[k]), 4),
+                        "label": self.labels[k], "score": round(float(probs[k]), 4),
                         "probs": {lab: round(float(p), 4)
-                                  for lab, p in zip(self.labels, track.probs, strict=True)}})
+                                  for lab, p in zip(self.labels, probs, strict=True)},
+                        **{name: round(float(v), 4)
+                           for name, v in zip(values, track.probs[n:], strict=True)}})
         return FrameResult(out, {"detect": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
                                  "infer": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
 

@@ -37,6 +37,52 @@ class Head:
 
 
 @dataclass(frozen=True)
+class OutputLayout:
+    """Which numbers of an output row are what: the class outputs (indices, in label order)
+    and the continuous ones (valence, arousal) with their index and range."""
+
+    classes: tuple[int, ...]
+    continuous: dict[str, Head] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, labels: int, heads) -> OutputLayout:
+        """From a spec's or an artifact's ``heads`` (None: ``labels`` class outputs only)."""
+        classes, continuous = _heads(heads)
+        classes = tuple(classes) or tuple(range(labels))
+        if len(classes) != labels:
+            raise MotivnetError(f"field 'heads.classes': {len(classes)} indices for {labels} "
+                                f"labels")
+        used = [*classes, *(h.index for h in continuous.values())]
+        if len(set(used)) != len(used):
+            raise MotivnetError(f"field 'heads': an output index is used twice ({used})")
+        return cls(classes, continuous)
+
+    @property
+    def width(self) -> int:
+        """How many numbers one output row holds, at least."""
+        return 1 + max([*self.classes, *(h.index for h in self.continuous.values())])
+
+    def to_dict(self) -> dict:
+        return {"classes": list(self.classes), **{
+            name: {"index": h.index, "range": [h.low, h.high]}
+            for name, h in self.continuous.items()}}
+
+    def columns(self, out: np.ndarray, index: list[int]) -> np.ndarray:
+        out = np.asarray(out, np.float32)
+        if out.ndim != 2 or out.shape[1] < self.width:
+            raise MotivnetError(f"the classifier's output has shape {out.shape}; its spec "
+                                f"reads {self.width} numbers a row")
+        return out if index == list(range(out.shape[1])) else out[:, index]
+
+    def class_outputs(self, out: np.ndarray) -> np.ndarray:
+        return self.columns(out, list(self.classes))
+
+    def values(self, out: np.ndarray) -> dict[str, np.ndarray]:
+        """The continuous outputs (valence, arousal) of raw output rows, by name."""
+        return {name: self.columns(out, [h.index])[:, 0] for name, h in self.continuous.items()}
+
+
+@dataclass(frozen=True)
 class ClassifierSpec:
     """labels: the classifier's classes in output order (canonical names); crop: how its input
     is made; outputs: ``logits``, ``probabilities`` (a softmax exported with the model) or
@@ -58,28 +104,21 @@ class ClassifierSpec:
         if self.outputs not in OUTPUT_KINDS:
             raise MotivnetError(f"classifier spec field 'outputs': {self.outputs!r} is not one "
                                 f"of {OUTPUT_KINDS}")
-        classes = tuple(self.classes) or tuple(range(len(self.labels)))
-        if len(classes) != len(self.labels):
-            raise MotivnetError(f"classifier spec field 'heads.classes': {len(classes)} indices "
-                                f"for {len(self.labels)} labels")
-        object.__setattr__(self, "classes", classes)
-        used = [*classes, *(h.index for h in self.continuous.values())]
-        if len(set(used)) != len(used):
-            raise MotivnetError(f"classifier spec field 'heads': an output index is used twice "
-                                f"({used})")
+        layout = OutputLayout.parse(len(self.labels), {
+            "classes": list(self.classes),
+            **{k: {"index": h.index, "range": [h.low, h.high]}
+               for k, h in self.continuous.items()}})
+        object.__setattr__(self, "classes", layout.classes)
 
     @property
-    def width(self) -> int:
-        """How many numbers one output row holds, at least."""
-        return 1 + max([*self.classes, *(h.index for h in self.continuous.values())])
+    def layout(self) -> OutputLayout:
+        return OutputLayout(self.classes, self.continuous)
 
     def to_dict(self) -> dict:
         out = {"labels": list(self.labels), "crop": self.crop.to_dict(),
                "outputs": self.outputs}
         if self.continuous or self.classes != tuple(range(len(self.labels))):
-            out["heads"] = {"classes": list(self.classes), **{
-                name: {"index": h.index, "range": [h.low, h.high]}
-                for name, h in self.continuous.items()}}
+            out["heads"] = self.layout.to_dict()
         return out
 
     @classmethod
@@ -110,7 +149,7 @@ class ClassifierSpec:
         probabilities (told, or detected under ``auto``) become log-probabilities, logits up to
         a constant per row. Distilling at temperature T on probabilities would soften numbers
         in [0, 1] to near-uniform targets."""
-        out = self._columns(out, list(self.classes))
+        out = self.layout.class_outputs(out)
         probs = self.outputs == "probabilities" or (
             self.outputs == "auto" and out.size and out.min() >= 0
             and np.allclose(out.sum(1), 1.0, atol=0.05))
@@ -118,14 +157,7 @@ class ClassifierSpec:
 
     def values(self, out: np.ndarray) -> dict[str, np.ndarray]:
         """The continuous outputs (valence, arousal) of raw output rows, by name."""
-        return {name: self._columns(out, [h.index])[:, 0] for name, h in self.continuous.items()}
-
-    def _columns(self, out: np.ndarray, index: list[int]) -> np.ndarray:
-        out = np.asarray(out, np.float32)
-        if out.ndim != 2 or out.shape[1] < self.width:
-            raise MotivnetError(f"the classifier's output has shape {out.shape}; its spec "
-                                f"reads {self.width} numbers a row")
-        return out if index == list(range(out.shape[1])) else out[:, index]
+        return self.layout.values(out)
 
 
 def _heads(heads) -> tuple[tuple[int, ...], dict[str, Head]]:

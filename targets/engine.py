@@ -17,7 +17,7 @@ import numpy as np
 
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import format_of, get_format
-from motivnet_edge.targets.metadata import check_manifest, read_metadata
+from motivnet_edge.targets.metadata import check_manifest, output_spec, read_metadata
 from motivnet_edge.targets.preprocess import CropSpec, check_cut
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class Engine:
         self.metadata = metadata if metadata is not None else read_metadata(self.path)
         self.labels: list[str] = list(self.metadata["labels"])
         self.crop = CropSpec.from_dict(self.metadata["crop"])
+        self.outputs = output_spec(self.metadata)  # which numbers of a row are what
         check_cut(self.crop, f"artifact {self.path}")  # refused now, not at the first face
         try:
             self.input = self._load()
@@ -110,11 +111,22 @@ class Engine:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Logits (N, classes) for a batch made by
         :func:`motivnet_edge.targets.preprocess.make_batch` or ``make_inputs``."""
+        return self.run_with_values(batch)[0]
+
+    def run_with_values(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Logits (N, classes) and, for an artifact whose metadata names them, its continuous
+        outputs by name (valence, arousal: (N,) each)."""
+        rows = self._rows(batch)
+        if not self.outputs.continuous and rows.shape[1] == len(self.labels):
+            return rows, {}
+        return self.outputs.class_outputs(rows), self.outputs.values(rows)
+
+    def _rows(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[1:] != tuple(self.input.shape[1:]):
             raise MotivnetError(f"{self.path}: batch of shape {batch.shape[1:]} does not match "
                                 f"the input {tuple(self.input.shape[1:])}")
         if len(batch) == 0:
-            return np.zeros((0, len(self.labels)), np.float32)
+            return np.zeros((0, self.outputs.width), np.float32)
         if self.input.dynamic_batch or len(batch) == 1:
             return self._run(batch)
         return np.concatenate([self._run(batch[i:i + 1]) for i in range(len(batch))])

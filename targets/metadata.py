@@ -107,7 +107,23 @@ def parse_metadata(text: str, path: str | Path) -> dict:
         CropSpec.from_dict(meta["crop"])  # validates the crop spec
     except MotivnetError as exc:
         raise MotivnetError(f"artifact {path}: metadata field 'crop': {exc}") from exc
+    try:
+        output_spec(meta)  # the output layout: classes, valence, arousal
+    except MotivnetError as exc:
+        raise MotivnetError(f"artifact {path}: metadata {exc}") from exc
     return meta
+
+
+def output_spec(meta: dict):
+    """The artifact's output layout
+    (:class:`motivnet_edge.targets.classifier_spec.OutputLayout`): the class outputs and the
+    continuous ones (valence, arousal) its ``heads`` name (default: one output per label)."""
+    from motivnet_edge.targets.classifier_spec import OutputLayout
+
+    try:
+        return OutputLayout.parse(len(meta["labels"]), meta.get("heads"))
+    except MotivnetError as exc:
+        raise MotivnetError(f"output layout: {exc}") from exc
 
 
 def _check_size(path: Path, expected: int | None, manifest: Path) -> None:
