@@ -64,7 +64,11 @@ def spec_target(data: bytes, folder: Path) -> None:
 def metadata_seeds() -> list[bytes]:
     from motivnet_edge.targets.metadata import read_metadata
 
-    return [json.dumps(read_metadata(SHIPPED / "student-int8.onnx")).encode()]
+    meta = read_metadata(SHIPPED / "student-int8.onnx")
+    heads = {"classes": list(range(len(meta["labels"]))),
+             "valence": {"index": len(meta["labels"]), "range": [-1.0, 1.0]},
+             "arousal": {"index": len(meta["labels"]) + 1, "range": [-1.0, 1.0]}}
+    return [json.dumps(meta).encode(), json.dumps({**meta, "heads": heads}).encode()]
 
 
 def metadata_target(data: bytes, folder: Path) -> None:
