@@ -87,7 +87,8 @@ def build_publisher(cfg: Config, pipeline: Pipeline, target: str) -> MqttPublish
         engine = pipeline.engine
         publisher.announce_on_connect(discovery_messages(
             cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, cams, list(pipeline.labels),
-            f"{engine.path.name} ({engine.name}, {target})", cfg.mqtt.stats_interval))
+            f"{engine.path.name} ({engine.name}, {target})", cfg.mqtt.stats_interval,
+            tuple(engine.outputs.continuous)))
     return publisher
 
 
@@ -120,6 +121,7 @@ class Daemon:
         self._emotion: dict[str, tuple[str, float]] = {}
         self._faces_sent: dict[str, tuple[tuple, float]] = {}
         self._present: dict[str, bool] = {}
+        self._values: dict[str, dict[str, float]] = {}  # valence/arousal of the top face
         self.faces_mode = {c.name: c.faces for c in cfg.cameras}
         self.events = TrackEvents(cfg.pipeline.track_ttl)
         self._stop = False
@@ -151,6 +153,8 @@ class Daemon:
             seq = self.mqtt.publish_faces(camera, now, index, result.faces, result.timings,
                                           self.run_id)
         top = max(result.faces, key=lambda f: f["score"])
+        for name in self.pipeline.engine.outputs.continuous:  # the top face's, for the stats
+            self._values.setdefault(name, {})[camera] = top[name]
         prefix, device = self.cfg.mqtt.prefix, self.cfg.device
         label, when = self._emotion.get(camera, (None, 0.0))
         if label != top["label"] or now - when >= EMOTION_REFRESH:  # retained: on change
@@ -199,6 +203,7 @@ class Daemon:
             connect_failures=self.mqtt.connect_failures, rss_mb=round(status_mb("VmRSS") or 0.0, 1),
             faces_in_view={cam: len(self.events.tracks.get(cam, {}))
                            for cam in self.counts},
+            **self._values,
             processed=self.processed, target=self.target)
         log.info("stats %s", report)
         self.mqtt.publish_now(msgs.stats_message(self.cfg.mqtt.prefix, self.cfg.device, report))

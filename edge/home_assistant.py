@@ -4,10 +4,10 @@ return the retained discovery messages of one daemon (one device in Home Assista
 Per camera: the emotion as an ``enum`` sensor whose ``options`` are the model's labels (its state
 topic is written when the emotion changes and refreshed every ``EMOTION_REFRESH`` s, so
 ``expire_after`` marks a daemon that stopped reporting; no ``json_attributes_topic``, which would
-make Home Assistant record every update), a ``face present`` binary sensor, and the faces in view
-as a diagnostic sensor. Per device: fps, p95 latency and spool depth as diagnostic sensors with
-``state_class: measurement``, from the ``stats`` topic. Every config carries ``origin`` and the
-device's ``model`` and ``sw_version``.
+make Home Assistant record every update), a ``face present`` binary sensor, valence and arousal
+when the model predicts them, and the faces in view as a diagnostic sensor. Per device: fps, p95
+latency and spool depth as diagnostic sensors with ``state_class: measurement``, from the
+``stats`` topic. Every config carries ``origin`` and the device's ``model`` and ``sw_version``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ def _uid(*parts: str) -> str:
 
 
 def discovery_messages(discovery: str, prefix: str, device: str, cameras: list[str],
-                       labels: list[str], model: str, stats_interval: float) -> list[Message]:
-    """Every retained discovery config for a daemon with ``cameras`` running ``model``."""
+                       labels: list[str], model: str, stats_interval: float,
+                       continuous: tuple[str, ...] = ()) -> list[Message]:
+    """Every retained discovery config for a daemon with ``cameras`` running ``model``;
+    ``continuous``: the model's continuous outputs (valence, arousal), a sensor each per
+    camera, from the ``stats`` topic (the top face's smoothed value)."""
     common = {
         "availability_topic": topic(prefix, device, "availability"),
         "payload_available": "online", "payload_not_available": "offline",
@@ -53,6 +56,12 @@ def discovery_messages(discovery: str, prefix: str, device: str, cameras: list[s
             "name": f"{cam} face present",
             "state_topic": topic(prefix, device, cam, "presence"),
             "payload_on": "ON", "payload_off": "OFF", "device_class": "occupancy"})
+        for name in continuous:
+            add("sensor", _uid(prefix, device, cam, name), {
+                "name": f"{cam} {name}", "state_topic": stats,
+                "value_template": f"{{{{ value_json.{name}['{cam}'] }}}}",
+                "state_class": "measurement", "expire_after": stale,
+                "icon": "mdi:emoticon-happy-outline" if name == "valence" else "mdi:flash"})
         add("sensor", _uid(prefix, device, cam, "faces"), {
             "name": f"{cam} faces in view", "state_topic": stats,
             "value_template": f"{{{{ value_json.faces_in_view['{cam}'] }}}}",

@@ -84,3 +84,15 @@ def test_the_schema_check_finds_what_ha_would_refuse():
            "device": {}, "origin": {}, "expire_after": 0}
     errors = schema_errors("homeassistant/sensor/x/config", bad)
     assert len(errors) == 6, errors
+
+
+def test_valence_and_arousal_sensors_when_the_model_predicts_them():
+    plain = configs()
+    assert not any("valence" in c["name"] for c in plain.values())
+    msgs = discovery_messages("homeassistant", "motivnet", "box-1", ["door"], list(AFFECTNET7),
+                              "m.onnx", 10.0, ("valence", "arousal"))
+    found = {m.topic: json.loads(m.payload) for m in msgs}
+    assert [e for t, c in found.items() for e in schema_errors(t, c)] == []
+    valence = found["homeassistant/sensor/motivnet_box_1_door_valence/config"]
+    assert valence["value_template"] == "{{ value_json.valence['door'] }}"
+    assert valence["state_class"] == "measurement" and "entity_category" not in valence

@@ -99,7 +99,9 @@ def test_the_daemon_publishes_valence_arousal_per_face(tmp_path, broker):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
     faces = [json.loads(p) for p in sub.wait_for("/door/faces", 3)]
+    stats = [json.loads(p) for p in sub.wait_for("/stats", 1)]
     sub.close()
+    assert -1.0 <= stats[-1]["valence"]["door"] <= 1.0  # the top face's, for Home Assistant
     face = faces[-1]["faces"][0]
     assert -1.0 <= face["valence"] <= 1.0 and -1.0 <= face["arousal"] <= 1.0
     assert abs(sum(face["probs"].values()) - 1) < 0.01  # the classes are still probabilities
