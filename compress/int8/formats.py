@@ -67,7 +67,6 @@ OPS: dict[str, FormatOps] = {o.name: o for o in (
     ), tflite_ops.quantize, tflite_ops.weights_only, tflite_ops.from_qat,
         tflite_ops.export_qat),
 )}
-RECIPES: dict[str, tuple[Recipe, ...]] = {name: o.recipes for name, o in OPS.items()}
 
 
 def calibration(fmt: str, fp32: Path, model, crops: list[FaceImage], spec: CropSpec,
