@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from motivnet_edge.benchmarks.host import describe
+from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.edge.shipped import MODEL_DIR
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, write_json
@@ -203,10 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dest", type=Path, default=MODEL_DIR)
     args = p.parse_args(argv)
     try:
-        report = json.loads((args.artifacts / "report.json").read_text())
+        path = RunFolder(args.artifacts).report
+        report = json.loads(path.read_text())
         if "labelled" not in report:
-            raise MotivnetError(f"{args.artifacts}/report.json has no labelled section: run "
-                                f"validate --labelled-eval first")
+            raise MotivnetError(f"{path} has no labelled section: run validate "
+                                f"--labelled-eval first")
         bench = json.loads(args.bench.read_text()) if args.bench else None
         entries = ship_files(args.artifacts, args.dest)
         text = card(report, bench, entries, args.command, args.commit, args.took)
