@@ -62,7 +62,9 @@ def engine_runner(path, engine: str | None, options: EngineOptions, metadata: di
     def load() -> Engine:
         eng = load_engine_with_metadata(path, meta, options, engine) if metadata else \
             load_engine(path, engine, options, check=check)
-        runner.predict, runner.close = eng.run, eng.close
+        # a foreign file is read through its spec (to_logits), which wants whole output rows
+        runner.predict = eng.run_raw if to_logits is not None else eng.run
+        runner.close = eng.close
         runner.spec, runner.settings = eng.crop, {"engine": eng.name, **eng.settings}
         runner.batching = eng.input.dynamic_batch
         return eng

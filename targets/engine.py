@@ -116,12 +116,14 @@ class Engine:
     def run_with_values(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Logits (N, classes) and, for an artifact whose metadata names them, its continuous
         outputs by name (valence, arousal: (N,) each)."""
-        rows = self._rows(batch)
+        rows = self.run_raw(batch)
         if not self.outputs.continuous and rows.shape[1] == len(self.labels):
             return rows, {}
         return self.outputs.class_outputs(rows), self.outputs.values(rows)
 
-    def _rows(self, batch: np.ndarray) -> np.ndarray:
+    def run_raw(self, batch: np.ndarray) -> np.ndarray:
+        """The model's whole output rows, every number it gives (a foreign classifier read
+        through its own spec wants them all)."""
         if batch.shape[1:] != tuple(self.input.shape[1:]):
             raise MotivnetError(f"{self.path}: batch of shape {batch.shape[1:]} does not match "
                                 f"the input {tuple(self.input.shape[1:])}")

@@ -56,7 +56,7 @@ def test_the_engine_returns_classes_and_valence_arousal(tmp_path):
     assert read_metadata(path)["heads"] == HEADS
     batch = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
     with load_engine(path) as engine:
-        raw = engine._rows(batch)
+        raw = engine.run_raw(batch)
         logits, values = engine.run_with_values(batch)
         assert raw.shape == (4, 9) and logits.shape == (4, 7)
         np.testing.assert_array_equal(engine.run(batch), raw[:, :7])

@@ -94,7 +94,7 @@ class EngineTeacher(Teacher):
         self.engine = load_engine_with_metadata(path, meta, EngineOptions(device=device))
 
     def _logits(self, batch: np.ndarray) -> np.ndarray:
-        return self.engine.run(batch)
+        return self.engine.run_raw(batch)  # its spec reads the rows (classes, other heads)
 
 
 def spec_from_file(path: Path, spec: ClassifierSpec) -> ClassifierSpec:
