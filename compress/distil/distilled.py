@@ -4,7 +4,7 @@ and the train/held-out split."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,17 +33,22 @@ class Distilled:
     val_idx: list[int]
     distil_crops: CropSet  # the distillation faces (the same as ``crops`` unless calibrated)
     distil_train_idx: list[int]
+    _val: tuple | None = field(default=None, init=False, repr=False)
 
     @property
     def spec(self) -> CropSpec:
         return CropSpec.from_dict(self.run.student_crop)
 
     def val(self) -> tuple[list[FaceImage], np.ndarray, np.ndarray, np.ndarray | None]:
-        crops = [self.crops.crops[i] for i in self.val_idx]
-        labels = np.asarray(self.crops.labels)[self.val_idx]
-        float_logits = predict(self.model, crops, self.spec)
-        return (crops, float_logits, self.teacher_logits[self.val_idx],
-                labels if labels.min() >= 0 else None)
+        """The held-out crops, the FP32 student's and the teacher's logits for them, and their
+        labels (None when unlabelled); the student is run once, on the first call."""
+        if self._val is None:
+            crops = [self.crops.crops[i] for i in self.val_idx]
+            labels = np.asarray(self.crops.labels)[self.val_idx]
+            self._val = (crops, predict(self.model, crops, self.spec),
+                         self.teacher_logits[self.val_idx],
+                         labels if labels.min() >= 0 else None)
+        return self._val
 
     def base_meta(self) -> dict:
         """The metadata every artifact of this student carries: labels, teacher, student."""

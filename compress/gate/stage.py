@@ -60,12 +60,14 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
     if not artifacts:
         raise MotivnetError(f"no artifacts in {out}: run 'motivnet-edge export' first")
     rows, entries, ok = {}, [file_entry(w.folder.student_weights, "student-fp32-weights")], True
+    sources: dict[str, np.ndarray] = {}  # float source -> its logits, each computed once
     for path in artifacts:
         meta = read_metadata(path)
         source = meta.get("recipe", {}).get("float_source", "student")
-        row = evaluate_artifact(path, val_crops,
-                                float_source_logits(w, meta, val_crops, float_logits),
-                                teacher_logits, labels, check=False)
+        if source not in sources:
+            sources[source] = float_source_logits(w, meta, val_crops, float_logits)
+        row = evaluate_artifact(path, val_crops, sources[source], teacher_logits, labels,
+                                check=False)
         row["float_source"] = source
         row["float_source_is"] = FLOAT_SOURCES.get(source, source)
         rejected = f".{REJECTED}." in path.name
@@ -88,8 +90,8 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
                           **({"accuracy": float(np.mean(float_logits.argmax(1) == labels))}
                              if labels is not None else {})},
               "teacher": w.run.teacher.to_meta(), "artifacts": rows}
-    if any(r["float_source"] == "qat" for r in rows.values()):
-        report["qat_model"] = _qat_model(w, val_crops, float_logits, teacher_logits, labels)
+    if "qat" in sources:
+        report["qat_model"] = _qat_model(sources["qat"], float_logits, teacher_logits, labels)
     if labelled is not None:
         report["labelled"] = labelled_evaluation(w, artifacts, labelled)
     write_json(w.folder.report, report)
@@ -98,10 +100,10 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
     return report, ok
 
 
-def _qat_model(w: Distilled, crops: list[FaceImage], float_logits: np.ndarray,
-               teacher_logits: np.ndarray, labels: np.ndarray | None) -> dict:
-    """The quantization-aware fine-tuned model, quantisation simulated, on the held-out faces."""
-    logits = float_source_logits(w, {"recipe": {"float_source": "qat"}}, crops, float_logits)
+def _qat_model(logits: np.ndarray, float_logits: np.ndarray, teacher_logits: np.ndarray,
+               labels: np.ndarray | None) -> dict:
+    """The quantization-aware fine-tuned model, quantisation simulated (``logits``), on the
+    held-out faces."""
     top = logits.argmax(1)
     return {"is": FLOAT_SOURCES["qat"],
             "agreement_with_teacher": float(np.mean(top == teacher_logits.argmax(1))),

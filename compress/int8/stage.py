@@ -104,14 +104,15 @@ def stage_quantize(out: Path, calibration: int = CALIBRATION_CROPS, gate: Gate =
                                  d.spec)
         for fmt in formats:
             recipes[fmt].insert(0, QAT_RECIPE)
-    results = {fmt: _quantize_format(d, fmt, recipes[fmt], calib, sources, gate)
+    base = d.base_meta()  # hashes student.pth: once, not per format
+    results = {fmt: _quantize_format(d, fmt, recipes[fmt], calib, sources, gate, base)
                for fmt in formats}
     write_json(d.folder.quantize_results, results)
     return results
 
 
 def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[FaceImage],
-                     sources: dict[str, np.ndarray], gate: Gate) -> dict:
+                     sources: dict[str, np.ndarray], gate: Gate, base: dict) -> dict:
     """Recipes tried in order until one passes; the best trial kept (rejected if none did)."""
     out, form = d.folder.out, get_format(fmt)
     fp32 = out / artifact_name("student", "fp32", fmt)
@@ -119,7 +120,6 @@ def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[
         raise MotivnetError(f"{fp32} is missing: run 'motivnet-edge export --out {out}'")
     cal = calibration(fmt, fp32, d.model, calib, d.spec, is_vit(d.run.student.name))
     val_crops, _, teacher_logits, labels = d.val()
-    base = d.base_meta()
     final = out / artifact_name("student", "int8", fmt)
     trial, best = out / f".trial-{final.name}", out / f".best-{final.name}"
     trials: list[dict] = []
