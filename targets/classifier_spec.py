@@ -47,11 +47,23 @@ class OutputLayout:
     @classmethod
     def parse(cls, labels: int, heads) -> OutputLayout:
         """From a spec's or an artifact's ``heads`` (None: ``labels`` class outputs only)."""
-        classes, continuous = _heads(heads)
+        return cls.of(labels, *_heads(heads))
+
+    @classmethod
+    def of(cls, labels: int, classes=(), continuous: dict[str, Head] | None = None
+           ) -> OutputLayout:
+        """``labels`` class outputs at ``classes`` (default: the first ``labels``) and the
+        ``continuous`` ones, checked: one index per label, none used twice."""
         classes = tuple(classes) or tuple(range(labels))
+        continuous = dict(continuous or {})
         if len(classes) != labels:
             raise MotivnetError(f"field 'heads.classes': {len(classes)} indices for {labels} "
                                 f"labels")
+        bad = next((k for k, h in continuous.items()
+                    if k not in CONTINUOUS or not _index(h.index) or not h.low < h.high), None)
+        if bad is not None:
+            raise MotivnetError(f"field 'heads.{bad}': {continuous[bad]!r} needs an output "
+                                f"index and a range low < high")
         used = [*classes, *(h.index for h in continuous.values())]
         if len(set(used)) != len(used):
             raise MotivnetError(f"field 'heads': an output index is used twice ({used})")
@@ -104,10 +116,7 @@ class ClassifierSpec:
         if self.outputs not in OUTPUT_KINDS:
             raise MotivnetError(f"classifier spec field 'outputs': {self.outputs!r} is not one "
                                 f"of {OUTPUT_KINDS}")
-        layout = OutputLayout.parse(len(self.labels), {
-            "classes": list(self.classes),
-            **{k: {"index": h.index, "range": [h.low, h.high]}
-               for k, h in self.continuous.items()}})
+        layout = OutputLayout.of(len(self.labels), self.classes, self.continuous)
         object.__setattr__(self, "classes", layout.classes)
 
     @property
