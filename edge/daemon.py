@@ -180,14 +180,18 @@ class Daemon:
 
     def _track_states(self, camera: str, faces: list[dict], now: float) -> None:
         """Track events and the camera's presence, published as they happen."""
-        prefix, device = self.cfg.mqtt.prefix, self.cfg.device
         for event in self.events.update(camera, faces, now):
-            if self.cfg.mqtt.events:
-                self.mqtt.publish(msgs.event_message(prefix, device, camera, event))
-        present = self.events.present(camera)
+            self._publish_event(camera, event)
+        present = self.events.in_view(camera) > 0
         if self._present.get(camera) != present:
             self._present[camera] = present
-            self.mqtt.publish(msgs.presence_message(prefix, device, camera, present))
+            self.mqtt.publish(msgs.presence_message(self.cfg.mqtt.prefix, self.cfg.device,
+                                                    camera, present))
+
+    def _publish_event(self, camera: str, event: dict) -> None:
+        if self.cfg.mqtt.events:
+            self.mqtt.publish(msgs.event_message(self.cfg.mqtt.prefix, self.cfg.device, camera,
+                                                 event))
 
     def _publish_stats(self) -> None:
         report = self.stats.report()
@@ -201,8 +205,7 @@ class Daemon:
             spool_depth=len(self.mqtt.spool), spool_dropped=self.mqtt.spool.dropped,
             reconnects=self.mqtt.reconnects, broker_connected=self.mqtt.connected.is_set(),
             connect_failures=self.mqtt.connect_failures, rss_mb=round(status_mb("VmRSS") or 0.0, 1),
-            faces_in_view={cam: len(self.events.tracks.get(cam, {}))
-                           for cam in self.counts},
+            faces_in_view={cam: self.events.in_view(cam) for cam in self.counts},
             **self._values,
             processed=self.processed, target=self.target)
         log.info("stats %s", report)
@@ -251,9 +254,7 @@ class Daemon:
                 s.stop()
             if not self.reloading:  # the tracks end with the daemon
                 for camera, event in self.events.end_all(time.time()):
-                    if self.cfg.mqtt.events:
-                        self.mqtt.publish(msgs.event_message(self.cfg.mqtt.prefix,
-                                                             self.cfg.device, camera, event))
+                    self._publish_event(camera, event)
             self._publish_stats()
             lost = self.mqtt.stop(flush_timeout=self.cfg.mqtt.flush_timeout)
             if not self.reloading:  # a reload closes it once the new one is built

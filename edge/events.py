@@ -53,8 +53,9 @@ class TrackEvents:
                 del live[tid]
         return events
 
-    def present(self, camera: str) -> bool:
-        return bool(self.tracks.get(camera))
+    def in_view(self, camera: str) -> int:
+        """How many faces ``camera`` has tracked now (its presence: more than none)."""
+        return len(self.tracks.get(camera, {}))
 
     def end_all(self, now: float) -> list[tuple[str, dict]]:
         """``end`` for every live track (the daemon stops): (camera, event)."""

@@ -24,13 +24,13 @@ def test_a_track_is_new_then_updated_then_ends_with_its_summary():
     assert ev.update("door", [face(1, "Happiness", 0.6)], 0.5) == []
     (upd,) = ev.update("door", [face(1, "other", 0.2)], 1.0)
     assert upd["type"] == "update" and upd["previous"] == "Happiness"
-    assert ev.present("door")
+    assert ev.in_view("door") == 1
     assert ev.update("door", [], 1.5) == []  # within the ttl: still there
     (end,) = ev.update("door", [], 2.5)
     assert end["type"] == "end" and end["duration"] == 1.0 and end["frames"] == 3
     assert end["mean_probs"]["Happiness"] == round((0.8 + 0.6 + 0.2) / 3, 4)
     assert end["label"] == "Happiness"  # dominant over its life, not its last label
-    assert not ev.present("door")
+    assert ev.in_view("door") == 0
 
 
 def test_tracks_left_at_a_stop_end_there():
