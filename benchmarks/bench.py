@@ -179,14 +179,16 @@ def open_rows(rows: list[Row]) -> None:
 
 def measure_accuracy(rows: list[Row], faces: list, labels: np.ndarray | None) -> None:
     from motivnet_edge.compress.gate.evaluate import scores
+    from motivnet_edge.targets.continuous import agreement
     from motivnet_edge.targets.labels import AFFECTNET8
 
     logits: dict[str, np.ndarray] = {}
+    values: dict[str, dict[str, np.ndarray]] = {}
     for row in rows:
         if row.runner is None or row.speed_only:
             continue
         try:
-            logits[row.key] = row.runner.logits(faces, AFFECTNET7)
+            logits[row.key], values[row.key] = row.runner.outputs(faces, AFFECTNET7)
         except (MotivnetError, RuntimeError, ValueError) as exc:
             row.fail(f"inference failed: {exc}")
     reference = next((r for r in rows if r.kind in ("teacher", "full-model")
@@ -206,6 +208,8 @@ def measure_accuracy(rows: list[Row], faces: list, labels: np.ndarray | None) ->
             res["reference"] = reference.name
             res["agreement_full"] = float(np.mean(out.argmax(1) == ref.argmax(1)))
             res["kl_full"] = float(np.mean(kl(ref, out)))
+            for name, s in agreement(values[row.key], values[reference.key]).items():
+                res[f"{name}_rmse"], res[f"{name}_ccc"] = s["rmse"], s["ccc"]
         twin = next((r for r in rows if r.name == row.float_source and r.engine == row.engine
                      and r.device == row.device and r.key in logits), None)
         if twin is not None:

@@ -20,13 +20,15 @@ from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs
 @dataclass
 class Runner:
     """load() -> the model; predict(batch) -> raw outputs; ``spec`` makes its inputs;
-    ``labels`` is its output order; ``to_logits`` turns outputs into logits."""
+    ``labels`` is its output order; ``to_logits`` turns outputs into logits, ``to_values``
+    into its continuous outputs (valence, arousal) by name, where it has them."""
 
     load: Callable[[], object]
     spec: CropSpec
     labels: Sequence[str]
     predict: Callable[[np.ndarray], np.ndarray] = field(default=None)  # set by open()
     to_logits: Callable[[np.ndarray], np.ndarray] = lambda out: out
+    to_values: Callable[[np.ndarray], dict] = lambda out: {}
     close: Callable[[], None] = lambda: None
     settings: dict = field(default_factory=dict)
     load_s: float = 0.0
@@ -41,29 +43,39 @@ class Runner:
 
     def logits(self, faces: Sequence[FaceImage], classes: Sequence[str] = AFFECTNET7,
                batch: int = 32) -> np.ndarray:
+        return self.outputs(faces, classes, batch)[0]
+
+    def outputs(self, faces: Sequence[FaceImage], classes: Sequence[str] = AFFECTNET7,
+                batch: int = 32) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Logits in ``classes`` order and the continuous outputs by name."""
         index = reorder_index(self.labels, classes)
-        outs = [self.to_logits(self.predict(make_inputs(faces[i:i + batch], self.spec)))
-                for i in range(0, len(faces), batch)]
-        return np.concatenate(outs)[:, index] if outs else np.zeros((0, len(classes)))
+        raw = [self.predict(make_inputs(faces[i:i + batch], self.spec))
+               for i in range(0, len(faces), batch)]
+        if not raw:
+            return np.zeros((0, len(classes))), {}
+        values = [self.to_values(r) for r in raw]
+        return (np.concatenate([self.to_logits(r) for r in raw])[:, index],
+                {k: np.concatenate([v[k] for v in values]) for k in values[0]})
 
 
 def engine_runner(path, engine: str | None, options: EngineOptions, metadata: dict | None = None,
-                  check: bool = True, to_logits=None) -> Runner:
-    """An artifact (or, with ``metadata``, a foreign file) in one engine."""
+                  check: bool = True, to_logits=None, to_values=None) -> Runner:
+    """An artifact (or, with ``metadata``, a foreign file read through its spec's
+    ``to_logits`` and ``to_values``) in one engine."""
     from motivnet_edge.targets.engine import load_engine_with_metadata
     from motivnet_edge.targets.metadata import read_metadata
 
     meta = metadata or read_metadata(path)
     runner = Runner(load=lambda: None, spec=CropSpec.from_dict(meta["crop"]),
                     labels=meta["labels"], path=str(path))
-    if to_logits is not None:
-        runner.to_logits = to_logits
-
     def load() -> Engine:
         eng = load_engine_with_metadata(path, meta, options, engine) if metadata else \
             load_engine(path, engine, options, check=check)
-        # a foreign file is read through its spec (to_logits), which wants whole output rows
-        runner.predict = eng.run_raw if to_logits is not None else eng.run
+        # whole output rows, read through the spec of a foreign file, else the artifact's own
+        # output layout (class logits, then valence and arousal where its metadata names them)
+        runner.predict = eng.run_raw
+        runner.to_logits = to_logits or eng.outputs.class_outputs
+        runner.to_values = to_values or eng.outputs.values
         runner.close = eng.close
         runner.spec, runner.settings = eng.crop, {"engine": eng.name, **eng.settings}
         runner.batching = eng.input.dynamic_batch

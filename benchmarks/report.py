@@ -17,7 +17,9 @@ GATE_KEYS = {"min_agreement": ("agreement_float", min), "min_agreement_full":
 CSV_FIELDS = ("row", "kind", "name", "engine", "device", "precision", "status", "faces", "top1",
               "macro_recall", "agreement_full", "agreement_float", "kl_full", "p50_ms",
               "p95_ms", "p99_ms", "throughput_b8", "load_s", "threads", "speedup_full",
-              "speedup_teacher", "accuracy_ratio_full", "bytes", "rss_mb")
+              "speedup_teacher", "accuracy_ratio_full", "bytes", "rss_mb", "valence_rmse",
+              "valence_ccc", "arousal_rmse", "arousal_ccc")
+VALUE_KEYS = ("valence_rmse", "valence_ccc", "arousal_rmse", "arousal_ccc")
 
 
 def parse_gate(text: str) -> dict[str, float]:
@@ -114,6 +116,7 @@ def markdown(results: dict) -> str:
             _f(r.get("accuracy_ratio_full"), "{:.3f}"),
             _f(None if r.get("bytes") is None else r["bytes"] / 1e6, "{:.2f}"),
             _f(r.get("rss_mb"), "{:.0f}")]) + " |")
+    lines += _values_table(results)
     gate = results["gate"]
     if gate["limits"]:
         lines.append(f"\nGate {gate['limits']}: " + ("passed" if gate["passed"] else
@@ -123,6 +126,19 @@ def markdown(results: dict) -> str:
 
         lines += ["", device_markdown(results["device"])]
     return "\n".join(lines)
+
+
+def _values_table(results: dict) -> list[str]:
+    """Valence and arousal against the reference, for the rows that give both."""
+    rows = [r for r in ordered(results["rows"]) if r.get("valence_rmse") is not None
+            or r.get("arousal_rmse") is not None]
+    if not rows:
+        return []
+    return ["", f"Valence and arousal against {results.get('agreement_reference')}:", "",
+            "| row | valence RMSE | valence CCC | arousal RMSE | arousal CCC |",
+            "|---|---|---|---|---|",
+            *("| " + " | ".join([r["row"], *(_f(r.get(k)) for k in VALUE_KEYS)]) + " |"
+              for r in rows)]
 
 
 def write(results: dict, out: Path) -> None:

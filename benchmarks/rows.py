@@ -103,7 +103,7 @@ def classifier_row(path: Path, spec: ClassifierSpec, name: str, kind: str,
     meta = {"labels": list(spec.labels), "crop": spec.crop.to_dict()}
     row = Row(name, kind, fmt.engine, "cpu", "as exported", path.name, artifact_bytes(path))
     row.runner = engine_runner(path, None, EngineOptions(threads=threads), metadata=meta,
-                               to_logits=spec.logits)
+                               to_logits=spec.logits, to_values=spec.values)
     row.runner.labels = spec.labels
     return row
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from motivnet_edge.compress.registry import STUDENTS
 from motivnet_edge.targets.classifier_spec import ClassifierSpec, load_spec
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import FORMATS
@@ -78,6 +79,10 @@ def check_distil_args(args: argparse.Namespace) -> ClassifierSpec | None:
     for name, low in (("size", 16), ("synthetic", 8), ("every", 1)):
         if getattr(args, name) < low:
             raise MotivnetError(f"--{name} {getattr(args, name)} must be at least {low}")
+    multiple = STUDENTS[args.student].multiple if args.student in STUDENTS else 1
+    if args.size % multiple:
+        raise MotivnetError(f"--size {args.size}: student {args.student} takes a side that is a "
+                            f"multiple of {multiple} (e.g. {-(-args.size // multiple) * multiple})")
     for name in ("epochs", "batch"):
         value = getattr(args, name)
         if value is not None and value < (2 if name == "batch" else 1):
@@ -102,6 +107,10 @@ def check_quant_args(args: argparse.Namespace) -> tuple[str, ...]:
         raise MotivnetError(f"--calibration {args.calibration} must be at least 1")
     if args.gate <= 0.0:  # above 1 nothing passes: every format keeps its best trial, rejected
         raise MotivnetError(f"--gate {args.gate} must be above 0")
+    if not args.max_value_error > 0:
+        raise MotivnetError(f"--max-value-error {args.max_value_error} must be above 0")
+    if not -1.0 <= args.min_value_ccc <= 1.0:
+        raise MotivnetError(f"--min-value-ccc {args.min_value_ccc} must be in -1..1")
     return formats
 
 

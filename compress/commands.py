@@ -149,6 +149,12 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--max-flip-margin", type=float, default=Gate.max_flip_margin,
                    help="an INT8 artifact may not change a decision its float source made "
                         "with a top-2 logit margin above this")
+    q.add_argument("--max-value-error", type=float, default=Gate.value_mae,
+                   help="continuous outputs (valence, arousal): the largest mean absolute error "
+                        "an INT8 artifact may have against its float source")
+    q.add_argument("--min-value-ccc", type=float, default=Gate.value_ccc,
+                   help="continuous outputs: the smallest concordance correlation with the "
+                        "float source")
     q.add_argument("--formats", default=",".join(FORMATS),
                    help="formats to quantise, comma-separated")
     q.add_argument("--qat-steps", type=int,
@@ -246,7 +252,7 @@ def _distil(args: argparse.Namespace, spec: ClassifierSpec | None) -> int:
 
 
 def _gate(args: argparse.Namespace) -> Gate:
-    return Gate(args.gate, args.max_flip_margin)
+    return Gate(args.gate, args.max_flip_margin, args.max_value_error, args.min_value_ccc)
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -40,10 +40,15 @@ class ImagenetWeights:
 
 @dataclass(frozen=True)
 class StudentEntry:
+    """timm: the model's name in timm; vit: it has attention layers (timm takes its input size,
+    QAT is skipped, NNCF treats it as a transformer); multiple: its input side must be a
+    multiple of this (MaxViT's windows)."""
+
     timm: str
     kwargs: dict = field(default_factory=dict)
     vit: bool = False
     imagenet: ImagenetWeights | None = None
+    multiple: int = 1
 
 
 LITE0_IMAGENET = ImagenetWeights(
@@ -61,6 +66,9 @@ STUDENTS: dict[str, StudentEntry] = {
     "resnet18": StudentEntry("resnet18"),
     # a small ViT for comparison: ViT-Tiny's width, 6 layers, patch 16
     "vit_small6": StudentEntry("vit_tiny_patch16_224", {"depth": 6}, vit=True),
+    # CAGE's model family: MaxViT (convolutions, then block and grid attention in windows),
+    # timm's smallest, 7.2 M parameters at 128 px
+    "maxvit_pico": StudentEntry("maxvit_pico_rw_256", vit=True, multiple=32),
 }
 DEFAULT_STUDENT = "mobilenetv4_conv_small"  # trains from scratch: the demo's synthetic faces
 REAL_FACES_STUDENT = "efficientnet_lite0"  # with ImageNet weights: real teachers, real faces

@@ -187,22 +187,33 @@ class Gate:
     the source's top-2 logit margin exceeds ``max_flip_margin`` (1.0: its top class was e
     times as likely as the runner-up). The second rule catches an artifact that breaks a few
     inputs badly (seen: an NNCF IR flipping 4 of 513 crops held with margin 5) while the first
-    alone would let it through."""
+    alone would let it through.
+
+    Continuous outputs (valence, arousal), where the artifact has them, must also stay within
+    ``value_mae`` of the float source on average (in the output's own units: 0.05 is 2.5 % of
+    the range -1..1) and keep a concordance correlation of at least ``value_ccc`` with it."""
 
     agreement: float = 0.99
     max_flip_margin: float = 1.0
+    value_mae: float = 0.05
+    value_ccc: float = 0.95
 
     def passes(self, scores: dict) -> bool:
         return (scores["agreement_with_float"] >= self.agreement
-                and flip_margin(scores) <= self.max_flip_margin)
+                and flip_margin(scores) <= self.max_flip_margin
+                and all(v["mae"] <= self.value_mae and v["ccc"] >= self.value_ccc
+                        for v in scores.get("values", {}).values()))
 
     def rank(self, scores: dict) -> tuple:
-        """Sort key: passing first, then higher agreement, then smaller flip margins."""
-        return (self.passes(scores), scores["agreement_with_float"], -flip_margin(scores))
+        """Sort key: passing first, then higher agreement, then smaller flip margins, then
+        smaller errors of the continuous outputs."""
+        return (self.passes(scores), scores["agreement_with_float"], -flip_margin(scores),
+                -sum(v["mae"] for v in scores.get("values", {}).values()))
 
     def to_dict(self) -> dict:
         return {"agreement_with_float": self.agreement,
-                "max_flip_float_margin": self.max_flip_margin}
+                "max_flip_float_margin": self.max_flip_margin,
+                "values_max_mae": self.value_mae, "values_min_ccc": self.value_ccc}
 
 
 def flip_margin(scores: dict) -> float:
@@ -287,6 +298,15 @@ class RunRecord:
     skipped: dict = field(default_factory=dict)
     calibration_data: str = ""
     teacher_cache: str = ""
+    heads: dict | None = None  # the student's continuous outputs too (OutputLayout.to_dict)
+
+    @property
+    def layout(self):
+        """The student's output rows (:class:`~motivnet_edge.targets.classifier_spec.
+        OutputLayout`): its class logits, and valence/arousal after them when it learnt them."""
+        from motivnet_edge.targets.classifier_spec import OutputLayout
+
+        return OutputLayout.parse(len(self.classes), self.heads)
 
     def to_dict(self) -> dict:
         return asdict(self, dict_factory=lambda kv: {k: str(v) if isinstance(v, Path) else v

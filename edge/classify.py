@@ -92,6 +92,8 @@ def face_line(name: str, number: int, count: int, face: dict) -> str:
     x, y, w, h = face["box"]
     probs = " ".join(f"{k}={v:.3f}" for k, v in face["probs"].items())
     values = "".join(f"\t{k} {face[k]:+.3f}" for k in ("valence", "arousal") if k in face)
+    if values and face.get("va_source") == "derived":
+        values += " (derived from the classes)"
     return (f"{name}\tface {number}/{count}\tbox {x},{y},{w},{h}\t{face['label']} "
             f"{face['score']:.3f}\t{probs}{values}")
 
@@ -117,7 +119,8 @@ def build(args: argparse.Namespace) -> Pipeline:
                             kind=args.detector)
     try:
         return Pipeline(detector, loaded, args.max_faces, TrackerSettings(smoothing=0.0),
-                        box_crop_fallback=args.detector == "haar")
+                        box_crop_fallback=args.detector == "haar",
+                        derive_values=args.derive_valence_arousal)
     except MotivnetError:
         loaded.close()
         raise
@@ -135,6 +138,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotate", type=Path, metavar="DIR",
                    help="write each picture with faces, boxes and labels drawn, into DIR")
     p.add_argument("--detector", choices=("yunet", "haar"), default="yunet")
+    p.add_argument("--derive-valence-arousal", action="store_true",
+                   help="for a model without valence/arousal outputs, derive them from the "
+                        "class probabilities (published circumplex coordinates; marked derived)")
     p.add_argument("--score-threshold", type=float, default=0.6,
                    help="the detector's minimum face score")
     p.add_argument("--min-size", type=int, default=24, help="smallest face side in pixels")

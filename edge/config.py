@@ -66,6 +66,9 @@ class PipelineConfig:
     # an artifact aligned on five landmarks, with a detector that gives none (haar): crop a
     # square around the box instead (counted in the stats); refused at start when false
     box_crop_fallback: bool = False
+    # a model without valence/arousal outputs: derive them from the class probabilities and
+    # published per-class circumplex coordinates (marked va_source: derived; direction only)
+    derive_valence_arousal: bool = False
 
 
 @dataclass

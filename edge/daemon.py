@@ -72,7 +72,7 @@ def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
     try:
         return Pipeline(detector, loaded, p.max_faces,
                         TrackerSettings(p.smoothing, p.iou_threshold, p.track_ttl),
-                        p.box_crop_fallback), target
+                        p.box_crop_fallback, p.derive_valence_arousal), target
     except MotivnetError:
         loaded.close()
         raise
@@ -88,7 +88,7 @@ def build_publisher(cfg: Config, pipeline: Pipeline, target: str) -> MqttPublish
         publisher.announce_on_connect(discovery_messages(
             cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, cams, list(pipeline.labels),
             f"{engine.path.name} ({engine.name}, {target})", cfg.mqtt.stats_interval,
-            tuple(engine.outputs.continuous)))
+            pipeline.values, pipeline.values_source == "derived"))
     return publisher
 
 
@@ -153,7 +153,7 @@ class Daemon:
             seq = self.mqtt.publish_faces(camera, now, index, result.faces, result.timings,
                                           self.run_id)
         top = max(result.faces, key=lambda f: f["score"])
-        for name in self.pipeline.engine.outputs.continuous:  # the top face's, for the stats
+        for name in self.pipeline.values:  # the top face's, for the stats
             self._values.setdefault(name, {})[camera] = top[name]
         prefix, device = self.cfg.mqtt.prefix, self.cfg.device
         label, when = self._emotion.get(camera, (None, 0.0))

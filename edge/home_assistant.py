@@ -27,10 +27,12 @@ def _uid(*parts: str) -> str:
 
 def discovery_messages(discovery: str, prefix: str, device: str, cameras: list[str],
                        labels: list[str], model: str, stats_interval: float,
-                       continuous: tuple[str, ...] = ()) -> list[Message]:
+                       continuous: tuple[str, ...] = (), derived: bool = False
+                       ) -> list[Message]:
     """Every retained discovery config for a daemon with ``cameras`` running ``model``;
-    ``continuous``: the model's continuous outputs (valence, arousal), a sensor each per
-    camera, from the ``stats`` topic (the top face's smoothed value)."""
+    ``continuous``: the continuous outputs (valence, arousal), a sensor each per camera, from
+    the ``stats`` topic (the top face's smoothed value); ``derived``: they are derived from the
+    class probabilities, which the sensors' names say."""
     common = {
         "availability_topic": topic(prefix, device, "availability"),
         "payload_available": "online", "payload_not_available": "offline",
@@ -58,7 +60,7 @@ def discovery_messages(discovery: str, prefix: str, device: str, cameras: list[s
             "payload_on": "ON", "payload_off": "OFF", "device_class": "occupancy"})
         for name in continuous:
             add("sensor", _uid(prefix, device, cam, name), {
-                "name": f"{cam} {name}", "state_topic": stats,
+                "name": f"{cam} {name}{' (derived)' if derived else ''}", "state_topic": stats,
                 "value_template": f"{{{{ value_json.{name}['{cam}'] }}}}",
                 "state_class": "measurement", "expire_after": stale,
                 "icon": "mdi:emoticon-happy-outline" if name == "valence" else "mdi:flash"})

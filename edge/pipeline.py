@@ -12,6 +12,7 @@ import numpy as np
 
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.tracker import Tracker
+from motivnet_edge.targets.circumplex import coordinates, derive
 from motivnet_edge.targets.engine import Engine, softmax
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import make_input
@@ -43,8 +44,11 @@ class Pipeline:
     """
 
     def __init__(self, detector: FaceDetector, engine: Engine, max_faces: int = 8,
-                 tracking: TrackerSettings | None = None, box_crop_fallback: bool = False
-                 ) -> None:
+                 tracking: TrackerSettings | None = None, box_crop_fallback: bool = False,
+                 derive_values: bool = False) -> None:
+        """``derive_values``: for an artifact without continuous outputs, valence and arousal
+        derived from the class probabilities (:mod:`motivnet_edge.targets.circumplex`), marked
+        ``va_source: derived`` in each face."""
         if engine.crop.aligned and not detector.gives_landmarks and not box_crop_fallback:
             raise MotivnetError(
                 f"{engine.path.name} takes faces aligned on five landmarks and the {detector.kind} "
@@ -58,6 +62,15 @@ class Pipeline:
         self.trackers: dict[str, Tracker] = {}
         self.fallback_crop = replace(engine.crop, region="square")
         self.box_crop_faces = 0
+        self.values_source = "model" if engine.outputs.continuous else \
+            "derived" if derive_values else None
+        self._table = coordinates(self.labels) if self.values_source == "derived" else None
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The continuous outputs each face carries: the model's own, or derived ones."""
+        return tuple(self.engine.outputs.continuous) if self.values_source == "model" else \
+            ("valence", "arousal") if self.values_source == "derived" else ()
 
     def _input(self, frame: np.ndarray, face) -> np.ndarray:
         spec = self.engine.crop
@@ -104,10 +117,20 @@ class Pipeline:
                         "label": self.labels[k], "score": round(float(probs[k]), 4),
                         "probs": {lab: round(float(p), 4)
                                   for lab, p in zip(self.labels, probs, strict=True)},
-                        **{name: round(float(v), 4)
-                           for name, v in zip(values, track.probs[n:], strict=True)}})
+                        **self._values(values, track.probs)})
         return FrameResult(out, {"detect": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
                                  "infer": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
+
+    def _values(self, names, row: np.ndarray) -> dict:
+        """A face's valence and arousal (the model's, smoothed after the probabilities in its
+        track's row, or derived from the smoothed probabilities) and where they come from."""
+        if self.values_source is None:
+            return {}
+        n = len(self.labels)
+        found = dict(zip(names, row[n:], strict=True)) if self.values_source == "model" else \
+            {k: v[0] for k, v in derive(row[None, :n], self._table).items()}
+        return {**{k: round(float(v), 4) for k, v in found.items()},
+                "va_source": self.values_source}
 
     def close(self) -> None:
         self.engine.close()

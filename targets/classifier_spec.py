@@ -69,6 +69,18 @@ class OutputLayout:
             raise MotivnetError(f"field 'heads': an output index is used twice ({used})")
         return cls(classes, continuous)
 
+    @classmethod
+    def appended(cls, labels: int, ranges: dict[str, tuple[float, float]]) -> OutputLayout:
+        """Our own students' rows: ``labels`` class logits, then each continuous output named in
+        ``ranges`` (in :data:`CONTINUOUS` order) with its range."""
+        names = [n for n in CONTINUOUS if n in ranges]
+        return cls.of(labels, (), {n: Head(labels + i, *map(float, ranges[n]))
+                                   for i, n in enumerate(names)})
+
+    @property
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        return {n: (h.low, h.high) for n, h in self.continuous.items()}
+
     @property
     def width(self) -> int:
         """How many numbers one output row holds, at least."""
@@ -91,7 +103,8 @@ class OutputLayout:
 
     def values(self, out: np.ndarray) -> dict[str, np.ndarray]:
         """The continuous outputs (valence, arousal) of raw output rows, by name."""
-        return {name: self.columns(out, [h.index])[:, 0] for name, h in self.continuous.items()}
+        return {name: self.columns(out, [self.continuous[name].index])[:, 0]
+                for name in CONTINUOUS if name in self.continuous}
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,8 @@ class Subscriber:
     def __init__(self, port: int, prefix: str = "motivnet") -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{port}",
-                                  clean_session=False)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=f"sub-{port}-{prefix}", clean_session=False)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)

@@ -55,16 +55,18 @@ def test_output_too_narrow_for_its_spec_is_named():
 
 def test_a_ten_output_onnx_teacher_is_distilled_on_its_classes_with_no_code(tmp_path):
     """The HSEmotion layout as an ONNX file: the teacher gives the seven classes MotivNet
-    knows (Contempt dropped by the label map) in MotivNet's order; valence and arousal stay
-    readable from its spec."""
+    knows (Contempt dropped by the label map) in MotivNet's order, then its valence and arousal
+    (the rows the cache keeps and the student learns)."""
     logits = [float(i) for i in range(8)] + [0.5, -0.5]  # class logit = HSEmotion index
     path = tmp_path / "enet_b0_8_va_mtl.onnx"
     torch.onnx.export(FixedLogits(logits).eval(), (torch.zeros(1, 3, 224, 224),), str(path),
                       input_names=["input"], dynamic_axes={"input": {0: "n"}}, dynamo=False)
     teacher = load_teacher(path, load_spec("hsemotion-enet-b0-8-va-mtl"))
     out = teacher.predict([FaceImage(np.zeros((240, 240, 3), np.uint8))])
-    assert out.shape == (1, 7)
-    assert [HSEMOTION[int(v)] for v in out[0]] == list(AFFECTNET7)
+    assert out.shape == (1, 9)  # the classes in MotivNet's order, then valence and arousal
+    assert [HSEMOTION[int(v)] for v in out[0, :7]] == list(AFFECTNET7)
+    assert out[0, 7:].tolist() == pytest.approx([0.5, -0.5])
+    assert teacher.layout.ranges == {"valence": (-1.0, 1.0), "arousal": (-1.0, 1.0)}
     assert "Contempt" in AFFECTNET8 and "Contempt" not in teacher.classes
 
 

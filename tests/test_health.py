@@ -77,6 +77,20 @@ def metrics(port: int) -> dict:
     return {f.name: f for f in text_string_to_metric_families(text)}
 
 
+def frames_seen(port: int, camera: str, timeout: float = 60.0) -> dict:
+    """The metrics once the camera has counted a frame: /healthz turns 200 as soon as the
+    camera is open, which can be a moment before its first frame is processed."""
+    end = time.monotonic() + timeout
+    while True:
+        found = metrics(port)
+        frames = next(s.value for s in found["motivnet_frames"].samples
+                      if s.labels["camera"] == camera)
+        if frames > 0 or time.monotonic() > end:
+            assert frames > 0, f"camera {camera} counted no frame in {timeout} s"
+            return found
+        time.sleep(0.3)
+
+
 def test_health_config_is_checked():
     with pytest.raises(MotivnetError, match="health.port"):
         from_dict({"health": {"port": 70000}}, env={})
@@ -105,10 +119,7 @@ def test_healthz_follows_camera_and_broker_and_metrics_parse(tmp_path, broker):
                              str(config)], stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_status(health, 200)
-        found = metrics(health)
-        frames = next(s.value for s in found["motivnet_frames"].samples
-                      if s.labels["camera"] == "door")
-        assert frames > 0
+        found = frames_seen(health, "door")
         assert any(s.labels["stage"] for s in found["motivnet_stage_latency_seconds"].samples)
         info = found["motivnet_model_info"].samples[0].labels
         assert info["target"] == "cpu" and info["model"].startswith("student-int8")

@@ -20,6 +20,20 @@ def test_every_student_builds_and_classifies(name):
     assert out.shape == (2, 7)
 
 
+def test_a_student_with_valence_arousal_gives_them_after_the_classes_in_range():
+    model = build_student("mobilenetv3_small_100", 7, 64,
+                          ranges={"valence": (-1.0, 1.0), "arousal": (0.0, 10.0)}).eval()
+    with torch.no_grad():
+        out = model(torch.randn(4, 3, 64, 64) * 50)
+    assert out.shape == (4, 9)
+    assert out[:, 7].abs().max() <= 1.0 and 0.0 <= out[:, 8].min() and out[:, 8].max() <= 10.0
+
+
+def test_a_size_a_student_cannot_take_is_named():
+    with pytest.raises(MotivnetError, match="multiple of 32, not 112"):
+        build_student("maxvit_pico", 7, 112)
+
+
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_local_imagenet_weights_fill_the_backbone(tmp_path, suffix):
     torch.manual_seed(0)

@@ -17,6 +17,7 @@ from motivnet_edge.compress.int8 import onnx_ops
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.pipeline import Pipeline
 from motivnet_edge.edge.synthetic import synth_scene
+from motivnet_edge.targets.circumplex import COORDINATES, coordinates, derive
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.labels import AFFECTNET7
@@ -104,7 +105,55 @@ def test_the_daemon_publishes_valence_arousal_per_face(tmp_path, broker):
     assert -1.0 <= stats[-1]["valence"]["door"] <= 1.0  # the top face's, for Home Assistant
     face = faces[-1]["faces"][0]
     assert -1.0 <= face["valence"] <= 1.0 and -1.0 <= face["arousal"] <= 1.0
+    assert face["va_source"] == "model"
     assert abs(sum(face["probs"].values()) - 1) < 0.01  # the classes are still probabilities
+
+
+def test_the_pipeline_derives_valence_arousal_only_when_asked(tmp_path):
+    """A classes-only artifact: nothing by default; with ``derive_values`` the probability-
+    weighted circumplex places, marked derived; a model with its own keeps them."""
+    rng = np.random.default_rng(2)
+    frame, _ = synth_scene(rng, [1])
+    (tmp_path / "plain-model").mkdir()
+    plain = onnx_artifact(tmp_path / "plain-model")
+    assert "valence" not in Pipeline(FaceDetector(), load_engine(plain)).process(
+        "door", frame).faces[0]
+    pipe = Pipeline(FaceDetector(), load_engine(plain), derive_values=True)
+    face = pipe.process("door", frame).faces[0]
+    assert pipe.values == ("valence", "arousal") and face["va_source"] == "derived"
+    expected = sum(p * np.array(COORDINATES[k]) for k, p in face["probs"].items())
+    assert (face["valence"], face["arousal"]) == pytest.approx(tuple(expected), abs=2e-3)
+    own = Pipeline(FaceDetector(), load_engine(va_artifact(tmp_path)), derive_values=True)
+    assert own.process("door", frame).faces[0]["va_source"] == "model"
+
+
+def test_derived_coordinates_name_a_class_they_do_not_know():
+    assert derive(np.eye(7)[[1]], coordinates(AFFECTNET7))["valence"][0] == \
+        pytest.approx(COORDINATES["Happiness"][0])
+    with pytest.raises(MotivnetError, match="no published circumplex coordinates for Contempt"):
+        coordinates([*AFFECTNET7, "Contempt"])
+
+
+@pytest.mark.slow
+def test_the_daemon_publishes_derived_valence_arousal_marked_as_such(tmp_path, broker):
+    video = synthetic_video(tmp_path / "v.avi", 10)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "device": "testbox", "model": {"artifact": str(onnx_artifact(tmp_path)),
+                                       "target": "cpu"},
+        "cameras": [{"name": "door", "source": str(video)}],
+        "pipeline": {"derive_valence_arousal": True},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "home_assistant": True}}))
+    sub, discovery = Subscriber(broker.port), Subscriber(broker.port, "homeassistant")
+    proc = start_daemon(config, "--max-frames", "8")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    face = json.loads(sub.wait_for("/door/faces", 3)[-1])["faces"][0]
+    sensor = json.loads(discovery.wait_for("door_valence/config", 1)[0])
+    sub.close()
+    discovery.close()
+    assert face["va_source"] == "derived" and -1.0 <= face["valence"] <= 1.0
+    assert sensor["name"] == "door valence (derived)"
 
 
 def test_classify_prints_valence_arousal_when_the_model_gives_them():

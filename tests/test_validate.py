@@ -1,8 +1,10 @@
 """The gate's comparison of an artifact's logits with the FP32 student's."""
 
 import numpy as np
+import pytest
 
-from motivnet_edge.compress.gate.gate import compare
+from motivnet_edge.compress.gate.gate import Gate, compare
+from motivnet_edge.targets.classifier_spec import OutputLayout
 from motivnet_edge.targets.formats import artifact_name
 
 
@@ -37,7 +39,30 @@ def test_gate_refuses_a_confident_flip_that_agreement_alone_would_let_through():
     assert gate.rank(tie_scores) > gate.rank(sure_scores)
     assert not Gate(agreement=0.999).passes(tie_scores)
     assert Gate(max_flip_margin=5.0).passes(sure_scores)
-    assert gate.to_dict() == {"agreement_with_float": 0.99, "max_flip_float_margin": 1.0}
+    assert gate.to_dict() == {"agreement_with_float": 0.99, "max_flip_float_margin": 1.0,
+                              "values_max_mae": 0.05, "values_min_ccc": 0.95}
+
+
+def test_the_gate_holds_valence_and_arousal_to_their_float_source():
+    """Rows of 3 class logits, then valence and arousal: classes that agree are not enough
+    when a continuous output drifts (MAE) or loses its shape (CCC)."""
+    layout = OutputLayout.appended(3, {"valence": (-1, 1), "arousal": (-1, 1)})
+    rng = np.random.default_rng(0)
+    source = np.concatenate([np.tile([4.0, 0, 0], (200, 1)), rng.uniform(-0.8, 0.8, (200, 2))],
+                            1)
+    close, shifted, flat = source.copy(), source.copy(), source.copy()
+    close[:, 3:] += rng.normal(0, 0.01, (200, 2))
+    shifted[:, 3] += 0.1  # valence 0.1 off everywhere: CCC still high, MAE not
+    flat[:, 4] = source[:, 4] * 0.2  # arousal squashed: small MAE, low concordance
+    gate = Gate()
+    scores = {name: compare(rows, source, None, None, layout)
+              for name, rows in (("close", close), ("shifted", shifted), ("flat", flat))}
+    assert scores["close"]["values"]["valence"]["ccc"] > 0.99 and gate.passes(scores["close"])
+    assert scores["shifted"]["values"]["valence"]["mae"] == pytest.approx(0.1, abs=1e-6)
+    assert not gate.passes(scores["shifted"])
+    assert scores["flat"]["values"]["arousal"]["ccc"] < 0.5 and not gate.passes(scores["flat"])
+    assert Gate(value_mae=0.2, value_ccc=0.2).passes(scores["shifted"])
+    assert scores["close"]["agreement_with_float"] == 1.0  # the classes alone would pass
 
 
 def _report(agreement: float) -> dict:

@@ -40,7 +40,8 @@ class Distilled:
         return CropSpec.from_dict(self.run.student_crop)
 
     def val(self) -> tuple[list[FaceImage], np.ndarray, np.ndarray, np.ndarray | None]:
-        """The held-out crops, the FP32 student's and the teacher's logits for them, and their
+        """The held-out crops, the FP32 student's and the teacher's output rows for them (class
+        logits, then valence and arousal when the run has them: ``run.layout``), and their
         labels (None when unlabelled); the student is run once, on the first call."""
         if self._val is None:
             crops = [self.crops.crops[i] for i in self.val_idx]
@@ -52,8 +53,9 @@ class Distilled:
 
     def base_meta(self) -> dict:
         """The metadata every artifact of this student carries: labels, teacher, student."""
-        student = self.run.student
-        return {"task": "facial-emotion", "labels": self.run.classes,
+        student, layout = self.run.student, self.run.layout
+        heads = {"heads": layout.to_dict()} if layout.continuous else {}
+        return {"task": "facial-emotion", "labels": self.run.classes, **heads,
                 "teacher": self.run.teacher.to_meta(),
                 "student": {"name": student.name, "timm": STUDENTS[student.name].timm,
                             "input": student.size, "weights": str(student.weights or "scratch"),
@@ -69,7 +71,8 @@ def load_distilled(out: Path) -> Distilled:
     weights = folder.student_weights
     if not weights.is_file():
         raise MotivnetError(f"{weights} is missing: the distil stage did not finish")
-    model = build_student(run.student.name, len(run.classes), run.student.size)
+    model = build_student(run.student.name, len(run.classes), run.student.size,
+                          ranges=run.layout.ranges)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     teacher = np.load(teacher_path)
     tr, va = split_index(crops.hashes, run.val_fraction)

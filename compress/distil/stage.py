@@ -43,13 +43,15 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
         raise MotivnetError(f"no held-out crops among {len(crops)}: raise --val-fraction")
     labels = np.asarray(crops.labels)
     torch.manual_seed(cfg.train.seed)  # the initial weights too (torch seeds itself randomly)
-    model = build_student(student.name, len(teacher.classes), student.size, student.weights)
+    layout = teacher.layout
+    model = build_student(student.name, len(teacher.classes), student.size, student.weights,
+                          layout.ranges)
     train_crops = Mirrored([crops.crops[i] for i in tr], originals=True)
     history = train(model, spec, train_crops, np.concatenate([logits[tr], mirrored[tr]]),
                     np.concatenate([labels[tr], labels[tr]]),
                     [crops.crops[i] for i in va], logits[va], labels[va], cfg.train,
                     checkpoint=folder.checkpoint, resume=cfg.resume, progress=cfg.progress,
-                    desc=f"distil {student.name}", teacher=teacher)
+                    desc=f"distil {student.name}", teacher=teacher, layout=layout)
     save_checkpoint(model.state_dict(), folder.student_weights)
     write_json(folder.history, {"history": history})
     return history
@@ -92,4 +94,5 @@ def _record(teacher: Teacher, cfg: DistilConfig, spec: CropSpec, crops: CropSet)
                      TeacherRecord(teacher.identity, teacher.key, teacher.spec.to_dict(),
                                    str(Path(teacher.path).resolve()) if teacher.path else ""),
                      cfg.train, data.describe(), dict(crops.skipped),
-                     ", ".join(map(str, data.calibration)), str(data.cache))
+                     ", ".join(map(str, data.calibration)), str(data.cache),
+                     teacher.layout.to_dict() if teacher.layout.continuous else None)

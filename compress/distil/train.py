@@ -34,6 +34,8 @@ from motivnet_edge.compress.models.checkpoints import save_checkpoint
 from motivnet_edge.compress.models.teachers import Teacher
 from motivnet_edge.compress.progress import Progress
 from motivnet_edge.compress.runfolder import TrainConfig
+from motivnet_edge.targets.classifier_spec import OutputLayout
+from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs, normalize_batch
 
@@ -75,19 +77,44 @@ def predict(model: torch.nn.Module, crops: Sequence[FaceImage], spec: CropSpec,
     return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
 
 
-def evaluate(logits: np.ndarray, teacher: np.ndarray | None, labels: np.ndarray) -> dict:
+def evaluate(rows: np.ndarray, teacher: np.ndarray | None, labels: np.ndarray,
+             layout: OutputLayout | None = None) -> dict:
+    """Agreement with the teacher, accuracy and macro F1 on labels; with a ``layout`` naming
+    continuous outputs, also their MAE and CCC against the teacher's."""
+    layout = layout or OutputLayout.of(rows.shape[1])
+    logits = layout.class_outputs(rows)
     pred = logits.argmax(1)
     out: dict = {"n": int(len(pred))}
     if teacher is not None:
-        out["agreement"] = float(np.mean(pred == teacher.argmax(1)))
+        out["agreement"] = float(np.mean(pred == layout.class_outputs(teacher).argmax(1)))
+        for name, s in agreement(layout.values(rows), layout.values(teacher)).items():
+            out[f"{name}_mae"], out[f"{name}_ccc"] = s["mae"], s["ccc"]
     if len(labels) and labels.min() >= 0:
         out["accuracy"] = float(np.mean(pred == labels))
         out["macro_f1"] = macro_f1(pred, labels, logits.shape[1])
     return out
 
 
+def concordance_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error plus 1 - CCC per column, averaged: the squared error fits each value,
+    the concordance term the spread and correlation over the batch (what CAGE trains with)."""
+    mse = F.mse_loss(pred, target)
+    pm, tm = pred.mean(0), target.mean(0)
+    cov = ((pred - pm) * (target - tm)).mean(0)
+    ccc = 2 * cov / (pred.var(0, unbiased=False) + target.var(0, unbiased=False)
+                     + (pm - tm) ** 2 + 1e-8)
+    return mse + (1 - ccc).mean()
+
+
 def distillation_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor,
-                      temperature: float, alpha: float) -> torch.Tensor:
+                      temperature: float, alpha: float, values: int = 0) -> torch.Tensor:
+    """KD on the class logits plus ``alpha`` x cross-entropy where labels exist; rows that end
+    in ``values`` continuous outputs add :func:`concordance_loss` on those."""
+    if values:
+        n = out.shape[1] - values
+        regress = concordance_loss(out[:, n:], teacher[:, n:]) if teacher is not None else 0
+        return distillation_loss(out[:, :n], None if teacher is None else teacher[:, :n],
+                                 labels, temperature, alpha) + regress
     has_label = labels >= 0
     ce = (F.cross_entropy(out[has_label], labels[has_label], label_smoothing=0.05)
           if has_label.any() else out.sum() * 0)
@@ -114,12 +141,12 @@ def sample_weights(teacher: np.ndarray | None, labels: np.ndarray, balance: floa
 
 
 def _step(model: torch.nn.Module, optim: tuple, x: torch.Tensor, target: torch.Tensor | None,
-          labels: torch.Tensor, cfg: TrainConfig) -> float:
+          labels: torch.Tensor, cfg: TrainConfig, values: int = 0) -> float:
     """One optimizer step (bf16 autocast on CUDA, gradients clipped at norm 5); its loss."""
     opt, sched, params = optim
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
         out = model(x).float()
-    loss = distillation_loss(out, target, labels, cfg.temperature, cfg.alpha)
+    loss = distillation_loss(out, target, labels, cfg.temperature, cfg.alpha, values)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -185,9 +212,10 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
           val_crops: Sequence[FaceImage], val_teacher: np.ndarray | None,
           val_labels: np.ndarray, cfg: TrainConfig, checkpoint: Path | None = None,
           resume: bool = False, progress: bool = True, desc: str = "train",
-          teacher: Teacher | None = None) -> list[dict]:
+          teacher: Teacher | None = None, layout: OutputLayout | None = None) -> list[dict]:
     """Train ``model`` in place; returns one evaluation dict per epoch. ``teacher``: run on each
-    step's views when ``cfg.consistent``."""
+    step's views when ``cfg.consistent``; ``layout``: the rows of the model and the teacher
+    outputs (class logits only when None)."""
     if cfg.consistent and teacher is None:
         raise MotivnetError("consistent distillation needs the teacher itself, not only its "
                             "cached outputs")
@@ -205,7 +233,10 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
         start, history = _resume(checkpoint, model, opt, sched, device)
     labels_t = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     teacher_t = None if train_teacher is None else torch.as_tensor(train_teacher)
-    weights = sample_weights(train_teacher, np.asarray(train_labels), cfg.balance)
+    values = len(layout.continuous) if layout else 0
+    weights = sample_weights(None if train_teacher is None else
+                             train_teacher[:, :train_teacher.shape[1] - values],
+                             np.asarray(train_labels), cfg.balance)
     bar = Progress((epochs - start) * steps_per_epoch, desc, "step", progress)
     for epoch in range(start, epochs):
         model.train()
@@ -220,12 +251,12 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
                                 None if teacher_t is None else teacher_t[idx])
             loss = _step(model, (opt, sched, params), x.to(device),
                          None if target is None else target.to(device),
-                         labels_t[idx].to(device), cfg)
+                         labels_t[idx].to(device), cfg, values)
             running = 0.9 * running + 0.1 * loss if step else loss
             bar.update(1, epoch=f"{epoch + 1}/{epochs}", loss=f"{running:.3f}")
         history.append({"epoch": epoch + 1, "loss": running,
                         **evaluate(predict(model, val_crops, spec, cfg.device), val_teacher,
-                                   np.asarray(val_labels))})
+                                   np.asarray(val_labels), layout)})
         _log_epoch(desc, history[-1])
         if checkpoint is not None:
             save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from motivnet_edge.compress.runfolder import Gate
+from motivnet_edge.targets.classifier_spec import OutputLayout
+from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.engine import EngineOptions, load_engine, softmax
 from motivnet_edge.targets.metadata import artifact_bytes
 from motivnet_edge.targets.preprocess import FaceImage, make_inputs
@@ -20,19 +22,34 @@ DEFAULT_GATE = Gate()
 
 def run_artifact(path: Path, crops: Sequence[FaceImage], batch: int = 32,
                  check: bool = True) -> tuple[np.ndarray, dict]:
-    """Logits of ``path`` in its own engine for ``crops``, built with the artifact's own crop
-    spec read from its metadata; also the engine's settings and metadata."""
+    """Output rows of ``path`` in its own engine for ``crops`` (class logits, then the
+    continuous outputs its metadata names), built with the artifact's own crop spec read from
+    its metadata; also the engine's settings and metadata."""
     with load_engine(path, options=EngineOptions(threads=None), check=check) as engine:
         outs = []
         for i in range(0, len(crops), batch):
             x = make_inputs(crops[i:i + batch], engine.crop)
-            outs.append(engine.run(x))
+            outs.append(engine.run_raw(x))
         return np.concatenate(outs), {"engine": engine.name, "settings": engine.settings,
                                       "metadata": engine.metadata}
 
 
 def compare(logits: np.ndarray, float_logits: np.ndarray, teacher_logits: np.ndarray | None,
-            labels: np.ndarray | None) -> dict:
+            labels: np.ndarray | None, layout: OutputLayout | None = None) -> dict:
+    """An artifact's output rows against its float source's (and the teacher's): top-1
+    agreement, flips and how sure the source was of them; with a ``layout`` naming continuous
+    outputs after the class logits, their MAE, RMSE and CCC against the float source's
+    (``values``)."""
+    layout = layout or OutputLayout.of(logits.shape[1])
+    out = _compare_classes(*(None if r is None else layout.class_outputs(r)
+                             for r in (logits, float_logits, teacher_logits)), labels)
+    if layout.continuous:
+        out["values"] = agreement(layout.values(logits), layout.values(float_logits))
+    return out
+
+
+def _compare_classes(logits: np.ndarray, float_logits: np.ndarray,
+                     teacher_logits: np.ndarray | None, labels: np.ndarray | None) -> dict:
     pred = logits.argmax(1)
     p, q = softmax(logits), softmax(float_logits)
     cos = np.sum(p * q, 1) / (np.linalg.norm(p, axis=1) * np.linalg.norm(q, axis=1) + 1e-12)
@@ -55,11 +72,11 @@ def compare(logits: np.ndarray, float_logits: np.ndarray, teacher_logits: np.nda
 
 def evaluate_artifact(path: Path, crops: Sequence[FaceImage], float_logits: np.ndarray,
                       teacher_logits: np.ndarray | None, labels: np.ndarray | None,
-                      check: bool = True) -> dict:
+                      check: bool = True, layout: OutputLayout | None = None) -> dict:
     logits, info = run_artifact(path, crops, check=check)
     meta = info["metadata"]
     return {"file": path.name, "format": meta["format"], "precision": meta["precision"],
             "what_it_is": meta.get("precision_detail", ""), "recipe": meta.get("recipe", {}),
             "bytes": artifact_bytes(path), "engine": info["engine"],
             "engine_settings": info["settings"],
-            **compare(logits, float_logits, teacher_logits, labels)}
+            **compare(logits, float_logits, teacher_logits, labels, layout)}

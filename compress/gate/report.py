@@ -49,6 +49,7 @@ def print_report(report: dict, file=sys.stdout) -> None:
               f"{q['agreement_with_teacher']:.4f}, with the FP32 student "
               f"{q['agreement_with_fp32_student']:.4f}"
               + (f", accuracy {q['accuracy']:.4f}" if "accuracy" in q else ""), file=file)
+    print_values(report, file)
     weights_only = [n for n, r in report["artifacts"].items() if r["precision"] == "int8-weights"]
     if weights_only:
         print(f"WARNING: weights-only INT8 (float arithmetic; full INT8 flipped too many "
@@ -56,6 +57,21 @@ def print_report(report: dict, file=sys.stdout) -> None:
     if report.get("labelled"):
         print_labelled(report["labelled"], file)
     print("gate " + ("PASSED" if report["passed"] else "FAILED"), file=file)
+
+
+def print_values(report: dict, file=sys.stdout) -> None:
+    """Valence and arousal, where the artifacts have them: each artifact's MAE and CCC against
+    its float source, and the float models' against the teacher."""
+    rows = [[name, name_v, f"{v['mae']:.4f}", f"{v['ccc']:.4f}", "its float source"]
+            for name, r in report["artifacts"].items()
+            for name_v, v in r.get("values", {}).items()]
+    floats = {"FP32 student": report["student"], "QAT model": report.get("qat_model") or {}}
+    rows += [[name, name_v, f"{v['mae']:.4f}", f"{v['ccc']:.4f}", "the teacher"]
+             for name, m in floats.items()
+             for name_v, v in m.get("values_against_teacher", {}).items()]
+    if rows:
+        print("\ncontinuous outputs:", file=file)
+        table(("model", "output", "MAE", "CCC", "against"), rows, file)
 
 
 def print_labelled(lab: dict, file=sys.stdout) -> None:

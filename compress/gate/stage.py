@@ -22,6 +22,7 @@ from motivnet_edge.compress.int8.stage import (
     quantize_results,
 )
 from motivnet_edge.compress.models.teachers import reload_teacher
+from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import cache_dir, write_json
 from motivnet_edge.targets.formats import REJECTED, artifact_name, is_artifact
@@ -38,13 +39,16 @@ def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
     def teacher_logits(faces: list[FaceImage]) -> np.ndarray:
         return cache.logits([crop_hash(f) for f in faces], faces, teacher.predict, progress)
 
-    models = {"teacher": teacher_logits,
-              w.folder.student_weights.name: lambda faces: predict(w.model, faces, w.spec)}
+    classes = w.run.layout.class_outputs
+    models = {"teacher": lambda faces: classes(teacher_logits(faces)),
+              w.folder.student_weights.name: lambda faces: classes(
+                  predict(w.model, faces, w.spec))}
     qat_graph = w.folder.qat / artifact_name("student", "int8", "onnx")
     if qat_graph.is_file():
-        models["QAT model (simulated)"] = lambda faces: emulate(qat_graph, faces, w.spec)
+        models["QAT model (simulated)"] = lambda faces: classes(emulate(qat_graph, faces,
+                                                                        w.spec))
     for path in artifacts:
-        models[path.name] = lambda faces, p=path: run_artifact(p, faces, check=False)[0]
+        models[path.name] = lambda faces, p=path: classes(run_artifact(p, faces, check=False)[0])
     return labelled_report(labelled, w.run.classes, models, progress=progress)
 
 
@@ -67,7 +71,7 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
         if source not in sources:
             sources[source] = float_source_logits(w, meta, val_crops, float_logits)
         row = evaluate_artifact(path, val_crops, sources[source], teacher_logits, labels,
-                                check=False)
+                                check=False, layout=w.run.layout)
         row["float_source"] = source
         row["float_source_is"] = FLOAT_SOURCES.get(source, source)
         rejected = f".{REJECTED}." in path.name
@@ -81,17 +85,15 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
         role = ("rejected-" if row["status"] != "ok" else "") + \
             f"{row['format']}-{row['precision']}"
         entries.append(file_entry(path, role, precision=row["precision"]))
-    teacher_pred = float_logits.argmax(1) == teacher_logits.argmax(1)
     report = {"gate": gate.to_dict(), "passed": ok,
               "heldout_crops": len(val_crops), "data": w.run.data, "skipped": w.run.skipped,
               "calibration_data": w.run.calibration_data or w.run.data,
               "student": {"name": w.run.student.name, "input": w.run.student.size,
-                          "agreement_with_teacher": float(np.mean(teacher_pred)),
-                          **({"accuracy": float(np.mean(float_logits.argmax(1) == labels))}
-                             if labels is not None else {})},
+                          **_against_teacher(w, float_logits, teacher_logits, labels)},
               "teacher": w.run.teacher.to_meta(), "artifacts": rows}
     if "qat" in sources:
-        report["qat_model"] = _qat_model(sources["qat"], float_logits, teacher_logits, labels)
+        report["qat_model"] = {"is": FLOAT_SOURCES["qat"], **_against_teacher(
+            w, sources["qat"], teacher_logits, labels, float_logits)}
     if labelled is not None:
         report["labelled"] = labelled_evaluation(w, artifacts, labelled)
     write_json(w.folder.report, report)
@@ -100,12 +102,22 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
     return report, ok
 
 
-def _qat_model(logits: np.ndarray, float_logits: np.ndarray, teacher_logits: np.ndarray,
-               labels: np.ndarray | None) -> dict:
-    """The quantization-aware fine-tuned model, quantisation simulated (``logits``), on the
-    held-out faces."""
-    top = logits.argmax(1)
-    return {"is": FLOAT_SOURCES["qat"],
-            "agreement_with_teacher": float(np.mean(top == teacher_logits.argmax(1))),
-            "agreement_with_fp32_student": float(np.mean(top == float_logits.argmax(1))),
-            **({"accuracy": float(np.mean(top == labels))} if labels is not None else {})}
+def _against_teacher(w: Distilled, rows: np.ndarray, teacher_rows: np.ndarray,
+                     labels: np.ndarray | None, student_rows: np.ndarray | None = None) -> dict:
+    """A float model's output ``rows`` on the held-out faces (the FP32 student's, or the QAT
+    model's with its quantisation simulated) against the teacher, the labels and, given
+    ``student_rows``, the FP32 student; its continuous outputs' MAE and CCC against the
+    teacher's when it has them."""
+    layout = w.run.layout
+    top = layout.class_outputs(rows).argmax(1)
+    out = {"agreement_with_teacher": float(np.mean(
+        top == layout.class_outputs(teacher_rows).argmax(1)))}
+    if student_rows is not None:
+        out["agreement_with_fp32_student"] = float(np.mean(
+            top == layout.class_outputs(student_rows).argmax(1)))
+    if labels is not None:
+        out["accuracy"] = float(np.mean(top == labels))
+    if layout.continuous:
+        out["values_against_teacher"] = agreement(layout.values(rows),
+                                                  layout.values(teacher_rows))
+    return out

@@ -70,10 +70,11 @@ OPS: dict[str, FormatOps] = {o.name: o for o in (
 
 
 def calibration(fmt: str, fp32: Path, model, crops: list[FaceImage], spec: CropSpec,
-                transformer: bool = False) -> Calibration:
+                transformer: bool = False, heads: int = 1) -> Calibration:
     """What ``fmt``'s INT8 step works from: calibration inputs cut by the one crop function, in
     the format's own layout."""
-    return Calibration(fp32, model, make_inputs(crops, get_format(fmt).crop(spec)), transformer)
+    return Calibration(fp32, model, make_inputs(crops, get_format(fmt).crop(spec)), transformer,
+                       heads)
 
 
 def quantize(fmt: str, cal: Calibration, recipe: Recipe, tmp: Path) -> None:

@@ -51,14 +51,17 @@ def quantize(cal: Calibration, recipe: Recipe, tmp: Path) -> None:
     with tempfile.TemporaryDirectory() as d:
         pre = Path(d) / "pre.onnx"
         quant_pre_process(str(cal.fp32), str(pre), skip_symbolic_shape=True)
-        weighted = [n.name for n in onnx.load(str(pre)).graph.node
-                    if n.op_type in ("Conv", "Gemm", "MatMul")]
+        graph = onnx.load(str(pre)).graph
+        weighted = [n.name for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+        # the heads' output concatenation in float: see qat.float_output_concat
+        ends = {o.name for o in graph.output}
+        concat = [n.name for n in graph.node if n.op_type == "Concat" and set(n.output) & ends]
         extra = {"CalibPercentile": 99.999} if recipe.calibrate == "Percentile" else {}
         quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
                         calibrate_method=getattr(CalibrationMethod, recipe.calibrate),
-                        nodes_to_exclude=recipe.kept_float(weighted),
+                        nodes_to_exclude=recipe.kept_float(weighted, cal.heads) + concat,
                         extra_options=extra)
 
 

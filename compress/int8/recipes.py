@@ -45,9 +45,10 @@ class Recipe:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
                 if k == "name" or v != getattr(defaults, k)}
 
-    def kept_float(self, weighted: list[str]) -> list[str]:
-        """Of the weighted layers' names in graph order, those this recipe keeps in float."""
-        ends = {"first": weighted[:1], "last": weighted[-1:]}
+    def kept_float(self, weighted: list[str], heads: int = 1) -> list[str]:
+        """Of the weighted layers' names in graph order, those this recipe keeps in float;
+        ``last`` is every head of a model with ``heads`` output layers."""
+        ends = {"first": weighted[:1], "last": weighted[-heads:]}
         return [name for end in ("first", "last") if end in self.keep_float
                 for name in ends[end]]
 
@@ -60,9 +61,11 @@ QAT_RECIPE = Recipe("qat-pt2e")  # the quantization-aware fine-tuned student's o
 class Calibration:
     """What a format's post-training INT8 step works from: its FP32 artifact, the FP32
     student (``torch.nn.Module``), calibration inputs in the format's layout, and whether the
-    student is a transformer (NNCF's model type)."""
+    student is a transformer (NNCF's model type) and how many output layers (heads) it ends
+    in."""
 
     fp32: Path
     model: Any
     inputs: np.ndarray
     transformer: bool = False
+    heads: int = 1

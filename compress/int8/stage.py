@@ -36,7 +36,7 @@ FLOAT_SOURCES = {"student": "the FP32 student (student.pth)",
                  "qat": "the quantization-aware fine-tuned student, quantisation simulated "
                         f"(work/qat/{artifact_name('student', 'int8', 'onnx')}, no kernel fusion)"}
 TRIAL_KEYS = ("float_source", "agreement_with_float", "flips", "flip_max_float_margin",
-              "cosine_with_float")
+              "cosine_with_float", "values")
 
 
 def _calibration(d: Distilled, n: int) -> list[FaceImage]:
@@ -76,7 +76,8 @@ def run_qat(d: Distilled, cfg: QatConfig, progress: bool = True) -> Path:
         crops = Mirrored(train, originals=True)
         targets = np.concatenate([targets,
                                   np.load(d.folder.teacher_mirrored)[d.distil_train_idx]])
-    prepared, quantizer = qat.finetune(d.model, d.spec, crops, targets, cfg, progress)
+    prepared, quantizer = qat.finetune(d.model, d.spec, crops, targets, cfg, progress,
+                                       len(d.run.layout.continuous))
     folder.mkdir(parents=True, exist_ok=True)
     for fmt, ops in OPS.items():
         if ops.export_qat is not None:
@@ -118,7 +119,8 @@ def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[
     fp32 = out / artifact_name("student", "fp32", fmt)
     if not fp32.is_file():
         raise MotivnetError(f"{fp32} is missing: run 'motivnet-edge export --out {out}'")
-    cal = calibration(fmt, fp32, d.model, calib, d.spec, is_vit(d.run.student.name))
+    cal = calibration(fmt, fp32, d.model, calib, d.spec, is_vit(d.run.student.name),
+                      1 + bool(d.run.layout.continuous))  # a values head beside the classes
     val_crops, _, teacher_logits, labels = d.val()
     final = out / artifact_name("student", "int8", fmt)
     trial, best = out / f".trial-{final.name}", out / f".best-{final.name}"
@@ -136,12 +138,15 @@ def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[
             finish(tmp, trial, fmt, base, d.spec, {**recipe.to_dict(), "calibration_crops":
                                                    len(calib), "float_source": source})
         scores = evaluate_artifact(trial, val_crops, sources[source], teacher_logits, labels,
-                                   check=False)
+                                   check=False, layout=d.run.layout)
         scores["float_source"] = source
-        trials.append({"recipe": recipe.name, **{k: scores[k] for k in TRIAL_KEYS}})
+        trials.append({"recipe": recipe.name, **{k: scores[k] for k in TRIAL_KEYS
+                                                 if k in scores}})
         log.info("%s int8 %s: agreement with its float source (%s) %.4f, %d flips (largest "
-                 "float margin %.3f)", fmt, recipe.name, source, scores["agreement_with_float"],
-                 scores["flips"], scores["flip_max_float_margin"])
+                 "float margin %.3f)%s", fmt, recipe.name, source, scores["agreement_with_float"],
+                 scores["flips"], scores["flip_max_float_margin"], "".join(
+                     f", {k} MAE {v['mae']:.4f} CCC {v['ccc']:.4f}"
+                     for k, v in scores.get("values", {}).items()))
         if gate.rank(scores) >= max(gate.rank(t) for t in trials):
             form.move(trial, best)
         if gate.passes(scores):

@@ -110,21 +110,47 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
              path, len(mapped), "by name" if by_name else "in order")
 
 
-def build_student(name: str, num_classes: int, size: int,
-                  weights: Path | str | None = None) -> torch.nn.Module:
+class WithContinuous(torch.nn.Module):
+    """A classifier with a second head for continuous outputs (valence, arousal): a linear
+    layer on the same pooled features beside the class head, squashed by tanh into each
+    output's range. A row is the class logits, then the values (one output, the layout
+    :meth:`OutputLayout.appended <motivnet_edge.targets.classifier_spec.OutputLayout.appended>`
+    describes); each head is its own layer, so INT8 gives each its own scale."""
+
+    def __init__(self, body: torch.nn.Module, ranges: list[tuple[float, float]]) -> None:
+        super().__init__()
+        self.body = body
+        self.values = torch.nn.Linear(body.get_classifier().in_features, len(ranges))
+        low, high = (torch.tensor([r[i] for r in ranges], dtype=torch.float32) for i in (0, 1))
+        self.register_buffer("centre", (high + low) / 2, persistent=False)
+        self.register_buffer("spread", (high - low) / 2, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.body.forward_head(self.body.forward_features(x), pre_logits=True)
+        values = torch.tanh(self.values(features)) * self.spread + self.centre
+        return torch.cat([self.body.get_classifier()(features), values], 1)
+
+
+def build_student(name: str, num_classes: int, size: int, weights: Path | str | None = None,
+                  ranges: dict[str, tuple[float, float]] | None = None) -> torch.nn.Module:
     """A registered student; ``weights`` is ``imagenet`` (the installed weights package), a
-    local state dict file, or None (from scratch). Nothing is ever downloaded."""
+    local state dict file, or None (from scratch); ``ranges``: continuous outputs it also
+    learns (name -> (low, high), in :data:`~motivnet_edge.targets.classifier_spec.CONTINUOUS`
+    order). Nothing is ever downloaded."""
     import timm
 
     e = entry(name)
     kwargs = dict(e.kwargs)
     if e.vit:
         kwargs["img_size"] = size
+    if size % e.multiple:
+        raise MotivnetError(f"student {name} takes an input side that is a multiple of "
+                            f"{e.multiple}, not {size}")
     model = timm.create_model(e.timm, pretrained=False, num_classes=num_classes, **kwargs)
     if weights is not None:
         path = imagenet_file(name) if str(weights) == IMAGENET else Path(weights)
         load_weights(model, path, name)
-    return model
+    return WithContinuous(model, list(ranges.values())) if ranges else model
 
 
 def is_vit(name: str) -> bool:

@@ -17,7 +17,7 @@ import torch
 
 from motivnet_edge.compress.models.checkpoints import is_torchscript, load_checkpoint
 from motivnet_edge.compress.models.motivnet import build_motivnet, crop_spec_for, inference_dtype
-from motivnet_edge.targets.classifier_spec import ClassifierSpec
+from motivnet_edge.targets.classifier_spec import ClassifierSpec, OutputLayout
 from motivnet_edge.targets.engine import EngineOptions, load_engine_with_metadata
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
@@ -47,9 +47,16 @@ class Teacher:
         return self.spec.crop
 
     @property
+    def layout(self) -> OutputLayout:
+        """What a row of this teacher's outputs holds: logits in ``classes`` order, then its
+        continuous outputs (valence, arousal) when its spec names them."""
+        return OutputLayout.appended(len(self.classes), self.spec.layout.ranges)
+
+    @property
     def key(self) -> str:
+        rows = {"rows": self.layout.to_dict()} if self.spec.continuous else {}
         blob = json.dumps({"id": self.identity, "spec": self.spec.to_dict(),
-                           "classes": list(self.classes)}, sort_keys=True)
+                           "classes": list(self.classes), **rows}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def _logits(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover
@@ -65,7 +72,10 @@ class Teacher:
         return self._outputs(normalize_batch(images, self.crop))
 
     def _outputs(self, batch: np.ndarray) -> np.ndarray:
-        return self.spec.logits(self._logits(batch))[:, self._index].astype(np.float32)
+        raw = self._logits(batch)
+        logits = self.spec.logits(raw)[:, self._index]
+        values = [v[:, None] for v in self.spec.values(raw).values()]  # CONTINUOUS order
+        return np.concatenate([logits, *values], 1).astype(np.float32)
 
 
 class TorchTeacher(Teacher):

@@ -44,7 +44,10 @@ class LiteRtEngine(Engine):
                                                   num_threads=self.options.threads or None)
         self.interpreter.allocate_tensors()
         self.in_detail = self.interpreter.get_input_details()[0]
-        self.out_detail = self.interpreter.get_output_details()[0]
+        # a model with several outputs (a class head and a valence/arousal head) gives them as
+        # one row, in the order of their names (output_0, output_1, ...)
+        self.out_details = sorted(self.interpreter.get_output_details(),
+                                  key=lambda d: (len(d["name"]), d["name"]))
         self._batch = 1
 
     def _resize(self, n: int) -> bool:
@@ -54,6 +57,8 @@ class LiteRtEngine(Engine):
             self.interpreter.allocate_tensors()
         except (RuntimeError, ValueError):
             return False
+        if int(self.interpreter.get_output_details()[0]["shape"][0]) != n:
+            return False  # a graph with the batch fixed inside (a constant slice) keeps 1 row
         self._batch = n
         return True
 
@@ -67,11 +72,14 @@ class LiteRtEngine(Engine):
             batch = np.clip(np.round(batch / scale + zero), info.min, info.max).astype(dtype)
         self.interpreter.set_tensor(self.in_detail["index"], batch.astype(dtype, copy=False))
         self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self.out_detail["index"])
+        return np.concatenate([self._output(d) for d in self.out_details], 1)
+
+    def _output(self, detail: dict) -> np.ndarray:
+        out = self.interpreter.get_tensor(detail["index"])
         if np.issubdtype(out.dtype, np.integer):
-            scale, zero = self.out_detail["quantization"]
+            scale, zero = detail["quantization"]
             out = (out.astype(np.float32) - zero) * scale
-        return out.astype(np.float32)
+        return out.reshape(len(out), -1).astype(np.float32)
 
     def close(self) -> None:
         self.interpreter = None
