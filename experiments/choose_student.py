@@ -30,9 +30,14 @@ from motivnet_edge.targets.preprocess import FaceImage
 
 
 def compress(name: str, folder: Path, args: argparse.Namespace) -> float:
-    """Run the whole compress chain for one student; returns the minutes it took."""
+    """Run the whole compress chain for one student (at ``--size`` rounded up to a side it
+    takes); returns the minutes it took."""
+    from motivnet_edge.compress.registry import STUDENTS
+
+    multiple = STUDENTS[name].multiple
+    size = -(-args.size // multiple) * multiple
     cmd = [sys.executable, "-m", "motivnet_edge.edge.cli", "compress", "--out", str(folder),
-           "--student", name, "--size", str(args.size), "--epochs", str(args.epochs),
+           "--student", name, "--size", str(size), "--epochs", str(args.epochs),
            "--synthetic", str(args.synthetic), "--quiet"]
     if args.real:
         cmd += ["--calibration-data", str(args.real)]
