@@ -177,6 +177,15 @@ def load_engine_with_metadata(path: str | Path, metadata: dict,
                                                           metadata=metadata)
 
 
+def join_outputs(outputs) -> np.ndarray:
+    """A model's outputs as one row per input, in their order (a class head, then a values
+    head), each as float32."""
+    outs = [np.asarray(o, np.float32) for o in outputs]
+    if len(outs) == 1:
+        return outs[0]
+    return np.concatenate([o.reshape(len(o), -1) for o in outs], 1)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)

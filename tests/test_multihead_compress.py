@@ -100,6 +100,14 @@ def test_int8_artifacts_name_their_heads_and_engines_return_both(compressed):
         assert logits.shape == (6, 7) and set(values) == {"valence", "arousal"}
         assert all(np.all(np.abs(v) <= 1.0) for v in values.values())
         assert np.ptp(values["valence"]) > 0  # not a constant
+    import onnx
+    from ai_edge_litert.interpreter import Interpreter
+
+    for precision in ("fp32", "int8"):  # each head its own named output (its own INT8 scale)
+        graph = onnx.load(str(out / artifact_name("student", precision, "onnx"))).graph
+        assert [o.name for o in graph.output] == ["logits", "valence_arousal"]
+    tflite = Interpreter(model_path=str(out / artifact_name("student", "int8", "tflite")))
+    assert sorted(int(d["shape"][-1]) for d in tflite.get_output_details()) == [2, 7]
 
 
 @pytest.mark.slow

@@ -16,15 +16,23 @@ from motivnet_edge.compress.int8.recipes import Calibration, Recipe
 from motivnet_edge.targets.formats import FORMATS, artifact_name
 from motivnet_edge.targets.preprocess import CropSpec
 
+# the outputs of a student with a values head beside its class head, in the row's order
+HEAD_OUTPUTS = ("logits", "valence_arousal")
+
 
 def export(model: torch.nn.Module, spec: CropSpec, tmp: Path, out_dir: Path) -> None:
-    """The FP32 student, NCHW input with a dynamic batch (opset 17)."""
+    """The FP32 student, NCHW input with a dynamic batch (opset 17); a two-head student's
+    heads as two named outputs (:data:`HEAD_OUTPUTS`)."""
+    from motivnet_edge.compress.models.students import Heads, WithContinuous
+
     x = torch.zeros(FORMATS["onnx"].crop(spec).input_shape)
+    two = isinstance(model, WithContinuous)
+    names = list(HEAD_OUTPUTS if two else HEAD_OUTPUTS[:1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (x,), str(tmp), input_names=["input"],
-                          output_names=["logits"], opset_version=17, dynamo=False,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export((Heads(model) if two else model).eval(), (x,), str(tmp),
+                          input_names=["input"], output_names=names, opset_version=17,
+                          dynamo=False, dynamic_axes={n: {0: "batch"} for n in ["input", *names]})
 
 
 def quantize(cal: Calibration, recipe: Recipe, tmp: Path) -> None:
@@ -51,17 +59,14 @@ def quantize(cal: Calibration, recipe: Recipe, tmp: Path) -> None:
     with tempfile.TemporaryDirectory() as d:
         pre = Path(d) / "pre.onnx"
         quant_pre_process(str(cal.fp32), str(pre), skip_symbolic_shape=True)
-        graph = onnx.load(str(pre)).graph
-        weighted = [n.name for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
-        # the heads' output concatenation in float: see qat.float_output_concat
-        ends = {o.name for o in graph.output}
-        concat = [n.name for n in graph.node if n.op_type == "Concat" and set(n.output) & ends]
+        weighted = [n.name for n in onnx.load(str(pre)).graph.node
+                    if n.op_type in ("Conv", "Gemm", "MatMul")]
         extra = {"CalibPercentile": 99.999} if recipe.calibrate == "Percentile" else {}
         quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
                         calibrate_method=getattr(CalibrationMethod, recipe.calibrate),
-                        nodes_to_exclude=recipe.kept_float(weighted, cal.heads) + concat,
+                        nodes_to_exclude=recipe.kept_float(weighted, cal.heads),
                         extra_options=extra)
 
 
@@ -103,15 +108,16 @@ def export_qat(prepared, quantizer, spec: CropSpec, path: Path) -> None:
     """QuantizeLinear/DequantizeLinear ONNX of the fine-tuned graph, int8 weights folded
     (opset 18: the first with per-channel block attributes this exporter writes); activations
     stored as uint8 and biases as int32 (:mod:`.graph`)."""
-    from motivnet_edge.compress.int8.qat import batch_dim, convert
+    from motivnet_edge.compress.int8.qat import batch_dim, convert, split_output_concat
 
     converted = convert(prepared, fold_weights=True)
+    names = list(HEAD_OUTPUTS if split_output_concat(converted) else HEAD_OUTPUTS[:1])
     x = torch.zeros(spec.input_shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(converted, (x,), str(path), dynamo=True, opset_version=18,
                           external_data=False,
-                          input_names=["input"], output_names=["logits"],
+                          input_names=["input"], output_names=names,
                           dynamic_shapes=batch_dim(), verbose=False)
     import onnx
 

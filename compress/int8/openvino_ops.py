@@ -41,11 +41,7 @@ def quantize(cal: Calibration, recipe: Recipe, tmp: Path) -> None:
     weighted = [op.get_friendly_name() for op in model.get_ordered_ops()
                 if op.get_type_name() in ("Convolution", "MatMul")]
     kwargs = {}
-    ignored = recipe.kept_float(weighted, cal.heads) + [  # see qat.float_output_concat
-        op.get_friendly_name() for op in model.get_ordered_ops()
-        if op.get_type_name() == "Concat" and any(
-            t.get_node().get_type_name() == "Result"
-            for out in op.outputs() for t in out.get_target_inputs())]
+    ignored = recipe.kept_float(weighted, cal.heads)
     if ignored:
         kwargs["ignored_scope"] = nncf.IgnoredScope(names=ignored)
     if cal.transformer:

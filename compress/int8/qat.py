@@ -86,8 +86,8 @@ def _output_concat(graph):
 
 def float_output_concat(graph) -> int:
     """Leave a concatenation that makes the graph's output (a two-head student's class logits
-    and valence/arousal) unquantised, so that each head keeps its own scale up to it. Returns
-    the count (0 or 1)."""
+    and valence/arousal) unquantised, so that each head keeps its own scale up to it (the
+    exporters then split it: :func:`split_output_concat`). Returns the count (0 or 1)."""
     _, cat = _output_concat(graph)
     if cat is not None:
         cat.meta.pop("quantization_annotation", None)
@@ -96,10 +96,10 @@ def float_output_concat(graph) -> int:
 
 def split_output_concat(graph) -> bool:
     """Make the heads of a graph whose output is their concatenation its outputs, one each
-    (in the concatenation's order). LiteRT's converter puts a concatenation's inputs and output
-    on one int8 scale, set by the logits' range: valence and arousal came out in steps of 0.195
-    (arousal MAE 0.052 against the simulated QAT model); as separate outputs each keeps its
-    own scale. Returns True when it split one."""
+    (in the concatenation's order), as the FP32 files have them. An int8 concatenation puts its
+    inputs and output on one scale, set by the logits' range: LiteRT's converter did so and
+    valence and arousal came out in steps of 0.195 (arousal MAE 0.052 against the simulated
+    QAT model); as separate outputs each keeps its own scale. Returns True when it split one."""
     import torch.utils._pytree as pytree
 
     output, cat = _output_concat(graph)
@@ -116,19 +116,6 @@ def split_output_concat(graph) -> bool:
     return True
 
 
-def pt2e_quantizer(base):
-    """``base`` (a PT2E quantizer class) that leaves the output concatenation in float
-    (:func:`float_output_concat`)."""
-
-    class OutputConcatFloat(base):
-        def annotate(self, model):
-            model = super().annotate(model)
-            float_output_concat(model)
-            return model
-
-    return OutputConcatFloat
-
-
 def _quantizer(weight_bits: int = 8):
     import dataclasses
 
@@ -140,7 +127,7 @@ def _quantizer(weight_bits: int = 8):
         config = dataclasses.replace(config, weight=dataclasses.replace(
             config.weight, quant_min=-limit, quant_max=limit))
 
-    class FoldedBnQuantizer(pt2e_quantizer(pq.PT2EQuantizer)):
+    class FoldedBnQuantizer(pq.PT2EQuantizer):
         """BatchNorm is folded before annotation, so the QAT-only conv-bn patterns (which
         this torchao cannot build) have nothing to match; conv+ReLU6 is one quantised op."""
 
@@ -149,6 +136,7 @@ def _quantizer(weight_bits: int = 8):
         def annotate(self, model):
             model = super().annotate(model)
             log.debug("conv+relu6 fused for quantisation: %d", fuse_conv_clamp(model, config))
+            float_output_concat(model)
             return model
 
     return FoldedBnQuantizer().set_global(config)

@@ -25,6 +25,7 @@ from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
 from motivnet_edge.compress.int8.recipes import QAT_RECIPE, Recipe
 from motivnet_edge.compress.models.students import is_vit
 from motivnet_edge.compress.runfolder import CALIBRATION_CROPS, QatConfig, RunFolder
+from motivnet_edge.targets.engine import join_outputs
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, write_json
 from motivnet_edge.targets.formats import FORMATS, REJECTED, artifact_name, get_format
@@ -60,7 +61,8 @@ def emulate(onnx_path: Path, crops: list[FaceImage], spec, batch: int = 64) -> n
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: make_inputs(crops[i:i + batch], spec)})[0]
+    return np.concatenate([join_outputs(sess.run(None, {name: make_inputs(crops[i:i + batch],
+                                                                          spec)}))
                            for i in range(0, len(crops), batch)])
 
 

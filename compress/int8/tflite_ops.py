@@ -45,7 +45,7 @@ def quantize(cal: Calibration, recipe: Recipe, tmp: Path) -> None:
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import quantize_pt2e
 
-    from motivnet_edge.compress.int8.qat import pt2e_quantizer, split_output_concat
+    from motivnet_edge.compress.int8.qat import split_output_concat
 
     calib = cal.inputs
     x = torch.from_numpy(calib[:1])
@@ -53,7 +53,7 @@ def quantize(cal: Calibration, recipe: Recipe, tmp: Path) -> None:
         warnings.simplefilter("ignore")
         exported = torch.export.export(nhwc_module(cal.model), (x,)).module()
         split_output_concat(exported)  # a two-head student: each head its own output
-        quantizer = pt2e_quantizer(pq.PT2EQuantizer)().set_global(
+        quantizer = pq.PT2EQuantizer().set_global(
             pq.get_symmetric_quantization_config(is_per_channel=True))
         if "linear" in recipe.keep_float:
             # litert-torch can exclude by module type only: every Linear stays float (in a CNN

@@ -125,10 +125,25 @@ class WithContinuous(torch.nn.Module):
         self.register_buffer("centre", (high + low) / 2, persistent=False)
         self.register_buffer("spread", (high - low) / 2, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class logits, values): what the exported files give as two named outputs."""
         features = self.body.forward_head(self.body.forward_features(x), pre_logits=True)
         values = torch.tanh(self.values(features)) * self.spread + self.centre
-        return torch.cat([self.body.get_classifier()(features), values], 1)
+        return self.body.get_classifier()(features), values
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.heads(x), 1)
+
+
+class Heads(torch.nn.Module):
+    """A :class:`WithContinuous` student giving its heads as two outputs (for export)."""
+
+    def __init__(self, model: WithContinuous) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.heads(x)
 
 
 def build_student(name: str, num_classes: int, size: int, weights: Path | str | None = None,

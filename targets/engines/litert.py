@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from motivnet_edge.targets.engine import Engine, InputInfo
+from motivnet_edge.targets.engine import Engine, InputInfo, join_outputs
 from motivnet_edge.targets.errors import MotivnetError
 
 
@@ -72,14 +72,14 @@ class LiteRtEngine(Engine):
             batch = np.clip(np.round(batch / scale + zero), info.min, info.max).astype(dtype)
         self.interpreter.set_tensor(self.in_detail["index"], batch.astype(dtype, copy=False))
         self.interpreter.invoke()
-        return np.concatenate([self._output(d) for d in self.out_details], 1)
+        return join_outputs(self._output(d) for d in self.out_details)
 
     def _output(self, detail: dict) -> np.ndarray:
         out = self.interpreter.get_tensor(detail["index"])
         if np.issubdtype(out.dtype, np.integer):
             scale, zero = detail["quantization"]
             out = (out.astype(np.float32) - zero) * scale
-        return out.reshape(len(out), -1).astype(np.float32)
+        return out
 
     def close(self) -> None:
         self.interpreter = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from motivnet_edge.targets.engine import Engine, InputInfo
+from motivnet_edge.targets.engine import Engine, InputInfo, join_outputs
 from motivnet_edge.targets.errors import MotivnetError
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
@@ -70,7 +70,7 @@ class OnnxRuntimeEngine(Engine):
                          dynamic_batch=shape[0] == -1)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch})[0].astype(np.float32)
+        return join_outputs(self.session.run(None, {self.input_name: batch}))
 
     def close(self) -> None:
         self.session = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from motivnet_edge.targets.engine import Engine, InputInfo
+from motivnet_edge.targets.engine import Engine, InputInfo, join_outputs
 from motivnet_edge.targets.errors import MotivnetError
 
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
@@ -57,7 +57,7 @@ class OpenVinoEngine(Engine):
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         result = self.request.infer({0: batch})
-        return np.asarray(result[self.compiled.output(0)], np.float32)
+        return join_outputs(result[out] for out in self.compiled.outputs)
 
     def close(self) -> None:
         self.request = self.compiled = None
