@@ -79,10 +79,10 @@ def check_distil_args(args: argparse.Namespace) -> ClassifierSpec | None:
     for name, low in (("size", 16), ("synthetic", 8), ("every", 1)):
         if getattr(args, name) < low:
             raise MotivnetError(f"--{name} {getattr(args, name)} must be at least {low}")
-    multiple = STUDENTS[args.student].multiple if args.student in STUDENTS else 1
-    if args.size % multiple:
+    entry = STUDENTS.get(args.student)
+    if entry is not None and entry.side(args.size) != args.size:
         raise MotivnetError(f"--size {args.size}: student {args.student} takes a side that is a "
-                            f"multiple of {multiple} (e.g. {-(-args.size // multiple) * multiple})")
+                            f"multiple of {entry.multiple} (e.g. {entry.side(args.size)})")
     for name in ("epochs", "batch"):
         value = getattr(args, name)
         if value is not None and value < (2 if name == "batch" else 1):

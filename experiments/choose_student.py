@@ -34,8 +34,7 @@ def compress(name: str, folder: Path, args: argparse.Namespace) -> float:
     takes); returns the minutes it took."""
     from motivnet_edge.compress.registry import STUDENTS
 
-    multiple = STUDENTS[name].multiple
-    size = -(-args.size // multiple) * multiple
+    size = STUDENTS[name].side(args.size)
     cmd = [sys.executable, "-m", "motivnet_edge.edge.cli", "compress", "--out", str(folder),
            "--student", name, "--size", str(size), "--epochs", str(args.epochs),
            "--synthetic", str(args.synthetic), "--quiet"]

@@ -117,8 +117,6 @@ class Engine:
         """Logits (N, classes) and, for an artifact whose metadata names them, its continuous
         outputs by name (valence, arousal: (N,) each)."""
         rows = self.run_raw(batch)
-        if not self.outputs.continuous and rows.shape[1] == len(self.labels):
-            return rows, {}
         return self.outputs.class_outputs(rows), self.outputs.values(rows)
 
     def run_raw(self, batch: np.ndarray) -> np.ndarray:

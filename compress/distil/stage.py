@@ -88,11 +88,11 @@ def _teach(folder: RunFolder, teacher: Teacher, cfg: DistilConfig
 
 
 def _record(teacher: Teacher, cfg: DistilConfig, spec: CropSpec, crops: CropSet) -> RunRecord:
-    data = cfg.data
+    data, layout = cfg.data, teacher.layout
     return RunRecord(cfg.student, spec.to_dict(), data.margin, cfg.train.seed,
                      data.val_fraction, list(teacher.classes),
                      TeacherRecord(teacher.identity, teacher.key, teacher.spec.to_dict(),
                                    str(Path(teacher.path).resolve()) if teacher.path else ""),
                      cfg.train, data.describe(), dict(crops.skipped),
                      ", ".join(map(str, data.calibration)), str(data.cache),
-                     teacher.layout.to_dict() if teacher.layout.continuous else None)
+                     layout.to_dict() if layout.continuous else None)

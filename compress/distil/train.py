@@ -126,13 +126,15 @@ def distillation_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: t
     return kd + alpha * ce
 
 
-def sample_weights(teacher: np.ndarray | None, labels: np.ndarray, balance: float
-                   ) -> np.ndarray | None:
-    """Per-sample probabilities ~ freq(class)^-balance (the teacher's top-1, else the label);
-    None for uniform sampling."""
+def sample_weights(teacher: np.ndarray | None, labels: np.ndarray, balance: float,
+                   values: int = 0) -> np.ndarray | None:
+    """Per-sample probabilities ~ freq(class)^-balance (the teacher's top-1 among its class
+    logits, the rows' last ``values`` numbers being continuous outputs; else the label); None
+    for uniform sampling."""
     if balance <= 0:
         return None
-    cls = teacher.argmax(1) if teacher is not None else np.asarray(labels)
+    cls = teacher[:, :teacher.shape[1] - values].argmax(1) if teacher is not None \
+        else np.asarray(labels)
     if cls.min() < 0:
         return None
     freq = np.bincount(cls, minlength=int(cls.max()) + 1) / len(cls)
@@ -234,9 +236,7 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
     labels_t = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     teacher_t = None if train_teacher is None else torch.as_tensor(train_teacher)
     values = len(layout.continuous) if layout else 0
-    weights = sample_weights(None if train_teacher is None else
-                             train_teacher[:, :train_teacher.shape[1] - values],
-                             np.asarray(train_labels), cfg.balance)
+    weights = sample_weights(train_teacher, np.asarray(train_labels), cfg.balance, values)
     bar = Progress((epochs - start) * steps_per_epoch, desc, "step", progress)
     for epoch in range(start, epochs):
         model.train()

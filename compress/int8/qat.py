@@ -183,8 +183,7 @@ def finetune(model: torch.nn.Module, spec: CropSpec, crops: Sequence[FaceImage],
     reference = copy.deepcopy(model).eval() if cfg.target == "student" else None
     prepared, quantizer = prepare(model, spec, cfg.weight_bits)
     rng = np.random.default_rng(cfg.seed)
-    weights = sample_weights(teacher[:, :teacher.shape[1] - values], np.full(len(crops), -1),
-                             cfg.balance)
+    weights = sample_weights(teacher, np.full(len(crops), -1), cfg.balance, values)
     with torch.no_grad():  # the observers see plain data first
         for _ in range(4):
             idx = rng.choice(len(crops), cfg.batch)

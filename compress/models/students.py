@@ -158,7 +158,7 @@ def build_student(name: str, num_classes: int, size: int, weights: Path | str | 
     kwargs = dict(e.kwargs)
     if e.vit:
         kwargs["img_size"] = size
-    if size % e.multiple:
+    if e.side(size) != size:
         raise MotivnetError(f"student {name} takes an input side that is a multiple of "
                             f"{e.multiple}, not {size}")
     model = timm.create_model(e.timm, pretrained=False, num_classes=num_classes, **kwargs)
