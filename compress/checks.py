@@ -5,6 +5,7 @@ argument. No torch here, like the commands that call it."""
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from motivnet_edge.compress.registry import STUDENTS
@@ -95,6 +96,11 @@ def check_distil_args(args: argparse.Namespace) -> ClassifierSpec | None:
         raise MotivnetError(f"--augment {args.augment} must be between 0 and 3")
     if args.mixup is not None and not 0.0 <= args.mixup <= 1.0:
         raise MotivnetError(f"--mixup {args.mixup} must be between 0 and 1")
+    for name in ("device", "teacher_device"):
+        value = getattr(args, name, None)
+        if value is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+            raise MotivnetError(f"--{name.replace('_', '-')} {value!r} is not cpu, cuda or "
+                                f"cuda:N")
     return spec
 
 

@@ -21,6 +21,7 @@ from motivnet_edge.compress.checks import (
     check_labelled_eval,
     check_quant_args,
 )
+from motivnet_edge.compress.distil.world import SINGLE, World, join
 from motivnet_edge.compress.quiet import quiet_third_party
 from motivnet_edge.compress.registry import (
     DEFAULT_SIZE,
@@ -77,7 +78,9 @@ def _teacher_args(p: argparse.ArgumentParser) -> None:
                         "landmarks")
     t.add_argument("--teacher-outputs", choices=OUTPUT_KINDS,
                    help="logits, probabilities (a softmax exported with it), or auto")
-    t.add_argument("--device", default="cpu", help="cpu or cuda for the teacher and training")
+    t.add_argument("--device", default="cpu", help="cpu or cuda for training (and the teacher, "
+                   "unless --teacher-device); under torchrun, cuda is each process's own GPU")
+    t.add_argument("--teacher-device", help="cpu or cuda for the teacher (default: --device)")
     t.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"),
                    help="teacher precision on CUDA (the CPU always runs fp32)")
 
@@ -185,8 +188,9 @@ def is_real_run(args: argparse.Namespace) -> bool:
     return args.teacher is not None and bool(args.data)
 
 
-def distil_config(args: argparse.Namespace) -> DistilConfig:
-    """The distil stage's typed configuration from the (checked) command line."""
+def distil_config(args: argparse.Namespace, world: World = SINGLE) -> DistilConfig:
+    """The distil stage's typed configuration from the (checked) command line; ``cuda`` is
+    this process's own GPU (its local rank) when there are several."""
     from motivnet_edge.targets.files import cache_dir
 
     real = is_real_run(args)
@@ -203,25 +207,26 @@ def distil_config(args: argparse.Namespace) -> DistilConfig:
     given = {k: getattr(args, k) for k in PRESET_FIELDS if getattr(args, k, None) is not None}
     train = TrainConfig(**{**{k: settings[k] for k in PRESET_FIELDS}, **given},
                         temperature=args.temperature, alpha=args.alpha, seed=args.seed,
-                        device=args.device)
+                        device=world.device(args.device))
     return DistilConfig(data, StudentConfig(student, args.size, weights), train, args.resume,
                         not args.quiet)
 
 
-def _teacher(args: argparse.Namespace, spec: ClassifierSpec | None):
+def _teacher(args: argparse.Namespace, spec: ClassifierSpec | None, world: World):
     from motivnet_edge.compress.models.demo_teacher import MODEL, ensure_demo_teacher
     from motivnet_edge.compress.models.teachers import load_teacher
 
+    device = world.device(args.teacher_device or args.device)
     if args.teacher is None:
-        path = ensure_demo_teacher(progress=not args.quiet)
-        if args.data:
+        with world.main_first():  # rank 0 trains it when it is not cached
+            path = ensure_demo_teacher(progress=not args.quiet and world.main)
+        if args.data and world.main:
             print("note: the built-in demo teacher has seen only drawn synthetic faces; on "
                   "real photos its outputs are near-ties that a student copies and INT8 "
                   "flips. Distil real photos with a real teacher (--teacher).",
                   file=sys.stderr)
-        return load_teacher(path, model=MODEL, device=args.device, precision=args.precision)
-    return load_teacher(args.teacher, spec, args.teacher_model, args.device,
-                        args.precision)
+        return load_teacher(path, model=MODEL, device=device, precision=args.precision)
+    return load_teacher(args.teacher, spec, args.teacher_model, device, args.precision)
 
 
 def run_distil(args: argparse.Namespace) -> int:
@@ -229,26 +234,42 @@ def run_distil(args: argparse.Namespace) -> int:
     import motivnet_edge.compress.distil.stage  # noqa: F401 (torch first: a device install is
     # told which extra it lacks, whatever the arguments)
 
-    return _distil(args, check_distil_args(args))
+    _distil(args, check_distil_args(args))
+    return 0
 
 
-def _distil(args: argparse.Namespace, spec: ClassifierSpec | None) -> int:
-    """The distil stage on checked arguments (``spec``: the teacher's, from the check)."""
+def _distil(args: argparse.Namespace, spec: ClassifierSpec | None) -> World:
+    """The distil stage on checked arguments (``spec``: the teacher's, from the check), in
+    this process's place among torchrun's (its world, which it has left on return)."""
     quiet_third_party()
     from motivnet_edge.compress.distil.stage import stage_distil
 
-    cfg = distil_config(args)
+    world = join(args.device)
+    try:
+        cfg = distil_config(args, world)
+        if world.distributed:
+            world.split_batch(cfg.train.batch)
+        if world.main:
+            _describe(args, cfg, world)
+        history = stage_distil(args.out, _teacher(args, spec, world), cfg, world)
+    finally:
+        world.leave()
+    last = history[-1] if history else {}
+    if world.main:
+        print("student: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
+                                      if isinstance(v, float)))
+    return world
+
+
+def _describe(args: argparse.Namespace, cfg: DistilConfig, world: World) -> None:
+    train = cfg.train
     print(f"distil: {'real' if is_real_run(args) else 'demo'} settings, student "
           f"{cfg.student.name} ({cfg.student.weights or 'from scratch'}) at {cfg.student.size} "
-          f"px, {cfg.train.epochs} epochs (at least {cfg.train.min_steps} steps), batch "
-          f"{cfg.train.batch}, augment {cfg.train.augment}"
-          + (f", the teacher run on every view (mixup {cfg.train.mixup})"
-             if cfg.train.consistent else ", the teacher's cached outputs"), file=sys.stderr)
-    history = stage_distil(args.out, _teacher(args, spec), cfg)
-    last = history[-1] if history else {}
-    print("student: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
-                                  if isinstance(v, float)))
-    return 0
+          f"px, {train.epochs} epochs (at least {train.min_steps} steps), batch {train.batch}"
+          + (f" ({train.batch // world.size} on each of {world.size} processes)"
+             if world.distributed else "") + f", augment {train.augment}"
+          + (f", the teacher run on every view (mixup {train.mixup})"
+             if train.consistent else ", the teacher's cached outputs"), file=sys.stderr)
 
 
 def _gate(args: argparse.Namespace) -> Gate:
@@ -307,7 +328,8 @@ def run_compress(args: argparse.Namespace) -> int:
     spec = check_distil_args(args)
     formats = check_quant_args(args)
     check_labelled_eval(args)
-    _distil(args, spec)
+    if not _distil(args, spec).main:
+        return 0  # the other ranks' part ends with training
     stage_export(args.out)
     gate = _gate(args)
     stage_quantize(args.out, args.calibration, gate, formats, qat_config(args), not args.quiet)

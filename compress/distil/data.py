@@ -13,6 +13,7 @@ and counted, never fatal; an empty result is an error.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.progress import track
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.labelled import IMAGE_SUFFIXES, load_labelled
@@ -49,6 +51,7 @@ class CropSet:
     hashes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    jobs: list[int] = field(default_factory=list)  # the image or video each came from, in order
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -62,15 +65,18 @@ class CropSet:
                        [self.hashes[i] for i in index], [self.sources[i] for i in index])
 
     def save(self, path: Path) -> None:
-        shapes = np.array([c.image.shape[:2] for c in self.crops])
-        boxes = np.array([c.face.box for c in self.crops], np.float32)
-        marks = np.stack([c.face.landmarks if c.face.landmarks is not None
-                          else np.full((5, 2), np.nan, np.float32) for c in self.crops])
+        shapes = np.array([c.image.shape[:2] for c in self.crops], np.int64).reshape(-1, 2)
+        boxes = np.array([c.face.box for c in self.crops], np.float32).reshape(-1, 4)
+        marks = np.array([c.face.landmarks if c.face.landmarks is not None
+                          else np.full((5, 2), np.nan, np.float32) for c in self.crops],
+                         np.float32).reshape(-1, 5, 2)
+        flat = [c.image.reshape(-1) for c in self.crops] or [np.zeros(0, np.uint8)]
         with atomic_path(Path(path), suffix=".npz") as tmp:
-            np.savez(tmp, flat=np.concatenate([c.image.reshape(-1) for c in self.crops]),
-                     shapes=shapes, boxes=boxes, landmarks=marks.astype(np.float32),
-                     labels=np.array(self.labels), hashes=np.array(self.hashes),
-                     sources=np.array(self.sources))
+            np.savez(tmp, flat=np.concatenate(flat), shapes=shapes, boxes=boxes,
+                     landmarks=marks, labels=np.array(self.labels, np.int64),
+                     hashes=np.array(self.hashes, str), sources=np.array(self.sources, str),
+                     jobs=np.array(self.jobs, np.int64),
+                     skipped=np.array(json.dumps(dict(self.skipped))))
 
     @classmethod
     def load(cls, path: Path) -> CropSet:
@@ -90,8 +96,26 @@ class CropSet:
                 face = Face(tuple(float(v) for v in box), 1.0,
                             None if np.isnan(marks).any() else marks)
                 crops.append(FaceImage(image, face))
+            jobs = z["jobs"].tolist() if "jobs" in z else list(range(len(crops)))
+            skipped = Counter(json.loads(str(z["skipped"]))) if "skipped" in z else Counter()
             return cls(crops, z["labels"].tolist(), z["hashes"].tolist(),
-                       z["sources"].tolist())
+                       z["sources"].tolist(), skipped, jobs)
+
+    @classmethod
+    def merged(cls, parts: Sequence[CropSet]) -> CropSet:
+        """Sets found from shares of the same images, in the order one process finds them
+        (by image, each image's faces in their own order) and with their skips added up."""
+        pairs = sorted(((job, p, i) for p, part in enumerate(parts)
+                        for i, job in enumerate(part.jobs)), key=lambda t: t[0])
+        out = cls(skipped=sum((part.skipped for part in parts), Counter()))
+        for job, p, i in pairs:
+            part = parts[p]
+            out.crops.append(part.crops[i])
+            out.labels.append(part.labels[i])
+            out.hashes.append(part.hashes[i])
+            out.sources.append(part.sources[i])
+            out.jobs.append(job)
+        return out
 
 
 class Mirrored(Sequence):
@@ -180,8 +204,8 @@ def face_region(frame: np.ndarray, face: Face) -> FaceImage:
     return FaceImage(np.ascontiguousarray(region), face.scaled(k, -x0, -y0))
 
 
-def _add(out: CropSet, detector: FaceDetector, frame: np.ndarray, source: str, label: int
-         ) -> None:
+def _add(out: CropSet, detector: FaceDetector, frame: np.ndarray, source: str, label: int,
+         job: int) -> None:
     face, frame = _find_face(detector, frame)
     if face is None:
         out.skipped["no face"] += 1
@@ -192,6 +216,7 @@ def _add(out: CropSet, detector: FaceDetector, frame: np.ndarray, source: str, l
     out.labels.append(label)
     out.hashes.append(crop_hash(crop))
     out.sources.append(source)
+    out.jobs.append(job)
 
 
 def media_files(path: Path) -> list[Path]:
@@ -205,34 +230,79 @@ def media_files(path: Path) -> list[Path]:
     return [path]
 
 
-def collect(data: Sequence[Path] = (), labelled: Path | None = None,
-            detector: FaceDetector | None = None, every: int = 10, synthetic: int = 2000,
-            seed: int = 0, classes: Sequence[str] = AFFECTNET7, progress: bool = True
-            ) -> CropSet:
-    """Face crops from ``data`` (image files, folders, videos), a ``labelled`` set, or, when
-    both are empty, ``synthetic`` generated faces (labelled)."""
-    detector = detector or FaceDetector()
-    out = CropSet()
-    jobs: list[tuple[Path | None, np.ndarray | None, int]] = []
+Job = tuple[Path | None, np.ndarray | None, int]  # a file, or a synthetic image; its label
+
+
+def _jobs(data: Sequence[Path], labelled: Path | None, synthetic: int, seed: int,
+          classes: Sequence[str]) -> tuple[list[Job], Counter]:
+    """The images and videos to search, in order, and the labelled set's skipped rows."""
+    jobs: list[Job] = []
+    skipped: Counter = Counter()
     if labelled is not None:
         lset = load_labelled(labelled, classes)
-        out.skipped.update({f"label {k}": v for k, v in lset.skipped.items()})
+        skipped.update({f"label {k}": v for k, v in lset.skipped.items()})
         jobs += [(p, None, k) for p, k in zip(lset.paths, lset.labels, strict=True)]
     for d in data:
         jobs += [(p, None, -1) for p in media_files(d)]
     if not jobs and labelled is None and not data:
         jobs = [(None, f.image, f.label) for f in synth_faces(synthetic, seed=seed)]
-    for path, image, label in track(jobs, "finding faces", unit="image", enabled=progress):
+    return jobs, skipped
+
+
+def _find(jobs: Sequence[Job], share: Sequence[int], detector: FaceDetector, every: int,
+          desc: str, progress: bool) -> CropSet:
+    """The faces of the jobs at the positions ``share``."""
+    out = CropSet()
+    for j in track(share, desc, unit="image", enabled=progress):
+        path, image, label = jobs[j]
         if image is not None:
-            _add(out, detector, image, f"synthetic:{len(out.sources)}", label)
+            _add(out, detector, image, f"synthetic:{j}", label, j)
             continue
         if not Path(path).is_file():
             out.skipped["missing"] += 1
             continue
         for source, frame in _frames(Path(path), every, out.skipped):
-            _add(out, detector, frame, source, label)
+            _add(out, detector, frame, source, label, j)
+    return out
+
+
+def collect(data: Sequence[Path] = (), labelled: Path | None = None,
+            detector: FaceDetector | None = None, every: int = 10, synthetic: int = 2000,
+            seed: int = 0, classes: Sequence[str] = AFFECTNET7, progress: bool = True,
+            world: World = SINGLE, parts: Path | None = None) -> CropSet:
+    """Face crops from ``data`` (image files, folders, videos), a ``labelled`` set, or, when
+    both are empty, ``synthetic`` generated faces (labelled). With several processes
+    (``world``) each searches its share of the images and every one gets all the faces, in
+    the order one process finds them, through the folder ``parts``."""
+    jobs, skipped = _jobs(data, labelled, synthetic, seed, classes)
+    share = world.share(len(jobs))
+    desc = f"finding faces, {world.label}" if world.distributed else "finding faces"
+    out = _find(jobs, share, detector or FaceDetector(), every, desc, progress)
+    if world.distributed:
+        log.info("%s: %d face crops in %d of the %d images", desc, len(out), len(share),
+                 len(jobs))
+        out = _gather(out, world, parts or Path.cwd())
+    out.skipped.update(skipped)
     if not out.crops:
         where = ", ".join(str(d) for d in [*data, labelled] if d) or "synthetic faces"
         raise MotivnetError(f"no face crops found in {where} ({dict(out.skipped) or 'no images'})")
     log.info("%d face crops; skipped: %s", len(out), dict(out.skipped) or "none")
     return out
+
+
+def _gather(part: CropSet, world: World, folder: Path) -> CropSet:
+    """Every rank's faces: each writes its part into ``folder`` and reads all of them."""
+    def path(rank: int) -> Path:
+        return folder / f"faces.part-{rank}-of-{world.size}.npz"
+
+    folder.mkdir(parents=True, exist_ok=True)
+    part.save(path(world.rank))
+    world.barrier()
+    missing = [path(r) for r in range(world.size) if not path(r).is_file()]
+    if missing:
+        raise MotivnetError(f"{world.label} cannot see {missing[0]}, another rank's faces: the "
+                            f"output folder must be on storage every node sees")
+    parts = [CropSet.load(path(r)) for r in range(world.size)]
+    world.barrier()
+    path(world.rank).unlink()
+    return CropSet.merged(parts)

@@ -16,6 +16,7 @@ import torch
 from motivnet_edge.compress.distil.data import MIRROR, CropSet, Mirrored, collect, split_index
 from motivnet_edge.compress.distil.teacher_cache import TeacherCache
 from motivnet_edge.compress.distil.train import train
+from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
 from motivnet_edge.compress.models.students import build_student, student_spec
 from motivnet_edge.compress.models.teachers import Teacher
@@ -28,16 +29,19 @@ from motivnet_edge.targets.preprocess import CropSpec
 log = logging.getLogger(__name__)
 
 
-def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
+def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = SINGLE
+                 ) -> list[dict]:
     """Faces, the teacher's outputs for them and their mirror images (one cached pass), and the
     trained student. ``cfg.data.calibration``: separate data (the deployment domain) whose faces
     calibrate INT8 and whose held-out part gates it. Nothing is written until the faces are
-    found."""
+    found. With several processes (``world``) each finds faces in and teaches its share, all
+    train one student together, and rank 0 writes the folder."""
     folder = RunFolder(out)
-    crops, logits, mirrored = _teach(folder, teacher, cfg)
+    crops, logits, mirrored = _teach(folder, teacher, cfg, world)
     student = cfg.student
     spec = student_spec(student.name, student.size, cfg.data.margin, teacher.crop)
-    write_json(folder.record, _record(teacher, cfg, spec, crops).to_dict())
+    if world.main:
+        write_json(folder.record, _record(teacher, cfg, spec, crops).to_dict())
     tr, va = split_index(crops.hashes, cfg.data.val_fraction)
     if not va:
         raise MotivnetError(f"no held-out crops among {len(crops)}: raise --val-fraction")
@@ -51,39 +55,43 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig) -> list[dict]:
                     np.concatenate([labels[tr], labels[tr]]),
                     [crops.crops[i] for i in va], logits[va], labels[va], cfg.train,
                     checkpoint=folder.checkpoint, resume=cfg.resume, progress=cfg.progress,
-                    desc=f"distil {student.name}", teacher=teacher, layout=layout)
-    save_checkpoint(model.state_dict(), folder.student_weights)
-    write_json(folder.history, {"history": history})
+                    desc=f"distil {student.name}", teacher=teacher, layout=layout, world=world)
+    if world.main:
+        save_checkpoint(model.state_dict(), folder.student_weights)
+        write_json(folder.history, {"history": history})
     return history
 
 
-def _teach(folder: RunFolder, teacher: Teacher, cfg: DistilConfig
+def _teach(folder: RunFolder, teacher: Teacher, cfg: DistilConfig, world: World
            ) -> tuple[CropSet, np.ndarray, np.ndarray]:
     """The distillation faces and the teacher's outputs for them and their mirror images (and
     for the calibration faces), found, run through the cache and saved in the work folder."""
-    data, progress = cfg.data, cfg.progress
+    data, progress = cfg.data, cfg.progress and world.main
     detector = FaceDetector(data.detector) if data.detector else None
     crops_path, teacher_path = folder.faces(calibrated=False)
     if cfg.resume and crops_path.is_file():
         crops = CropSet.load(crops_path)
     else:
         crops = collect(data.data, data.labelled, detector, data.every, data.synthetic,
-                        cfg.train.seed, teacher.classes, progress)
+                        cfg.train.seed, teacher.classes, progress, world, folder.work)
+        if world.main:
+            folder.work.mkdir(parents=True, exist_ok=True)
+            crops.save(crops_path)
     calib = collect(data.calibration, None, detector, data.every, 0, cfg.train.seed,
-                    teacher.classes, progress) if data.calibration else None
-    folder.work.mkdir(parents=True, exist_ok=True)
-    crops.save(crops_path)
-    cache = TeacherCache(data.cache, teacher.key)
+                    teacher.classes, progress, world, folder.work) if data.calibration else None
+    cache = TeacherCache(data.cache, teacher.key, world=world)
     logits = cache.logits(crops.hashes, crops.crops, teacher.predict, progress)
     mirrored = cache.logits([h + MIRROR for h in crops.hashes], Mirrored(crops.crops),
                             teacher.predict, progress, desc="teacher, mirrored")
-    np.save(teacher_path, logits)
-    np.save(folder.teacher_mirrored, mirrored)
-    if calib is not None:
-        calib_path, calib_teacher_path = folder.faces(calibrated=True)
-        calib.save(calib_path)
-        np.save(calib_teacher_path,
-                cache.logits(calib.hashes, calib.crops, teacher.predict, progress))
+    calib_logits = None if calib is None else \
+        cache.logits(calib.hashes, calib.crops, teacher.predict, progress)
+    if world.main:
+        np.save(teacher_path, logits)
+        np.save(folder.teacher_mirrored, mirrored)
+        if calib is not None:
+            calib_path, calib_teacher_path = folder.faces(calibrated=True)
+            calib.save(calib_path)
+            np.save(calib_teacher_path, calib_logits)
     return crops, logits, mirrored
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from motivnet_edge.compress.distil.augment import augmented_input, augmented_views
+from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
 from motivnet_edge.compress.models.teachers import Teacher
 from motivnet_edge.compress.progress import Progress
@@ -209,21 +211,83 @@ def _inputs(batch: list[FaceImage], spec: CropSpec, cfg: TrainConfig, rng,
     return make_tensor(batch, spec, rng, cfg.augment), cached
 
 
+@dataclass
+class _Batches:
+    """What every step draws from: the crops, their cached teacher rows and labels (tensors),
+    the sampling weights, and this process's place among the ranks."""
+
+    crops: Sequence[FaceImage]
+    teacher: torch.Tensor | None
+    labels: torch.Tensor
+    weights: np.ndarray | None
+    world: World
+
+    def order(self, rng: np.random.Generator, steps: int, batch: int) -> np.ndarray:
+        """The epoch's order of crops: shuffled, or drawn by weight (the same on every rank)."""
+        n = len(self.crops)
+        return rng.permutation(n) if self.weights is None else \
+            rng.choice(n, steps * batch, p=self.weights)
+
+    def mine(self, order: np.ndarray, step: int, batch: int) -> np.ndarray:
+        """This rank's part of a step's batch of the order."""
+        world = self.world
+        return order[step * batch:(step + 1) * batch][world.rank::world.size]
+
+
+def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch: int,
+           steps: int, teacher: Teacher | None, values: int, bar: Progress
+           ) -> tuple[float, float]:
+    """One epoch of steps: the running loss and the seconds the steps took."""
+    device = torch.device(cfg.device)
+    rng = np.random.default_rng(cfg.seed * 1000 + epoch)
+    order = data.order(rng, steps, cfg.batch)
+    world = data.world
+    # each rank its own augmentation (one process keeps the order's generator, as it did)
+    views = np.random.default_rng([cfg.seed * 1000 + epoch, world.rank]) \
+        if world.distributed else rng
+    running, began = 0.0, time.monotonic()
+    for step in range(steps):
+        idx = data.mine(order, step, cfg.batch)
+        x, target = _inputs([data.crops[i] for i in idx], spec, cfg, views,
+                            teacher if cfg.consistent else None,
+                            None if data.teacher is None else data.teacher[idx])
+        loss = _step(model, optim, x.to(device), None if target is None else target.to(device),
+                     data.labels[idx].to(device), cfg, values)
+        running = 0.9 * running + 0.1 * loss if step else loss
+        bar.update(1, epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{running:.3f}")
+    return running, time.monotonic() - began
+
+
+def _distributed(model: torch.nn.Module, world: World, device: torch.device):
+    """The module each step runs: ``model`` itself, or wrapped in DistributedDataParallel
+    (gradients averaged over the ranks in backward)."""
+    if not world.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index]
+                                   if device.type == "cuda" else None)
+
+
 def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImage],
           train_teacher: np.ndarray | None, train_labels: np.ndarray,
           val_crops: Sequence[FaceImage], val_teacher: np.ndarray | None,
           val_labels: np.ndarray, cfg: TrainConfig, checkpoint: Path | None = None,
           resume: bool = False, progress: bool = True, desc: str = "train",
-          teacher: Teacher | None = None, layout: OutputLayout | None = None) -> list[dict]:
+          teacher: Teacher | None = None, layout: OutputLayout | None = None,
+          world: World = SINGLE) -> list[dict]:
     """Train ``model`` in place; returns one evaluation dict per epoch. ``teacher``: run on each
     step's views when ``cfg.consistent``; ``layout``: the rows of the model and the teacher
-    outputs (class logits only when None)."""
+    outputs (class logits only when None). With several processes (``world``), each takes its
+    part of every step's ``cfg.batch`` and rank 0 evaluates, logs and checkpoints."""
     if cfg.consistent and teacher is None:
         raise MotivnetError("consistent distillation needs the teacher itself, not only its "
                             "cached outputs")
     if not len(train_crops):
         raise MotivnetError("no training crops")
-    torch.manual_seed(cfg.seed)
+    if world.distributed:
+        world.split_batch(cfg.batch)
+    torch.manual_seed(cfg.seed + 7919 * world.rank)
     device = torch.device(cfg.device)
     model.to(device, memory_format=torch.channels_last)
     steps_per_epoch, epochs = _steps(len(train_crops), cfg, desc)
@@ -233,35 +297,37 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).is_file():
         start, history = _resume(checkpoint, model, opt, sched, device)
-    labels_t = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
-    teacher_t = None if train_teacher is None else torch.as_tensor(train_teacher)
     values = len(layout.continuous) if layout else 0
-    weights = sample_weights(train_teacher, np.asarray(train_labels), cfg.balance, values)
-    bar = Progress((epochs - start) * steps_per_epoch, desc, "step", progress)
+    data = _Batches(train_crops, None if train_teacher is None else torch.as_tensor(train_teacher),
+                    torch.as_tensor(np.asarray(train_labels), dtype=torch.long),
+                    sample_weights(train_teacher, np.asarray(train_labels), cfg.balance, values),
+                    world)
+    net = _distributed(model, world, device)
+    run = replace(cfg, epochs=epochs)
+    bar = Progress((epochs - start) * steps_per_epoch, desc, "step", progress and world.main)
+    took = 0.0
     for epoch in range(start, epochs):
-        model.train()
-        rng = np.random.default_rng(cfg.seed * 1000 + epoch)
-        order = rng.permutation(len(train_crops)) if weights is None else \
-            rng.choice(len(train_crops), steps_per_epoch * cfg.batch, p=weights)
-        running = 0.0
-        for step in range(steps_per_epoch):
-            idx = order[step * cfg.batch:(step + 1) * cfg.batch]
-            x, target = _inputs([train_crops[i] for i in idx], spec, cfg, rng,
-                                teacher if cfg.consistent else None,
-                                None if teacher_t is None else teacher_t[idx])
-            loss = _step(model, (opt, sched, params), x.to(device),
-                         None if target is None else target.to(device),
-                         labels_t[idx].to(device), cfg, values)
-            running = 0.9 * running + 0.1 * loss if step else loss
-            bar.update(1, epoch=f"{epoch + 1}/{epochs}", loss=f"{running:.3f}")
-        history.append({"epoch": epoch + 1, "loss": running,
-                        **evaluate(predict(model, val_crops, spec, cfg.device), val_teacher,
-                                   np.asarray(val_labels), layout)})
-        _log_epoch(desc, history[-1])
-        if checkpoint is not None:
-            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                             "history": history, "config": asdict(cfg)}, checkpoint)
+        net.train()
+        loss, seconds = _epoch(net, (opt, sched, params), data, spec, run, epoch,
+                               steps_per_epoch, teacher, values, bar)
+        took += seconds
+        if world.main:
+            history.append({"epoch": epoch + 1, "loss": loss,
+                            **evaluate(predict(model, val_crops, spec, cfg.device), val_teacher,
+                                       np.asarray(val_labels), layout)})
+            _log_epoch(desc, history[-1])
+            if checkpoint is not None:
+                save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                 "scheduler": sched.state_dict(), "epoch": epoch + 1,
+                                 "history": history, "config": asdict(cfg)}, checkpoint)
+        world.barrier()
     bar.close()
+    _log_speed(desc, world, (epochs - start) * steps_per_epoch, took)
     model.eval()
     return history
+
+
+def _log_speed(desc: str, world: World, steps: int, took: float) -> None:
+    if steps:
+        log.info("%s%s: %d steps in %.1f s (not counting evaluation), %.3f s per step", desc,
+                 f", {world.label}" if world.distributed else "", steps, took, took / steps)
