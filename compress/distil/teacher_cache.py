@@ -80,9 +80,11 @@ class TeacherCache:
             bar.update(len(chunk))
         bar.close()
         took = time.monotonic() - start
-        log.info("%s: computed %d faces in %.2f s (%.1f faces/s)%s", who, len(mine), took,
-                 len(mine) / max(took, 1e-9),
-                 f", its share of the {len(todo)}" if world.distributed else "")
+        if todo:
+            log.info("%s: computed %d faces in %.2f s (%.1f faces/s)%s", who, len(mine),
+                     took,
+                     len(mine) / max(took, 1e-9),
+                     f", its share of the {len(todo)}" if world.distributed else "")
         if world.distributed:
             world.barrier()
             self._load()

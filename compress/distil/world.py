@@ -124,7 +124,13 @@ def join(device: str) -> World:
                                 f"most the GPUs of a node")
         torch.cuda.set_device(world.local_rank)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+        # torchrun's store outlives a restart of the workers: a restarted group that read the
+        # dead processes' addresses from it could not connect, so each attempt has its own keys
+        store, rank, size = next(dist.rendezvous("env://", timeout=TIMEOUT))
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT, rank=rank,
+                                world_size=size,
+                                store=dist.PrefixStore(f"motivnet-attempt-{attempt}", store))
     log.info("%s (local rank %d) joined the process group on %s", world.label,
              world.local_rank, dist.get_backend())
     return world

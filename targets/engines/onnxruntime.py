@@ -12,12 +12,15 @@ _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
 
 
 def providers_for(device: str, precision: str | None, cache_dir: str | None) -> list:
-    """Provider list for ``device`` (cpu, cuda, tensorrt), most preferred first."""
+    """Provider list for ``device`` (cpu, cuda, cuda:N, tensorrt), most preferred first."""
     device = device.lower()
     if device == "cpu":
         return ["CPUExecutionProvider"]
     if device == "cuda":
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device.startswith("cuda:") and device[5:].isdigit():  # one GPU of several (a rank's)
+        return [("CUDAExecutionProvider", {"device_id": int(device[5:])}),
+                "CPUExecutionProvider"]
     if device == "tensorrt":
         trt = {"trt_fp16_enable": precision in ("fp16", "int8"),
                "trt_int8_enable": precision == "int8"}
@@ -26,7 +29,7 @@ def providers_for(device: str, precision: str | None, cache_dir: str | None) -> 
                        trt_timing_cache_enable=True, trt_timing_cache_path=cache_dir)
         return [("TensorrtExecutionProvider", trt), "CUDAExecutionProvider",
                 "CPUExecutionProvider"]
-    raise MotivnetError(f"onnxruntime device {device!r} is not one of cpu, cuda, tensorrt")
+    raise MotivnetError(f"onnxruntime device {device!r} is not one of cpu, cuda, cuda:N, tensorrt")
 
 
 class OnnxRuntimeEngine(Engine):

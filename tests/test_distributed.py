@@ -1,0 +1,116 @@
+"""The compress chain under torchrun on the CPU (gloo, two processes): faces found and taught in
+shares, one student trained with DistributedDataParallel, the INT8 artifacts from rank 0
+passing the gate; a rank killed mid-training and the run resumed from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from motivnet_edge.compress.distil.data import CropSet, collect, split_index
+from motivnet_edge.compress.distil.world import World
+from motivnet_edge.compress.runfolder import DataConfig, RunFolder
+from motivnet_edge.edge.cli import main
+from motivnet_edge.targets.errors import MotivnetError
+
+pytestmark = pytest.mark.slow
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--nproc-per-node", "2"]
+
+
+def _torchrun(args: list[str], log: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        return subprocess.Popen([*TORCHRUN, *extra, "-m", "motivnet_edge", *args],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def _shares(text: str, desc: str) -> dict[int, tuple[int, int]]:
+    """rank -> (faces it computed, faces there were to compute) from the teacher's log lines."""
+    found = re.findall(rf"{desc}, rank (\d) of 2: computed (\d+) faces .* its share of the (\d+)",
+                       text)
+    return {int(r): (int(n), int(total)) for r, n, total in found}
+
+
+def test_two_processes_compress_to_gated_full_int8_with_the_teacher_pass_split(tmp_path):
+    out, cache, log = tmp_path / "out", tmp_path / "cache", tmp_path / "torchrun.log"
+    proc = _torchrun(["compress", "--out", str(out), "--cache-dir", str(cache), "--quiet"], log)
+    assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
+    text = log.read_text()
+    for desc in ("teacher", "teacher, mirrored"):  # each rank taught its own share
+        shares = _shares(text, desc)
+        assert set(shares) == {0, 1}, text[-3000:]
+        total = shares[0][1]
+        assert all(n > 0 for n, _ in shares.values())
+        assert sum(n for n, _ in shares.values()) == total == 1200
+    shards = {p.name.split("-")[1] for p in cache.rglob("shard-*.npz")}
+    assert shards == {"r0", "r1"}
+    assert len(re.findall(r"finding faces, rank \d of 2: \d+ face crops", text)) == 2
+    assert re.search(r"rank 1 of 2: \d+ steps in", text)  # both trained
+
+    report = json.loads(RunFolder(out).report.read_text())
+    assert report["passed"]
+    int8 = {a["format"]: a for a in report["artifacts"].values() if a["precision"] != "fp32"}
+    assert set(int8) == {"onnx", "openvino", "tflite"}
+    assert all(a["precision"] == "int8" and a["status"] == "ok" for a in int8.values()), int8
+
+    # the same faces, in the same order, and so the same held-out faces as one process finds
+    one = collect(synthetic=DataConfig.synthetic, seed=0, progress=False)
+    two = CropSet.load(RunFolder(out).faces(calibrated=False)[0])
+    assert two.hashes == one.hashes
+    held_out = split_index(one.hashes, DataConfig.val_fraction)[1]
+    assert report["heldout_crops"] == len(held_out) > 0
+    assert not list((out / "work").glob("faces.part-*"))  # the ranks' parts are cleaned up
+
+
+def _rank_pid(launcher: psutil.Process, rank: str) -> int | None:
+    for child in launcher.children(recursive=True):
+        try:
+            if child.environ().get("RANK") == rank and "motivnet_edge" in child.cmdline():
+                return child.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def test_a_killed_rank_is_restarted_and_training_resumes_from_the_checkpoint(tmp_path):
+    out, log = tmp_path / "out", tmp_path / "torchrun.log"
+    proc = _torchrun(["distil", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                      "--epochs", "4", "--resume", "--quiet"], log, ("--max-restarts", "1"))
+    launcher, deadline = psutil.Process(proc.pid), time.monotonic() + 600
+    while not RunFolder(out).checkpoint.is_file():  # epoch 1 done and saved
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+    pid = _rank_pid(launcher, "1")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=600) == 0, log.read_text()[-4000:]
+    text = log.read_text()
+    resumed = re.findall(r"resumed \S+student\.ckpt at epoch (\d+)", text)
+    assert len(resumed) == 2 and int(resumed[0]) >= 1, text[-3000:]  # both ranks, same epoch
+    history = json.loads(RunFolder(out).history.read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert RunFolder(out).student_weights.is_file()
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_named():
+    with pytest.raises(MotivnetError, match="--batch 33 must split evenly over the 2"):
+        World(0, 2).split_batch(33)
+    assert World(1, 2).split_batch(32) == 16
+    assert list(World(1, 3).share(8)) == [1, 4, 7]
+    assert World(1, 2, 1).device("cuda") == "cuda:1" and World().device("cuda") == "cuda"
+
+
+def test_an_unknown_device_is_refused_before_any_work(tmp_path, capsys):
+    assert main(["distil", "--out", str(tmp_path / "o"), "--device", "gpu"]) == 2
+    assert "--device 'gpu' is not cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
