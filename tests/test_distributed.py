@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ import pytest
 from motivnet_edge.compress.distil.data import CropSet, collect, split_index
 from motivnet_edge.compress.distil.world import World
 from motivnet_edge.compress.runfolder import DataConfig, RunFolder
-from motivnet_edge.edge.cli import main
+from motivnet_edge.edge.cli import build_parser, main
 from motivnet_edge.targets.errors import MotivnetError
 
 pytestmark = pytest.mark.slow
@@ -102,6 +104,32 @@ def test_a_killed_rank_is_restarted_and_training_resumes_from_the_checkpoint(tmp
     assert RunFolder(out).student_weights.is_file()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_meet_through_the_c10d_rendezvous(tmp_path):
+    """Two torchrun launchers, one process each, as two nodes would be started (on one host
+    here; --out and --cache-dir shared as they would be on a cluster)."""
+    endpoint = f"127.0.0.1:{_free_port()}"
+    args = ["distil", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+            "--synthetic", "300", "--epochs", "1", "--quiet"]
+    rdzv = ("--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+            "--rdzv-endpoint", endpoint, "--rdzv-id", "two-nodes")
+    logs = [tmp_path / f"node{n}.log" for n in (0, 1)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on this host's cores
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *rdzv, "-m",
+                               "motivnet_edge", *args], stdout=open(log, "w"),
+                              stderr=subprocess.STDOUT, env=env) for log in logs]
+    assert [p.wait(timeout=600) for p in procs] == [0, 0], logs[0].read_text()[-3000:]
+    text = logs[0].read_text() + logs[1].read_text()
+    assert sorted(re.findall(r"rank (\d) of 2 \(local rank 0\) joined", text)) == ["0", "1"]
+    assert sum(n for n, _ in _shares(text, "teacher").values()) == 300
+    assert (tmp_path / "out" / "student.pth").is_file()
+
+
 def test_a_batch_that_does_not_split_over_the_processes_is_named():
     with pytest.raises(MotivnetError, match="--batch 33 must split evenly over the 2"):
         World(0, 2).split_batch(33)
@@ -114,3 +142,29 @@ def test_an_unknown_device_is_refused_before_any_work(tmp_path, capsys):
     assert main(["distil", "--out", str(tmp_path / "o"), "--device", "gpu"]) == 2
     assert "--device 'gpu' is not cpu, cuda or cuda:N" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _torchrun_commands(text: str) -> list[list[str]]:
+    """The motivnet-edge arguments of every torchrun command in a shell text."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    out = []
+    for line in joined.splitlines():
+        if "torchrun" in line and "-m motivnet_edge" in line:
+            rest = line.split("-m motivnet_edge", 1)[1]
+            out.append(shlex.split(os.path.expandvars(rest.split("#")[0])))
+    return out
+
+
+def test_the_documented_torchrun_commands_parse_and_the_slurm_file_is_valid_bash():
+    sbatch = ROOT / "examples" / "slurm-compress.sbatch"
+    assert subprocess.run(["bash", "-n", str(sbatch)]).returncode == 0
+    texts = [(ROOT / "docs" / "distributed.md").read_text(), sbatch.read_text()]
+    commands = [c for t in texts for c in _torchrun_commands(t)]
+    assert len(commands) >= 4
+    for argv in commands:
+        args = build_parser(argv).parse_args(argv)  # exits (fails the test) on a bad argument
+        assert args.command == "compress" and args.out
+    assert "--rdzv-endpoint" in sbatch.read_text() and "srun torchrun" in sbatch.read_text()
