@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -135,7 +135,3 @@ def join(device: str) -> World:
              world.local_rank, dist.get_backend())
     return world
 
-
-def owned(world: World, items: Sequence) -> list:
-    """This rank's items of ``items`` (:meth:`World.share`)."""
-    return [items[i] for i in world.share(len(items))]
