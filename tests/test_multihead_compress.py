@@ -69,10 +69,15 @@ def compressed(tmp_path_factory):
     torch.onnx.export(model, (torch.from_numpy(faces[:1]),), str(teacher),
                       input_names=["input"], dynamic_axes={"input": {0: "n"}}, dynamo=False)
     (root / "spec.yaml").write_text(yaml.safe_dump(SPEC))
-    out = root / "out"  # the default gate, on the classes and on valence/arousal
+    # the default gate, on the classes and on valence/arousal, on half the faces held out: 0.99
+    # of the demo's 138 held-out crops allows one flip, a rule too coarse to mean anything (two
+    # runs whose teachers differed in the last bits: 0 and 2 flips); of 584 it allows five
+    # (measured: 1-3 flips, each at a float margin below 0.3)
+    out = root / "out"
     res = subprocess.run([sys.executable, "-m", "motivnet_edge", "compress", "--out", str(out),
                           "--teacher", str(teacher), "--teacher-spec", str(root / "spec.yaml"),
-                          "--cache-dir", str(root / "cache"), "--quiet"],
+                          "--cache-dir", str(root / "cache"), "--val-fraction", "0.5",
+                          "--quiet"],
                          capture_output=True, text=True, timeout=1500)
     return out, res
 
