@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import torch
 
 from motivnet_edge.compress.distil.data import CropSet, collect, split_index
 from motivnet_edge.compress.distil.world import World
@@ -127,7 +128,13 @@ def test_two_nodes_meet_through_the_c10d_rendezvous(tmp_path):
     text = logs[0].read_text() + logs[1].read_text()
     assert sorted(re.findall(r"rank (\d) of 2 \(local rank 0\) joined", text)) == ["0", "1"]
     assert sum(n for n, _ in _shares(text, "teacher").values()) == 300
-    assert (tmp_path / "out" / "student.pth").is_file()
+    # every random draw is fixed by the seed and the number of processes: two processes started
+    # by one launcher train the same student, to the last bit
+    again = _torchrun([*args[:2], str(tmp_path / "again"), *args[3:]], tmp_path / "again.log")
+    assert again.wait(timeout=600) == 0, (tmp_path / "again.log").read_text()[-3000:]
+    one, two = (torch.load(tmp_path / d / "student.pth", weights_only=True)
+                for d in ("out", "again"))
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_named():
