@@ -302,7 +302,7 @@ def _gather(part: CropSet, world: World, folder: Path) -> CropSet:
     if missing:
         raise MotivnetError(f"{world.label} cannot see {missing[0]}, another rank's faces: the "
                             f"output folder must be on storage every node sees")
-    parts = [CropSet.load(path(r)) for r in range(world.size)]
+    parts = [part if r == world.rank else CropSet.load(path(r)) for r in range(world.size)]
     world.barrier()
     path(world.rank).unlink()
     return CropSet.merged(parts)

@@ -35,6 +35,7 @@ class TeacherCache:
         self.shard_size, self.world = shard_size, world
         self.known: dict[str, np.ndarray] = {}
         self._read: set[str] = set()
+        self._next = 0  # this process's next shard number
         self._load()
 
     def _load(self) -> None:
@@ -48,10 +49,8 @@ class TeacherCache:
     def _write(self, hashes: list[str], logits: np.ndarray) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         prefix = f"shard-r{self.world.rank}-" if self.world.distributed else "shard-"
-        n = 0
-        while (self.dir / f"{prefix}{n:05d}.npz").exists():
-            n += 1
-        path = self.dir / f"{prefix}{n:05d}.npz"
+        while (path := self.dir / f"{prefix}{self._next:05d}.npz").exists():
+            self._next += 1  # the first free name, found once: later writes follow it
         with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, hashes=np.array(hashes), logits=logits)
         self._read.add(path.name)
@@ -82,8 +81,7 @@ class TeacherCache:
         took = time.monotonic() - start
         if todo:
             log.info("%s: computed %d faces in %.2f s (%.1f faces/s)%s", who, len(mine),
-                     took,
-                     len(mine) / max(took, 1e-9),
+                     took, len(mine) / max(took, 1e-9),
                      f", its share of the {len(todo)}" if world.distributed else "")
         if world.distributed:
             world.barrier()

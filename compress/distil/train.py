@@ -279,14 +279,13 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
     """Train ``model`` in place; returns one evaluation dict per epoch. ``teacher``: run on each
     step's views when ``cfg.consistent``; ``layout``: the rows of the model and the teacher
     outputs (class logits only when None). With several processes (``world``), each takes its
-    part of every step's ``cfg.batch`` and rank 0 evaluates, logs and checkpoints."""
+    part of every step's ``cfg.batch`` (which the command checked splits evenly) and rank 0
+    evaluates, logs and checkpoints."""
     if cfg.consistent and teacher is None:
         raise MotivnetError("consistent distillation needs the teacher itself, not only its "
                             "cached outputs")
     if not len(train_crops):
         raise MotivnetError("no training crops")
-    if world.distributed:
-        world.split_batch(cfg.batch)
     torch.manual_seed(cfg.seed + 7919 * world.rank)
     device = torch.device(cfg.device)
     model.to(device, memory_format=torch.channels_last)
