@@ -1,5 +1,6 @@
-"""An emulated device: a Debian root of another CPU (arm64 bookworm, the base of Raspberry Pi OS
-12) made by debootstrap and run here under qemu-user through binfmt_misc.
+"""An emulated device: a Debian root of another CPU (arm64 trixie, the base of Raspberry Pi OS 13,
+or bookworm, of Raspberry Pi OS 12) made by debootstrap and run here under qemu-user through
+binfmt_misc.
 
 The bundle tests install into such a root and run the daemon there, and ``bench --python``
 runs a table inside one, so the device install is proven on ARM without a board (speed there
@@ -30,8 +31,11 @@ log = logging.getLogger(__name__)
 # machine name -> (Debian architecture, qemu name)
 ARCHES = {"aarch64": ("arm64", "aarch64")}
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
-SUITE = "bookworm"
-PACKAGES = ("python3", "python3-venv")
+SUITE = "trixie"
+# Python and GStreamer's own Python bindings, as Raspberry Pi OS has them: the installed daemon
+# reads a GStreamer source there through the system's python3-gi
+PACKAGES = ("python3", "python3-venv", "python3-gi", "gir1.2-gstreamer-1.0",
+            "gir1.2-gst-plugins-base-1.0", "gstreamer1.0-plugins-base")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 

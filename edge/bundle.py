@@ -36,17 +36,15 @@ from motivnet_edge.targets.engine import ENGINES
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, write_json
 from motivnet_edge.targets.metadata import MANIFEST, artifact_files, read_metadata
-from motivnet_edge.targets.profiles import PROFILES, Choice, folder_choices
+from motivnet_edge.targets.profiles import DEVICE_OS, PROFILES, Choice, folder_choices
 
 log = logging.getLogger(__name__)
 
 PLATFORMS = ("aarch64", "x86_64")
-# The oldest glibc manylinux wheels are built for, and the newest the device has by default:
-# Debian bookworm and Raspberry Pi OS 12 ship glibc 2.36. pip matches only the platform tags
-# it is given, and ai-edge-litert 2.x is tagged only manylinux_2_27, so every tag in between
-# is passed.
+# The oldest glibc manylinux wheels are built for; the newest is the device OS's (--os, or
+# --glibc). pip matches only the platform tags it is given, and ai-edge-litert 2.x is tagged
+# only manylinux_2_27, so every tag in between is passed.
 MANYLINUX_FROM = 17
-DEFAULT_GLIBC = "2.36"
 # Where no wheel can be had from the registry for a target: what it is, the way to get it, and
 # the package install.sh then takes from local-wheels/.
 NOT_ON_PYPI = {
@@ -185,15 +183,16 @@ def make_bundle(args: argparse.Namespace) -> tuple[Path, str]:
             download_wheels(wheels, project_wheel, extra, args.platform, args.python,
                             args.glibc)
         info = {"schema": 1, "version": version, "target": args.target,
-                "platform": args.platform, "python": args.python, "glibc": args.glibc,
+                "platform": args.platform, "os": args.os, "python": args.python,
+                "glibc": args.glibc,
                 "extra": extra, "artifact": choice.artifact, "engine": choice.engine,
                 "device": choice.device, "labels": meta["labels"],
                 "precision": meta["precision"],
                 "wheels": "all" if args.wheels else "own",
                 "not_in_bundle": [missing[0]] if missing else []}
         (root / BUNDLE_ENV).write_text("".join(
-            f"{k.upper()}={info[k]}\n" for k in ("version", "target", "platform", "extra",
-                                                 "artifact", "wheels"))
+            f"{k.upper()}={info[k]}\n" for k in ("version", "target", "platform", "os",
+                                                 "extra", "artifact", "wheels"))
             + f"PYTHON_VERSION={info['python']}\n"
             + f"LOCAL_PACKAGE={missing[2] if missing else ''}\n")
         (root / "config.yaml").write_text(config_template(args.target, choice))
@@ -221,10 +220,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", required=True, choices=PLATFORMS, help="the device's CPU")
     p.add_argument("--artifacts", type=Path, help="a compress output folder (default: the "
                    "emotion model shipped in the package)")
-    p.add_argument("--python", default="3.11", help="the device's Python (default 3.11: "
-                   "Debian bookworm, Raspberry Pi OS 12)")
-    p.add_argument("--glibc", default=DEFAULT_GLIBC, help="the device's glibc (default "
-                   f"{DEFAULT_GLIBC}): wheels tagged for any older manylinux are taken")
+    p.add_argument("--os", choices=list(DEVICE_OS), help="the device's OS, which sets its "
+                   "Python and glibc: " + "; ".join(
+                       f"{k}: {v.description}, Python {v.python}, glibc {v.glibc}"
+                       for k, v in DEVICE_OS.items())
+                   + " (default: the target's: " + ", ".join(
+                       f"{p.name} {p.os}" for p in PROFILES.values()) + ")")
+    p.add_argument("--python", help="the device's Python, over the OS's (3.13, ...)")
+    p.add_argument("--glibc", help="the device's glibc, over the OS's (2.41, ...): wheels "
+                   "tagged for any older manylinux are taken")
     p.add_argument("--wheels", action="store_true",
                    help="bundle every wheel the device needs, so it installs with no network")
     p.add_argument("--project-wheel", type=Path,
@@ -239,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
         raise MotivnetError(f"--out {args.out} is a folder")
     if args.artifacts is not None and not args.artifacts.is_dir():
         raise MotivnetError(f"--artifacts {args.artifacts} is not a folder")
+    args.os = args.os or PROFILES[args.target].os
+    args.python = args.python or DEVICE_OS[args.os].python
+    args.glibc = args.glibc or DEVICE_OS[args.os].glibc
     if not all(v.isdigit() for v in args.python.split(".")) or args.python.count(".") != 1:
         raise MotivnetError(f"--python {args.python!r}: expected a version such as 3.11")
     platform_tags(args.platform, args.glibc)  # checks --glibc

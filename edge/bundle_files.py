@@ -43,6 +43,17 @@ def unit_template() -> str:
                      ["@PREFIX@/current/venv/bin/motivnet-edge"])
 
 
+# the camera a target's boards are sold with, as the bundle's config starts
+CAMERA_SOURCE = {
+    "rpi": "    source: libcamera:0  # the camera module (python3-picamera2); a USB camera: 0,\n"
+           "                         # with width: 1280, height: 720, format: MJPG",
+    "jetson": '    source: "nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 '
+              '! nvvidconv ! video/x-raw,format=BGRx ! appsink"  # CSI camera (python3-gi)',
+    "usb": "    source: 0          # V4L2 index or /dev/video*, libcamera:0, RTSP/HTTP URL,\n"
+           "                       # GStreamer pipeline, or a file: motivnet-edge cameras",
+}
+
+
 def config_template(target: str, choice: Choice) -> str:
     return f"""\
 # motivnet-edge daemon config for target {target}: {PROFILES[target].description}.
@@ -55,7 +66,7 @@ model:
   target: {target}
 cameras:
   - name: cam0
-    source: 0          # V4L2 index, /dev/video*, RTSP/HTTP URL, GStreamer pipeline, or a file
+{CAMERA_SOURCE[target] if target in CAMERA_SOURCE else CAMERA_SOURCE["usb"]}
     fps: 10            # cap on processed frames per second; 0 = as fast as possible
 mqtt:
   host: 127.0.0.1      # or MOTIVNET_MQTT_HOST in @CONF_DIR@/env
@@ -75,6 +86,7 @@ def bundle_readme(info: dict, missing: tuple[str, str, str] | None) -> str:
     text = f"""\
 motivnet-edge {info['version']} for target {info['target']} ({info['platform']})
 {'=' * 60}
+Built for {info['os']}: Python {info['python']}, glibc {info['glibc']} or newer.
 
 Facial-emotion recognition: camera in, faces found, emotions out over MQTT.
 

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "targets": ("targets.profiles", "list target profiles and whether each runs here", "onnx"),
     "run": ("edge.daemon", "run the headless daemon: cameras in, emotions out over MQTT",
             "onnx"),
+    "cameras": ("edge.cameras", "the cameras this box can open, each as a config line; "
+                "--snapshot grabs one frame", "onnx"),
     "service": ("edge.service", "print or write the systemd unit for this install", "onnx"),
     "classify": ("edge.classify", "what emotion each face in photos, a folder, a video or a "
                  "camera shows (the shipped model by default)", "onnx"),

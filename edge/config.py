@@ -44,11 +44,27 @@ class DetectorConfig:
     scale_factor: float = 1.1  # Haar only: larger is faster and finds fewer faces
 
 
+# How a camera entry's frames are read (edge/readers.py): a V4L2 device (USB cameras), a
+# libcamera camera through picamera2 (Raspberry Pi camera modules), a GStreamer pipeline, a
+# network stream, or recorded footage (a video file or a folder of photos).
+SOURCE_KINDS = ("v4l2", "libcamera", "gstreamer", "stream", "file")
+LIBCAMERA_PREFIX = "libcamera:"
+
+
 @dataclass
 class CameraConfig:
     name: str = "cam0"
-    source: str | int = 0  # V4L2 index, GStreamer pipeline, RTSP/HTTP URL, video file, folder
-    fps: float = 0.0  # cap on processed frames per second; 0 = as fast as possible
+    # V4L2 index or /dev/video*, libcamera:N or libcamera:MODEL, GStreamer pipeline (holds
+    # "!"), RTSP/HTTP URL, video file, folder of photos
+    source: str | int = 0
+    kind: str = "auto"  # v4l2, libcamera, gstreamer, stream, file, or auto (from the source)
+    # cap on processed frames per second, also the rate asked of a v4l2 or libcamera camera;
+    # 0 = as fast as possible, at the camera's own rate
+    fps: float = 0.0
+    width: int = 0  # frame size asked of a v4l2 or libcamera camera; 0 = the driver's choice
+    height: int = 0
+    format: str = ""  # v4l2 pixel format as a FOURCC (MJPG, YUYV, ...); "" = the driver's
+    timeout: float = 10.0  # stream: s to open it or to wait for a frame before it counts as lost
     loop: bool = False  # replay a video file or folder when it ends
     reopen_backoff: float = 1.0  # first wait before reopening a lost source, doubled up to 30 s
     # when the faces topic is written: every processed frame with faces, on a change of the
@@ -193,6 +209,7 @@ def _check(cfg: Config) -> None:
                 isinstance(cam.faces, str) or not cam.faces > 0):
             raise MotivnetError(f"config cameras[{i}].faces: {cam.faces!r} is not every, "
                                 f"change or a number of messages per second above 0")
+        _check_camera(cam, f"cameras[{i}]")
     if cfg.detector.kind not in ("yunet", "haar"):
         raise MotivnetError(f"config detector.kind: {cfg.detector.kind!r} is not yunet or haar")
     if not 0.0 <= cfg.pipeline.smoothing < 1.0:
@@ -206,6 +223,33 @@ def _check(cfg: Config) -> None:
                             f"(0-65535; 0 picks a free one)")
     if not health.camera_grace > 0:
         raise MotivnetError(f"config health.camera_grace: {health.camera_grace} must be > 0")
+
+
+def _check_camera(cam: CameraConfig, where: str) -> None:
+    if cam.kind != "auto" and cam.kind not in SOURCE_KINDS:
+        raise MotivnetError(f"config {where}.kind: {cam.kind!r} is not auto or one of "
+                            f"{', '.join(SOURCE_KINDS)}")
+    kind = source_kind(cam)
+    if cam.width < 0 or cam.height < 0 or (cam.width == 0) != (cam.height == 0):
+        raise MotivnetError(f"config {where}: width {cam.width} and height {cam.height} must "
+                            f"both be given (pixels above 0) or both be 0")
+    if cam.width and kind not in ("v4l2", "libcamera"):
+        raise MotivnetError(f"config {where}: width and height are asked of v4l2 and libcamera "
+                            f"cameras only, this source is {kind} (set the size in the pipeline "
+                            f"or the stream)")
+    if cam.format and (kind != "v4l2" or len(cam.format) != 4 or not cam.format.isascii()):
+        raise MotivnetError(f"config {where}.format: {cam.format!r}: a v4l2 camera's pixel "
+                            f"format is four characters such as MJPG or YUYV")
+    if cam.fps < 0 or not cam.timeout > 0:
+        raise MotivnetError(f"config {where}: fps {cam.fps} must be >= 0 and timeout "
+                            f"{cam.timeout} > 0")
+    if isinstance(cam.source, int) and kind not in ("v4l2", "libcamera"):
+        raise MotivnetError(f"config {where}.source: {cam.source} is a camera number, this "
+                            f"camera's kind is {kind}")
+    if kind == "v4l2" and isinstance(cam.source, str) and not (
+            cam.source.isdigit() or cam.source.startswith("/dev/")):
+        raise MotivnetError(f"config {where}.source: {cam.source!r} is no V4L2 device (an index "
+                            f"such as 0 or a path such as /dev/video0)")
 
 
 def from_dict(data: dict | None, env: dict | None = None) -> Config:
@@ -224,10 +268,25 @@ def from_dict(data: dict | None, env: dict | None = None) -> Config:
     return cfg
 
 
-def is_file_source(source: str | int) -> bool:
-    """A video file or an image folder (not a camera index, device node, URL or pipeline)."""
-    return isinstance(source, str) and not source.isdigit() and "://" not in source \
-        and "!" not in source and not source.startswith("/dev/")
+def source_kind(cam: CameraConfig) -> str:
+    """The camera's kind: as given, else inferred from the source string."""
+    if cam.kind != "auto":
+        return cam.kind
+    source = cam.source
+    if isinstance(source, int) or source.isdigit() or source.startswith("/dev/"):
+        return "v4l2"
+    if source.startswith(LIBCAMERA_PREFIX):
+        return "libcamera"
+    if "!" in source:
+        return "gstreamer"
+    if "://" in source:
+        return "stream"
+    return "file"
+
+
+def is_file_source(cam: CameraConfig) -> bool:
+    """Recorded footage: a video file or an image folder."""
+    return source_kind(cam) == "file"
 
 
 def _relative_to(base: Path, value: str | None, where: str = "") -> str | None:
@@ -265,7 +324,7 @@ def resolve_paths(cfg: Config, base: Path, env: dict | None = None) -> Config:
     if not m.spool.path and cfg.state_dir and os.access(cfg.state_dir, os.W_OK):
         m.spool.path = str(Path(cfg.state_dir) / "spool.db")
     for i, cam in enumerate(cfg.cameras):
-        if is_file_source(cam.source):
+        if is_file_source(cam):
             cam.source = _relative_to(base, cam.source, f"cameras[{i}].source")
             if not Path(cam.source).exists():
                 raise MotivnetError(f"config cameras[{i}].source: {cam.source} does not exist "

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from motivnet_edge.edge import messages as msgs
-from motivnet_edge.edge.config import Config, is_file_source, load_config
+from motivnet_edge.edge.config import Config, load_config
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.events import TrackEvents
 from motivnet_edge.edge.home_assistant import EMOTION_REFRESH, discovery_messages
 from motivnet_edge.edge.mqtt import MqttPublisher
 from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings, draw_faces
 from motivnet_edge.edge.procstat import status_mb
+from motivnet_edge.edge.readers import check_source
 from motivnet_edge.edge.sdnotify import READY_AFTER, Notifier
 from motivnet_edge.edge.sources import LatestFrameSource, wait_interval
 from motivnet_edge.targets.engine import load_engine
@@ -102,6 +103,9 @@ class Daemon:
         self.cfg = cfg
         self.notifier = notifier or Notifier()
         self.metrics = metrics  # health.Metrics when /metrics is served
+        for i, cam in enumerate(cfg.cameras):  # before the model: a source that cannot be
+            # opened here at all is an error at start, not a reopen loop
+            log.info("camera %s: %s", cam.name, check_source(cam, f"cameras[{i}] ({cam.name})"))
         if pipeline is None:
             pipeline, self.target = build_pipeline(cfg)
         else:
@@ -110,7 +114,7 @@ class Daemon:
         self.mqtt = publisher or build_publisher(cfg, pipeline, self.target)
         self.run_id = uuid.uuid4().hex[:8]
         self.sources = [LatestFrameSource(
-            c, self._camera_status, paced=paced_files and is_file_source(c.source))
+            c, self._camera_status, paced=paced_files)
             for c in cfg.cameras]
         self.stats = Stats()
         self.processed = 0

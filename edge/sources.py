@@ -1,11 +1,11 @@
-"""Frame sources: V4L2 index or device, GStreamer pipeline, RTSP/HTTP URL, video file, folder
-of images.
+"""Frame sources: a thread per camera over the reader of its kind (edge/readers.py).
 
 A reader thread keeps only the newest frame (stale frames are dropped and counted), so a slow
 model always works on the latest picture. A live source that stops delivering is reopened with a
-doubling backoff, and every change of state is reported through ``on_status``. A file or folder
-is recorded footage: it plays once and reports ``ended``, or replays silently with ``loop``
-(wrap-arounds are counted in ``loops``, not as reopens).
+doubling backoff, and every change of state is reported through ``on_status`` with the reader's
+reason. Recorded footage (a file, a folder, a GStreamer pipeline that is not live) plays once
+and reports ``ended``, or replays silently with ``loop`` (wrap-arounds are counted in
+``loops``, not as reopens).
 """
 
 from __future__ import annotations
@@ -13,47 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import cv2
 import numpy as np
 
-from motivnet_edge.edge.config import CameraConfig, is_file_source
-from motivnet_edge.edge.labelled import list_images
+from motivnet_edge.edge.config import CameraConfig
+from motivnet_edge.edge.readers import CannotOpen, open_reader, redact
 
 log = logging.getLogger(__name__)
-
-
-def _open_capture(source: str | int) -> Iterator[np.ndarray] | None:
-    """An iterator of frames, or None when the source cannot be opened."""
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
-        cap = cv2.VideoCapture(int(source), cv2.CAP_V4L2)
-    elif isinstance(source, str) and "!" in source:
-        cap = cv2.VideoCapture(source, cv2.CAP_GSTREAMER)
-    elif isinstance(source, str) and Path(source).is_dir():
-        images = list_images(Path(source))
-        if not images:
-            return None
-        return (img for p in images if (img := cv2.imread(str(p))) is not None)
-    else:
-        if isinstance(source, str) and "://" not in source and not Path(source).is_file():
-            return None
-        cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        cap.release()
-        return None
-
-    def frames() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    return
-                yield frame
-        finally:
-            cap.release()
-    return frames()
 
 
 class LatestFrameSource:
@@ -64,7 +31,8 @@ class LatestFrameSource:
                  paced: bool = False) -> None:
         self.cfg = cfg
         self.on_status = on_status or (lambda *a: None)
-        self.paced = paced  # files and folders: wait until the frame is taken (no drops)
+        # recorded footage: wait until the frame is taken (no drops); live sources never wait
+        self.paced = paced
         self.skipped = 0
         self.reopens = 0
         self.loops = 0
@@ -85,28 +53,55 @@ class LatestFrameSource:
 
     def _run(self) -> None:
         backoff = self.cfg.reopen_backoff
-        first, wrapped = True, False
-        recorded = is_file_source(self.cfg.source)
+        first, wrapped, mode = True, False, ""
         while not self._stop.is_set():
-            frames = _open_capture(self.cfg.source)
-            if frames is None:
-                self.on_status(self.cfg.name, "unavailable", f"cannot open {self.cfg.source}",
-                               self.reopens)
+            try:
+                reader = open_reader(self.cfg)
+            except CannotOpen as exc:
+                self.on_status(self.cfg.name, "unavailable", str(exc), self.reopens)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 self.reopens += 1
                 wrapped = False
                 continue
+            if reader.mode != mode:  # what the driver granted, once (again if it changes)
+                log.info("camera %s: %s", self.cfg.name, reader.mode)
+                mode = reader.mode
             if not wrapped:  # a loop's wrap-around is not a reopen
                 self.on_status(self.cfg.name, "online" if first else "reopened",
-                               str(self.cfg.source), self.reopens)
+                               redact(self.cfg.source), self.reopens)
             first, wrapped = False, False
-            got = False
-            for frame in frames:
-                got = True
+            got = self._deliver(reader)
+            if got:
                 backoff = self.cfg.reopen_backoff
+            if self._stop.is_set():
+                return
+            if got and reader.recorded and self.cfg.loop:
+                self.loops += 1
+                wrapped = True
+                continue
+            if got and reader.recorded:  # recorded footage played to its end: an expected stop
+                self.ended = True
+                self.on_status(self.cfg.name, "ended",
+                               f"{redact(self.cfg.source)} played to its end", self.reopens)
                 with self._cond:
-                    if self.paced:
+                    self._cond.notify_all()
+                return
+            self.on_status(self.cfg.name, "lost", reader.stopped_because
+                           or "the source stopped delivering frames", self.reopens)
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 30.0)
+            self.reopens += 1
+
+    def _deliver(self, reader) -> bool:
+        """Hand the reader's frames over until it stops or we are stopped; whether it gave
+        any."""
+        got = False
+        try:
+            for frame in reader.frames:
+                got = True
+                with self._cond:
+                    if self.paced and reader.recorded:
                         while self._frame is not None and not self._stop.is_set():
                             self._cond.wait(0.1)
                     elif self._frame is not None:
@@ -117,25 +112,12 @@ class LatestFrameSource:
                     self.last_frame_at = time.monotonic()
                     self._cond.notify_all()
                 if self._stop.is_set():
-                    return
-            if self._stop.is_set():
-                return
-            if got and recorded and self.cfg.loop:
-                self.loops += 1
-                wrapped = True
-                continue
-            if got and recorded:  # recorded footage played to its end: an expected stop
-                self.ended = True
-                self.on_status(self.cfg.name, "ended", f"{self.cfg.source} played to its end",
-                               self.reopens)
-                with self._cond:
-                    self._cond.notify_all()
-                return
-            self.on_status(self.cfg.name, "lost", "the source stopped delivering frames",
-                           self.reopens)
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, 30.0)
-            self.reopens += 1
+                    break
+        finally:
+            close = getattr(reader.frames, "close", None)
+            if close is not None:
+                close()
+        return got
 
     def latest(self, timeout: float = 1.0) -> tuple[int, np.ndarray] | None:
         """The newest frame not yet returned and its index, or None after ``timeout``."""

@@ -35,10 +35,32 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class DeviceOS:
+    """An operating system a device runs, as far as its wheels care."""
+
+    python: str
+    glibc: str
+    description: str
+
+
+# The OSes devices run today, for bundles (--os): the Python and glibc their wheels must fit
+DEVICE_OS: dict[str, DeviceOS] = {
+    "rpios-trixie": DeviceOS("3.13", "2.41", "Raspberry Pi OS 13 (Debian 13 trixie), 2025-"),
+    "rpios-bookworm": DeviceOS("3.11", "2.36", "Raspberry Pi OS 12 (Debian 12 bookworm)"),
+    "debian-13": DeviceOS("3.13", "2.41", "Debian 13 trixie"),
+    "debian-12": DeviceOS("3.11", "2.36", "Debian 12 bookworm"),
+    "jetpack6": DeviceOS("3.10", "2.35", "NVIDIA JetPack 6 (Ubuntu 22.04)"),
+    "ubuntu-22.04": DeviceOS("3.10", "2.35", "Ubuntu 22.04 LTS"),
+    "ubuntu-24.04": DeviceOS("3.12", "2.39", "Ubuntu 24.04 LTS"),
+}
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
     choices: tuple[Choice, ...]  # in order of preference
+    os: str = "debian-12"  # what a bundle for the target is built for unless --os says
 
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
@@ -49,13 +71,13 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         Choice("openvino", "int8", "onnx", "CPU", "f32"))),
     Profile("rpi", "Raspberry Pi: LiteRT INT8 with XNNPACK, else ONNX Runtime", (
         Choice("litert", "int8", "tflite"),
-        Choice("onnxruntime", "int8", "onnx", "cpu"))),
+        Choice("onnxruntime", "int8", "onnx", "cpu")), "rpios-trixie"),
     Profile("jetson", "NVIDIA Jetson: ONNX Runtime TensorRT fp16 with an engine cache, else CUDA "
             "(the INT8 ONNX file in TensorRT int8 where no FP32 file is there)", (
         Choice("onnxruntime", "fp32", "onnx", "tensorrt", "fp16"),
         Choice("onnxruntime", "fp32", "onnx", "cuda"),
         Choice("onnxruntime", "int8", "onnx", "tensorrt", "int8"),
-        Choice("onnxruntime", "int8", "onnx", "cuda"))),
+        Choice("onnxruntime", "int8", "onnx", "cuda")), "jetpack6"),
     Profile("intel-npu", "Intel NPU through OpenVINO (static shape)", (
         Choice("openvino", "int8", "openvino", "NPU", None, {"static_shape": True}),
         Choice("openvino", "int8", "onnx", "NPU", None, {"static_shape": True}))),

@@ -91,10 +91,16 @@ build_version() {
     BUILDING=$dest
     rm -rf "$dest"
     mkdir -p "$dest"
-    "$PYTHON" -m venv "$dest/venv" || die "$PYTHON -m venv failed (install python3-venv)"
+    # the system's site-packages stay visible behind the venv's own: the camera bindings
+    # come from the OS (python3-picamera2 on Raspberry Pi OS, python3-gi for GStreamer);
+    # every package the bundle brings is installed into the venv all the same
+    "$PYTHON" -m venv --system-site-packages "$dest/venv" || \
+        die "$PYTHON -m venv failed (install python3-venv)"
     have=$("$dest/venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     [ "$have" = "$PYTHON_VERSION" ] || \
-        die "the bundle's wheels are for Python $PYTHON_VERSION, $PYTHON here is $have"
+        die "the bundle's wheels are for Python $PYTHON_VERSION ($OS), $PYTHON here is" \
+            "$have: build the bundle with --os for this device's OS (motivnet-edge bundle" \
+            "--help lists them) or --python $have"
     req="motivnet-edge==$VERSION"
     [ -n "$EXTRA" ] && req="motivnet-edge[$EXTRA]==$VERSION"
     set -- --find-links "$HERE/wheels"
@@ -107,7 +113,8 @@ build_version() {
         set -- "$@" "$LOCAL_PACKAGE"
     fi
     say "installing $req into $dest"
-    "$dest/venv/bin/python" -m pip install -q --disable-pip-version-check "$@" "$req" \
+    "$dest/venv/bin/python" -m pip install -q --disable-pip-version-check --ignore-installed \
+        "$@" "$req" \
         || die "pip could not install $req"
     cp -R "$HERE/model" "$dest/model"
     cp "$HERE/install.sh" "$HERE/bundle.env" "$HERE/SHA256SUMS" "$dest/"
@@ -127,7 +134,7 @@ esac
 
 verify_bundle
 # shellcheck disable=SC1091
-. "$HERE/bundle.env"  # VERSION TARGET PLATFORM PYTHON_VERSION EXTRA ARTIFACT WHEELS
+. "$HERE/bundle.env"  # VERSION TARGET PLATFORM OS PYTHON_VERSION EXTRA ARTIFACT WHEELS
 # LOCAL_PACKAGE, checked against SHA256SUMS above
 NAME="${VERSION}_$(sha256sum "$HERE/SHA256SUMS" | cut -c1-12)"
 
@@ -155,6 +162,11 @@ if [ "$old" != "$NAME" ]; then
     relink "$PREFIX/current" "$NAME"
     [ -n "$old" ] && relink "$PREFIX/previous" "$old"
     CHANGED=1
+fi
+if [ "$TARGET" = rpi ] && ! "$PREFIX/current/venv/bin/python" -c 'import picamera2' \
+        >/dev/null 2>&1; then
+    say "note: a camera module (libcamera:0 in the config) needs picamera2: apt install" \
+        "python3-picamera2 (USB cameras, streams and GStreamer do not)"
 fi
 # keep the current and the previous version, remove older ones
 prev=$(readlink "$PREFIX/previous" 2>/dev/null || true)
