@@ -11,7 +11,7 @@ from pathlib import Path
 
 from motivnet_edge.edge.service import unit_text
 from motivnet_edge.targets.files import sha256_file
-from motivnet_edge.targets.profiles import PROFILES, Choice
+from motivnet_edge.targets.profiles import DEVICE_OS, PROFILES, Choice
 
 DEVICE = Path(__file__).resolve().parent / "device"
 SUMS = "SHA256SUMS"
@@ -86,7 +86,8 @@ def bundle_readme(info: dict, missing: tuple[str, str, str] | None) -> str:
     text = f"""\
 motivnet-edge {info['version']} for target {info['target']} ({info['platform']})
 {'=' * 60}
-Built for {info['os']}: Python {info['python']}, glibc {info['glibc']} or newer.
+Built for {DEVICE_OS[info['os']].description} (--os {info['os']}):
+Python {info['python']}, glibc {info['glibc']} or newer.
 
 Facial-emotion recognition: camera in, faces found, emotions out over MQTT.
 

@@ -64,7 +64,7 @@ class CameraConfig:
     width: int = 0  # frame size asked of a v4l2 or libcamera camera; 0 = the driver's choice
     height: int = 0
     format: str = ""  # v4l2 pixel format as a FOURCC (MJPG, YUYV, ...); "" = the driver's
-    timeout: float = 10.0  # stream: s to open it or to wait for a frame before it counts as lost
+    timeout: float = 10.0  # stream, GStreamer, libcamera: s to open or wait for a frame, then lost
     loop: bool = False  # replay a video file or folder when it ends
     reopen_backoff: float = 1.0  # first wait before reopening a lost source, doubled up to 30 s
     # when the faces topic is written: every processed frame with faces, on a change of the

@@ -11,6 +11,7 @@ libcamera lays out as B, G, R bytes: OpenCV's BGR.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 from collections.abc import Iterator
 
@@ -73,9 +74,9 @@ def check(cam: CameraConfig) -> str:
 def _frames(picam, timeout: float, reader: Reader) -> Iterator[np.ndarray]:
     try:
         while True:
-            try:
+            try:  # a number of seconds: picamera2 raises the futures' TimeoutError
                 yield picam.capture_array("main", wait=timeout)
-            except TimeoutError:
+            except (TimeoutError, concurrent.futures.TimeoutError):
                 reader.stopped_because = f"no frame from libcamera for {timeout:g} s"
                 return
     finally:
@@ -104,7 +105,7 @@ def open_camera(cam: CameraConfig) -> Reader:
     except Exception as exc:  # libcamera refuses a configuration with its own exceptions
         picam.close()
         raise CannotOpen(f"libcamera camera {number} would not start: {exc}") from exc
-    size = picam.camera_configuration()["main"]["size"]
+    size = picam.stream_configuration("main")["size"]
     reader = Reader(iter(()), False, f"libcamera camera {number}: granted {size[0]}x{size[1]} "
                     f"RGB888" + (f" at {cam.fps:g} fps" if cam.fps else ""))
     reader.frames = _frames(picam, cam.timeout, reader)

@@ -64,3 +64,12 @@ def footage(folder: Path, frames: int = 4, seed: int = 0) -> Path:
         frame, _ = synth_scene(rng, [int(x) for x in rng.integers(0, 7, 1 + i % 2)])
         cv2.imwrite(str(folder / f"frame{i:03d}.jpg"), frame)
     return folder
+
+
+def raw_video(folder: Path, out: Path) -> Path:
+    """The photos of ``folder`` as one file of raw 640x480 BGR frames (what GStreamer's
+    rawvideoparse reads with nothing but gstreamer1.0-plugins-base)."""
+    with open(out, "wb") as f:
+        for photo in sorted(folder.glob("*.jpg")):
+            f.write(cv2.resize(cv2.imread(str(photo)), (640, 480)).tobytes())
+    return out

@@ -67,6 +67,31 @@ def test_each_target_gets_its_profiles_file_and_jetson_names_the_wheel_pypi_lack
     assert "onnxruntime-gpu" in text and "local-wheels/" in text
 
 
+def test_bundles_are_built_for_the_os_the_device_runs(tmp_path, project_wheel):
+    def built(name, target, *args):
+        folder = unpack(make_bundle(tmp_path / f"{name}.tar.gz", target, "aarch64",
+                                    project_wheel, *args), tmp_path / name)
+        info = json.loads((folder / "manifest.json").read_text())
+        return folder, (info["os"], info["python"], info["glibc"])
+
+    folder, rpi = built("rpi", "rpi")  # a Pi flashed today: Raspberry Pi OS 13
+    assert rpi == ("rpios-trixie", "3.13", "2.41")
+    assert "PYTHON_VERSION=3.13" in (folder / "bundle.env").read_text()
+    assert "source: libcamera:0" in (folder / "config.yaml").read_text()
+    assert "Raspberry Pi OS 13" in (folder / "README").read_text()
+    assert built("bookworm", "rpi", "--os", "rpios-bookworm")[1] == \
+        ("rpios-bookworm", "3.11", "2.36")
+    folder, jetson = built("jetson", "jetson")
+    assert jetson == ("jetpack6", "3.10", "2.35")
+    assert "nvarguscamerasrc" in (folder / "config.yaml").read_text()
+    assert built("over", "rpi", "--os", "ubuntu-24.04", "--python", "3.11")[1] == \
+        ("ubuntu-24.04", "3.11", "2.39")
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "bundle", "--target",
+                          "rpi", "--platform", "aarch64", "--os", "raspbian-9", "--out",
+                          str(tmp_path / "x.tar.gz")], capture_output=True, text=True)
+    assert res.returncode == 2 and "rpios-trixie" in res.stderr
+
+
 def test_platform_tags_cover_every_glibc_from_2_17():
     tags = platform_tags("aarch64", "2.36")
     assert "manylinux_2_27_aarch64" in tags and "manylinux_2_17_aarch64" in tags

@@ -1,9 +1,11 @@
 """Bundles installed offline as a device installs them, with their own install.sh, and the
 daemon run from the install until its results arrive at a real broker: the ``cpu`` bundle for
-x86_64 into a fresh folder on this machine, and the ``rpi`` bundle for aarch64 into an emulated
-arm64 Debian bookworm root (qemu-user; skipped with the reason where root, qemu-user-static,
-debootstrap or binfmt_misc is missing). Installing again changes nothing; an upgrade keeps the
-previous version and ``--rollback`` returns to it; a flipped byte is refused."""
+x86_64 into a fresh folder on this machine, and the ``rpi`` bundle for aarch64, built for its
+default OS (Raspberry Pi OS 13: Python 3.13), into an emulated arm64 Debian trixie root, where
+the installed daemon reads a GStreamer pipeline through the system's python3-gi (qemu-user;
+skipped with the reason where root, qemu-user-static, debootstrap or binfmt_misc is missing).
+Installing again changes nothing; an upgrade keeps the previous version and ``--rollback``
+returns to it; a flipped byte is refused."""
 
 import json
 import os
@@ -17,7 +19,7 @@ import yaml
 
 from motivnet_edge.benchmarks import emulated
 from motivnet_edge.edge.bundle import write_sums
-from tests.bundles import flip_byte, footage, make_bundle, snapshot, unpack
+from tests.bundles import flip_byte, footage, make_bundle, raw_video, snapshot, unpack
 from tests.helpers import Subscriber
 
 pytestmark = pytest.mark.slow
@@ -132,6 +134,10 @@ def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, projec
         pytest.skip(f"no emulated arm64 root: {why}")
     base = emulated.cached_root("aarch64")
     bundle = make_bundle(tmp_path / "rpi.tar.gz", "rpi", "aarch64", project_wheel, "--wheels")
+    older = unpack(make_bundle(tmp_path / "bookworm.tar.gz", "rpi", "aarch64", project_wheel,
+                               "--wheels", "--os", "rpios-bookworm"), tmp_path / "bookworm")
+    assert list((older / "wheels").glob("numpy-*-cp311-cp311-manylinux*_aarch64.whl"))
+    assert list((older / "wheels").glob("ai_edge_litert-*-cp311-*_aarch64.whl"))
     root = emulated.copy_root(base, tmp_path / "root")
     try:
         with emulated.proc_mounted(root):
@@ -145,15 +151,24 @@ def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, projec
             assert (root / "etc/systemd/system/multi-user.target.wants/"
                     "motivnet-edge.service").is_symlink()
 
-            footage(root / "tmp" / "footage", frames=3)
+            # the installed venv sees the system's GStreamer bindings; its OpenCV has none
+            motivnet = "/opt/motivnet-edge/current/venv/bin/motivnet-edge"
+            listed = subprocess.run(emulated.chroot_cmd(root, motivnet, "cameras"),
+                                    capture_output=True, text=True, timeout=600)
+            assert listed.returncode == 0, listed.stderr
+            assert "GStreamer pipelines: GStreamer 1." in listed.stdout, listed.stdout
+            assert "through PyGObject" in listed.stdout
+            raw_video(footage(root / "tmp" / "footage", frames=3), root / "tmp" / "clip.bgr")
             write_config(root / "tmp" / "test.yaml", "/opt/motivnet-edge/current/model", "rpi",
-                        "/tmp/footage", broker.port)
+                         "filesrc location=/tmp/clip.bgr ! rawvideoparse format=bgr width=640 "
+                         "height=480 framerate=5/1 ! videoconvert ! appsink", broker.port)
             sub = Subscriber(broker.port)
-            run = subprocess.run(emulated.chroot_cmd(
-                root, "/opt/motivnet-edge/current/venv/bin/motivnet-edge", "run", "--config",
-                "/tmp/test.yaml"), capture_output=True, text=True, timeout=600)
+            run = subprocess.run(emulated.chroot_cmd(root, motivnet, "run", "--config",
+                                                     "/tmp/test.yaml"),
+                                 capture_output=True, text=True, timeout=600)
             assert run.returncode == 0, run.stderr
             assert "litert" in run.stderr  # the rpi profile's engine ran the TFLite file
+            assert "gstreamer (GStreamer 1." in run.stderr and "PyGObject" in run.stderr
             assert len(results(sub)) >= 2
             sub.close()
 
