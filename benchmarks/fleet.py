@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from motivnet_edge.benchmarks.report import ordered, pareto_front
+from motivnet_edge.benchmarks.pareto import pareto_front
+from motivnet_edge.benchmarks.report import ordered
 from motivnet_edge.edge.config import MqttConfig, load_config
 from motivnet_edge.edge.mqtt import make_client
 from motivnet_edge.targets.errors import MotivnetError

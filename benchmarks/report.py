@@ -8,6 +8,7 @@ import csv
 from pathlib import Path
 
 from motivnet_edge.benchmarks.host import describe
+from motivnet_edge.benchmarks.pareto import pareto
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, write_json
 
@@ -151,55 +152,3 @@ def write(results: dict, out: Path) -> None:
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(markdown(results) + "\n")
     pareto(results, out / "pareto.png")
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The points no other point beats on both: lower latency and higher accuracy."""
-    front, best = [], float("-inf")
-    for x, y in sorted(points):
-        if y > best:
-            front.append((x, y))
-            best = y
-    return front
-
-
-def pareto(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    rows = [r for r in results["rows"] if r.get("p50_ms")]
-    metric = "top1" if any(r.get("top1") is not None for r in rows) else "agreement_full"
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    points = []
-    for r in rows:
-        y = r.get(metric)
-        if y is None:  # speed only: its latency, no accuracy
-            ax.axvline(r["p50_ms"], ls="--", c="grey", lw=1)
-            ax.annotate(f"{r['name']} (speed only)", (r["p50_ms"], 0.02), rotation=90,
-                        xycoords=("data", "axes fraction"), fontsize=7, ha="right")
-            continue
-        full = r["kind"] in ("full-model", "teacher")
-        ax.scatter(r["p50_ms"], y, marker="*" if full else "o", s=160 if full else 30,
-                   c="crimson" if full else None, zorder=3)
-        label = f"{r['name'].replace('student-', '')} {r['engine'].split()[0]}/{r['device']}"
-        ax.annotate(label, (r["p50_ms"], y), fontsize=6, xytext=(4, 3),
-                    textcoords="offset points")
-        points.append((r["p50_ms"], y))
-    front = pareto_front(points)
-    if front:
-        ax.step(*zip(*front, strict=True), where="post", c="k", lw=1, alpha=0.6,
-                label="Pareto front")
-        ax.legend(loc="lower right", fontsize=8)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_xlabel("per-face latency, batch 1, p50 (ms, log scale)")
-    ax.set_ylabel("top-1 accuracy" if metric == "top1" else "top-1 agreement with the full model")
-    ax.set_title(f"{describe(results['host'])}\n{results['faces']} faces: "
-                 f"{results['faces_source']}", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)

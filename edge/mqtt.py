@@ -99,6 +99,10 @@ def make_client(cfg: MqttConfig, client_id: str = "", clean_session: bool = True
         client.tls_set(ca_certs=cfg.tls.ca, certfile=cfg.tls.cert, keyfile=cfg.tls.key,
                        cert_reqs=ssl.CERT_REQUIRED)
         client.tls_insecure_set(cfg.tls.insecure)
+        if cfg.tls.insecure:
+            log.warning("mqtt.tls.insecure is true: the broker's certificate is still checked "
+                        "against the CA, but not its host name, so any holder of a certificate "
+                        "from that CA can pose as %s", cfg.host)
     return client
 
 

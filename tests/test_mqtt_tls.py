@@ -150,3 +150,18 @@ def test_plain_mqtt_to_a_tls_port_is_named(tls_broker, monkeypatch, caplog):
     cfg.tls = None
     text = failure_logged(cfg, caplog)
     assert "TLS" in text, text
+
+
+def test_insecure_tls_is_said_aloud_and_names_what_is_not_checked(tmp_path, caplog):
+    from motivnet_edge.edge.mqtt import make_client
+
+    make_pki(tmp_path)
+    cfg = tls_config(1883, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="motivnet_edge"):
+        make_client(cfg, "secure")
+        assert not caplog.records  # checked in full: nothing to say
+        cfg.tls.insecure = True
+        make_client(cfg, "insecure")
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and "mqtt.tls.insecure" in record.getMessage()
+    assert "host name" in record.getMessage() and "127.0.0.1" in record.getMessage()
