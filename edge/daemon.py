@@ -79,17 +79,22 @@ def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
         raise
 
 
+def discovery(cfg: Config, pipeline: Pipeline, target: str) -> list:
+    """Home Assistant's discovery configs for these cameras and this model."""
+    engine = pipeline.engine
+    return discovery_messages(
+        cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, [c.name for c in cfg.cameras],
+        list(pipeline.labels), f"{engine.path.name} ({engine.name}, {target})",
+        cfg.mqtt.stats_interval, pipeline.values, pipeline.values_source == "derived")
+
+
 def build_publisher(cfg: Config, pipeline: Pipeline, target: str) -> MqttPublisher:
     """The MQTT side; with ``home_assistant``, its discovery configs sent on every connect."""
     cams = [c.name for c in cfg.cameras]
     client_id = cfg.mqtt.client_id or f"{cfg.mqtt.prefix}-{cfg.device}-{'-'.join(cams)}"
     publisher = MqttPublisher(cfg.mqtt, cfg.device, client_id)
     if cfg.mqtt.home_assistant:
-        engine = pipeline.engine
-        publisher.announce_on_connect(discovery_messages(
-            cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, cams, list(pipeline.labels),
-            f"{engine.path.name} ({engine.name}, {target})", cfg.mqtt.stats_interval,
-            pipeline.values, pipeline.values_source == "derived"))
+        publisher.announce_on_connect(discovery(cfg, pipeline, target))
     return publisher
 
 
@@ -99,8 +104,11 @@ class Daemon:
 
     def __init__(self, cfg: Config, paced_files: bool = True, pipeline: Pipeline | None = None,
                  publisher: MqttPublisher | None = None, target: str = "given",
-                 notifier: Notifier | None = None, metrics=None) -> None:
+                 notifier: Notifier | None = None, metrics=None,
+                 config_path: Path | None = None) -> None:
         self.cfg = cfg
+        self.config_path = config_path  # what SIGHUP re-reads
+        self.successor: Daemon | None = None  # a reload that needs a new MQTT connection
         self.notifier = notifier or Notifier()
         self.metrics = metrics  # health.Metrics when /metrics is served
         for i, cam in enumerate(cfg.cameras):  # before the model: a source that cannot be
@@ -113,9 +121,8 @@ class Daemon:
         self.pipeline = pipeline
         self.mqtt = publisher or build_publisher(cfg, pipeline, self.target)
         self.run_id = uuid.uuid4().hex[:8]
-        self.sources = [LatestFrameSource(
-            c, self._camera_status, paced=paced_files)
-            for c in cfg.cameras]
+        self.paced_files = paced_files
+        self.sources = self._sources(cfg)
         self.stats = Stats()
         self.processed = 0
         self.counts = {c.name: [0, 0] for c in cfg.cameras}  # frames, faces per camera
@@ -130,6 +137,10 @@ class Daemon:
         self.events = TrackEvents(cfg.pipeline.track_ttl)
         self._stop = False
         self._reload = False
+
+    def _sources(self, cfg: Config) -> list[LatestFrameSource]:
+        return [LatestFrameSource(c, self._camera_status, paced=self.paced_files)
+                for c in cfg.cameras]
 
     def _camera_status(self, camera: str, status: str, detail: str, reopens: int) -> None:
         trouble = status in ("lost", "unavailable")  # an expected end is not a warning
@@ -228,12 +239,13 @@ class Daemon:
         for s in self.sources:
             s.start()
         started = last_stats = time.monotonic()
-        last_frame = {s.cfg.name: 0.0 for s in self.sources}
+        last_frame: dict[str, float] = {}
         lost = 0
-        cams = ", ".join(s.cfg.name for s in self.sources)
         try:
-            while not (self._stop or self._reload) and (
-                    max_frames is None or self.processed < max_frames):
+            while not self._stop and (max_frames is None or self.processed < max_frames):
+                if self._reload and self._apply_reload():
+                    break  # the successor takes over
+                cams = ", ".join(s.cfg.name for s in self.sources)
                 self.notifier.ping()
                 if not self.notifier.ready and time.monotonic() - started > READY_AFTER:
                     self.notifier.mark_ready(f"running; no frame yet from {cams}")
@@ -241,7 +253,7 @@ class Daemon:
                     log.info("every source ended: stopping")
                     break
                 for src in self.sources:
-                    wait_interval(last_frame[src.cfg.name], src.cfg.fps)
+                    wait_interval(last_frame.get(src.cfg.name, 0.0), src.cfg.fps)
                     got = src.latest(timeout=0.2 / len(self.sources))
                     if got is None:
                         continue
@@ -267,7 +279,58 @@ class Daemon:
 
     @property
     def reloading(self) -> bool:
-        return self._reload and not self._stop
+        return self.successor is not None and not self._stop
+
+    def _apply_reload(self) -> bool:
+        """SIGHUP as a transaction: the config re-read and every new part built and checked
+        before anything running is touched. A failure is one ERROR line and changes nothing
+        (same pipeline, connection, run id, sequence). A new model, detector or pipeline
+        setting swaps the pipeline; new cameras restart the sources; both keep the connection
+        and the run id. A changed MQTT section or device name needs a new connection: a
+        successor daemon is built (a new run id) and this run ends for it. True then."""
+        self._reload = False
+        log.info("SIGHUP: reloading %s", self.config_path)
+        self.notifier.reloading()
+        old = self.cfg
+        try:
+            cfg = load_config(self.config_path)
+            if (cfg.mqtt, cfg.device) != (old.mqtt, old.device):
+                self.successor = Daemon(cfg, notifier=self.notifier, metrics=self.metrics,
+                                        config_path=self.config_path)
+                log.info("reloaded: the MQTT section or device changed, a new connection")
+                return True
+            for i, cam in enumerate(cfg.cameras):
+                check_source(cam, f"cameras[{i}] ({cam.name})")
+            swap = (cfg.model, cfg.detector, cfg.pipeline) != (old.model, old.detector,
+                                                               old.pipeline)
+            pipeline, target = build_pipeline(cfg) if swap else (self.pipeline, self.target)
+        except MotivnetError as exc:
+            log.error("reload of %s failed, running on with the previous config and model: "
+                      "%s", self.config_path, exc)
+            return False
+        if swap:
+            self.pipeline.close()
+            self.pipeline, self.target = pipeline, target
+        if cfg.cameras != old.cameras:
+            for src in self.sources:
+                src.stop()
+            for camera, event in self.events.end_all(time.time()):
+                self._publish_event(camera, event)
+            self.sources = self._sources(cfg)
+            self.counts = {c.name: self.counts.get(c.name, [0, 0]) for c in cfg.cameras}
+            self.faces_mode = {c.name: c.faces for c in cfg.cameras}
+            for src in self.sources:
+                src.start()
+        self.cfg = cfg
+        if cfg.mqtt.home_assistant and (swap or cfg.cameras != old.cameras):
+            messages = discovery(cfg, self.pipeline, self.target)
+            self.mqtt.announce_on_connect(messages)
+            for msg in messages:
+                self.mqtt.publish_now(msg)
+        log.info("reloaded %s in place (run %s goes on): %s", self.config_path, self.run_id,
+                 ", ".join(what for what, changed in (("pipeline", swap), (
+                     "cameras", cfg.cameras != old.cameras)) if changed) or "nothing changed")
+        return False
 
     @property
     def model_name(self) -> str:
@@ -285,23 +348,6 @@ def annotated_jpeg(frame: np.ndarray, faces: list[dict]) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def reloaded(daemon: Daemon, path: Path) -> Daemon:
-    """The daemon for the config at ``path`` after SIGHUP. The new pipeline is built before
-    the old one is closed: a config or artifact that cannot be loaded is logged as an ERROR and
-    the daemon goes on with the running config and pipeline."""
-    log.info("SIGHUP: reloading %s", path)
-    daemon.notifier.reloading()
-    try:
-        new = Daemon(load_config(path), notifier=daemon.notifier, metrics=daemon.metrics)
-    except MotivnetError as exc:
-        log.error("reload of %s failed, running on with the previous config and model: %s",
-                  path, exc)
-        return Daemon(daemon.cfg, pipeline=daemon.pipeline, target=daemon.target,
-                      notifier=daemon.notifier, metrics=daemon.metrics)
-    daemon.pipeline.close()
-    return new
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="YAML config file")
     p.add_argument("--max-frames", type=int, help="stop after N processed frames")
@@ -316,7 +362,8 @@ def run(args: argparse.Namespace) -> int:
 
         server = HealthServer(cfg.health, lambda: current[0] if current else None).start()
     try:
-        current.append(Daemon(cfg, metrics=server.metrics if server else None))
+        current.append(Daemon(cfg, metrics=server.metrics if server else None,
+                              config_path=args.config))
         while True:
             daemon = current[0]
             signal.signal(signal.SIGTERM, daemon.stop)
@@ -327,7 +374,8 @@ def run(args: argparse.Namespace) -> int:
             if not daemon.reloading:
                 daemon.notifier.stopping()
                 return code
-            current[0] = reloaded(daemon, args.config)
+            daemon.pipeline.close()
+            current[0] = daemon.successor
     finally:
         if server is not None:
             server.stop()

@@ -131,22 +131,59 @@ def test_sighup_reloads_the_config(tmp_path, broker):
     sub.close()
 
 
+def _by_frame(payloads: list[bytes], length: int = 8) -> dict[int, list]:
+    """The first face's probabilities per frame of a looping video of ``length`` frames (every
+    frame is handed over, numbered from 1 across loops; smoothing off: the model's own)."""
+    out = {}
+    for p in payloads:
+        m = json.loads(p)
+        out.setdefault((m["frame"] - 1) % length, m["faces"][0]["probs"])
+    return out
+
+
 @pytest.mark.slow
-def test_sighup_onto_a_bad_artifact_keeps_running_on_the_old_one(tmp_path, broker):
-    broken = tmp_path / "broken.onnx"
-    broken.write_bytes(b"not a model")
+def test_sighup_is_a_transaction_a_bad_artifact_changes_nothing_a_good_one_switches(
+        tmp_path, broker):
+    """Onto a truncated artifact: one ERROR, and the run goes on untouched (its run id, its
+    MQTT connection, its sequence, its model). Onto a good new artifact: the model switches,
+    in place (same run id and connection)."""
+    video = synthetic_video(tmp_path / "v.avi", 8)
+    sub = Subscriber(broker.port)
+    config = write_config(tmp_path, broker.port, video, camera={"loop": True},
+                          pipeline={"smoothing": 0.0})
+    proc = start_daemon(config)
+    first = _by_frame(sub.wait_for("/door/faces", 10))
 
-    def point_at_broken(cfg):
-        cfg["model"]["artifact"] = str(broken)
+    def reload(artifact):
+        cfg = yaml.safe_load(config.read_text())
+        cfg["model"]["artifact"] = str(artifact)
+        config.write_text(yaml.safe_dump(cfg))
+        n = len(sub.on("/door/faces"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        return sub.wait_for("/door/faces", n + 16)[n + 8:]  # well after the reload
 
-    sub, proc = reload_with(tmp_path, broker, point_at_broken)
-    before = len(sub.on("/door/faces"))
-    sub.wait_for("/door/faces", before + 5)  # still running, on the old pipeline
-    assert proc.poll() is None
+    truncated = tmp_path / "cut" / "student-fp32.onnx"
+    truncated.parent.mkdir()
+    data = onnx_artifact(tmp_path / "cut").read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    after_bad = _by_frame(reload(truncated))
+    same = [f for f in after_bad if f in first]
+    assert same and all(after_bad[f] == first[f] for f in same), "still the old model"
+    (tmp_path / "new").mkdir()
+    after_good = _by_frame(reload(onnx_artifact(tmp_path / "new", seed=7)))
+    same = [f for f in after_good if f in first]
+    assert same and all(after_good[f] != first[f] for f in same), "the new model runs"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
-    assert "ERROR" in err and "reload of" in err and "broken.onnx" in err, err[-2000:]
+    assert err.count("ERROR") == 1 and "reload of" in err and "truncated" in err, err[-3000:]
+    faces = [json.loads(p) for p in sub.on("/door/faces")]
+    assert len({m["run"] for m in faces}) == 1, "one run: no restart was seen"
+    seqs = sorted({m["seq"] for m in faces})
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq continuous"
+    assert sub.on("testbox/availability").count(b"online") == 1, "one connection"
+    assert "in place" in err
     sub.close()
 
 
