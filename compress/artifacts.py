@@ -4,17 +4,34 @@ How each format stores its metadata is the format table's business
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from motivnet_edge.targets.files import sha256_file, write_json
 from motivnet_edge.targets.formats import SCHEMA_VERSION, SUFFIXES, format_of
-from motivnet_edge.targets.metadata import MANIFEST
+from motivnet_edge.targets.metadata import (
+    DIGEST_KEY,
+    DIGEST_PLACEHOLDER,
+    MANIFEST,
+    check_content,
+    content_digest,
+)
 
 
 def embed_metadata(path: Path, meta: dict) -> None:
-    """Write ``meta`` (plus schema version and format) into the artifact at ``path`` in place."""
+    """Write ``meta`` (plus schema version, format and the artifact's content digest) into the
+    artifact at ``path`` in place. The digest is taken with a placeholder of its own length in
+    the blob, then written over it, so nothing else in the file moves; the result is read back
+    and checked as every load will check it."""
     fmt = format_of(path)
-    fmt.codec().write(Path(path), {"schema": SCHEMA_VERSION, "format": fmt.name, **meta})
+    codec = fmt.codec()
+    full = {"schema": SCHEMA_VERSION, "format": fmt.name, **meta,
+            DIGEST_KEY: DIGEST_PLACEHOLDER}
+    codec.write(Path(path), full)
+    full[DIGEST_KEY] = content_digest(path, codec.read(Path(path)))
+    codec.write(Path(path), full)
+    text = codec.read(Path(path))
+    check_content(path, text, json.loads(text))  # a writer that moved bytes is caught here
 
 
 def inspect_precision(path: Path) -> dict:

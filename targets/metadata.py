@@ -7,8 +7,10 @@ module under :mod:`motivnet_edge.targets.formats` says). ``compress`` writes it;
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 from motivnet_edge.targets.errors import MotivnetError
@@ -18,6 +20,11 @@ from motivnet_edge.targets.preprocess import CropSpec
 
 MANIFEST = "manifest.json"
 REQUIRED = ("schema", "labels", "crop", "precision", "format")
+# Every artifact checks itself, manifest or not: its metadata carries the sha256 of its files
+# with the metadata blob taken out, and of the blob with this value blanked (so the digest
+# covers weights, graph and metadata alike). compress writes it; every load checks it.
+DIGEST_KEY = "content_sha256"
+DIGEST_PLACEHOLDER = "0" * 64
 
 
 def artifact_files(path: str | Path) -> list[Path]:
@@ -79,7 +86,49 @@ def read_metadata(path: str | Path) -> dict:
                             f"{fmt.name} ({type(exc).__name__}); copy it again") from exc
     if text is None:
         raise MotivnetError(f"artifact {path} carries no '{METADATA_KEY}' metadata")
-    return parse_metadata(text, path)
+    meta = parse_metadata(text, path)
+    check_content(path, text, meta)
+    return meta
+
+
+def _stored_forms(text: str) -> list[bytes]:
+    """The blob as the formats store it: as is (ONNX, TFLite), or as an XML attribute value
+    (OpenVINO's .xml)."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    return list(dict.fromkeys([text.encode("utf-8"), escaped.encode("utf-8")]))
+
+
+def content_digest(path: str | Path, text: str) -> str:
+    """The sha256 of the artifact's files without the metadata blob ``text``, and of the blob
+    with its own digest blanked."""
+    digest = hashlib.sha256()
+    for f in artifact_files(path):
+        data = Path(f).read_bytes()
+        for form in _stored_forms(text):
+            data = data.replace(form, b"")
+        digest.update(len(data).to_bytes(8, "little") + data)
+    claimed = _claimed_digest(text)
+    blanked = text.replace(f'"{DIGEST_KEY}": "{claimed}"',
+                           f'"{DIGEST_KEY}": "{DIGEST_PLACEHOLDER}"') if claimed else text
+    digest.update(blanked.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _claimed_digest(text: str) -> str | None:
+    found = re.search(rf'"{DIGEST_KEY}": "([0-9a-f]{{64}})"', text)
+    return found.group(1) if found else None
+
+
+def check_content(path: str | Path, text: str, meta: dict) -> None:
+    """A changed byte anywhere in the artifact is refused, naming the file. Artifacts written
+    before digests (no ``content_sha256``) pass."""
+    claimed = meta.get(DIGEST_KEY)
+    if claimed is None:
+        return
+    if claimed != _claimed_digest(text) or content_digest(path, text) != claimed:
+        raise MotivnetError(f"artifact {path} has changed since it was written: its content "
+                            f"does not match the {DIGEST_KEY} in its metadata "
+                            f"({str(claimed)[:16]}...); copy it again")
 
 
 def parse_metadata(text: str, path: str | Path) -> dict:

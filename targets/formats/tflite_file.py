@@ -59,14 +59,17 @@ def write(path: Path, meta: dict) -> None:
                 raise MotivnetError(f"{path}: a buffer points past the end of the file")
             b.data = np.frombuffer(buf, np.uint8, b.size, b.offset).copy()
             b.offset = b.size = 0
-    model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_KEY.encode()]
     blob = s.BufferT()
     blob.data = list(text.encode())
-    model.buffers.append(blob)
-    entry = s.MetadataT()
-    entry.name = METADATA_KEY
-    entry.buffer = len(model.buffers) - 1
-    model.metadata.append(entry)
+    old = next((m for m in model.metadata or [] if m.name == METADATA_KEY.encode()), None)
+    if old is not None:  # rewritten in place: no orphaned buffer, nothing else moves
+        model.buffers[old.buffer] = blob
+    else:
+        model.buffers.append(blob)
+        entry = s.MetadataT()
+        entry.name = METADATA_KEY
+        entry.buffer = len(model.buffers) - 1
+        model.metadata = [*(model.metadata or []), entry]
     builder = flatbuffers.Builder(len(buf) + len(text) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path.write_bytes(bytes(builder.Output()))
