@@ -152,7 +152,6 @@ def test_sighup_is_a_transaction_a_bad_artifact_changes_nothing_a_good_one_switc
     config = write_config(tmp_path, broker.port, video, camera={"loop": True},
                           pipeline={"smoothing": 0.0})
     proc = start_daemon(config)
-    first = _by_frame(sub.wait_for("/door/faces", 10))
 
     def reload(artifact):
         cfg = yaml.safe_load(config.read_text())
@@ -163,18 +162,22 @@ def test_sighup_is_a_transaction_a_bad_artifact_changes_nothing_a_good_one_switc
         time.sleep(1.0)
         return sub.wait_for("/door/faces", n + 16)[n + 8:]  # well after the reload
 
-    truncated = tmp_path / "cut" / "student-fp32.onnx"
-    truncated.parent.mkdir()
-    data = onnx_artifact(tmp_path / "cut").read_bytes()
-    truncated.write_bytes(data[: len(data) // 2])
-    after_bad = _by_frame(reload(truncated))
-    same = [f for f in after_bad if f in first]
-    assert same and all(after_bad[f] == first[f] for f in same), "still the old model"
-    (tmp_path / "new").mkdir()
-    after_good = _by_frame(reload(onnx_artifact(tmp_path / "new", seed=7)))
-    same = [f for f in after_good if f in first]
-    assert same and all(after_good[f] != first[f] for f in same), "the new model runs"
-    proc.send_signal(signal.SIGTERM)
+    try:
+        first = _by_frame(sub.wait_for("/door/faces", 10))
+        truncated = tmp_path / "cut" / "student-fp32.onnx"
+        truncated.parent.mkdir()
+        data = onnx_artifact(tmp_path / "cut").read_bytes()
+        truncated.write_bytes(data[: len(data) // 2])
+        after_bad = _by_frame(reload(truncated))
+        same = [f for f in after_bad if f in first]
+        assert same and all(after_bad[f] == first[f] for f in same), "still the old model"
+        (tmp_path / "new").mkdir()
+        after_good = _by_frame(reload(onnx_artifact(tmp_path / "new", seed=7)))
+        same = [f for f in after_good if f in first]
+        assert same and all(after_good[f] != first[f] for f in same), "the new model runs"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert err.count("ERROR") == 1 and "reload of" in err and "truncated" in err, err[-3000:]
