@@ -3,7 +3,7 @@ daemon run from the install until its results arrive at a real broker: the ``cpu
 x86_64 into a fresh folder on this machine, and the ``rpi`` bundle for aarch64, built for its
 default OS (Raspberry Pi OS 13: Python 3.13), into an emulated arm64 Debian trixie root, where
 the installed daemon reads a GStreamer pipeline through the system's python3-gi (qemu-user;
-skipped with the reason where root, qemu-user-static, debootstrap or binfmt_misc is missing).
+skipped with the reason where root, qemu-user-static, mmdebstrap or binfmt_misc is missing).
 Installing again changes nothing; an upgrade keeps the previous version and ``--rollback``
 returns to it; a flipped byte is refused."""
 
