@@ -29,7 +29,7 @@ from motivnet_edge.targets.files import cache_dir
 log = logging.getLogger(__name__)
 
 # machine name -> (Debian architecture, qemu name)
-ARCHES = {"aarch64": ("arm64", "aarch64")}
+ARCHES = {"aarch64": ("arm64", "aarch64"), "x86_64": ("amd64", "x86_64")}
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 SUITE = "trixie"
 # Python and GStreamer's own Python bindings, as Raspberry Pi OS has them: the installed daemon
@@ -59,6 +59,18 @@ def missing(arch: str = "aarch64") -> str | None:
         ensure_binfmt(arch)
     except MotivnetError as exc:
         return str(exc)
+    return None
+
+
+def root_missing(arch: str) -> str | None:
+    """Why a Debian root for ``arch`` cannot be built here (under qemu, or natively when it is
+    this machine's own), or None."""
+    if platform.machine() != arch:
+        return missing(arch)
+    if os.geteuid() != 0:
+        return "needs root (mmdebstrap, chroot, mounts)"
+    if not (shutil.which("mmdebstrap") or shutil.which("debootstrap")):
+        return "no mmdebstrap or debootstrap: apt-get install mmdebstrap"
     return None
 
 
@@ -115,9 +127,9 @@ def _run(cmd: list[str], what: str, timeout: float = 1800) -> None:
 def cached_root(arch: str = "aarch64", suite: str = SUITE,
                 packages: tuple[str, ...] = PACKAGES) -> Path:
     """A Debian ``suite`` root for ``arch`` with ``packages``, built once and cached."""
-    why = missing(arch)
+    why = root_missing(arch)
     if why:
-        raise MotivnetError(f"no emulated {arch} root: {why}")
+        raise MotivnetError(f"no {arch} root: {why}")
     mirror = apt_mirror()
     key = hashlib.sha256(repr((arch, suite, packages, mirror)).encode()).hexdigest()[:16]
     root = cache_dir() / "roots" / f"{suite}-{ARCHES[arch][0]}-{key}"
