@@ -127,9 +127,7 @@ def snapshot(cam: CameraConfig, out: Path) -> str:
     except CannotOpen as exc:
         raise MotivnetError(f"camera {cam.name}: {exc}") from exc
     frame = next(reader.frames, None)
-    close = getattr(reader.frames, "close", None)
-    if close is not None:  # a generator: releases the camera now
-        close()
+    reader.close()
     if frame is None:
         raise MotivnetError(f"camera {cam.name} ({how}) gave no frame: "
                             f"{reader.stopped_because or 'it stopped at once'}")

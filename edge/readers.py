@@ -51,6 +51,12 @@ class Reader:
     mode: str
     stopped_because: str = ""
 
+    def close(self) -> None:
+        """Release the source now (a generator's ``finally`` releases the capture)."""
+        close = getattr(self.frames, "close", None)
+        if close is not None:
+            close()
+
 
 def redact(source: str | int) -> str:
     """The source as it may be logged and published: a URL's password replaced by ***."""

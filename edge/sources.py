@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from motivnet_edge.edge.config import CameraConfig
-from motivnet_edge.edge.readers import CannotOpen, open_reader, redact
+from motivnet_edge.edge.readers import CannotOpen, Reader, open_reader, redact
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class LatestFrameSource:
             backoff = min(backoff * 2, 30.0)
             self.reopens += 1
 
-    def _deliver(self, reader) -> bool:
+    def _deliver(self, reader: Reader) -> bool:
         """Hand the reader's frames over until it stops or we are stopped; whether it gave
         any."""
         got = False
@@ -114,9 +114,7 @@ class LatestFrameSource:
                 if self._stop.is_set():
                     break
         finally:
-            close = getattr(reader.frames, "close", None)
-            if close is not None:
-                close()
+            reader.close()
         return got
 
     def latest(self, timeout: float = 1.0) -> tuple[int, np.ndarray] | None:

@@ -1,8 +1,9 @@
 """Bundles installed offline as a device installs them, with their own install.sh, and the
 daemon run from the install until its results arrive at a real broker: the ``cpu`` bundle for
 x86_64 into a fresh folder on this machine, and the ``rpi`` bundle for aarch64, built for its
-default OS (Raspberry Pi OS 13: Python 3.13), into an emulated arm64 Debian trixie root, where
-the installed daemon reads a GStreamer pipeline through the system's python3-gi (qemu-user;
+default OS (Raspberry Pi OS 13: Python 3.13) into an emulated arm64 Debian trixie root and with
+``--os rpios-bookworm`` (Python 3.11) into a bookworm one, where the installed daemon reads a
+GStreamer pipeline through the system's python3-gi (qemu-user;
 skipped with the reason where root, qemu-user-static, mmdebstrap or binfmt_misc is missing).
 Installing again changes nothing; an upgrade keeps the previous version and ``--rollback``
 returns to it; a flipped byte is refused."""
@@ -127,50 +128,72 @@ def test_cpu_bundle_installs_offline_on_x86_64_runs_upgrades_and_rolls_back(
     assert not (prefix / ".lock").exists()
 
 
-@pytest.mark.emulated
-def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, project_wheel):
+def install_and_read_gstreamer(root, bundle, broker) -> str:
+    """The bundle installed into the emulated root by its own install.sh; the installed
+    venv sees the system's GStreamer bindings (its OpenCV has none), and the daemon reads a
+    GStreamer pipeline over a file of frames until results arrive at the broker. Returns the
+    bundle folder's path inside the root."""
+    folder = unpack(bundle, root / "tmp" / "bundle")
+    inside = "/" + folder.relative_to(root).as_posix()
+    res = subprocess.run(emulated.chroot_cmd(root, "sh", f"{inside}/install.sh"),
+                         capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "motivnet:" in (root / "etc/passwd").read_text()
+    assert (root / "etc/motivnet-edge/config.yaml").is_file()
+    assert (root / "etc/systemd/system/multi-user.target.wants/motivnet-edge.service").is_symlink()
+    motivnet = "/opt/motivnet-edge/current/venv/bin/motivnet-edge"
+    listed = subprocess.run(emulated.chroot_cmd(root, motivnet, "cameras"),
+                            capture_output=True, text=True, timeout=600)
+    assert listed.returncode == 0, listed.stderr
+    assert "GStreamer pipelines: GStreamer 1." in listed.stdout, listed.stdout
+    assert "through PyGObject" in listed.stdout
+    raw_video(footage(root / "tmp" / "footage", frames=3), root / "tmp" / "clip.bgr")
+    write_config(root / "tmp" / "test.yaml", "/opt/motivnet-edge/current/model", "rpi",
+                 "filesrc location=/tmp/clip.bgr ! rawvideoparse format=bgr width=640 "
+                 "height=480 framerate=5/1 ! videoconvert ! appsink", broker.port)
+    sub = Subscriber(broker.port)
+    run = subprocess.run(emulated.chroot_cmd(root, motivnet, "run", "--config",
+                                             "/tmp/test.yaml"),
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "litert" in run.stderr  # the rpi profile's engine ran the TFLite file
+    assert "gstreamer (GStreamer 1." in run.stderr and "PyGObject" in run.stderr
+    assert len(results(sub)) >= 2
+    sub.close()
+    return inside
+
+
+def emulated_root(tmp_path, suite: str):
     why = emulated.missing("aarch64")
     if why:
         pytest.skip(f"no emulated arm64 root: {why}")
-    base = emulated.cached_root("aarch64")
-    bundle = make_bundle(tmp_path / "rpi.tar.gz", "rpi", "aarch64", project_wheel, "--wheels")
-    older = unpack(make_bundle(tmp_path / "bookworm.tar.gz", "rpi", "aarch64", project_wheel,
-                               "--wheels", "--os", "rpios-bookworm"), tmp_path / "bookworm")
-    assert list((older / "wheels").glob("numpy-*-cp311-cp311-manylinux*_aarch64.whl"))
-    assert list((older / "wheels").glob("ai_edge_litert-*-cp311-*_aarch64.whl"))
-    root = emulated.copy_root(base, tmp_path / "root")
+    return emulated.copy_root(emulated.cached_root("aarch64", suite), tmp_path / "root")
+
+
+@pytest.mark.emulated
+def test_a_bookworm_bundle_installs_and_reads_gstreamer_on_emulated_raspberry_pi_os_12(
+        tmp_path, broker, project_wheel):
+    bundle = make_bundle(tmp_path / "rpi.tar.gz", "rpi", "aarch64", project_wheel, "--wheels",
+                         "--os", "rpios-bookworm")
+    root = emulated_root(tmp_path, "bookworm")
     try:
         with emulated.proc_mounted(root):
-            folder = unpack(bundle, root / "tmp" / "bundle")
-            inside = "/" + folder.relative_to(root).as_posix()
-            res = subprocess.run(emulated.chroot_cmd(root, "sh", f"{inside}/install.sh"),
-                                 capture_output=True, text=True, timeout=1200)
-            assert res.returncode == 0, res.stdout + res.stderr
-            assert "motivnet:" in (root / "etc/passwd").read_text()
-            assert (root / "etc/motivnet-edge/config.yaml").is_file()
-            assert (root / "etc/systemd/system/multi-user.target.wants/"
-                    "motivnet-edge.service").is_symlink()
+            install_and_read_gstreamer(root, bundle, broker)
+            assert "PYTHON_VERSION=3.11" in (root / "opt/motivnet-edge/current/bundle.env"
+                                             ).read_text()
+    finally:
+        emulated.remove_root(root)
 
-            # the installed venv sees the system's GStreamer bindings; its OpenCV has none
-            motivnet = "/opt/motivnet-edge/current/venv/bin/motivnet-edge"
-            listed = subprocess.run(emulated.chroot_cmd(root, motivnet, "cameras"),
-                                    capture_output=True, text=True, timeout=600)
-            assert listed.returncode == 0, listed.stderr
-            assert "GStreamer pipelines: GStreamer 1." in listed.stdout, listed.stdout
-            assert "through PyGObject" in listed.stdout
-            raw_video(footage(root / "tmp" / "footage", frames=3), root / "tmp" / "clip.bgr")
-            write_config(root / "tmp" / "test.yaml", "/opt/motivnet-edge/current/model", "rpi",
-                         "filesrc location=/tmp/clip.bgr ! rawvideoparse format=bgr width=640 "
-                         "height=480 framerate=5/1 ! videoconvert ! appsink", broker.port)
-            sub = Subscriber(broker.port)
-            run = subprocess.run(emulated.chroot_cmd(root, motivnet, "run", "--config",
-                                                     "/tmp/test.yaml"),
-                                 capture_output=True, text=True, timeout=600)
-            assert run.returncode == 0, run.stderr
-            assert "litert" in run.stderr  # the rpi profile's engine ran the TFLite file
-            assert "gstreamer (GStreamer 1." in run.stderr and "PyGObject" in run.stderr
-            assert len(results(sub)) >= 2
-            sub.close()
+
+@pytest.mark.emulated
+def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, project_wheel):
+    bundle = make_bundle(tmp_path / "rpi.tar.gz", "rpi", "aarch64", project_wheel, "--wheels")
+    root = emulated_root(tmp_path, "trixie")
+    try:
+        with emulated.proc_mounted(root):
+            inside = install_and_read_gstreamer(root, bundle, broker)
+            folder = root / inside.lstrip("/")
+            assert "PYTHON_VERSION=3.13" in (folder / "bundle.env").read_text()
 
             # the benchmark's rows run again in the emulated device's own install
             out = tmp_path / "bench"
