@@ -156,5 +156,9 @@ def run(args: argparse.Namespace) -> int:
         cam = snapshot_camera(args.snapshot[0], args.config, args.kind)
         print(snapshot(cam, Path(args.snapshot[1])))
         return 0
-    print("\n".join(v4l2_lines() + libcamera_lines() + gstreamer_lines()))
+    lines = v4l2_lines() + libcamera_lines() + gstreamer_lines()
+    if not any(line.lstrip().startswith("- {") and "kind: " in line for line in lines):
+        lines.append("No camera found on this machine: plug one in, or read a stream "
+                     "(rtsp://...), a GStreamer pipeline or a file.")
+    print("\n".join(lines))
     return 0

@@ -311,8 +311,9 @@ def test_bad_config_names_the_field(tmp_path):
 
 
 def test_missing_artifact_is_named(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text(f"model: {{artifact: {tmp_path}/nope.onnx, target: cpu}}\n")
+    path = tmp_path / "c.yaml"  # a camera that opens: the artifact is what is wrong
+    path.write_text(f"model: {{artifact: {tmp_path}/nope.onnx, target: cpu}}\n"
+                    f"cameras: [{{name: c, source: {synthetic_video(tmp_path / 'v.avi', 1)}}}]\n")
     res = run_cli("run", "--config", path)
     assert res.returncode == 2 and "nope.onnx" in res.stderr and "does not exist" in res.stderr
 
@@ -322,7 +323,8 @@ def test_artifact_with_wrong_sha256_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(
         {"files": [{"path": artifact.name, "sha256": "0" * 64, "role": "onnx-fp32"}]}))
     path = tmp_path / "c.yaml"
-    path.write_text(f"model: {{artifact: {artifact}, target: cpu}}\n")
+    path.write_text(f"model: {{artifact: {artifact}, target: cpu}}\n"
+                    f"cameras: [{{name: c, source: {synthetic_video(tmp_path / 'v.avi', 1)}}}]\n")
     res = run_cli("run", "--config", path)
     assert res.returncode == 2 and "sha256" in res.stderr and artifact.name in res.stderr
 
