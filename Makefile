@@ -28,7 +28,7 @@ demo: $(STAMP)
 		--rounds 3 --per-round 5
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not gpu" tests
+	$(PY) -m pytest -q -m "not gpu" --durations=15 tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info
