@@ -101,7 +101,9 @@ def draw(results: dict):
     if front:
         handles += ax.step(*zip(*front, strict=True), where="post", c="k", lw=1, alpha=0.6,
                            label="Pareto front")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    plain = matplotlib.ticker.FormatStrFormatter("%g")  # 0.6, 2, 3: not 6x10^-1
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("per-face latency, batch 1, p50 (ms, log scale)")
     ax.set_ylabel("top-1 accuracy" if metric == "top1" else "top-1 agreement with the full model")
     ax.set_title(f"{describe(results['host'])}\n{results['faces']} faces: "
