@@ -20,9 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from motivnet_edge.edge.config import CameraConfig, source_kind
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.labelled import IMAGE_SUFFIXES, list_images
 from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings, draw_faces
+from motivnet_edge.edge.readers import CannotOpen, check_source, open_reader, redact
 from motivnet_edge.edge.shipped import default_model
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
@@ -43,6 +45,8 @@ def expand(paths: list[str]) -> list[str | int]:
     for p in paths:
         if p.isdigit():
             sources.append(int(p))
+        elif source_kind(CameraConfig(source=p)) != "file":  # a device, camera, pipeline, URL
+            sources.append(p)
         elif Path(p).is_dir():
             images = list_images(Path(p))
             if not images:
@@ -52,8 +56,9 @@ def expand(paths: list[str]) -> list[str | int]:
         elif Path(p).is_file():
             sources.append(p)
         else:
-            raise MotivnetError(f"{p} does not exist (a photo, a folder of photos, a video file "
-                                f"or a camera index)")
+            raise MotivnetError(f"{p} does not exist (a photo, a folder of photos, a video file, "
+                                f"or a camera as the daemon's config names it: 0, /dev/video0, "
+                                f"libcamera:0, a GStreamer pipeline, a URL)")
     return sources
 
 
@@ -68,24 +73,26 @@ def frames(source: str | int, every: int, max_frames: int | None
                              f"{Path(source).suffix} inside)")
         yield None, image
         return
-    cap = cv2.VideoCapture(source)
+    cam = CameraConfig(name="classify", source=source)  # read as the daemon reads it
     try:
-        if not cap.isOpened():
-            what = f"camera {source}" if isinstance(source, int) else source
-            raise Unreadable(f"{what}: cannot be opened as a video or camera")
+        check_source(cam, str(redact(source)))
+        reader = open_reader(cam)
+    except (MotivnetError, CannotOpen) as exc:
+        raise Unreadable(str(exc)) from exc
+    try:
         index = done = 0
-        while max_frames is None or done < max_frames:
-            ok, frame = cap.read()
-            if not ok:
+        for frame in reader.frames:
+            if max_frames is not None and done >= max_frames:
                 break
             if index % every == 0:
                 done += 1
                 yield index, frame
             index += 1
         if index == 0:
-            raise Unreadable(f"{source}: no frame could be read")
+            raise Unreadable(f"{redact(source)}: no frame could be read "
+                             f"({reader.stopped_because or 'it stopped at once'})")
     finally:
-        cap.release()
+        reader.close()
 
 
 def face_line(name: str, number: int, count: int, face: dict) -> str:

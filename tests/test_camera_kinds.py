@@ -271,3 +271,17 @@ def test_snapshot_of_a_gstreamer_source_by_its_config_name(tmp_path):
     listed = subprocess.run([*with_system_gi(), "cameras"], capture_output=True, text=True,
                             timeout=120)
     assert "through PyGObject" in listed.stdout
+
+
+@needs_gi
+def test_classify_reads_cameras_as_the_daemon_does(tmp_path):
+    video = synthetic_video(tmp_path / "clip.avi", 3)
+    pipeline = f"filesrc location={video} ! decodebin ! videoconvert ! appsink"
+    done = subprocess.run([*with_system_gi(), "classify", "--max-frames", "2", pipeline],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "\tface 1/" in done.stdout
+    missing = subprocess.run([*plain(), "classify", "/dev/video9", str(video)],
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "no V4L2 device /dev/video9" in missing.stderr
+    assert "\tface 1/" in missing.stdout  # the readable source still ran
