@@ -47,30 +47,26 @@ def missing(arch: str = "aarch64") -> str | None:
     """Why an emulated ``arch`` root cannot be had here, or None."""
     if platform.machine() == arch:
         return f"this machine is {arch} already: nothing to emulate"
+    return root_missing(arch)
+
+
+def root_missing(arch: str) -> str | None:
+    """Why a Debian root for ``arch`` cannot be built and entered here, or None: natively when
+    it is this machine's own architecture, else under qemu-user through binfmt_misc."""
     if os.geteuid() != 0:
         return "needs root (mmdebstrap, chroot, mounts)"
-    for tool, package in ((f"qemu-{ARCHES[arch][1]}-static", "qemu-user-static"),
-                          ("chroot", "coreutils")):
-        if not shutil.which(tool):
-            return f"no {tool}: apt-get install {package}"
+    if not shutil.which("chroot"):
+        return "no chroot: apt-get install coreutils"
     if not (shutil.which("mmdebstrap") or shutil.which("debootstrap")):
         return "no mmdebstrap or debootstrap: apt-get install mmdebstrap"
+    if platform.machine() == arch:
+        return None
+    if not qemu_binary(arch):
+        return f"no qemu-{ARCHES[arch][1]}-static: apt-get install qemu-user-static"
     try:
         ensure_binfmt(arch)
     except MotivnetError as exc:
         return str(exc)
-    return None
-
-
-def root_missing(arch: str) -> str | None:
-    """Why a Debian root for ``arch`` cannot be built here (under qemu, or natively when it is
-    this machine's own), or None."""
-    if platform.machine() != arch:
-        return missing(arch)
-    if os.geteuid() != 0:
-        return "needs root (mmdebstrap, chroot, mounts)"
-    if not (shutil.which("mmdebstrap") or shutil.which("debootstrap")):
-        return "no mmdebstrap or debootstrap: apt-get install mmdebstrap"
     return None
 
 

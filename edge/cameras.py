@@ -43,7 +43,8 @@ def suggested_mode(device: v4l2.Device) -> tuple[str, int, int] | None:
     return None
 
 
-def v4l2_lines() -> list[str]:
+def v4l2_lines() -> tuple[list[str], int]:
+    """The V4L2 section, and how many cameras it offers."""
     found, problems = v4l2.devices()
     lines = ["V4L2 devices (USB cameras):"]
     for d in found:
@@ -61,10 +62,11 @@ def v4l2_lines() -> list[str]:
     if not found:
         lines.append("  none found (no /dev/video* that captures video)")
     lines += [f"  {p}" for p in problems]
-    return lines
+    return lines, sum(not d.raw_only for d in found)
 
 
-def libcamera_lines() -> list[str]:
+def libcamera_lines() -> tuple[list[str], int]:
+    """The libcamera section, and how many cameras it offers."""
     from motivnet_edge.edge import picamera
 
     lines = ["libcamera cameras (Raspberry Pi camera modules):"]
@@ -72,11 +74,11 @@ def libcamera_lines() -> list[str]:
         found = picamera.cameras()
         cls = picamera.picamera2_class()
     except MotivnetError as exc:
-        return lines + [f"  none: {exc}"]
+        return lines + [f"  none: {exc}"], 0
     except Exception as exc:  # libcamera's own errors: no camera stack on this kernel
-        return lines + [f"  none: libcamera could not list cameras ({exc})"]
+        return lines + [f"  none: libcamera could not list cameras ({exc})"], 0
     if not found:
-        return lines + ["  none found (`rpicam-hello --list-cameras` says why)"]
+        return lines + ["  none found (`rpicam-hello --list-cameras` says why)"], 0
     for n, info in enumerate(found):
         lines.append(f"  {n}: {info.get('Model', '?')} ({info.get('Id', '')})")
         size = None
@@ -93,7 +95,7 @@ def libcamera_lines() -> list[str]:
             lines.append(f"    modes not read: {exc}")
         extra = dict(width=size[0], height=size[1]) if size else {}
         lines.append("    " + config_line(name=f"csi{n}", kind="libcamera", source=n, **extra))
-    return lines
+    return lines, len(found)
 
 
 def gstreamer_lines() -> list[str]:
@@ -156,8 +158,9 @@ def run(args: argparse.Namespace) -> int:
         cam = snapshot_camera(args.snapshot[0], args.config, args.kind)
         print(snapshot(cam, Path(args.snapshot[1])))
         return 0
-    lines = v4l2_lines() + libcamera_lines() + gstreamer_lines()
-    if not any(line.lstrip().startswith("- {") and "kind: " in line for line in lines):
+    (usb, usb_count), (csi, csi_count) = v4l2_lines(), libcamera_lines()
+    lines = usb + csi + gstreamer_lines()
+    if not usb_count + csi_count:
         lines.append("No camera found on this machine: plug one in, or read a stream "
                      "(rtsp://...), a GStreamer pipeline or a file.")
     print("\n".join(lines))

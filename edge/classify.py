@@ -75,7 +75,7 @@ def frames(source: str | int, every: int, max_frames: int | None
         return
     cam = CameraConfig(name="classify", source=source)  # read as the daemon reads it
     try:
-        check_source(cam, str(redact(source)))
+        check_source(cam, redact(source))
         reader = open_reader(cam)
     except (MotivnetError, CannotOpen) as exc:
         raise Unreadable(str(exc)) from exc

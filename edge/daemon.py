@@ -59,6 +59,12 @@ class Stats:
         return {"fps": round(fps, 2), "latency_ms": lat}
 
 
+def check_sources(cfg: Config) -> None:
+    """Every camera checked once: one this install cannot open at all is a MotivnetError."""
+    for i, cam in enumerate(cfg.cameras):
+        log.info("camera %s: %s", cam.name, check_source(cam, f"cameras[{i}] ({cam.name})"))
+
+
 def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
     """The per-frame pipeline a config describes, and the target profile it resolved to."""
     path, engine, options, target = resolve(cfg.model.target, cfg.model.artifact,
@@ -111,9 +117,7 @@ class Daemon:
         self.successor: Daemon | None = None  # a reload that needs a new MQTT connection
         self.notifier = notifier or Notifier()
         self.metrics = metrics  # health.Metrics when /metrics is served
-        for i, cam in enumerate(cfg.cameras):  # before the model: a source that cannot be
-            # opened here at all is an error at start, not a reopen loop
-            log.info("camera %s: %s", cam.name, check_source(cam, f"cameras[{i}] ({cam.name})"))
+        check_sources(cfg)  # before the model: an error at start, not a reopen loop
         if pipeline is None:
             pipeline, self.target = build_pipeline(cfg)
         else:
@@ -241,11 +245,13 @@ class Daemon:
         started = last_stats = time.monotonic()
         last_frame: dict[str, float] = {}
         lost = 0
+        cams = ", ".join(s.cfg.name for s in self.sources)
         try:
             while not self._stop and (max_frames is None or self.processed < max_frames):
-                if self._reload and self._apply_reload():
-                    break  # the successor takes over
-                cams = ", ".join(s.cfg.name for s in self.sources)
+                if self._reload:
+                    if self._apply_reload():
+                        break  # the successor takes over
+                    cams = ", ".join(s.cfg.name for s in self.sources)
                 self.notifier.ping()
                 if not self.notifier.ready and time.monotonic() - started > READY_AFTER:
                     self.notifier.mark_ready(f"running; no frame yet from {cams}")
@@ -299,8 +305,7 @@ class Daemon:
                                         config_path=self.config_path)
                 log.info("reloaded: the MQTT section or device changed, a new connection")
                 return True
-            for i, cam in enumerate(cfg.cameras):
-                check_source(cam, f"cameras[{i}] ({cam.name})")
+            check_sources(cfg)
             swap = (cfg.model, cfg.detector, cfg.pipeline) != (old.model, old.detector,
                                                                old.pipeline)
             pipeline, target = build_pipeline(cfg) if swap else (self.pipeline, self.target)
@@ -311,7 +316,8 @@ class Daemon:
         if swap:
             self.pipeline.close()
             self.pipeline, self.target = pipeline, target
-        if cfg.cameras != old.cameras:
+        cameras = cfg.cameras != old.cameras
+        if cameras:
             for src in self.sources:
                 src.stop()
             for camera, event in self.events.end_all(time.time()):
@@ -322,14 +328,15 @@ class Daemon:
             for src in self.sources:
                 src.start()
         self.cfg = cfg
-        if cfg.mqtt.home_assistant and (swap or cfg.cameras != old.cameras):
+        if cfg.mqtt.home_assistant and (swap or cameras):
             messages = discovery(cfg, self.pipeline, self.target)
             self.mqtt.announce_on_connect(messages)
             for msg in messages:
                 self.mqtt.publish_now(msg)
         log.info("reloaded %s in place (run %s goes on): %s", self.config_path, self.run_id,
-                 ", ".join(what for what, changed in (("pipeline", swap), (
-                     "cameras", cfg.cameras != old.cameras)) if changed) or "nothing changed")
+                 ", ".join(what for what, changed in (("pipeline", swap),
+                                                     ("cameras", cameras)) if changed)
+                 or "nothing changed")
         return False
 
     @property
