@@ -2,6 +2,6 @@
 
 import sys
 
-from motivnet_edge.edge.cli import main
+from motivnet_edge.cli import main
 
 sys.exit(main())

@@ -29,7 +29,8 @@ import numpy as np
 from motivnet_edge.benchmarks.host import cpu_info
 from motivnet_edge.targets.engine import ENGINES, EngineOptions, engines_for, load_engine
 from motivnet_edge.targets.formats import format_of, is_artifact
-from motivnet_edge.targets.metadata import MANIFEST, artifact_files, read_metadata
+from motivnet_edge.targets.manifest import MANIFEST
+from motivnet_edge.targets.metadata import artifact_files, read_metadata
 from motivnet_edge.targets.preprocess import CropSpec, make_inputs
 
 RESULTS = "device-results.json"

@@ -30,7 +30,7 @@ from motivnet_edge.edge.procstat import status_mb
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import artifact_name
 
-DAEMON = BLOCK_TORCH + "from motivnet_edge.edge.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+DAEMON = BLOCK_TORCH + "from motivnet_edge.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 # (target profile, engine override, artifact)
 CASES = [("cpu", None, artifact_name("student", "int8", "onnx")),
@@ -76,7 +76,7 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None, detec
     peak = [0.0]
     t0 = time.monotonic()
     argv = ([python, "-c", DAEMON] if python == sys.executable
-            else [python, "-m", "motivnet_edge.edge.cli"])
+            else [python, "-m", "motivnet_edge.cli"])
     proc = subprocess.Popen([*argv, "run", "--config", str(path), "--max-frames", str(frames)],
                             stderr=subprocess.PIPE, text=True, cwd=work)
     threading.Thread(target=peak_rss_mb, args=(proc, peak), daemon=True).start()

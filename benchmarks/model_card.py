@@ -20,9 +20,9 @@ from motivnet_edge.benchmarks.host import describe
 from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.edge.shipped import MODEL_DIR
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.files import atomic_path, write_json
+from motivnet_edge.targets.files import atomic_path
 from motivnet_edge.targets.formats import artifact_name
-from motivnet_edge.targets.metadata import MANIFEST
+from motivnet_edge.targets.manifest import MANIFEST, Manifest
 
 SHIPPED = [artifact_name("student", "int8", "onnx"), artifact_name("student", "int8", "tflite")]
 CLASSES = ("Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger")
@@ -30,19 +30,17 @@ CLASSES = ("Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "An
 
 def ship_files(src: Path, dest: Path) -> list[dict]:
     """The shipped artifacts copied into ``dest`` and their manifest written; their entries."""
-    manifest = json.loads((src / MANIFEST).read_text())
-    entries = [e for e in manifest["files"] if e["path"] in SHIPPED]
+    shipped = Manifest.read(src).only(SHIPPED)
+    entries = shipped.files
     if sorted(e["path"] for e in entries) != sorted(SHIPPED):
         raise MotivnetError(f"{src / MANIFEST} does not list all of {SHIPPED}")
-    for e in entries:
-        if e["role"].startswith("rejected"):
-            raise MotivnetError(f"{e['path']} failed the gate in {src}: not shipped")
+    for name in sorted(shipped.rejected()):
+        raise MotivnetError(f"{name} failed the gate in {src}: not shipped")
     dest.mkdir(parents=True, exist_ok=True)
     for e in entries:
         with atomic_path(dest / e["path"]) as tmp:
             shutil.copyfile(src / e["path"], tmp)
-    write_json(dest / MANIFEST, {**{k: v for k, v in manifest.items() if k != "files"},
-                                 "files": entries})
+    shipped.write(dest)
     return entries
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from motivnet_edge.benchmarks.measure import Runner, engine_runner
 from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
-from motivnet_edge.targets.engine import EngineOptions, engines_for
+from motivnet_edge.targets.engine import EngineOptions, engine_class, engines_for
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.formats import artifact_name, format_of, is_artifact
+from motivnet_edge.targets.formats import REJECTED, artifact_name, format_of, is_artifact
 from motivnet_edge.targets.metadata import artifact_bytes, read_metadata
 from motivnet_edge.targets.profiles import host_facts
 
@@ -57,16 +57,9 @@ class Row:
 
 
 def engine_devices(engine: str) -> list[str]:
-    """The devices of this host an engine can use (what ``motivnet-edge targets`` probes)."""
-    facts = host_facts()
-    if engine == "onnxruntime":
-        providers = facts.ort_providers or []
-        return ["cpu"] + [d for d, p in (("cuda", "CUDAExecutionProvider"),
-                                         ("tensorrt", "TensorrtExecutionProvider"))
-                          if p in providers]
-    if engine == "openvino":
-        return [d for d in (facts.openvino_devices or ["CPU"]) if d in ("CPU", "GPU", "NPU")]
-    return ["cpu"]
+    """The devices of this host an engine can use (what ``motivnet-edge targets`` probes); its
+    default device where its runtime is missing, so the row says why it failed."""
+    return host_facts().devices(engine) or [engine_class(engine).devices[0]]
 
 
 def artifact_rows(folder: Path, threads: int) -> list[Row]:
@@ -87,11 +80,10 @@ def artifact_rows(folder: Path, threads: int) -> list[Row]:
             for device in engine_devices(engine):
                 row = Row(path.name, "artifact", engine, device, precision, path.name,
                           artifact_bytes(path), twin)
-                if ".rejected." in path.name:
+                if f".{REJECTED}." in path.name:
                     row.status = "rejected by the gate"
-                precision_hint = "f32" if engine == "openvino" and device == "CPU" else None
-                row.runner = engine_runner(path, engine, EngineOptions(
-                    device=device, threads=threads, precision=precision_hint))
+                row.runner = engine_runner(path, engine, EngineOptions(device=device,
+                                                                       threads=threads))
                 rows.append(row)
     return rows
 

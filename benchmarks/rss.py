@@ -32,9 +32,7 @@ def main(argv: list[str]) -> int:
     from motivnet_edge.targets.engine import EngineOptions, load_engine
 
     path, engine, device, threads = argv
-    hint = "f32" if engine == "openvino" and device == "CPU" else None
-    with load_engine(path, engine, EngineOptions(device=device, threads=int(threads),
-                                                 precision=hint)) as eng:
+    with load_engine(path, engine, EngineOptions(device=device, threads=int(threads))) as eng:
         x = np.zeros((1, *eng.crop.input_shape[1:]), eng.crop.dtype)
         for _ in range(20):
             eng.run(x)

@@ -113,7 +113,7 @@ def footage(folder: Path, cameras: int, frames: int = 120) -> list[Path]:
     """A short MJPG clip per camera with 1-3 synthetic faces moving a little."""
     import cv2
 
-    from motivnet_edge.edge.synthetic import synth_scene
+    from motivnet_edge.edge.data.synthetic import synth_scene
 
     clips = []
     for cam in range(cameras):

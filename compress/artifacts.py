@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from motivnet_edge.targets.files import sha256_file, write_json
-from motivnet_edge.targets.formats import SCHEMA_VERSION, SUFFIXES, format_of
+from motivnet_edge.targets.formats import SCHEMA_VERSION, format_of
 from motivnet_edge.targets.metadata import (
     DIGEST_KEY,
     DIGEST_PLACEHOLDER,
-    MANIFEST,
     check_content,
     content_digest,
 )
@@ -52,22 +50,3 @@ def inspect_precision(path: Path) -> dict:
             and fmt.name != "onnx":
         verdict, text = "int8", "weights int8 (folded into quantize ops), activations int8"
     return {"precision": verdict, "description": text, **facts}
-
-
-def file_entry(path: Path, role: str, **extra) -> dict:
-    """A manifest entry: the file, its role, sha256 and size, and its companion files."""
-    path = Path(path)
-    entry = {"path": path.name, "role": role, "sha256": sha256_file(path),
-             "bytes": path.stat().st_size, **extra}
-    fmt = SUFFIXES.get(path.suffix.lower())
-    companions = fmt.files(path)[1:] if fmt else []
-    if companions:
-        entry["companions"] = [{"path": c.name, "sha256": sha256_file(c),
-                                "bytes": c.stat().st_size} for c in companions if c.is_file()]
-    return entry
-
-
-def write_manifest(out_dir: Path, entries: list[dict], info: dict) -> Path:
-    path = Path(out_dir) / MANIFEST
-    write_json(path, {"schema": SCHEMA_VERSION, **info, "files": entries})
-    return path

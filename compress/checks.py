@@ -133,7 +133,7 @@ def check_labelled(path: Path | None) -> None:
     (a bad line found by the validate stage would come after distilling and writing 96 MB)."""
     if path is None:
         return
-    from motivnet_edge.edge.labelled import load_labelled
+    from motivnet_edge.edge.data.labelled import load_labelled
     from motivnet_edge.targets.labels import AFFECTNET8
 
     found = load_labelled(path, AFFECTNET8)

@@ -213,7 +213,7 @@ def distil_config(args: argparse.Namespace, world: World = SINGLE) -> DistilConf
 
 
 def _teacher(args: argparse.Namespace, spec: ClassifierSpec | None, world: World):
-    from motivnet_edge.compress.models.demo_teacher import MODEL, ensure_demo_teacher
+    from motivnet_edge.compress.distil.demo_teacher import MODEL, ensure_demo_teacher
     from motivnet_edge.compress.models.teachers import load_teacher
 
     device = world.device(args.teacher_device or args.device)

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from motivnet_edge.edge.config import CameraConfig, source_kind
+from motivnet_edge.edge.data.labelled import IMAGE_SUFFIXES, list_images
 from motivnet_edge.edge.detect import FaceDetector
-from motivnet_edge.edge.labelled import IMAGE_SUFFIXES, list_images
 from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings, draw_faces
 from motivnet_edge.edge.readers import CannotOpen, check_source, open_reader, redact
 from motivnet_edge.edge.shipped import default_model

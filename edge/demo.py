@@ -20,7 +20,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import yaml
 
-from motivnet_edge.edge.synthetic import synth_scene
+from motivnet_edge.edge.data.synthetic import synth_scene
 
 PREFIX = "motivnet-demo"  # the demo's own topics, cleared when it ends
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                "mqtt": {"host": host, "port": port, "stats_interval": 2.0, "prefix": PREFIX}}
         (Path(d) / "config.yaml").write_text(yaml.safe_dump(cfg))
         t0 = time.monotonic()
-        res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "run", "--config",
+        res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "run", "--config",
                               str(Path(d) / "config.yaml"),
                               "--max-frames", str(int(args.seconds * 15))], text=True,
                              capture_output=True, timeout=300)

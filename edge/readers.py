@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from motivnet_edge.edge.config import CameraConfig, source_kind
-from motivnet_edge.edge.labelled import list_images
+from motivnet_edge.edge.data.labelled import list_images
 from motivnet_edge.targets.errors import MotivnetError
 
 log = logging.getLogger(__name__)

@@ -33,10 +33,6 @@ class Notifier:
         self._sock = None
         self.ready = False
 
-    @property
-    def active(self) -> bool:
-        return self.address is not None
-
     def send(self, *states: str) -> None:
         if self.address is None:
             return

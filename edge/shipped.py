@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.metadata import MANIFEST
+from motivnet_edge.targets.manifest import MANIFEST
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "emotion"
 CARD = MODEL_DIR / "MODEL.md"

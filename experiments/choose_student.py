@@ -22,7 +22,7 @@ from pathlib import Path
 from motivnet_edge.benchmarks.host import describe, host_info
 from motivnet_edge.benchmarks.measure import engine_runner, time_runners
 from motivnet_edge.compress.runfolder import RunFolder
-from motivnet_edge.edge.synthetic import synth_faces
+from motivnet_edge.edge.data.synthetic import synth_faces
 from motivnet_edge.targets.engine import EngineOptions
 from motivnet_edge.targets.formats import format_of, is_artifact
 from motivnet_edge.targets.metadata import read_metadata
@@ -35,7 +35,7 @@ def compress(name: str, folder: Path, args: argparse.Namespace) -> float:
     from motivnet_edge.compress.registry import STUDENTS
 
     size = STUDENTS[name].side(args.size)
-    cmd = [sys.executable, "-m", "motivnet_edge.edge.cli", "compress", "--out", str(folder),
+    cmd = [sys.executable, "-m", "motivnet_edge.cli", "compress", "--out", str(folder),
            "--student", name, "--size", str(size), "--epochs", str(args.epochs),
            "--synthetic", str(args.synthetic), "--quiet"]
     if args.real:

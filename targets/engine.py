@@ -8,9 +8,9 @@ this package imports on any device; a missing runtime names the extra to install
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EngineEntry:
-    """module: the file under ``targets/engines/`` that defines ``ENGINE``; formats: the
-    formats it opens; extra: the pip extra that installs its runtime; runtimes: the runtime's
-    import names."""
+    """module: the file under ``targets/engines/`` that defines ``ENGINE`` (or a full dotted
+    module path, for an engine that lives elsewhere); formats: the formats it opens; extra: the
+    pip extra that installs its runtime; runtimes: the runtime's import names."""
 
     module: str
     formats: tuple[str, ...]
@@ -40,6 +40,11 @@ ENGINES: dict[str, EngineEntry] = {
     "openvino": EngineEntry("openvino", ("openvino", "onnx"), "openvino", ("openvino",)),
     "litert": EngineEntry("litert", ("tflite",), "tflite", ("ai_edge_litert", "tflite_runtime")),
 }
+
+
+def runtime_installed(engine: str) -> bool:
+    """True when one of ``engine``'s runtimes can be imported here (nothing is imported)."""
+    return any(importlib.util.find_spec(r) for r in ENGINES[engine].runtimes)
 
 
 def engines_for(fmt: str) -> list[str]:
@@ -60,27 +65,54 @@ class InputInfo:
     dynamic_batch: bool
 
 
+@dataclass(frozen=True)
+class NoExtra:
+    """The options of an engine that has none of its own."""
+
+
 @dataclass
 class EngineOptions:
-    """Options common to engines; engine-specific ones go in ``extra``."""
+    """Options common to engines; an engine's own go in ``extra``, an instance of its ``Extra``
+    dataclass (None: its defaults)."""
 
-    device: str = "CPU"  # openvino: CPU GPU NPU AUTO; onnxruntime: cpu cuda tensorrt
+    device: str = "CPU"  # each engine's ``devices``, in any case
     threads: int | None = None
     cache_dir: str | None = None
     precision: str | None = None  # openvino INFERENCE_PRECISION_HINT, tensorrt fp16/int8
-    extra: dict = field(default_factory=dict)
+    extra: object | None = None
 
 
 class Engine:
-    """Base of every engine: metadata, manifest check, batching and warm-up live here once."""
+    """Base of every engine: metadata, manifest check, batching and warm-up live here once.
+
+    An engine declares what it knows: ``devices`` (every device it can use, best first; the
+    first is its default), ``Extra`` (its own options, typed), ``devices_here`` (which of them
+    this host gives it) and ``device_label`` (what a message calls a device)."""
 
     name = "engine"
+    devices: tuple[str, ...] = ("cpu",)
+    Extra: type = NoExtra
+
+    @classmethod
+    def devices_here(cls) -> list[str] | None:
+        """The devices this host gives the engine, best first; None when its runtime is not
+        installed. Probes only: the runtime is imported by engines that must ask it."""
+        return [cls.devices[0]] if runtime_installed(cls.name) else None
+
+    @classmethod
+    def device_label(cls, device: str) -> str:
+        """What a message calls ``device`` (ONNX Runtime: the execution provider)."""
+        return device
 
     def __init__(self, path: str | Path, options: EngineOptions | None = None,
                  check: bool = True, warmup: bool = True, metadata: dict | None = None) -> None:
         """``metadata`` stands in for the embedded one, for foreign files that carry none."""
         self.path = Path(path)
         self.options = options or EngineOptions()
+        self.extra = self.options.extra if self.options.extra is not None else self.Extra()
+        if not isinstance(self.extra, self.Extra):
+            raise MotivnetError(f"{self.name} takes its own options as {self.Extra.__name__}, "
+                                f"not {type(self.extra).__name__}")
         # the manifest first: a truncated copy is named as such, not by a parser's complaint
         self.sha256 = check_manifest(self.path) if check else None
         self.metadata = metadata if metadata is not None else read_metadata(self.path)
@@ -131,11 +163,6 @@ class Engine:
             return self._run(batch)
         return np.concatenate([self._run(batch[i:i + 1]) for i in range(len(batch))])
 
-    def timed_run(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
-        t0 = time.perf_counter()
-        out = self.run(batch)
-        return out, (time.perf_counter() - t0) * 1000.0
-
     def close(self) -> None:
         pass
 
@@ -147,11 +174,14 @@ class Engine:
 
 
 def engine_class(name: str) -> type[Engine]:
+    """The class of engine ``name`` (its module imported; its runtime is not, until load)."""
     if name not in ENGINES:
         raise MotivnetError(f"unknown engine {name!r}; known: {sorted(ENGINES)}")
     entry = ENGINES[name]
     try:
-        return importlib.import_module(f"motivnet_edge.targets.engines.{entry.module}").ENGINE
+        module = entry.module if "." in entry.module else \
+            f"motivnet_edge.targets.engines.{entry.module}"
+        return importlib.import_module(module).ENGINE
     except ImportError as exc:
         raise MotivnetError(f"engine {name!r} needs {exc.name}: "
                             f"pip install 'motivnet-edge[{entry.extra}]'") from exc

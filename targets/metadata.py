@@ -16,9 +16,9 @@ from pathlib import Path
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import METADATA_KEY, SCHEMA_VERSION, format_of
+from motivnet_edge.targets.manifest import MANIFEST, Manifest
 from motivnet_edge.targets.preprocess import CropSpec
 
-MANIFEST = "manifest.json"
 REQUIRED = ("schema", "labels", "crop", "precision", "format")
 # Every artifact checks itself, manifest or not: its metadata carries the sha256 of its files
 # with the metadata blob taken out, and of the blob with this value blanked (so the digest
@@ -185,48 +185,13 @@ def _check_size(path: Path, expected: int | None, manifest: Path) -> None:
                             f"{expected:,}: it is {how}; copy it again")
 
 
-def _safe_relative(path) -> bool:
-    """A relative path inside the manifest's folder: no NUL, not absolute, no '..'."""
-    return isinstance(path, str) and bool(path) and "\0" not in path \
-        and not path.startswith("/") and ".." not in Path(path).parts
-
-
-def _valid_entry(e) -> bool:
-    def sized(d) -> bool:
-        return isinstance(d, dict) and _safe_relative(d.get("path")) and \
-            isinstance(d.get("sha256"), str) and \
-            (d.get("bytes") is None or (isinstance(d["bytes"], int)
-                                        and not isinstance(d["bytes"], bool)))
-
-    companions = e.get("companions", []) if isinstance(e, dict) else None
-    return sized(e) and isinstance(companions, list) and all(sized(c) for c in companions)
-
-
-def read_manifest_entries(manifest: Path) -> list[dict]:
-    """The ``files`` of a manifest, each checked for path, sha256, bytes and companions."""
-    try:
-        entries = json.loads(manifest.read_bytes().decode("utf-8"))["files"]
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # ValueError: UTF-8, JSON
-        raise MotivnetError(f"manifest {manifest} is not a valid manifest: {exc}") from exc
-    if not isinstance(entries, list):
-        raise MotivnetError(f"manifest {manifest}: 'files' is {entries!r}, not a list")
-    bad = next((e for e in entries if not _valid_entry(e)), None)
-    if bad is not None:
-        raise MotivnetError(f"manifest {manifest}: entry {str(bad)[:200]} needs a relative path "
-                            f"inside its folder, sha256, bytes (a whole number) and companions "
-                            f"of the same")
-    return entries
-
-
 def check_manifest(path: str | Path) -> str | None:
     """If a manifest lies beside ``path``, check the file's sha256 against it; returns the
     sha256 checked, or None when there is no manifest or it does not list the file."""
     path = Path(path)
     manifest = path.parent / MANIFEST
-    if not manifest.is_file():
-        return None
-    entries = read_manifest_entries(manifest)
-    entry = next((e for e in entries if e["path"] == path.name), None)
+    found = Manifest.find(path.parent)
+    entry = found.entry(path.name) if found else None
     if entry is None:
         return None
     check_readable(path)

@@ -1,19 +1,23 @@
-"""Hardware target profiles as data: which artifact, which engine, which device and options.
+"""Hardware target profiles as data: which artifact, which engine, which device and options,
+how the host is recognised, where ``auto`` ranks it, and which wheels it needs from elsewhere.
 
-``auto`` probes the host: a Tegra release file (Jetson), the device-tree model (Raspberry Pi),
-OpenVINO's devices (Intel NPU, GPU) and ONNX Runtime's providers.
+``auto`` is a sort over :data:`PROFILES`: among the profiles whose host test matches (a Tegra
+release file for a Jetson, the device-tree model for a Raspberry Pi; none for the rest), by
+``auto`` rank, the first whose engine and device this host has. Engines say which devices they
+have here (:meth:`motivnet_edge.targets.engine.Engine.devices_here`).
 """
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from motivnet_edge.targets.engine import ENGINES, EngineOptions
+from motivnet_edge.targets.engine import ENGINES, EngineOptions, engine_class
+from motivnet_edge.targets.engines.openvino import OpenVinoExtra
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import artifact_name
+from motivnet_edge.targets.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -24,9 +28,14 @@ class Choice:
     engine: str
     artifact_precision: str
     format: str
-    device: str = "CPU"
+    device: str = ""  # "": the engine's first device
     precision: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: object | None = None  # the engine's own options (its ``Extra`` dataclass)
+
+    @property
+    def device_name(self) -> str:
+        """The device it runs on, the engine's default spelled out."""
+        return self.device or engine_class(self.engine).devices[0]
 
     @property
     def artifact(self) -> str:
@@ -56,34 +65,81 @@ DEVICE_OS: dict[str, DeviceOS] = {
 
 
 @dataclass(frozen=True)
+class HostTest:
+    """How a profile's hardware is recognised: a :class:`HostFacts` text that holds ``contains``
+    (lower case; "" for any text at all), else ``missing`` is the reason."""
+
+    fact: str
+    contains: str
+    missing: str
+
+    def matches(self, facts: HostFacts) -> bool:
+        text = getattr(facts, self.fact).lower()
+        return bool(text) and self.contains in text
+
+
+@dataclass(frozen=True)
+class VendorWheel:
+    """An engine wheel no package registry has for a platform: what it is, how to get it, and
+    the package name install.sh takes from local-wheels/."""
+
+    platform: str
+    what: str
+    how: str
+    package: str
+
+
+@dataclass(frozen=True)
 class Profile:
+    """A target: its choices in order of preference; the OS a bundle is built for unless --os
+    says; how its host is recognised (None: any host); its rank for ``auto`` (lower first;
+    None: only when named); the engine wheels that come from elsewhere."""
+
     name: str
     description: str
-    choices: tuple[Choice, ...]  # in order of preference
-    os: str = "debian-12"  # what a bundle for the target is built for unless --os says
+    choices: tuple[Choice, ...]
+    os: str = "debian-12"
+    host: HostTest | None = None
+    auto: int | None = None
+    vendor_wheels: tuple[VendorWheel, ...] = ()
 
+    def vendor_wheel(self, platform: str) -> VendorWheel | None:
+        """The engine wheel a bundle for ``platform`` cannot download, if any."""
+        return next((w for w in self.vendor_wheels if w.platform == platform), None)
+
+
+NPU = OpenVinoExtra(static_shape=True)
+JETSON_ORT = VendorWheel(
+    "aarch64", "onnxruntime-gpu for Jetson (CUDA and TensorRT providers)",
+    "NVIDIA builds it for each JetPack release: download the wheel for this JetPack and Python "
+    "from NVIDIA's Jetson Zoo (elinux.org/Jetson_Zoo#ONNX_Runtime) or the jetson-ai-lab pip "
+    "index, put it into local-wheels/ beside install.sh, then run install.sh", "onnxruntime-gpu")
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("cpu", "any CPU: ONNX Runtime, else LiteRT, else OpenVINO", (
         Choice("onnxruntime", "int8", "onnx", "cpu"),
         Choice("litert", "int8", "tflite"),
         Choice("openvino", "int8", "openvino", "CPU", "f32"),
-        Choice("openvino", "int8", "onnx", "CPU", "f32"))),
+        Choice("openvino", "int8", "onnx", "CPU", "f32")), auto=9),
     Profile("rpi", "Raspberry Pi: LiteRT INT8 with XNNPACK, else ONNX Runtime", (
         Choice("litert", "int8", "tflite"),
-        Choice("onnxruntime", "int8", "onnx", "cpu")), "rpios-trixie"),
+        Choice("onnxruntime", "int8", "onnx", "cpu")), "rpios-trixie",
+        HostTest("device_tree_model", "raspberry pi",
+                 "not a Raspberry Pi (no such device-tree model)"), 1),
     Profile("jetson", "NVIDIA Jetson: ONNX Runtime TensorRT fp16 with an engine cache, else CUDA "
             "(the INT8 ONNX file in TensorRT int8 where no FP32 file is there)", (
         Choice("onnxruntime", "fp32", "onnx", "tensorrt", "fp16"),
         Choice("onnxruntime", "fp32", "onnx", "cuda"),
         Choice("onnxruntime", "int8", "onnx", "tensorrt", "int8"),
-        Choice("onnxruntime", "int8", "onnx", "cuda")), "jetpack6"),
+        Choice("onnxruntime", "int8", "onnx", "cuda")), "jetpack6",
+        HostTest("tegra_release", "", "not a Jetson (no /etc/nv_tegra_release)"), 0,
+        (JETSON_ORT,)),
     Profile("intel-npu", "Intel NPU through OpenVINO (static shape)", (
-        Choice("openvino", "int8", "openvino", "NPU", None, {"static_shape": True}),
-        Choice("openvino", "int8", "onnx", "NPU", None, {"static_shape": True}))),
+        Choice("openvino", "int8", "openvino", "NPU", None, NPU),
+        Choice("openvino", "int8", "onnx", "NPU", None, NPU)), auto=2),
     Profile("intel-gpu", "Intel GPU through OpenVINO", (
         Choice("openvino", "int8", "openvino", "GPU", "f16"),
-        Choice("openvino", "int8", "onnx", "GPU", "f16"))),
+        Choice("openvino", "int8", "onnx", "GPU", "f16")), auto=3),
     Profile("intel-cpu", "Intel CPU through OpenVINO, f32 precision hint", (
         Choice("openvino", "int8", "openvino", "CPU", "f32"),
         Choice("openvino", "int8", "onnx", "CPU", "f32"))),
@@ -93,13 +149,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
 def passed_files(folder: Path) -> set[str] | None:
     """The artifact files of a compress output folder that its manifest lists as passing the
     gate (a rejected file's role starts with ``rejected-``); None when there is no manifest."""
-    from motivnet_edge.targets.metadata import MANIFEST, read_manifest_entries
-
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return None
-    return {e["path"] for e in read_manifest_entries(path)
-            if not str(e.get("role", "")).startswith("rejected")}
+    manifest = Manifest.find(folder)
+    return None if manifest is None else manifest.passed()
 
 
 def folder_choices(profile: Profile, folder: Path) -> tuple[list[Choice], list[str]]:
@@ -109,9 +160,9 @@ def folder_choices(profile: Profile, folder: Path) -> tuple[list[Choice], list[s
     kept, reasons = [], []
     for c in profile.choices:
         if not (Path(folder) / c.artifact).is_file():
-            reasons.append(f"{c.engine}/{c.device}: no {c.artifact} in {folder}")
+            reasons.append(f"{c.engine}/{c.device_name}: no {c.artifact} in {folder}")
         elif passed is not None and c.artifact not in passed:
-            reasons.append(f"{c.engine}/{c.device}: {c.artifact} did not pass the gate")
+            reasons.append(f"{c.engine}/{c.device_name}: {c.artifact} did not pass the gate")
         else:
             kept.append(c)
     return kept, reasons
@@ -129,6 +180,9 @@ class HostFacts:
     first use, so a daemon whose first choice runs imports only that engine's runtime (OpenVINO's
     probe alone adds about 30 MB to the process)."""
 
+    def __init__(self) -> None:
+        self._devices: dict[str, list[str] | None] = {}
+
     @cached_property
     def device_tree_model(self) -> str:
         return _read("/proc/device-tree/model")
@@ -137,30 +191,16 @@ class HostFacts:
     def tegra_release(self) -> str:
         return _read("/etc/nv_tegra_release")[:80]
 
-    @cached_property
-    def ort_providers(self) -> list[str] | None:
-        if not importlib.util.find_spec("onnxruntime"):
-            return None
-        import onnxruntime as ort
-
-        return ort.get_available_providers()
-
-    @cached_property
-    def openvino_devices(self) -> list[str] | None:
-        if not importlib.util.find_spec("openvino"):
-            return None
-        import openvino as ov
-
-        return ov.Core().available_devices
-
-    @cached_property
-    def litert(self) -> bool:
-        return bool(importlib.util.find_spec("ai_edge_litert")
-                    or importlib.util.find_spec("tflite_runtime"))
+    def devices(self, engine: str) -> list[str] | None:
+        """The devices ``engine`` has here (None: its runtime is not installed), asked once."""
+        if engine not in self._devices:
+            self._devices[engine] = engine_class(engine).devices_here()
+        return self._devices[engine]
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("device_tree_model", "tegra_release",
-                                               "ort_providers", "openvino_devices", "litert")}
+        return {"device_tree_model": self.device_tree_model,
+                "tegra_release": self.tegra_release,
+                "engines": {name: self.devices(name) for name in ENGINES}}
 
 
 def host_facts() -> HostFacts:
@@ -169,22 +209,14 @@ def host_facts() -> HostFacts:
 
 def choice_available(choice: Choice, facts: HostFacts) -> str | None:
     """None when ``choice`` can run here, else the reason it cannot."""
-    extra = ENGINES[choice.engine].extra
-    if choice.engine == "litert":
-        return None if facts.litert else f"no LiteRT: pip install 'motivnet-edge[{extra}]'"
-    if choice.engine == "onnxruntime":
-        providers = facts.ort_providers
-        if providers is None:
-            return f"no onnxruntime: pip install 'motivnet-edge[{extra}]'"
-        need = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-                "tensorrt": "TensorrtExecutionProvider"}[choice.device]
-        return None if need in providers else \
-            f"onnxruntime has no {need} (providers: {', '.join(providers)})"
-    devices = facts.openvino_devices
-    if devices is None:
-        return f"no OpenVINO: pip install 'motivnet-edge[{extra}]'"
-    return None if choice.device in devices else \
-        f"OpenVINO sees no {choice.device} (devices: {', '.join(devices)})"
+    here = facts.devices(choice.engine)
+    if here is None:
+        return f"no {choice.engine}: pip install 'motivnet-edge[{ENGINES[choice.engine].extra}]'"
+    if choice.device_name.lower() in (d.lower() for d in here):
+        return None
+    label = engine_class(choice.engine).device_label
+    return (f"{choice.engine} has no {label(choice.device_name)} here (it has: "
+            f"{', '.join(label(d) for d in here) or 'nothing'})")
 
 
 def profile_status(profile: Profile, facts: HostFacts, folder: Path | None = None
@@ -192,10 +224,8 @@ def profile_status(profile: Profile, facts: HostFacts, folder: Path | None = Non
     """The first choice that can run here (and, given a compress output folder, whose file is
     there), and the reasons the others cannot."""
     reasons = []
-    if profile.name == "rpi" and "raspberry pi" not in facts.device_tree_model.lower():
-        reasons.append("not a Raspberry Pi (no such device-tree model)")
-    if profile.name == "jetson" and not facts.tegra_release:
-        reasons.append("not a Jetson (no /etc/nv_tegra_release)")
+    if profile.host is not None and not profile.host.matches(facts):
+        reasons.append(profile.host.missing)
     choices = profile.choices
     if folder is not None:
         choices, missing = folder_choices(profile, folder)
@@ -204,21 +234,21 @@ def profile_status(profile: Profile, facts: HostFacts, folder: Path | None = Non
         why = choice_available(c, facts)
         if why is None:
             return c, reasons
-        reasons.append(f"{c.engine}/{c.device}: {why}")
+        reasons.append(f"{c.engine}/{c.device_name}: {why}")
     return None, reasons
+
+
+def auto_order(facts: HostFacts) -> list[Profile]:
+    """The profiles ``auto`` considers here: ranked ones whose host test matches, by rank."""
+    return sorted((p for p in PROFILES.values() if p.auto is not None
+                   and (p.host is None or p.host.matches(facts))), key=lambda p: p.auto)
 
 
 def auto_profile(facts: HostFacts, folder: Path | None = None) -> str:
     """The best profile for this host (and the files of ``folder``, when given)."""
-    order = []
-    if facts.tegra_release:
-        order.append("jetson")
-    if "raspberry pi" in facts.device_tree_model.lower():
-        order.append("rpi")
-    order += ["intel-npu", "intel-gpu", "cpu"]
-    for name in order:
-        if profile_status(PROFILES[name], facts, folder)[0] is not None:
-            return name
+    for profile in auto_order(facts):
+        if profile_status(profile, facts, folder)[0] is not None:
+            return profile.name
     raise MotivnetError("no target can run here: install one engine, e.g. "
                         "pip install 'motivnet-edge[onnx]'")
 
@@ -238,28 +268,17 @@ def resolve(target: str, artifact: str | Path, engine: str | None = None,
     if choice is None:
         raise MotivnetError(f"target {name} cannot run here: {'; '.join(reasons)}")
     path = artifact / choice.artifact if artifact.is_dir() else artifact
-    options = EngineOptions(device=choice.device, threads=threads, cache_dir=cache_dir,
-                            precision=choice.precision, extra=dict(choice.extra))
+    options = EngineOptions(device=choice.device_name, threads=threads, cache_dir=cache_dir,
+                            precision=choice.precision, extra=choice.extra)
     chosen = engine or choice.engine
     if engine and engine != choice.engine:
         options = EngineOptions(threads=threads, cache_dir=cache_dir)
     return path, chosen, options, name
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--artifacts", type=Path, help="a compress output folder: which of its "
-                   "files each profile would run (default: every profile's first choice)")
-
-
-def run(args) -> int:
-    """``motivnet-edge targets``: every profile, whether it can run here, and why not."""
-    import json
-
-    facts = host_facts()
-    folder = args.artifacts
-    if folder is not None and not folder.is_dir():
-        raise MotivnetError(f"--artifacts {folder} is not a folder")
+def target_rows(facts: HostFacts, folder: Path | None = None) -> list[dict]:
+    """Every profile as a row: whether it runs here, on what, why not, and which is ``auto``'s
+    pick (what ``motivnet-edge targets`` prints)."""
     try:
         best = auto_profile(facts, folder)
     except MotivnetError:
@@ -268,19 +287,9 @@ def run(args) -> int:
     for p in PROFILES.values():
         choice, reasons = profile_status(p, facts, folder)
         rows.append({"target": p.name, "runs_here": choice is not None,
-                     "engine": f"{choice.engine}/{choice.device}" if choice else "",
+                     "engine": f"{choice.engine}/{choice.device_name}" if choice else "",
                      "artifact": choice.artifact if choice else "", "auto": p.name == best,
                      "why_not": "; ".join(reasons) if choice is None else "",
                      "note": "; ".join(reasons) if choice is not None else "",
                      "description": p.description})
-    if args.json:
-        print(json.dumps({"host": facts.as_dict(), "targets": rows}, indent=2))
-        return 0
-    for r in rows:
-        mark = "yes" if r["runs_here"] else "no"
-        auto = " (auto)" if r["auto"] else ""
-        detail = f"{r['engine']} {r['artifact']}" if r["runs_here"] else r["why_not"]
-        if r["runs_here"] and r["note"]:
-            detail += f" (note: {r['note']})"
-        print(f"{r['target'] + auto:<18} {mark:<4} {detail}")
-    return 0
+    return rows

@@ -13,11 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motivnet_edge.edge.synthetic import synth_scene
+from motivnet_edge.edge.data.synthetic import synth_scene
 
 
 def make_bundle(out: Path, target: str, platform: str, wheel: Path, *extra: str) -> Path:
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "bundle",
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "bundle",
                           "--target", target, "--platform", platform, "--project-wheel",
                           str(wheel), "--out", str(out), *extra],
                          capture_output=True, text=True, timeout=900)

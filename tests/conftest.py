@@ -130,6 +130,6 @@ def broker(tmp_path):
 @pytest.fixture(scope="session")
 def project_wheel(tmp_path_factory) -> Path:
     """This project's wheel, built once per session from the source tree (bundles carry it)."""
-    from motivnet_edge.edge.bundle import build_project_wheel
+    from motivnet_edge.edge.packaging.bundle import build_project_wheel
 
     return build_project_wheel(tmp_path_factory.mktemp("wheel"), None)

@@ -40,7 +40,7 @@ class FixedLogits(nn.Module):
 
 
 def write_faces(folder, n: int, seed: int = 0) -> list:
-    from motivnet_edge.edge.synthetic import synth_faces
+    from motivnet_edge.edge.data.synthetic import synth_faces
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -75,7 +75,7 @@ def onnx_artifact(folder, size: int = 32, seed: int = 0, region: str = "square")
 
 def synthetic_video(path, frames: int, seed: int = 0, fps: float = 10.0):
     """An MJPG .avi of 640x480 frames holding 1-3 synthetic faces."""
-    from motivnet_edge.edge.synthetic import synth_scene
+    from motivnet_edge.edge.data.synthetic import synth_scene
 
     rng = np.random.default_rng(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))

@@ -7,17 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from motivnet_edge.compress.artifacts import (
-    embed_metadata,
-    file_entry,
-    inspect_precision,
-    write_manifest,
-)
+from motivnet_edge.compress.artifacts import embed_metadata, inspect_precision
 from motivnet_edge.compress.int8.export import export_fp32
 from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import FORMATS
+from motivnet_edge.targets.manifest import Manifest, file_entry
 from motivnet_edge.targets.metadata import artifact_files, check_manifest, read_metadata
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage
 from tests.helpers import TinyNet
@@ -85,7 +81,7 @@ def test_manifest_sha256_mismatch_is_an_error(exported, tmp_path):
     src = paths["onnx"]
     path = tmp_path / src.name
     path.write_bytes(src.read_bytes())
-    write_manifest(tmp_path, [file_entry(path, "onnx-fp32")], {})
+    Manifest([file_entry(path, "onnx-fp32")]).write(tmp_path)
     assert check_manifest(path) == json.loads((tmp_path / "manifest.json").read_text()
                                               )["files"][0]["sha256"]
     path.write_bytes(path.read_bytes() + b"\0")
@@ -156,7 +152,7 @@ def test_truncated_artifact_is_named_truncated_with_and_without_a_manifest(expor
     assert path.name in str(err.value) or cut.name in str(err.value)
     # with a manifest: its size and sha256 are checked before any parser reads the file
     cut.write_bytes(whole)
-    write_manifest(copy, [file_entry(path, "x")], {})
+    Manifest([file_entry(path, "x")]).write(copy)
     cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(MotivnetError, match=rf"{cut.name} is .* bytes.*: it is truncated"):
         load_engine(path)

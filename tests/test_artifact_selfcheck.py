@@ -40,7 +40,7 @@ def lone_artifacts(folder: Path) -> dict[str, Path]:
 
 
 def classify(model: Path, photo: Path, target: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "classify",
+    return subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "classify",
                            "--model", str(model), "--target", target, str(photo)],
                           capture_output=True, text=True, timeout=300)
 

@@ -53,7 +53,7 @@ def setup(tmp_path_factory):
 
 
 def bench(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "bench",
+    return subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "bench",
                            *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
@@ -175,7 +175,7 @@ def test_collect_merges_two_devices_through_a_real_broker(tmp_path, broker):
 
 
 def test_old_benchmark_options_are_folded_into_bench():
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "bench", "--help"],
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "bench", "--help"],
                          capture_output=True, text=True, timeout=120)
     for option in ("--e2e", "--video", "--frames", "--haar-scale", "--python", "--data",
                    "--full-model", "--speed-only", "--baseline", "--publish", "--gate"):

@@ -11,14 +11,14 @@ import tarfile
 
 import pytest
 
-from motivnet_edge.edge.bundle import platform_tags
+from motivnet_edge.edge.packaging.bundle import platform_tags
 from tests.bundles import flip_byte, make_bundle, unpack
 
 pytestmark = pytest.mark.slow
 
 
 def verify(path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "verify", str(path)],
+    return subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "verify", str(path)],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -86,7 +86,7 @@ def test_bundles_are_built_for_the_os_the_device_runs(tmp_path, project_wheel):
     assert "nvarguscamerasrc" in (folder / "config.yaml").read_text()
     assert built("over", "rpi", "--os", "ubuntu-24.04", "--python", "3.11")[1] == \
         ("ubuntu-24.04", "3.11", "2.39")
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "bundle", "--target",
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "bundle", "--target",
                           "rpi", "--platform", "aarch64", "--os", "raspbian-9", "--out",
                           str(tmp_path / "x.tar.gz")], capture_output=True, text=True)
     assert res.returncode == 2 and "rpios-trixie" in res.stderr
@@ -165,11 +165,11 @@ def test_stage_into_image_puts_the_bundle_and_an_enabled_oneshot_unit(rpi_bundle
 def test_model_only_checks_the_model_and_leaves_the_rest_to_sha256sum(rpi_bundle, tmp_path):
     folder = unpack(rpi_bundle, tmp_path / "a")
     flip_byte(next((folder / "wheels").glob("motivnet_edge-*.whl")))
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "verify",
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "verify",
                           "--model-only", str(folder)], capture_output=True, text=True)
     assert res.returncode == 0 and "the model's files match" in res.stdout, res.stderr
     assert verify(folder).returncode == 2  # the whole check still sees the wheel
     flip_byte(folder / "model" / "student-int8.tflite")
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "verify",
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "verify",
                           "--model-only", str(folder)], capture_output=True, text=True)
     assert res.returncode == 2 and "student-int8.tflite" in res.stderr

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from motivnet_edge.benchmarks import emulated
-from motivnet_edge.edge.bundle import write_sums
+from motivnet_edge.edge.packaging.bundle import write_sums
 from tests.bundles import flip_byte, footage, make_bundle, raw_video, snapshot, unpack
 from tests.helpers import Subscriber
 
@@ -198,7 +198,7 @@ def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, projec
             # the benchmark's rows run again in the emulated device's own install
             out = tmp_path / "bench"
             res = subprocess.run(
-                [sys.executable, "-m", "motivnet_edge.edge.cli", "bench", "--limit", "8",
+                [sys.executable, "-m", "motivnet_edge.cli", "bench", "--limit", "8",
                  "--rounds", "1", "--per-round", "2", "--no-rss", "--out", str(out),
                  "--device-python", "/opt/motivnet-edge/current/venv/bin/python",
                  "--device-root", str(root)], capture_output=True, text=True, timeout=900)
@@ -230,6 +230,6 @@ def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, projec
     flipped = tmp_path / "flipped.tar.gz"
     shutil.copy(bundle, flipped)
     flip_byte(flipped)
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "verify",
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "verify",
                           str(flipped)], capture_output=True, text=True)
     assert res.returncode == 2 and str(flipped) in res.stderr

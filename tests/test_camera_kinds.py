@@ -48,11 +48,11 @@ def with_system_gi() -> list[str]:
     """The command line of motivnet-edge in this venv with the system's PyGObject behind the
     venv's packages, as a venv made with --system-site-packages sees it."""
     return [sys.executable, "-c", f"import site, sys; site.addsitedir({GI_SITE!r}); "
-            "from motivnet_edge.edge.cli import main; sys.exit(main(sys.argv[1:]))"]
+            "from motivnet_edge.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
 def plain() -> list[str]:
-    return [sys.executable, "-m", "motivnet_edge.edge.cli"]
+    return [sys.executable, "-m", "motivnet_edge.cli"]
 
 
 def daemon_config(path: Path, source: str, port: int, **camera) -> Path:

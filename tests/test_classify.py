@@ -9,14 +9,14 @@ import cv2
 import numpy as np
 
 from motivnet_edge.benchmarks.no_torch import BLOCK_TORCH
-from motivnet_edge.edge.synthetic import synth_scene
+from motivnet_edge.edge.data.synthetic import synth_scene
 from motivnet_edge.targets.labels import AFFECTNET7
 from tests.helpers import synthetic_video
 
 
 def classify(*args: str) -> subprocess.CompletedProcess:
     """The command as a device runs it: torch cannot be imported."""
-    code = BLOCK_TORCH + ("from motivnet_edge.edge.cli import main\n"
+    code = BLOCK_TORCH + ("from motivnet_edge.cli import main\n"
                           f"sys.exit(main(['classify', *{list(args)!r}]))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)

@@ -6,12 +6,12 @@ import sys
 import pytest
 import torch
 
+from motivnet_edge.cli import COMMANDS
 from motivnet_edge.compress.models.motivnet import build_motivnet
-from motivnet_edge.edge.cli import COMMANDS
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", *args],
+    return subprocess.run([sys.executable, "-m", "motivnet_edge.cli", *args],
                           capture_output=True, text=True, timeout=300)
 
 

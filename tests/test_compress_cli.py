@@ -25,7 +25,7 @@ def output(res) -> str:
 
 
 def cli(*args, env_cache=None):
-    return subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "motivnet_edge.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=900)
 
 
@@ -178,7 +178,7 @@ def test_weights_only_fallback_is_a_quarter_the_size_and_computes_like_float(
         compressed, tmp_path, fmt):
     from motivnet_edge.compress.artifacts import embed_metadata, inspect_precision
     from motivnet_edge.compress.distil.distilled import load_distilled
-    from motivnet_edge.compress.gate.gate import compare, run_artifact
+    from motivnet_edge.compress.fidelity import compare, run_artifact
     from motivnet_edge.compress.int8.formats import OPS
 
     out, res = compressed

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from motivnet_edge.compress.distil.augment import augmented_views
-from motivnet_edge.compress.distil.train import predict, train
+from motivnet_edge.compress.distil.train import train
+from motivnet_edge.compress.inference import predict
 from motivnet_edge.compress.models.teachers import load_teacher
 from motivnet_edge.compress.runfolder import TrainConfig
 from motivnet_edge.targets.classifier_spec import ClassifierSpec

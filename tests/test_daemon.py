@@ -28,7 +28,7 @@ def write_config(tmp_path, port, source, **over):
 
 
 def start_daemon(config, *extra, env=None):
-    return subprocess.Popen([sys.executable, "-m", "motivnet_edge.edge.cli", "run",
+    return subprocess.Popen([sys.executable, "-m", "motivnet_edge.cli", "run",
                              "--config", str(config), *extra], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
@@ -296,7 +296,7 @@ def test_camera_that_vanishes_is_reported_and_comes_back(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "motivnet_edge.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
 
 

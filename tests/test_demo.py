@@ -9,7 +9,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from motivnet_edge.edge.cli import main
+from motivnet_edge.cli import main
 from tests.helpers import onnx_artifact
 
 
@@ -43,7 +43,7 @@ def test_bad_compress_argument_is_refused_before_the_demo_teacher_trains(tmp_pat
     before reading --data; the arguments are checked first, and nothing is created."""
     env = {**os.environ, "MOTIVNET_CACHE": str(tmp_path / "cache")}
     t0 = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "compress", "--out",
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "compress", "--out",
                           str(tmp_path / "out"), "--data", "/nonexistent/photos"],
                          capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 2 and "/nonexistent/photos does not exist" in res.stderr

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from matplotlib import cbook
 
+from motivnet_edge.edge.data.synthetic import synth_faces, synth_scene
 from motivnet_edge.edge.detect import FaceDetector
-from motivnet_edge.edge.synthetic import synth_faces, synth_scene
 from motivnet_edge.targets.errors import MotivnetError
 
 

@@ -30,9 +30,9 @@ def test_block_really_blocks_torch():
 
 
 def test_cli_help_and_missing_extra_message_without_torch():
-    res = run_blocked("from motivnet_edge.edge.cli import main; sys.exit(main(['--help']))")
+    res = run_blocked("from motivnet_edge.cli import main; sys.exit(main(['--help']))")
     assert res.returncode == 0 and "info" in res.stdout
-    res = run_blocked("from motivnet_edge.edge.cli import main; sys.exit(main(['info']))")
+    res = run_blocked("from motivnet_edge.cli import main; sys.exit(main(['info']))")
     assert res.returncode != 0
     assert "motivnet-edge[compress]" in res.stderr
 
@@ -62,23 +62,23 @@ TORCH_COMMANDS = {
 
 
 def test_every_torch_command_names_its_extra_whatever_its_arguments():
-    from motivnet_edge.edge.cli import COMMANDS
+    from motivnet_edge.cli import COMMANDS
 
     assert {n for n, (_, _, extra) in COMMANDS.items() if extra == "compress"} == \
         set(TORCH_COMMANDS)
     for name, args in TORCH_COMMANDS.items():
-        res = run_blocked(f"from motivnet_edge.edge.cli import main; "
+        res = run_blocked(f"from motivnet_edge.cli import main; "
                           f"sys.exit(main({[name, *args]!r}))")
         assert res.returncode == 3, (name, res.stderr)
         assert f"'{name}' needs torch: pip install 'motivnet-edge[compress]'" in res.stderr
         assert "unrecognized arguments" not in res.stderr
-        helped = run_blocked(f"from motivnet_edge.edge.cli import main; "
+        helped = run_blocked(f"from motivnet_edge.cli import main; "
                              f"sys.exit(main([{name!r}, '--help']))")
         assert helped.returncode == 0 and "--out" in helped.stdout or name == "info", name
 
 
 def test_a_missing_engine_names_the_extra_of_that_engine():
-    from motivnet_edge.edge.cli import extra_for
+    from motivnet_edge.cli import extra_for
 
     assert extra_for("ai_edge_litert", "onnx") == "tflite"
     assert extra_for("openvino.runtime", "onnx") == "openvino"

@@ -17,6 +17,7 @@ from motivnet_edge.targets.preprocess import CropSpec, make_inputs
 from motivnet_edge.targets.profiles import (
     PROFILES,
     auto_profile,
+    choice_available,
     host_facts,
     profile_status,
     resolve,
@@ -72,13 +73,20 @@ def test_engine_refuses_a_format_it_cannot_run(setup):
 
 
 def test_every_profile_says_whether_it_runs_here():
+    """A profile runs its first choice this host can run, having named why each earlier one
+    cannot; a profile that runs nothing names every choice's reason."""
     facts = host_facts()
     for profile in PROFILES.values():
         choice, reasons = profile_status(profile, facts)
-        assert choice is not None or reasons
+        runnable = [c for c in profile.choices if choice_available(c, facts) is None]
+        assert choice == (runnable[0] if runnable else None), profile.name
+        skipped = profile.choices[:profile.choices.index(choice)] if choice else profile.choices
+        for c in skipped:
+            assert any(r.startswith(f"{c.engine}/{c.device_name}: ") for r in reasons), \
+                (profile.name, c, reasons)
     assert auto_profile(facts) in PROFILES
-    # this machine has no GPU: the Jetson profile must say why not
-    if "CUDAExecutionProvider" not in (facts.ort_providers or []):
+    # this machine has no GPU: the Jetson profile must say why not, naming the provider
+    if "cuda" not in (facts.devices("onnxruntime") or []):
         choice, reasons = profile_status(PROFILES["jetson"], facts)
         assert choice is None and any("CUDAExecutionProvider" in r for r in reasons)
 

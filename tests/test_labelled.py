@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from motivnet_edge.edge.labelled import load_labelled
+from motivnet_edge.edge.data.labelled import load_labelled
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.labels import AFFECTNET7, FER2013, canonical, reorder_index
 

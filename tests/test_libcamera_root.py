@@ -85,18 +85,18 @@ def test_picamera2_over_real_libcamera_finds_no_camera_and_the_daemon_says_so(
             assert json.loads(probe.stdout.splitlines()[-1]) == []
             assert "libcamera v0." in probe.stderr  # its camera manager really started
 
-            listed = in_root(root, "python3", "-m", "motivnet_edge.edge.cli", "cameras")
+            listed = in_root(root, "python3", "-m", "motivnet_edge.cli", "cameras")
             assert listed.returncode == 0, listed.stderr[-3000:]
             section = listed.stdout.split("libcamera cameras")[1].split("GStreamer")[0]
             assert "none found" in section and "cannot be imported" not in section
 
             (root / "tmp" / "c.yaml").write_text(
                 "cameras:\n  - {name: csi, source: 'libcamera:0'}\nmqtt: {port: 1}\n")
-            run = in_root(root, "python3", "-m", "motivnet_edge.edge.cli", "run", "--config",
+            run = in_root(root, "python3", "-m", "motivnet_edge.cli", "run", "--config",
                           "/tmp/c.yaml", timeout=120)
             assert run.returncode == 2, run.stderr[-3000:]
             assert "cameras[0] (csi): no libcamera camera found" in run.stderr
-            snap = in_root(root, "python3", "-m", "motivnet_edge.edge.cli", "cameras",
+            snap = in_root(root, "python3", "-m", "motivnet_edge.cli", "cameras",
                            "--snapshot", "libcamera:imx708", "/tmp/x.jpg", timeout=120)
             assert snap.returncode == 2 and "no libcamera camera found" in snap.stderr
     finally:

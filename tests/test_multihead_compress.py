@@ -13,7 +13,7 @@ import torch
 import yaml
 from torch import nn
 
-from motivnet_edge.edge.synthetic import synth_faces
+from motivnet_edge.edge.data.synthetic import synth_faces
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.formats import FORMATS, artifact_name

@@ -4,9 +4,9 @@ on landmarks refuses a detector that gives none, unless the box-crop fallback is
 import numpy as np
 import pytest
 
+from motivnet_edge.edge.data.synthetic import synth_scene
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.pipeline import Pipeline
-from motivnet_edge.edge.synthetic import synth_scene
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from tests.helpers import onnx_artifact
@@ -54,7 +54,7 @@ def test_the_daemon_refuses_it_at_start_with_a_clear_message(tmp_path):
     config.write_text(yaml.safe_dump({"model": {"artifact": str(artifact), "target": "cpu"},
                                       "detector": {"kind": "haar"},
                                       "cameras": [{"name": "door", "source": str(video)}]}))
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "run", "--config",
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "run", "--config",
                           str(config)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "box_crop_fallback" in res.stderr
     assert "Traceback" not in res.stderr

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from motivnet_edge.compress.artifacts import embed_metadata, inspect_precision
-from motivnet_edge.compress.gate.gate import compare, run_artifact
+from motivnet_edge.compress.fidelity import compare, run_artifact
+from motivnet_edge.compress.inference import emulate
 from motivnet_edge.compress.int8 import graph as graph_edits
 from motivnet_edge.compress.int8 import qat
 from motivnet_edge.compress.int8.formats import OPS
-from motivnet_edge.compress.int8.stage import emulate
 from motivnet_edge.targets.formats import FORMATS, artifact_name
 from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage

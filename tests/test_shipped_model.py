@@ -17,7 +17,8 @@ from motivnet_edge.targets.engine import ENGINES, engines_for, load_engine
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import format_of, is_artifact
 from motivnet_edge.targets.labels import AFFECTNET7
-from motivnet_edge.targets.metadata import MANIFEST, check_manifest, read_metadata
+from motivnet_edge.targets.manifest import MANIFEST
+from motivnet_edge.targets.metadata import check_manifest, read_metadata
 from motivnet_edge.targets.profiles import PROFILES, folder_choices
 
 ARTIFACTS = sorted(p for p in MODEL_DIR.iterdir() if is_artifact(p)) if MODEL_DIR.is_dir() \

@@ -1,6 +1,7 @@
 """The package's shape: one import name when installed, and dependencies in one direction."""
 
 import ast
+import re
 import subprocess
 import sys
 import venv
@@ -12,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # lower layers never import higher ones: targets <- edge <- compress <- benchmarks <- experiments
 LAYERS = {"targets": 0, "edge": 1, "compress": 2, "benchmarks": 3, "experiments": 4}
 OLD_NAMES = set(LAYERS)
+MODULE_STRING = re.compile(r"motivnet_edge(\.\w+)+(:\w+)?")
 
 
 def imports_of(path: Path, root: Path) -> list[tuple[int, str]]:
@@ -25,6 +27,10 @@ def imports_of(path: Path, root: Path) -> list[tuple[int, str]]:
             base = package[:len(package) - node.level + 1] if node.level else []
             name = ".".join([*base, node.module] if node.module else base)
             found.append((node.lineno, name))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and MODULE_STRING.fullmatch(node.value):
+            # a module named as a string (python -m ..., importlib) is a dependency too
+            found.append((node.lineno, node.value.partition(":")[0]))
     return found
 
 
@@ -43,8 +49,76 @@ def upward_imports(root: Path = ROOT) -> list[str]:
     return bad
 
 
+# inside compress/: the run folder, settings and helpers; the model zoo and shared inference;
+# then each stage above the one whose output it takes; the commands on top
+COMPRESS_LAYERS = {"registry": 0, "progress": 0, "quiet": 0, "runfolder": 0, "settings": 0,
+                   "artifacts": 0, "models": 1, "inference": 1, "fidelity": 1, "distil": 2,
+                   "int8": 3, "gate": 4, "checks": 5, "info": 5, "commands": 5}
+
+
+def compress_back_edges(root: Path = ROOT) -> list[str]:
+    """Every import inside compress/ from a lower stage to a higher one (or to a module the
+    table does not rank, so a new one must be placed)."""
+    bad = []
+    for path in sorted((root / "compress").rglob("*.py")):
+        rel = path.relative_to(root / "compress")
+        if rel.name == "__init__.py" and len(rel.parts) == 1:
+            continue
+        own = rel.parts[0].removesuffix(".py")
+        if own not in COMPRESS_LAYERS:
+            bad.append(f"compress/{rel}: not placed in COMPRESS_LAYERS")
+            continue
+        for line, name in imports_of(path, root):
+            parts = name.split(".")
+            if parts[:2] != ["motivnet_edge", "compress"] or len(parts) < 3:
+                continue
+            other = parts[2]
+            if COMPRESS_LAYERS.get(other, 99) > COMPRESS_LAYERS[own]:
+                bad.append(f"compress/{rel}:{line} imports {name} ({own} is below {other})")
+    return bad
+
+
 def test_no_package_imports_a_higher_layer():
     assert upward_imports() == []
+
+
+def test_the_command_table_names_real_commands_and_only_it_names_every_layer():
+    """cli.py is the command root: each of its module strings is a module with add_arguments
+    and run, and only it (beside __main__.py) may name a command in any layer."""
+    from motivnet_edge import cli
+
+    for name, (target, _, extra) in cli.COMMANDS.items():
+        module, _, obj = target.partition(":")
+        assert module.split(".")[0] in LAYERS, f"{name}: {module} is not in a layer"
+        folder = ROOT.joinpath(*module.split("."))
+        assert folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file(), name
+        command = cli.load(target)
+        assert callable(command.add_arguments) and callable(command.run), name
+        assert extra in ("onnx", "compress"), name
+    for layer in LAYERS:
+        for path in (ROOT / layer).rglob("*.py"):
+            assert "COMMANDS" not in path.read_text() or "cli.COMMANDS" in path.read_text() \
+                or path.name.startswith("test"), f"{path}: a command table outside cli.py"
+
+
+def test_compress_stages_are_layers():
+    assert compress_back_edges() == []
+
+
+def test_the_stage_check_catches_a_back_edge(tmp_path):
+    for folder in ("compress/int8", "compress/gate", "compress/models"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "compress" / "int8" / "stage.py").write_text(
+        "from motivnet_edge.compress.gate.stage import x\n")
+    (tmp_path / "compress" / "models" / "zoo.py").write_text(
+        "def f():\n    from ..distil import train\n")
+    (tmp_path / "compress" / "gate" / "fine.py").write_text(
+        "from motivnet_edge.compress.int8 import stage\n")
+    (tmp_path / "compress" / "newthing.py").write_text("")
+    bad = compress_back_edges(tmp_path)
+    assert len(bad) == 3, bad
+    assert "int8 is below gate" in bad[0] and "models is below distil" in bad[1] \
+        and "not placed" in bad[2]
 
 
 def test_the_graph_check_catches_an_upward_import(tmp_path):
@@ -54,8 +128,10 @@ def test_the_graph_check_catches_an_upward_import(tmp_path):
     (tmp_path / "targets" / "bad.py").write_text("from motivnet_edge.edge import daemon\n")
     (tmp_path / "edge" / "old.py").write_text("def f():\n    from targets import engine\n")
     (tmp_path / "edge" / "fine.py").write_text("from motivnet_edge.targets import engine\n")
+    (tmp_path / "edge" / "runs.py").write_text("CMD = 'motivnet_edge.compress.commands:X'\n")
     bad = upward_imports(tmp_path)
-    assert len(bad) == 2 and "upward" in bad[0] and "not under motivnet_edge" in bad[1]
+    assert len(bad) == 3 and "upward" in bad[0] and "not under motivnet_edge" in bad[1], bad
+    assert "runs.py:1 imports motivnet_edge.compress.commands (upward" in bad[2]
 
 
 @pytest.mark.slow
@@ -94,7 +170,8 @@ def test_wheel_installs_under_one_name_beside_a_package_that_owns_edge(tmp_path)
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["another", "project", "Happiness"]
-    for sub in ("edge", "targets", "targets/engines", "targets/formats", "compress",
+    for sub in ("edge", "edge/packaging", "edge/data", "targets", "targets/engines",
+                "targets/formats", "compress",
                 "benchmarks"):
         assert (Path(site) / "motivnet_edge" / sub / "__init__.py").is_file(), sub
-    assert (Path(site) / "motivnet_edge" / "edge" / "motivnet-edge.service").is_file()
+    assert (Path(site) / "motivnet_edge" / "edge" / "packaging" / "motivnet-edge.service").is_file()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[1] / "edge" / "motivnet-edge.service"
+UNIT = Path(__file__).resolve().parents[1] / "edge" / "packaging" / "motivnet-edge.service"
 
 pytestmark = pytest.mark.skipif(not shutil.which("systemd-analyze"),
                                 reason="needs systemd-analyze")
@@ -44,7 +44,7 @@ def test_service_command_writes_a_unit_for_this_install(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("model: {artifact: out}\n")
     unit = tmp_path / "motivnet-edge.service"
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge.edge.cli", "service", "--config",
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "service", "--config",
                           str(config), "--user", "cam", "--write", str(unit)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

@@ -95,7 +95,7 @@ def test_empty_data_folder_is_a_clear_error(tmp_path):
 def test_labelled_folder_gives_labelled_crops(tmp_path):
     import cv2
 
-    from motivnet_edge.edge.synthetic import synth_faces
+    from motivnet_edge.edge.data.synthetic import synth_faces
 
     for i, face in enumerate(synth_faces(14, seed=4)):
         folder = tmp_path / AFFECTNET7[face.label].lower()

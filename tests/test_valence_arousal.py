@@ -14,9 +14,9 @@ from torch import nn
 
 from motivnet_edge.compress.artifacts import embed_metadata
 from motivnet_edge.compress.int8 import onnx_ops
+from motivnet_edge.edge.data.synthetic import synth_scene
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.pipeline import Pipeline
-from motivnet_edge.edge.synthetic import synth_scene
 from motivnet_edge.targets.circumplex import COORDINATES, coordinates, derive
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from motivnet_edge.compress.gate.gate import Gate, compare
+from motivnet_edge.compress.fidelity import Gate, compare
 from motivnet_edge.targets.classifier_spec import OutputLayout
 from motivnet_edge.targets.formats import artifact_name
 
@@ -23,7 +23,7 @@ def test_compare_counts_flips_and_how_close_to_a_tie_they_were():
 
 
 def test_gate_refuses_a_confident_flip_that_agreement_alone_would_let_through():
-    from motivnet_edge.compress.gate.gate import Gate
+    from motivnet_edge.compress.fidelity import Gate
 
     fp32 = np.zeros((200, 3))
     fp32[:, 0] = 4.0  # every crop: class 0, margin 4

@@ -25,9 +25,9 @@ import numpy as np
 
 from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.progress import track
+from motivnet_edge.edge.data.labelled import IMAGE_SUFFIXES, load_labelled
+from motivnet_edge.edge.data.synthetic import synth_faces
 from motivnet_edge.edge.detect import FaceDetector
-from motivnet_edge.edge.labelled import IMAGE_SUFFIXES, load_labelled
-from motivnet_edge.edge.synthetic import synth_faces
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path
 from motivnet_edge.targets.labels import AFFECTNET7
@@ -59,10 +59,6 @@ class CropSet:
     @property
     def labelled(self) -> bool:
         return bool(self.labels) and min(self.labels) >= 0
-
-    def subset(self, index: Sequence[int]) -> CropSet:
-        return CropSet([self.crops[i] for i in index], [self.labels[i] for i in index],
-                       [self.hashes[i] for i in index], [self.sources[i] for i in index])
 
     def save(self, path: Path) -> None:
         shapes = np.array([c.image.shape[:2] for c in self.crops], np.int64).reshape(-1, 2)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from motivnet_edge.compress.distil.data import CropSet, split_index
-from motivnet_edge.compress.distil.train import predict
+from motivnet_edge.compress.inference import predict
 from motivnet_edge.compress.models.students import STUDENTS, build_student
 from motivnet_edge.compress.runfolder import RunFolder, RunRecord
 from motivnet_edge.targets.errors import MotivnetError

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from motivnet_edge.compress.distil.augment import augmented_input, augmented_views
 from motivnet_edge.compress.distil.world import SINGLE, World
+from motivnet_edge.compress.inference import channels_last, predict
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
 from motivnet_edge.compress.models.teachers import Teacher
 from motivnet_edge.compress.progress import Progress
@@ -62,21 +63,7 @@ def make_tensor(crops: Sequence[FaceImage], spec: CropSpec, rng=None,
         batch = np.stack([augmented_input(c, spec, rng, strength) for c in crops])
     else:
         batch = make_inputs(crops, spec)
-    return _channels_last(batch)
-
-
-def _channels_last(batch: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(batch)
-    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, crops: Sequence[FaceImage], spec: CropSpec,
-            device: str = "cpu", batch: int = 128) -> np.ndarray:
-    model.eval()
-    outs = [model(make_tensor(crops[i:i + batch], spec).to(device)).float().cpu()
-            for i in range(0, len(crops), batch)]
-    return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
+    return channels_last(batch)
 
 
 def evaluate(rows: np.ndarray, teacher: np.ndarray | None, labels: np.ndarray,
@@ -206,7 +193,7 @@ def _inputs(batch: list[FaceImage], spec: CropSpec, cfg: TrainConfig, rng,
     if teacher is not None:
         views, teacher_views = augmented_views(batch, (spec, teacher.crop), rng, cfg.augment,
                                                cfg.mixup)
-        return (_channels_last(normalize_batch(views, spec)),
+        return (channels_last(normalize_batch(views, spec)),
                 torch.from_numpy(teacher.predict_cut(teacher_views)))
     return make_tensor(batch, spec, rng, cfg.augment), cached
 

@@ -8,17 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from motivnet_edge.compress.artifacts import file_entry, write_manifest
 from motivnet_edge.compress.distil.data import crop_hash
 from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
 from motivnet_edge.compress.distil.teacher_cache import TeacherCache
-from motivnet_edge.compress.distil.train import predict
+from motivnet_edge.compress.fidelity import DEFAULT_GATE, Gate, evaluate_artifact, run_artifact
 from motivnet_edge.compress.gate.evaluate import labelled_report
-from motivnet_edge.compress.gate.gate import DEFAULT_GATE, Gate, evaluate_artifact, run_artifact
-from motivnet_edge.compress.int8.stage import (
+from motivnet_edge.compress.inference import (
     FLOAT_SOURCES,
     emulate,
     float_source_logits,
+    predict,
     quantize_results,
 )
 from motivnet_edge.compress.models.teachers import reload_teacher
@@ -26,6 +25,13 @@ from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import cache_dir, write_json
 from motivnet_edge.targets.formats import REJECTED, artifact_name, is_artifact
+from motivnet_edge.targets.manifest import (
+    REPORT_ROLE,
+    STUDENT_WEIGHTS_ROLE,
+    Manifest,
+    artifact_role,
+    file_entry,
+)
 from motivnet_edge.targets.metadata import read_metadata
 from motivnet_edge.targets.preprocess import FaceImage
 
@@ -63,13 +69,14 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
     artifacts = sorted(p for p in out.iterdir() if is_artifact(p))
     if not artifacts:
         raise MotivnetError(f"no artifacts in {out}: run 'motivnet-edge export' first")
-    rows, entries, ok = {}, [file_entry(w.folder.student_weights, "student-fp32-weights")], True
+    rows, entries, ok = {}, [file_entry(w.folder.student_weights, STUDENT_WEIGHTS_ROLE)], True
     sources: dict[str, np.ndarray] = {}  # float source -> its logits, each computed once
     for path in artifacts:
         meta = read_metadata(path)
         source = meta.get("recipe", {}).get("float_source", "student")
         if source not in sources:
-            sources[source] = float_source_logits(w, meta, val_crops, float_logits)
+            sources[source] = float_source_logits(w.folder, meta, val_crops, w.spec,
+                                                  float_logits)
         row = evaluate_artifact(path, val_crops, sources[source], teacher_logits, labels,
                                 check=False, layout=w.run.layout)
         row["float_source"] = source
@@ -82,8 +89,7 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
             row["trials"] = quant.get(row["format"], {}).get("trials", [])
         ok &= row["status"] == "ok"
         rows[path.name] = row
-        role = ("rejected-" if row["status"] != "ok" else "") + \
-            f"{row['format']}-{row['precision']}"
+        role = artifact_role(row["format"], row["precision"], row["status"] == "ok")
         entries.append(file_entry(path, role, precision=row["precision"]))
     report = {"gate": gate.to_dict(), "passed": ok,
               "heldout_crops": len(val_crops), "data": w.run.data, "skipped": w.run.skipped,
@@ -97,8 +103,8 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
     if labelled is not None:
         report["labelled"] = labelled_evaluation(w, artifacts, labelled)
     write_json(w.folder.report, report)
-    entries.append(file_entry(w.folder.report, "report"))
-    write_manifest(out, entries, {"labels": w.run.classes, "student": w.run.student.name})
+    entries.append(file_entry(w.folder.report, REPORT_ROLE))
+    Manifest(entries, {"labels": w.run.classes, "student": w.run.student.name}).write(out)
     return report, ok
 
 

@@ -19,7 +19,7 @@ weights and ranges that survive int8:
 
 The float source of these artifacts is the fine-tuned model with every quantisation simulated
 in float exactly as the ONNX graph states it
-(:func:`motivnet_edge.compress.int8.stage.emulate`): the gate compares each
+(:func:`motivnet_edge.compress.inference.emulate`): the gate compares each
 artifact with it, and the report gives its accuracy beside the FP32 student's.
 """
 

@@ -10,7 +10,6 @@ the weights-only last resort; each artifact from those is compared with the FP32
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -18,24 +17,21 @@ import numpy as np
 
 from motivnet_edge.compress.distil.data import Mirrored
 from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
-from motivnet_edge.compress.gate.gate import DEFAULT_GATE, Gate, evaluate_artifact
+from motivnet_edge.compress.fidelity import DEFAULT_GATE, Gate, evaluate_artifact
+from motivnet_edge.compress.inference import QAT_GRAPH, emulate
 from motivnet_edge.compress.int8 import qat
 from motivnet_edge.compress.int8.export import finish
 from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
 from motivnet_edge.compress.int8.recipes import QAT_RECIPE, Recipe
 from motivnet_edge.compress.models.students import is_vit
-from motivnet_edge.compress.runfolder import CALIBRATION_CROPS, QatConfig, RunFolder
-from motivnet_edge.targets.engine import join_outputs
+from motivnet_edge.compress.runfolder import CALIBRATION_CROPS, QatConfig
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, write_json
 from motivnet_edge.targets.formats import FORMATS, REJECTED, artifact_name, get_format
 from motivnet_edge.targets.metadata import read_metadata
-from motivnet_edge.targets.preprocess import FaceImage, make_inputs
+from motivnet_edge.targets.preprocess import FaceImage
 
 log = logging.getLogger(__name__)
-FLOAT_SOURCES = {"student": "the FP32 student (student.pth)",
-                 "qat": "the quantization-aware fine-tuned student, quantisation simulated "
-                        f"(work/qat/{artifact_name('student', 'int8', 'onnx')}, no kernel fusion)"}
 TRIAL_KEYS = ("float_source", "agreement_with_float", "flips", "flip_max_float_margin",
               "cosine_with_float", "values")
 
@@ -49,21 +45,6 @@ def _calibration(d: Distilled, n: int) -> list[FaceImage]:
     rng = np.random.default_rng(d.run.seed)
     pick = rng.choice(idx, size=min(n, len(idx)), replace=False)
     return [d.crops.crops[i] for i in pick]
-
-
-def emulate(onnx_path: Path, crops: list[FaceImage], spec, batch: int = 64) -> np.ndarray:
-    """Logits of a QDQ ONNX graph with every quantisation simulated in float: ONNX Runtime
-    with graph optimisations off runs Quantize/DequantizeLinear as written, fusing nothing
-    into integer kernels. The fine-tuned QAT model, exactly as exported."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([join_outputs(sess.run(None, {name: make_inputs(crops[i:i + batch],
-                                                                          spec)}))
-                           for i in range(0, len(crops), batch)])
 
 
 def run_qat(d: Distilled, cfg: QatConfig, progress: bool = True) -> Path:
@@ -103,7 +84,7 @@ def stage_quantize(out: Path, calibration: int = CALIBRATION_CROPS, gate: Gate =
     sources = {"student": float_logits}
     if qat_cfg is not None and qat_cfg.steps > 0 and not is_vit(d.run.student.name):
         folder = run_qat(d, qat_cfg, progress)
-        sources["qat"] = emulate(folder / artifact_name("student", "int8", "onnx"), val_crops,
+        sources["qat"] = emulate(folder / QAT_GRAPH, val_crops,
                                  d.spec)
         for fmt in formats:
             recipes[fmt].insert(0, QAT_RECIPE)
@@ -162,14 +143,6 @@ def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[
     return {"file": keep.name, "passed": passed, "trials": trials}
 
 
-def float_source_logits(d: Distilled, meta: dict, crops: list[FaceImage],
-                        student_logits: np.ndarray) -> np.ndarray:
-    """The logits an artifact's gate compares with, on ``crops``."""
-    if meta.get("recipe", {}).get("float_source") == "qat":
-        return emulate(d.folder.qat / artifact_name("student", "int8", "onnx"), crops, d.spec)
-    return student_logits
-
-
 def _usable_source(path: Path, base: dict) -> bool:
     """True when ``path`` exists, was made from this folder's current student and is full
     INT8 (a weights-only source would make a weights-only copy; that recipe comes last)."""
@@ -178,8 +151,3 @@ def _usable_source(path: Path, base: dict) -> bool:
     meta = read_metadata(path)
     return meta.get("student", {}).get("sha256") == base["student"]["sha256"] \
         and meta.get("precision") == "int8"
-
-
-def quantize_results(out: Path) -> dict:
-    path = RunFolder(out).quantize_results
-    return json.loads(path.read_text()) if path.is_file() else {}

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from motivnet_edge.targets.engine import Engine, InputInfo, join_outputs
+from motivnet_edge.targets.engine import Engine, InputInfo, join_outputs, runtime_installed
 from motivnet_edge.targets.errors import MotivnetError
+
+# device -> the execution provider that runs it (cuda:N is the Nth GPU's CUDA provider)
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider"}
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
                "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
@@ -14,26 +20,48 @@ _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
 def providers_for(device: str, precision: str | None, cache_dir: str | None) -> list:
     """Provider list for ``device`` (cpu, cuda, cuda:N, tensorrt), most preferred first."""
     device = device.lower()
+    cpu, cuda, trt = (PROVIDERS[d] for d in ("cpu", "cuda", "tensorrt"))
     if device == "cpu":
-        return ["CPUExecutionProvider"]
+        return [cpu]
     if device == "cuda":
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [cuda, cpu]
     if device.startswith("cuda:") and device[5:].isdigit():  # one GPU of several (a rank's)
-        return [("CUDAExecutionProvider", {"device_id": int(device[5:])}),
-                "CPUExecutionProvider"]
+        return [(cuda, {"device_id": int(device[5:])}), cpu]
     if device == "tensorrt":
-        trt = {"trt_fp16_enable": precision in ("fp16", "int8"),
-               "trt_int8_enable": precision == "int8"}
+        options = {"trt_fp16_enable": precision in ("fp16", "int8"),
+                   "trt_int8_enable": precision == "int8"}
         if cache_dir:
-            trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=cache_dir,
-                       trt_timing_cache_enable=True, trt_timing_cache_path=cache_dir)
-        return [("TensorrtExecutionProvider", trt), "CUDAExecutionProvider",
-                "CPUExecutionProvider"]
+            options.update(trt_engine_cache_enable=True, trt_engine_cache_path=cache_dir,
+                           trt_timing_cache_enable=True, trt_timing_cache_path=cache_dir)
+        return [(trt, options), cuda, cpu]
     raise MotivnetError(f"onnxruntime device {device!r} is not one of cpu, cuda, cuda:N, tensorrt")
+
+
+@dataclass(frozen=True)
+class OrtExtra:
+    """ONNX Runtime's own options: ``spinning`` lets idle intra-op threads spin (off: they
+    would take the cores the face detector needs between inferences)."""
+
+    spinning: bool = False
 
 
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
+    devices = tuple(PROVIDERS)
+    Extra = OrtExtra
+
+    @classmethod
+    def devices_here(cls) -> list[str] | None:
+        if not runtime_installed(cls.name):
+            return None
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+        return [d for d, p in PROVIDERS.items() if p in providers]
+
+    @classmethod
+    def device_label(cls, device: str) -> str:
+        return PROVIDERS.get(device.lower().split(":")[0], device)
 
     def _load(self) -> InputInfo:
         import onnxruntime as ort
@@ -42,7 +70,7 @@ class OnnxRuntimeEngine(Engine):
         # Idle intra-op threads spin by default, taking the cores the face detector needs
         # between inferences (measured side by side on 2 cores: Haar detection 42 -> 30 ms per
         # 640x480 frame without spinning, inference 2.1 -> 2.3 ms).
-        spin = "1" if self.options.extra.get("spinning") else "0"
+        spin = "1" if self.extra.spinning else "0"
         opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
         opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
         weights_only = self.metadata.get("precision") == "int8-weights"

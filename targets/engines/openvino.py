@@ -6,16 +6,42 @@ hint is always set and reported. The NPU needs static shapes: the batch is fixed
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from motivnet_edge.targets.engine import Engine, InputInfo, join_outputs
+from motivnet_edge.targets.engine import Engine, InputInfo, join_outputs, runtime_installed
 from motivnet_edge.targets.errors import MotivnetError
 
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 
 
+@dataclass(frozen=True)
+class OpenVinoExtra:
+    """OpenVINO's own options: ``static_shape`` fixes the batch to 1 (always so on the NPU)."""
+
+    static_shape: bool = False
+
+
+def default_precision(device: str) -> str:
+    """The inference precision asked for when none is given: f32 on the CPU (OpenVINO would
+    run bf16 on CPUs with AMX), f16 on a GPU or NPU."""
+    return "f16" if device.upper() in ("GPU", "NPU") else "f32"
+
+
 class OpenVinoEngine(Engine):
     name = "openvino"
+    devices = DEVICES[:3]  # AUTO is taken at load, never chosen by a profile or a bench row
+    Extra = OpenVinoExtra
+
+    @classmethod
+    def devices_here(cls) -> list[str] | None:
+        if not runtime_installed(cls.name):
+            return None
+        import openvino as ov
+
+        found = {d.split(".")[0] for d in ov.Core().available_devices}  # GPU.0, GPU.1 -> GPU
+        return [d for d in cls.devices if d in found]
 
     def _load(self) -> InputInfo:
         import openvino as ov
@@ -24,15 +50,16 @@ class OpenVinoEngine(Engine):
         if device not in DEVICES:
             raise MotivnetError(f"openvino device {device!r} is not one of {DEVICES}")
         core = ov.Core()
-        if device != "AUTO" and device not in core.available_devices:
+        named = {*core.available_devices, *(d.split(".")[0] for d in core.available_devices)}
+        if device != "AUTO" and device not in named:
             raise MotivnetError(f"openvino device {device} is not available here "
                                 f"(available: {core.available_devices})")
         model = core.read_model(str(self.path))
-        static = device == "NPU" or self.options.extra.get("static_shape", False)
+        static = device == "NPU" or self.extra.static_shape
         if static:
             shape = list(model.input(0).get_partial_shape().get_min_shape())
             model.reshape({model.input(0).any_name: [1, *shape[1:]]})
-        precision = self.options.precision or ("f16" if device in ("GPU", "NPU") else "f32")
+        precision = self.options.precision or default_precision(device)
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
         if self.options.threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = self.options.threads

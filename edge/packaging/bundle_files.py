@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from motivnet_edge.edge.service import unit_text
+from motivnet_edge.edge.packaging.service import unit_text
 from motivnet_edge.targets.files import sha256_file
-from motivnet_edge.targets.profiles import DEVICE_OS, PROFILES, Choice
+from motivnet_edge.targets.profiles import DEVICE_OS, PROFILES, Choice, VendorWheel
 
 DEVICE = Path(__file__).resolve().parent / "device"
 SUMS = "SHA256SUMS"
@@ -57,7 +57,7 @@ CAMERA_SOURCE = {
 def config_template(target: str, choice: Choice) -> str:
     return f"""\
 # motivnet-edge daemon config for target {target}: {PROFILES[target].description}.
-# The model runs as {choice.artifact} in {choice.engine} ({choice.device}).
+# The model runs as {choice.artifact} in {choice.engine} ({choice.device_name}).
 # Every key and its default: examples/reference.yaml (installed with the package, under
 # motivnet_edge/examples/). install.sh puts this file in place only where none exists, so an
 # upgrade keeps your edits.
@@ -76,7 +76,7 @@ mqtt:
 """
 
 
-def bundle_readme(info: dict, missing: tuple[str, str, str] | None) -> str:
+def bundle_readme(info: dict, missing: VendorWheel | None) -> str:
     name = f"motivnet-edge-{info['version']}-{info['target']}-{info['platform']}"
     wheels = ("every wheel the device needs (Python "
               f"{info['python']}, {info['platform']}, glibc {info['glibc']} or newer): "
@@ -117,8 +117,8 @@ Check a bundle before copying it anywhere: motivnet-edge verify THIS-BUNDLE.tar.
 """
     if missing:
         text += f"""
-Not in this bundle: {missing[0]}
-  It is not on the public package registry for this platform. {missing[1]}.
+Not in this bundle: {missing.what}
+  It is not on the public package registry for this platform. {missing.how}.
 """
     text += """
 Put it into an image (installed on first boot, with no network)

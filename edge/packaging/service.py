@@ -26,7 +26,7 @@ def executable() -> list[str]:
     script = Path(sys.executable).parent / "motivnet-edge"
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "motivnet_edge.edge.cli"]
+    return [sys.executable, "-m", "motivnet_edge.cli"]
 
 
 def unit_text(config: Path, user: str = "motivnet", command: list[str] | None = None) -> str:

@@ -17,7 +17,7 @@ import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from motivnet_edge.edge.bundle_files import BUNDLE_MANIFEST, LOCAL_WHEELS, file_list
+from motivnet_edge.edge.packaging.bundle_files import BUNDLE_MANIFEST, LOCAL_WHEELS, file_list
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.metadata import check_manifest, read_metadata
 

@@ -1,7 +1,10 @@
-"""The ``motivnet-edge`` command: subcommands, each a module with ``add_arguments`` and ``run``.
+"""The ``motivnet-edge`` command root: subcommands, each a module with ``add_arguments`` and
+``run``, in whichever layer owns the work.
 
-Subcommands are listed by module name and imported only when called, so the device install
-(no torch) runs ``edge`` commands and gets a clear message for commands that need an extra.
+This is the one module above the layers (targets <- edge <- compress <- benchmarks) allowed to
+name all of them; the structure test checks every module string of :data:`COMMANDS`.
+Subcommands are imported only when called, so the device install (no torch) runs ``edge``
+commands and gets a clear message for commands that need an extra.
 """
 
 from __future__ import annotations
@@ -31,23 +34,26 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "quantize": ("compress.commands:QUANTIZE", "INT8 artifacts, gated on agreement",
                  "compress"),
     "validate": ("compress.commands:VALIDATE", "report.json and manifest.json", "compress"),
-    "targets": ("targets.profiles", "list target profiles and whether each runs here", "onnx"),
+    "targets": ("edge.target_list", "list target profiles and whether each runs here", "onnx"),
     "run": ("edge.daemon", "run the headless daemon: cameras in, emotions out over MQTT",
             "onnx"),
     "cameras": ("edge.cameras", "the cameras this box can open, each as a config line; "
                 "--snapshot grabs one frame", "onnx"),
-    "service": ("edge.service", "print or write the systemd unit for this install", "onnx"),
+    "service": ("edge.packaging.service", "print or write the systemd unit for this install",
+                "onnx"),
     "classify": ("edge.classify", "what emotion each face in photos, a folder, a video or a "
                  "camera shows (the shipped model by default)", "onnx"),
-    "bundle": ("edge.bundle", "one .tar.gz that installs a device of a target offline",
+    "bundle": ("edge.packaging.bundle", "one .tar.gz that installs a device of a target "
+               "offline", "onnx"),
+    "verify": ("edge.packaging.verify", "check a bundle's files and model before installing it",
                "onnx"),
-    "verify": ("edge.verify", "check a bundle's files and model before installing it", "onnx"),
     "bench": ("benchmarks.bench", "every target against the full model: accuracy, latency, "
               "size, memory in one table (bench collect: every device's)", "onnx"),
 }
 
 
-def _load(target: str):
+def load(target: str):
+    """The module (or ``module:OBJECT``) a :data:`COMMANDS` entry names."""
     module, _, obj = target.partition(":")
     mod = importlib.import_module(f"motivnet_edge.{module}")
     return getattr(mod, obj) if obj else mod
@@ -67,7 +73,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         if name != invoked:
             continue
         try:
-            _load(module).add_arguments(p)
+            load(module).add_arguments(p)
         except ImportError as exc:  # the extra that holds this command is not installed:
             # take any arguments, so the message below is what the user sees
             p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -91,6 +97,8 @@ def _missing(command: str, module: str, default: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; its exit status (2: a MotivnetError, printed as one line; 3: an
+    extra to install)."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     # our own INFO; other libraries' warnings and errors only
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_missing", None):
         return _missing(args.command, args._missing, args._extra)
     try:
-        return int(_load(args._module).run(args) or 0)
+        return int(load(args._module).run(args) or 0)
     except ImportError as exc:  # an optional library the command needs is not installed
         if exc.name is None:
             raise

@@ -11,7 +11,6 @@ the first-boot files for image builders, a short README, the project's own wheel
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ import tempfile
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from motivnet_edge.edge.bundle_files import (
+from motivnet_edge.edge.packaging.bundle_files import (
     BUNDLE_ENV,
     BUNDLE_MANIFEST,
     DEVICE_FILES,
@@ -35,7 +34,8 @@ from motivnet_edge.edge.shipped import default_model
 from motivnet_edge.targets.engine import ENGINES
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, write_json
-from motivnet_edge.targets.metadata import MANIFEST, artifact_files, read_metadata
+from motivnet_edge.targets.manifest import Manifest
+from motivnet_edge.targets.metadata import artifact_files, read_metadata
 from motivnet_edge.targets.profiles import DEVICE_OS, PROFILES, Choice, folder_choices
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,6 @@ PLATFORMS = ("aarch64", "x86_64")
 # --glibc). pip matches only the platform tags it is given, and ai-edge-litert 2.x is tagged
 # only manylinux_2_27, so every tag in between is passed.
 MANYLINUX_FROM = 17
-# Where no wheel can be had from the registry for a target: what it is, the way to get it, and
-# the package install.sh then takes from local-wheels/.
-NOT_ON_PYPI = {
-    ("jetson", "aarch64"): (
-        "onnxruntime-gpu for Jetson (CUDA and TensorRT providers)",
-        "NVIDIA builds it for each JetPack release: download the wheel for this JetPack and "
-        "Python from NVIDIA's Jetson Zoo (elinux.org/Jetson_Zoo#ONNX_Runtime) or the "
-        "jetson-ai-lab pip index, put it into local-wheels/ beside install.sh, then run "
-        "install.sh", "onnxruntime-gpu"),
-}
-
-
 def platform_tags(platform: str, glibc: str) -> list[str]:
     """Every manylinux tag a device of ``platform`` with glibc ``glibc`` accepts."""
     try:
@@ -80,7 +68,7 @@ def pick_artifact(target: str, folder: Path) -> Choice:
 
 def project_source() -> Path | None:
     """The source tree of this install (an editable install or a checkout), else None."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").is_file() else None
 
 
@@ -143,12 +131,9 @@ def copy_model(folder: Path, choice: Choice, dest: Path) -> dict:
     files = artifact_files(path)
     for f in files:
         shutil.copy2(f, dest / f.name)
-    manifest_path = folder / MANIFEST
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        names = {f.name for f in files}
-        manifest["files"] = [e for e in manifest["files"] if e.get("path") in names]
-        write_json(dest / MANIFEST, manifest)
+    manifest = Manifest.find(folder)
+    if manifest is not None:
+        manifest.only(f.name for f in files).write(dest)
     card = folder / "MODEL.md"
     if card.is_file():
         shutil.copy2(card, dest / card.name)
@@ -168,7 +153,7 @@ def make_bundle(args: argparse.Namespace) -> tuple[Path, str]:
     folder = args.artifacts if args.artifacts is not None else default_model()
     choice = pick_artifact(args.target, folder)
     extra = ENGINES[choice.engine].extra
-    missing = NOT_ON_PYPI.get((args.target, args.platform))
+    missing = PROFILES[args.target].vendor_wheel(args.platform)
     if missing:
         extra = ""  # the engine's wheel comes from its vendor; the rest from the bundle
     version = importlib_metadata.version("motivnet-edge")
@@ -186,15 +171,15 @@ def make_bundle(args: argparse.Namespace) -> tuple[Path, str]:
                 "platform": args.platform, "os": args.os, "python": args.python,
                 "glibc": args.glibc,
                 "extra": extra, "artifact": choice.artifact, "engine": choice.engine,
-                "device": choice.device, "labels": meta["labels"],
+                "device": choice.device_name, "labels": meta["labels"],
                 "precision": meta["precision"],
                 "wheels": "all" if args.wheels else "own",
-                "not_in_bundle": [missing[0]] if missing else []}
+                "not_in_bundle": [missing.what] if missing else []}
         (root / BUNDLE_ENV).write_text("".join(
             f"{k.upper()}={info[k]}\n" for k in ("version", "target", "platform", "os",
                                                  "extra", "artifact", "wheels"))
             + f"PYTHON_VERSION={info['python']}\n"
-            + f"LOCAL_PACKAGE={missing[2] if missing else ''}\n")
+            + f"LOCAL_PACKAGE={missing.package if missing else ''}\n")
         (root / "config.yaml").write_text(config_template(args.target, choice))
         (root / "motivnet-edge.service").write_text(unit_template())
         for src, rel in DEVICE_FILES:
