@@ -22,10 +22,11 @@ from motivnet_edge.edge.shipped import MODEL_DIR
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path
 from motivnet_edge.targets.formats import artifact_name
+from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.manifest import MANIFEST, Manifest
 
 SHIPPED = [artifact_name("student", "int8", "onnx"), artifact_name("student", "int8", "tflite")]
-CLASSES = ("Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger")
+CLASSES = AFFECTNET7  # the shipped model's classes, in its order
 
 
 def ship_files(src: Path, dest: Path) -> list[dict]:

@@ -20,12 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motivnet_edge.edge.config import CameraConfig, source_kind
+from motivnet_edge.edge.config import CameraConfig, DetectorConfig, PipelineConfig, source_kind
 from motivnet_edge.edge.data.labelled import IMAGE_SUFFIXES, list_images
 from motivnet_edge.edge.detect import FaceDetector
-from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings, draw_faces
+from motivnet_edge.edge.pipeline import Pipeline, draw_faces
 from motivnet_edge.edge.readers import CannotOpen, check_source, open_reader, redact
 from motivnet_edge.edge.shipped import default_model
+from motivnet_edge.edge.tracker import TrackerSettings
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path
@@ -148,10 +149,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--derive-valence-arousal", action="store_true",
                    help="for a model without valence/arousal outputs, derive them from the "
                         "class probabilities (published circumplex coordinates; marked derived)")
-    p.add_argument("--score-threshold", type=float, default=0.6,
+    p.add_argument("--score-threshold", type=float, default=DetectorConfig.score_threshold,
                    help="the detector's minimum face score")
-    p.add_argument("--min-size", type=int, default=24, help="smallest face side in pixels")
-    p.add_argument("--max-faces", type=int, default=8, help="faces per picture, largest first")
+    p.add_argument("--min-size", type=int, default=DetectorConfig.min_size,
+                   help="smallest face side in pixels")
+    p.add_argument("--max-faces", type=int, default=PipelineConfig.max_faces,
+                   help="faces per picture, largest first")
     p.add_argument("--every", type=int, default=1, help="videos: every N-th frame")
     p.add_argument("--max-frames", type=int,
                    help="videos and cameras: stop after N processed frames (a camera runs "

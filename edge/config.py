@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from motivnet_edge.edge.shipped import default_model
+from motivnet_edge.edge.tracker import TrackerSettings
 from motivnet_edge.targets.errors import MotivnetError
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,10 @@ class CameraConfig:
 @dataclass
 class PipelineConfig:
     max_faces: int = 8
-    smoothing: float = 0.6  # weight of a track's past probabilities (exponential average)
-    iou_threshold: float = 0.3
-    track_ttl: float = 2.0  # seconds a track survives without a match
+    # tracking (edge/tracker.py declares the defaults and what each does)
+    smoothing: float = TrackerSettings.smoothing
+    iou_threshold: float = TrackerSettings.iou_threshold
+    track_ttl: float = TrackerSettings.ttl
     publish_images: bool = False  # no image leaves the device unless this is set
     # an artifact aligned on five landmarks, with a detector that gives none (haar): crop a
     # square around the box instead (counted in the stats); refused at start when false

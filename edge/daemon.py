@@ -23,11 +23,12 @@ from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.events import TrackEvents
 from motivnet_edge.edge.home_assistant import EMOTION_REFRESH, discovery_messages
 from motivnet_edge.edge.mqtt import MqttPublisher
-from motivnet_edge.edge.pipeline import Pipeline, TrackerSettings, draw_faces
+from motivnet_edge.edge.pipeline import Pipeline, draw_faces
 from motivnet_edge.edge.procstat import status_mb
 from motivnet_edge.edge.readers import check_source
 from motivnet_edge.edge.sdnotify import READY_AFTER, Notifier
 from motivnet_edge.edge.sources import LatestFrameSource, wait_interval
+from motivnet_edge.edge.tracker import TrackerSettings
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.profiles import resolve

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from motivnet_edge.edge.config import DetectorConfig
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.preprocess import Face
@@ -18,6 +19,7 @@ HAAR_FILE = "haarcascade_frontalface_alt2.xml"
 SHIPPED_YUNET = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
 SHIPPED_YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 KINDS = ("yunet", "haar")
+DEFAULTS = DetectorConfig()  # the daemon's detector section declares every default once
 
 
 def _haar_path() -> Path:
@@ -53,9 +55,11 @@ class FaceDetector:
         and finds fewer faces.
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, score_threshold: float = 0.6,
-                 nms_threshold: float = 0.3, top_k: int = 50, min_size: int = 24,
-                 max_side: int = 320, scale_factor: float = 1.1, kind: str = "yunet") -> None:
+    def __init__(self, model: str | os.PathLike | None = None,
+                 score_threshold: float = DEFAULTS.score_threshold, nms_threshold: float = 0.3,
+                 top_k: int = 50, min_size: int = DEFAULTS.min_size,
+                 max_side: int = DEFAULTS.max_side, scale_factor: float = DEFAULTS.scale_factor,
+                 kind: str = DEFAULTS.kind) -> None:
         if kind not in KINDS:
             raise MotivnetError(f"face detector kind {kind!r} is not one of {KINDS}")
         if kind == "haar" and model is not None:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
+from motivnet_edge.edge.config import PipelineConfig
 from motivnet_edge.edge.detect import FaceDetector
-from motivnet_edge.edge.tracker import Tracker
+from motivnet_edge.edge.tracker import Tracker, TrackerSettings
 from motivnet_edge.targets.circumplex import coordinates, derive
 from motivnet_edge.targets.engine import Engine, softmax
 from motivnet_edge.targets.errors import MotivnetError
@@ -27,13 +28,6 @@ class FrameResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class TrackerSettings:
-    smoothing: float = 0.6
-    iou_threshold: float = 0.3
-    ttl: float = 2.0
-
-
 class Pipeline:
     """Runs frames of named cameras through detection, one batched inference per frame and a
     tracker per camera.
@@ -43,7 +37,8 @@ class Pipeline:
     faces are cropped as a square around their box and counted in ``box_crop_faces``.
     """
 
-    def __init__(self, detector: FaceDetector, engine: Engine, max_faces: int = 8,
+    def __init__(self, detector: FaceDetector, engine: Engine,
+                 max_faces: int = PipelineConfig.max_faces,
                  tracking: TrackerSettings | None = None, box_crop_fallback: bool = False,
                  derive_values: bool = False) -> None:
         """``derive_values``: for an artifact without continuous outputs, valence and arousal
@@ -87,8 +82,7 @@ class Pipeline:
 
     def _tracker(self, camera: str) -> Tracker:
         if camera not in self.trackers:
-            t = self.tracking
-            self.trackers[camera] = Tracker(t.iou_threshold, t.smoothing, t.ttl)
+            self.trackers[camera] = Tracker(self.tracking)
         return self.trackers[camera]
 
     def process(self, camera: str, frame: np.ndarray, now: float | None = None) -> FrameResult:

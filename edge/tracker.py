@@ -18,6 +18,16 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How faces are followed across frames: the one place their defaults are declared (the
+    daemon's ``pipeline`` section takes them from here)."""
+
+    smoothing: float = 0.6  # weight of a track's past probabilities (exponential average)
+    iou_threshold: float = 0.3  # a box continues a track when it overlaps it this much
+    ttl: float = 2.0  # seconds a track survives without a match
+
+
 @dataclass
 class Track:
     id: int
@@ -27,9 +37,11 @@ class Track:
 
 
 class Tracker:
-    def __init__(self, iou_threshold: float = 0.3, smoothing: float = 0.6,
-                 ttl: float = 2.0) -> None:
-        self.iou_threshold, self.smoothing, self.ttl = iou_threshold, smoothing, ttl
+    """The tracks of one camera."""
+
+    def __init__(self, settings: TrackerSettings = TrackerSettings()) -> None:
+        self.iou_threshold, self.smoothing, self.ttl = \
+            settings.iou_threshold, settings.smoothing, settings.ttl
         self.tracks: list[Track] = []
         self._next = 1
 

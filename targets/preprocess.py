@@ -36,6 +36,9 @@ FIVE_POINT_112: tuple[tuple[float, float], ...] = (
     (70.7299, 92.2041))
 # mirroring a face swaps the subject's right and left eye, and mouth corners
 MIRROR_ORDER = (1, 0, 2, 4, 3)
+# ImageNet's per-channel mean and std in 0-255 units: the default normalisation
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 @dataclass(frozen=True)
@@ -108,8 +111,8 @@ class CropSpec:
     resize: str = "square"
     pad_value: int = 255
     color: str = "rgb"
-    mean: tuple[float, ...] = (123.675, 116.28, 103.53)
-    std: tuple[float, ...] = (58.395, 57.12, 57.375)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
     layout: str = "nchw"
     dtype: str = "float32"
     region: str = "square"

@@ -6,7 +6,7 @@ import numpy as np
 
 from motivnet_edge.edge.messages import Message, faces_message
 from motivnet_edge.edge.mqtt import Spool
-from motivnet_edge.edge.tracker import Tracker
+from motivnet_edge.edge.tracker import Tracker, TrackerSettings
 
 
 def test_spool_keeps_order_drops_oldest_when_full_and_counts():
@@ -45,7 +45,7 @@ def test_faces_message_schema():
 
 
 def test_tracker_keeps_identity_and_smooths():
-    tr = Tracker(iou_threshold=0.3, smoothing=0.5, ttl=1.0)
+    tr = Tracker(TrackerSettings(iou_threshold=0.3, smoothing=0.5, ttl=1.0))
     a = np.array([[1.0, 0.0]])
     b = np.array([[0.0, 1.0]])
     (t1,) = tr.update([(10, 10, 50, 50)], a, now=0.0)

@@ -12,12 +12,11 @@ import torch
 
 from motivnet_edge.compress.registry import DEFAULT_SIZE, DEFAULT_STUDENT, STUDENTS, StudentEntry
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.preprocess import CropSpec
+from motivnet_edge.targets.preprocess import IMAGENET_MEAN, IMAGENET_STD, CropSpec
 
 __all__ = ["DEFAULT_SIZE", "DEFAULT_STUDENT", "STUDENTS", "build_student", "student_spec"]
 log = logging.getLogger(__name__)
 IMAGENET = "imagenet"  # --student-weights imagenet: the installed weights package
-IMAGENET_MEAN, IMAGENET_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 
 def entry(name: str) -> StudentEntry:
