@@ -8,7 +8,9 @@ import argparse
 import re
 from pathlib import Path
 
+from motivnet_edge.compress.options import check_options
 from motivnet_edge.compress.registry import STUDENTS
+from motivnet_edge.compress.settings import DataConfig, Gate, QatConfig, QuantizeConfig, TrainConfig
 from motivnet_edge.targets.classifier_spec import ClassifierSpec, load_spec
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import FORMATS
@@ -77,25 +79,14 @@ def check_distil_args(args: argparse.Namespace) -> ClassifierSpec | None:
     weights = args.student_weights
     if weights not in (None, "imagenet"):
         _exists(Path(weights), "student weights")
-    for name, low in (("size", 16), ("synthetic", 8), ("every", 1)):
-        if getattr(args, name) < low:
-            raise MotivnetError(f"--{name} {getattr(args, name)} must be at least {low}")
+    check_options(args, DataConfig)
+    check_options(args, TrainConfig)
+    if args.size < 16:
+        raise MotivnetError(f"--size {args.size} must be at least 16")
     entry = STUDENTS.get(args.student)
     if entry is not None and entry.side(args.size) != args.size:
         raise MotivnetError(f"--size {args.size}: student {args.student} takes a side that is a "
                             f"multiple of {entry.multiple} (e.g. {entry.side(args.size)})")
-    for name in ("epochs", "batch"):
-        value = getattr(args, name)
-        if value is not None and value < (2 if name == "batch" else 1):
-            raise MotivnetError(f"--{name} {value} is too small")
-    if not 0.0 < args.val_fraction < 1.0:
-        raise MotivnetError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
-    if args.margin < 0:
-        raise MotivnetError(f"--margin {args.margin} must be >= 0")
-    if args.augment is not None and not 0.0 <= args.augment <= 3.0:
-        raise MotivnetError(f"--augment {args.augment} must be between 0 and 3")
-    if args.mixup is not None and not 0.0 <= args.mixup <= 1.0:
-        raise MotivnetError(f"--mixup {args.mixup} must be between 0 and 1")
     for name in ("device", "teacher_device"):
         value = getattr(args, name, None)
         if value is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", value):
@@ -107,16 +98,8 @@ def check_distil_args(args: argparse.Namespace) -> ClassifierSpec | None:
 def check_quant_args(args: argparse.Namespace) -> tuple[str, ...]:
     """The INT8 arguments checked; returns the formats asked for."""
     formats = _formats(args.formats)
-    if args.qat_steps is not None and args.qat_steps < 0:
-        raise MotivnetError(f"--qat-steps {args.qat_steps} must be >= 0")
-    if args.calibration < 1:
-        raise MotivnetError(f"--calibration {args.calibration} must be at least 1")
-    if args.gate <= 0.0:  # above 1 nothing passes: every format keeps its best trial, rejected
-        raise MotivnetError(f"--gate {args.gate} must be above 0")
-    if not args.max_value_error > 0:
-        raise MotivnetError(f"--max-value-error {args.max_value_error} must be above 0")
-    if not -1.0 <= args.min_value_ccc <= 1.0:
-        raise MotivnetError(f"--min-value-ccc {args.min_value_ccc} must be in -1..1")
+    for cls in (QuantizeConfig, Gate, QatConfig):
+        check_options(args, cls)
     return formats
 
 

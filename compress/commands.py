@@ -22,29 +22,28 @@ from motivnet_edge.compress.checks import (
     check_quant_args,
 )
 from motivnet_edge.compress.distil.world import SINGLE, World, join
+from motivnet_edge.compress.options import add_options, given
 from motivnet_edge.compress.quiet import quiet_third_party
 from motivnet_edge.compress.registry import (
     DEFAULT_SIZE,
     DEFAULT_STUDENT,
     MOTIVNET_SIZES,
-    QAT_TARGETS,
     REAL_FACES_STUDENT,
     STUDENTS,
     imagenet_available,
 )
-from motivnet_edge.compress.runfolder import (
-    CALIBRATION_CROPS,
+from motivnet_edge.compress.runfolder import RunFolder, qat_steps_for
+from motivnet_edge.compress.settings import (
     PRESET_FIELDS,
     DataConfig,
     DistilConfig,
     Gate,
     QatConfig,
-    RunFolder,
+    QuantizeConfig,
     StudentConfig,
     TrainConfig,
     preset,
     preset_help,
-    qat_steps_for,
 )
 from motivnet_edge.targets.classifier_spec import OUTPUT_KINDS, ClassifierSpec
 from motivnet_edge.targets.formats import FORMATS
@@ -86,25 +85,7 @@ def _teacher_args(p: argparse.ArgumentParser) -> None:
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    d = p.add_argument_group("data (default: built-in synthetic faces)")
-    d.add_argument("--data", type=Path, action="append", default=[],
-                   help="image folder, image or video file (repeatable); no labels needed")
-    d.add_argument("--labelled", type=Path, help="class folders or a CSV of image,emotion")
-    d.add_argument("--calibration-data", type=Path, action="append", default=[],
-                   help="images or videos of the deployment domain (repeatable): INT8 is "
-                        "calibrated on their crops and gated on their held-out part")
-    d.add_argument("--synthetic", type=int, default=DataConfig.synthetic,
-                   help="synthetic faces when no data")
-    d.add_argument("--every", type=int, default=DataConfig.every,
-                   help="sample every N-th video frame")
-    d.add_argument("--margin", type=float, default=DataConfig.margin,
-                   help="square crop margin around the face (not aligned crops)")
-    d.add_argument("--val-fraction", type=float, default=DataConfig.val_fraction,
-                   help="held-out share (the gate's crops)")
-    d.add_argument("--detector", type=Path, help="a YuNet .onnx (default: the shipped YuNet)")
-    d.add_argument("--cache-dir", type=Path, help="teacher output cache "
-                   "(default: $MOTIVNET_CACHE, $XDG_CACHE_HOME/motivnet-edge or "
-                   "~/.cache/motivnet-edge)")
+    add_options(p.add_argument_group("data (default: built-in synthetic faces)"), DataConfig)
 
 
 def _student_args(p: argparse.ArgumentParser) -> None:
@@ -117,61 +98,18 @@ def _student_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--student-weights",
                    help="imagenet (the installed weights package) or a local state dict; "
                         "default: imagenet where auto picked the student and they are installed")
-    s.add_argument("--epochs", type=int, help=f"epochs, at least ({preset_help('epochs')})")
-    s.add_argument("--min-steps", type=int, help="train at least this many optimizer steps (a "
-                   f"small data set gets more epochs; {preset_help('min_steps')})")
-    s.add_argument("--batch", type=int, help=f"batch size ({preset_help('batch')})")
-    s.add_argument("--lr", type=float, help=f"peak learning rate ({preset_help('lr', '{:g}')})")
-    s.add_argument("--balance", type=float, help="draw batches with probability "
-                   f"freq(teacher top-1)^-balance ({preset_help('balance', '{:g}')}; 1: every "
-                   "class the teacher names drawn equally often)")
-    s.add_argument("--augment", type=float, help="augmentation strength S: turns up to 8xS "
-                   "degrees, zoom 6xS %%, shift 4xS %%, colour jitter, blur and grey "
-                   f"({preset_help('augment', '{:g}')})")
-    s.add_argument("--consistent", action=argparse.BooleanOptionalAction,
-                   help="run the teacher every step on the augmented view the student sees, "
-                        f"not its cached outputs for the plain face "
-                        f"({preset_help('consistent', on_off=True)})")
-    s.add_argument("--mixup", type=float, help="share of each batch blended with another face "
-                   f"(with --consistent, the teacher labels the blend; "
-                   f"{preset_help('mixup', '{:g}')})")
-    s.add_argument("--temperature", type=float, default=TrainConfig.temperature)
-    s.add_argument("--alpha", type=float, default=TrainConfig.alpha,
-                   help="weight of cross-entropy on labels")
-    s.add_argument("--seed", type=int, default=TrainConfig.seed)
+    add_options(s, TrainConfig, preset_help)
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _quant_args(p: argparse.ArgumentParser) -> None:
     q = p.add_argument_group("INT8 and the gate")
-    q.add_argument("--calibration", type=int, default=CALIBRATION_CROPS,
-                   help="face crops for INT8 calibration")
-    q.add_argument("--gate", type=float, default=Gate.agreement,
-                   help="minimum agreement of an INT8 artifact with its float source")
-    q.add_argument("--max-flip-margin", type=float, default=Gate.max_flip_margin,
-                   help="an INT8 artifact may not change a decision its float source made "
-                        "with a top-2 logit margin above this")
-    q.add_argument("--max-value-error", type=float, default=Gate.value_mae,
-                   help="continuous outputs (valence, arousal): the largest mean absolute error "
-                        "an INT8 artifact may have against its float source")
-    q.add_argument("--min-value-ccc", type=float, default=Gate.value_ccc,
-                   help="continuous outputs: the smallest concordance correlation with the "
-                        "float source")
+    add_options(q, QuantizeConfig)
+    add_options(q, Gate)
     q.add_argument("--formats", default=",".join(FORMATS),
                    help="formats to quantise, comma-separated")
-    q.add_argument("--qat-steps", type=int,
-                   help="quantization-aware fine-tuning steps before INT8 (default: "
-                        f"{preset_help('qat_steps')}: the demo's on synthetic faces); 0 turns "
-                        "it off")
-    q.add_argument("--qat-lr", type=float, default=QatConfig.lr, help="its peak learning rate")
-    q.add_argument("--qat-target", default=QatConfig.target, choices=QAT_TARGETS,
-                   help="what the quantised model learns to reproduce: the FP32 student's own "
-                        "outputs (default; keeps the student) or the teacher's cached outputs")
-    q.add_argument("--qat-weight-bits", type=int, default=QatConfig.weight_bits, choices=(7, 8),
-                   help="int8 weights in this many bits' range: 7 keeps ONNX Runtime's u8s8 "
-                        "kernels on CPUs without VNNI from saturating (stored as int8 either "
-                        "way)")
+    add_options(q, QatConfig, preset_help)
 
 
 def _labelled_arg(p: argparse.ArgumentParser) -> None:
@@ -201,12 +139,9 @@ def distil_config(args: argparse.Namespace, world: World = SINGLE) -> DistilConf
     weights = args.student_weights
     if weights is None and auto and real and imagenet_available(student):
         weights = "imagenet"
-    data = DataConfig(list(args.data), args.labelled, list(args.calibration_data),
-                      args.synthetic, args.every, args.margin, args.val_fraction, args.detector,
-                      args.cache_dir or cache_dir() / "teacher")
-    given = {k: getattr(args, k) for k in PRESET_FIELDS if getattr(args, k, None) is not None}
-    train = TrainConfig(**{**{k: settings[k] for k in PRESET_FIELDS}, **given},
-                        temperature=args.temperature, alpha=args.alpha, seed=args.seed,
+    data = DataConfig(**given(args, DataConfig))
+    data.cache = data.cache or cache_dir() / "teacher"
+    train = TrainConfig(**{**{k: settings[k] for k in PRESET_FIELDS}, **given(args, TrainConfig)},
                         device=world.device(args.device))
     return DistilConfig(data, StudentConfig(student, args.size, weights), train, args.resume,
                         not args.quiet)
@@ -273,7 +208,7 @@ def _describe(args: argparse.Namespace, cfg: DistilConfig, world: World) -> None
 
 
 def _gate(args: argparse.Namespace) -> Gate:
-    return Gate(args.gate, args.max_flip_margin, args.max_value_error, args.min_value_ccc)
+    return Gate(**given(args, Gate))
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -291,8 +226,8 @@ def qat_config(args: argparse.Namespace) -> QatConfig:
     steps = args.qat_steps
     if steps is None:
         steps = qat_steps_for(RunFolder(args.out).read_record())
-    return QatConfig(steps=steps, lr=args.qat_lr, weight_bits=args.qat_weight_bits,
-                     target=args.qat_target, seed=getattr(args, "seed", 0))
+    return QatConfig(**{**given(args, QatConfig), "steps": steps,
+                        "seed": getattr(args, "seed", 0)})
 
 
 def run_quantize(args: argparse.Namespace) -> int:

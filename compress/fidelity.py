@@ -1,6 +1,6 @@
 """The validation gate: every artifact, run in its own engine on held-out crops, compared with its
 float source (the FP32 student, or the quantization-aware fine-tuned model it was exported
-from), the teacher and the labels. Its thresholds: :class:`motivnet_edge.compress.runfolder.Gate`.
+from), the teacher and the labels. Its thresholds: :class:`motivnet_edge.compress.settings.Gate`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motivnet_edge.compress.runfolder import Gate
+from motivnet_edge.compress.settings import Gate
 from motivnet_edge.targets.classifier_spec import OutputLayout
 from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.engine import EngineOptions, load_engine, softmax

@@ -9,7 +9,7 @@ from motivnet_edge.compress.distil.augment import augmented_views
 from motivnet_edge.compress.distil.train import train
 from motivnet_edge.compress.inference import predict
 from motivnet_edge.compress.models.teachers import load_teacher
-from motivnet_edge.compress.runfolder import TrainConfig
+from motivnet_edge.compress.settings import TrainConfig
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.preprocess import CropSpec, Face, FaceImage, cut

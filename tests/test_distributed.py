@@ -22,7 +22,8 @@ import torch
 from motivnet_edge.cli import build_parser, main
 from motivnet_edge.compress.distil.data import CropSet, collect, split_index
 from motivnet_edge.compress.distil.world import World
-from motivnet_edge.compress.runfolder import DataConfig, RunFolder
+from motivnet_edge.compress.runfolder import RunFolder
+from motivnet_edge.compress.settings import DataConfig
 from motivnet_edge.targets.errors import MotivnetError
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from motivnet_edge.compress.distil.data import collect, split_index
 from motivnet_edge.compress.distil.train import train
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
 from motivnet_edge.compress.models.motivnet import build_motivnet, crop_spec_for
-from motivnet_edge.compress.runfolder import TrainConfig
+from motivnet_edge.compress.settings import TrainConfig
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.targets.files import cache_dir, write_json
 

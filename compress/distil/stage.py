@@ -20,7 +20,8 @@ from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
 from motivnet_edge.compress.models.students import build_student, student_spec
 from motivnet_edge.compress.models.teachers import Teacher
-from motivnet_edge.compress.runfolder import DistilConfig, RunFolder, RunRecord, TeacherRecord
+from motivnet_edge.compress.runfolder import RunFolder, RunRecord, TeacherRecord
+from motivnet_edge.compress.settings import DistilConfig
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import write_json

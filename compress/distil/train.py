@@ -36,7 +36,7 @@ from motivnet_edge.compress.inference import channels_last, predict
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
 from motivnet_edge.compress.models.teachers import Teacher
 from motivnet_edge.compress.progress import Progress
-from motivnet_edge.compress.runfolder import TrainConfig
+from motivnet_edge.compress.settings import TrainConfig
 from motivnet_edge.targets.classifier_spec import OutputLayout
 from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.errors import MotivnetError

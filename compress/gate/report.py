@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from motivnet_edge.compress.runfolder import flip_margin
+from motivnet_edge.compress.settings import flip_margin
 
 # below this agreement with the teacher on held-out crops, the gate only says that INT8 copies
 # a student that is itself of little use

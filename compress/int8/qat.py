@@ -36,7 +36,7 @@ import torch
 from motivnet_edge.compress.distil.train import distillation_loss, make_tensor, sample_weights
 from motivnet_edge.compress.progress import Progress
 from motivnet_edge.compress.registry import QAT_TARGETS
-from motivnet_edge.compress.runfolder import QatConfig
+from motivnet_edge.compress.settings import QatConfig
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage
 
 log = logging.getLogger(__name__)

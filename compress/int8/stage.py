@@ -24,7 +24,7 @@ from motivnet_edge.compress.int8.export import finish
 from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
 from motivnet_edge.compress.int8.recipes import QAT_RECIPE, Recipe
 from motivnet_edge.compress.models.students import is_vit
-from motivnet_edge.compress.runfolder import CALIBRATION_CROPS, QatConfig
+from motivnet_edge.compress.settings import CALIBRATION_CROPS, QatConfig
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, write_json
 from motivnet_edge.targets.formats import FORMATS, REJECTED, artifact_name, get_format

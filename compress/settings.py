@@ -1,0 +1,206 @@
+"""The compress stages' settings, each declared once (:func:`~motivnet_edge.compress.options.
+setting`: default, help, flag and range together), the gate's thresholds, and the presets of
+the two kinds of run. No torch: the command line builds its options, help and checks from
+these declarations, and a run's record (:mod:`.runfolder`) stores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from motivnet_edge.compress.options import setting
+from motivnet_edge.compress.registry import QAT_TARGETS
+
+
+@dataclass
+class DataConfig:
+    """Where the face crops come from and how they are cut."""
+
+    data: list[Path] = setting([], "image folder, image or video file (repeatable); no labels "
+                               "needed")
+    labelled: Path | None = setting(None, "class folders or a CSV of image,emotion")
+    calibration: list[Path] = setting(
+        [], "images or videos of the deployment domain (repeatable): INT8 is calibrated on "
+        "their crops and gated on their held-out part", flag="calibration_data")
+    synthetic: int = setting(1200, "synthetic faces when no data", low=8)
+    every: int = setting(10, "sample every N-th video frame", low=1)
+    margin: float = setting(0.15, "square crop margin around the face (not aligned crops)",
+                            low=0)
+    val_fraction: float = setting(0.12, "held-out share (the gate's crops)", above=0, below=1)
+    detector: Path | None = setting(None, "a YuNet .onnx (default: the shipped YuNet)")
+    cache: Path | None = setting(None, "teacher output cache (default: $MOTIVNET_CACHE, "
+                                 "$XDG_CACHE_HOME/motivnet-edge or ~/.cache/motivnet-edge)",
+                                 flag="cache_dir")
+
+    def describe(self) -> str:
+        return ", ".join(map(str, [*self.data, self.labelled or ""])).strip(", ") or "synthetic"
+
+
+@dataclass
+class StudentConfig:
+    """A registered student (:data:`motivnet_edge.compress.registry.STUDENTS`), its square input
+    side, and the ImageNet weights it starts from: ``imagenet`` (the installed weights
+    package), a local state dict file, or None (from scratch)."""
+
+    name: str
+    size: int
+    weights: str | None = None  # "imagenet", a file, or None
+
+
+@dataclass
+class TrainConfig:
+    """Distillation (:func:`motivnet_edge.compress.distil.train.train`). The defaults are the
+    demo's; :data:`PRESETS` says what a real run changes."""
+
+    epochs: int = setting(4, "epochs, at least", low=1, preset=True)
+    min_steps: int = setting(0, "train at least this many optimizer steps (a small data set "
+                             "gets more epochs)", low=0, preset=True)
+    batch: int = setting(32, "batch size", low=2, preset=True)
+    lr: float = setting(2e-3, "peak learning rate", above=0, preset=True, fmt="{:g}")
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.5
+    temperature: float = setting(4.0, "distillation temperature", above=0)
+    alpha: float = setting(0.5, "weight of cross-entropy on labels", low=0)
+    augment: float = setting(0.5, "augmentation strength S: turns up to 8xS degrees, zoom 6xS "
+                             "%, shift 4xS %, colour jitter, blur and grey", low=0, high=3,
+                             preset=True, fmt="{:g}")
+    balance: float = setting(0.0, "draw batches with probability freq(teacher top-1)^-balance "
+                             "(1: every class the teacher names drawn equally often)", low=0,
+                             preset=True, fmt="{:g}")
+    consistent: bool = setting(False, "run the teacher every step on the augmented view the "
+                               "student sees, not its cached outputs for the plain face",
+                               preset=True)
+    mixup: float = setting(0.0, "share of each batch blended with another face (with "
+                           "--consistent, the teacher labels the blend)", low=0, high=1,
+                           preset=True, fmt="{:g}")
+    seed: int = setting(0, "random seed of the split, the batches and the augmentation")
+    device: str = "cpu"
+
+
+@dataclass
+class QatConfig:
+    """Quantization-aware fine-tuning (:mod:`motivnet_edge.compress.int8.qat`).
+
+    steps: fine-tuning steps (0: no QAT; the default is the preset's); observers stop updating
+    after ``freeze`` of them; lr: peak learning rate (cosine to 0); temperature and balance as
+    in distillation; weight_bits: int8 weights kept in 7 bits' range (ONNX Runtime's u8s8
+    kernels on CPUs without VNNI saturate otherwise) or 8; target: what the quantised model
+    learns to reproduce: ``student``, the FP32 student's own outputs on each step's batch, or
+    ``teacher``, the teacher's cached outputs."""
+
+    steps: int = setting(250, "quantization-aware fine-tuning steps before INT8 (the demo's "
+                         "on synthetic faces; 0 turns it off)", flag="qat_steps", low=0,
+                         preset=True)
+    batch: int = 64
+    lr: float = setting(2e-5, "its peak learning rate", flag="qat_lr", above=0)
+    freeze: float = 0.7
+    temperature: float = 2.0
+    balance: float = 0.5
+    augment: float = 0.5
+    weight_bits: int = setting(7, "int8 weights in this many bits' range: 7 keeps ONNX "
+                               "Runtime's u8s8 kernels on CPUs without VNNI from saturating "
+                               "(stored as int8 either way)", flag="qat_weight_bits",
+                               choices=(7, 8))
+    target: str = setting("student", "what the quantised model learns to reproduce: the FP32 "
+                          "student's own outputs (default; keeps the student) or the "
+                          "teacher's cached outputs", flag="qat_target", choices=QAT_TARGETS)
+    seed: int = 0
+
+
+@dataclass
+class QuantizeConfig:
+    """The quantize stage's own settings."""
+
+    calibration: int = setting(300, "face crops for INT8 calibration (training crops; never "
+                               "the held-out ones)", low=1)
+
+
+CALIBRATION_CROPS = QuantizeConfig.calibration
+
+
+@dataclass(frozen=True)
+class Gate:
+    """An INT8 artifact passes when its top-1 agrees with its float source (the FP32 student,
+    or the quantization-aware fine-tuned model it was exported from) on at least ``agreement``
+    of the held-out crops and it changes no decision that source was sure of: no flip where
+    the source's top-2 logit margin exceeds ``max_flip_margin`` (1.0: its top class was e
+    times as likely as the runner-up). The second rule catches an artifact that breaks a few
+    inputs badly (seen: an NNCF IR flipping 4 of 513 crops held with margin 5) while the first
+    alone would let it through.
+
+    Continuous outputs (valence, arousal), where the artifact has them, must also stay within
+    ``value_mae`` of the float source on average (in the output's own units: 0.05 is 2.5 % of
+    the range -1..1) and keep a concordance correlation of at least ``value_ccc`` with it."""
+
+    # above 1 nothing passes: every format keeps its best trial, rejected
+    agreement: float = setting(0.99, "minimum agreement of an INT8 artifact with its float "
+                               "source", flag="gate", above=0)
+    max_flip_margin: float = setting(1.0, "an INT8 artifact may not change a decision its "
+                                     "float source made with a top-2 logit margin above this",
+                                     low=0)
+    value_mae: float = setting(0.05, "continuous outputs (valence, arousal): the largest mean "
+                               "absolute error an INT8 artifact may have against its float "
+                               "source", flag="max_value_error", above=0)
+    value_ccc: float = setting(0.95, "continuous outputs: the smallest concordance correlation "
+                               "with the float source", flag="min_value_ccc", low=-1, high=1)
+
+    def passes(self, scores: dict) -> bool:
+        return (scores["agreement_with_float"] >= self.agreement
+                and flip_margin(scores) <= self.max_flip_margin
+                and all(v["mae"] <= self.value_mae and v["ccc"] >= self.value_ccc
+                        for v in scores.get("values", {}).values()))
+
+    def rank(self, scores: dict) -> tuple:
+        """Sort key: passing first, then higher agreement, then smaller flip margins, then
+        smaller errors of the continuous outputs."""
+        return (self.passes(scores), scores["agreement_with_float"], -flip_margin(scores),
+                -sum(v["mae"] for v in scores.get("values", {}).values()))
+
+    def to_dict(self) -> dict:
+        return {"agreement_with_float": self.agreement,
+                "max_flip_float_margin": self.max_flip_margin,
+                "values_max_mae": self.value_mae, "values_min_ccc": self.value_ccc}
+
+
+def flip_margin(scores: dict) -> float:
+    """The largest float-source margin of a flipped decision (``flip_max_fp32_margin`` in
+    reports written before the float source could be the QAT model)."""
+    return scores.get("flip_max_float_margin", scores.get("flip_max_fp32_margin", 0.0))
+
+
+# Training settings by kind of run: the demo (the built-in teacher on synthetic faces, sized to
+# finish in minutes; TrainConfig's defaults) and real faces (a real teacher on thousands of
+# photos, an ImageNet student). ``qat_steps``: QAT's default for the kind of run.
+PRESETS: dict[str, dict] = {
+    "demo": {"qat_steps": 60},
+    "real": {"epochs": 7, "batch": 64, "lr": 1e-3, "balance": 1.0, "augment": 2.0,
+             "consistent": True, "mixup": 0.5, "qat_steps": QatConfig.steps},
+}
+PRESET_FIELDS = ("epochs", "min_steps", "batch", "lr", "balance", "augment", "consistent",
+                 "mixup")
+
+
+def preset(kind: str) -> dict:
+    """Every preset field's value for ``kind`` (demo or real), TrainConfig's defaults filled."""
+    base = {name: getattr(TrainConfig, name) for name in PRESET_FIELDS}
+    return {**base, "qat_steps": 0, **PRESETS[kind]}
+
+
+def preset_help(name: str, fmt: str = "{}", on_off: bool = False) -> str:
+    """``demo 4, real 7``: the presets' values of one field, for the command line's help."""
+    def show(value):
+        return ("on" if value else "off") if on_off else fmt.format(value)
+    key = "qat_steps" if name == "steps" else name
+    return ", ".join(f"{kind} {show(preset(kind)[key])}" for kind in PRESETS)
+
+
+@dataclass
+class DistilConfig:
+    """Everything the distil stage is told."""
+
+    data: DataConfig
+    student: StudentConfig
+    train: TrainConfig
+    resume: bool = False
+    progress: bool = True
