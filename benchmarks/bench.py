@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``motivnet-edge bench`` (and ``bench collect``)."""
     p.add_argument("action", nargs="?", default="run", choices=("run", "collect"),
                    help="run (default): measure this host; collect: gather every device's "
                         "published results from a broker")
@@ -242,6 +243,8 @@ def measure_speed(rows: list[Row], faces: list, args: argparse.Namespace) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
+    """``motivnet-edge bench``: every row measured here (or, with ``collect``, every device's
+    published results gathered); the table printed, JSON, CSV, Markdown and plot written."""
     if args.action == "collect":
         from motivnet_edge.benchmarks.fleet import collect
 

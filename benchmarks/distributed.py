@@ -47,6 +47,8 @@ def figures(log: str) -> dict:
 
 
 def run(processes: int, device: str, extra: list[str], work: Path) -> dict:
+    """One distributed-distillation measurement: the command run, its timings and agreement read
+    back."""
     out, cache = work / f"out-{processes}", work / f"cache-{processes}"
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc-per-node", str(processes)] if processes > 1 else [sys.executable]
@@ -64,6 +66,7 @@ def run(processes: int, device: str, extra: list[str], work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m motivnet_edge.benchmarks.distributed``: the measurement, written as JSON."""
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

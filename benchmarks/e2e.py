@@ -48,6 +48,8 @@ def peak_rss_mb(proc: subprocess.Popen, peak: list[float]) -> None:
 def run_case(python: str, artifact: Path, target: str, engine: str | None, detector: str,
              video: Path, frames: int, host: str, port: int, work: Path,
              haar_scale: float | None = None) -> dict:
+    """One end-to-end case: the daemon on the video with this target and engine, its per-stage
+    times read from its status."""
     first: list[float] = []
     stats: list[dict] = []
     faces: list[int] = []  # faces per published frame

@@ -43,6 +43,8 @@ def row(path: Path, repeat: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m motivnet_edge.benchmarks.load_check``: the self-check's share of each format's
+    load time, printed and written."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="*", type=Path)
     p.add_argument("--repeat", type=int, default=15)

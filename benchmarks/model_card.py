@@ -194,6 +194,8 @@ count as errors.
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m motivnet_edge.benchmarks.model_card``: the shipped files copied, their manifest
+    and MODEL.md written."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--artifacts", type=Path, required=True, help="the compress run folder")
     p.add_argument("--bench", type=Path, help="its benchmark's results.json")

@@ -29,6 +29,7 @@ def measure_rss(rows, threads: int) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """In a fresh process: one artifact loaded and run 20 times; its peak RSS printed as JSON."""
     from motivnet_edge.targets.engine import EngineOptions, load_engine
 
     path, engine, device, threads = argv

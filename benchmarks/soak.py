@@ -151,6 +151,8 @@ def slope_per_hour(samples: list[dict], key: str = "rss_mb") -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """The soak: the daemon run against a broker that comes and goes, its CPU, memory and spool
+    sampled."""
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     broker = Broker(work)
     broker.start()
@@ -264,6 +266,7 @@ def plot(res: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m motivnet_edge.benchmarks.soak``: the soak run, its table and plot written."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--cameras", type=int, default=4)

@@ -165,6 +165,8 @@ def _teacher(args: argparse.Namespace, spec: ClassifierSpec | None, world: World
 
 
 def run_distil(args: argparse.Namespace) -> int:
+    """``motivnet-edge distil``: the arguments checked, then the distil stage (each torchrun
+    process its part)."""
     quiet_third_party()
     import motivnet_edge.compress.distil.stage  # noqa: F401 (torch first: a device install is
     # told which extra it lacks, whatever the arguments)
@@ -212,6 +214,7 @@ def _gate(args: argparse.Namespace) -> Gate:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """``motivnet-edge export``: the FP32 student exported in every format."""
     quiet_third_party()
     from motivnet_edge.compress.int8.export import stage_export
 
@@ -231,6 +234,7 @@ def qat_config(args: argparse.Namespace) -> QatConfig:
 
 
 def run_quantize(args: argparse.Namespace) -> int:
+    """``motivnet-edge quantize``: INT8 artifacts, each gated; 1 when one is rejected."""
     quiet_third_party()
     from motivnet_edge.compress.int8.stage import stage_quantize
 
@@ -243,6 +247,8 @@ def run_quantize(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    """``motivnet-edge validate``: report.json and manifest.json written, the report printed; 1
+    when an INT8 artifact fails."""
     from motivnet_edge.compress.gate.report import print_report
     from motivnet_edge.compress.gate.stage import stage_validate
 
@@ -254,6 +260,8 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_compress(args: argparse.Namespace) -> int:
+    """``motivnet-edge compress``: every argument checked, then distil, export, quantize and
+    validate in one run."""
     quiet_third_party()
     from motivnet_edge.compress.gate.report import print_report
     from motivnet_edge.compress.gate.stage import stage_validate

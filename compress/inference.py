@@ -15,6 +15,7 @@ import numpy as np
 
 from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.targets.engine import join_outputs
+from motivnet_edge.targets.engines.onnxruntime import cpu_session
 from motivnet_edge.targets.formats import artifact_name
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs
 
@@ -54,7 +55,7 @@ def emulate(onnx_path: Path, crops: Sequence[FaceImage], spec: CropSpec,
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    sess = cpu_session(onnx_path, opts)
     name = sess.get_inputs()[0].name
     return np.concatenate([join_outputs(sess.run(None, {name: make_inputs(crops[i:i + batch],
                                                                           spec)}))

@@ -11,6 +11,7 @@ from motivnet_edge.targets.labels import AFFECTNET7
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``motivnet-edge info``."""
     p.add_argument("--model", default="motivnet-tiny", choices=sorted(MOTIVNET_SIZES),
                    help="registered MotivNet size (default: the tiny demo size)")
     p.add_argument("--checkpoint", type=Path,
@@ -18,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``motivnet-edge info``: a MotivNet size's parameters and MACs, or a checkpoint's keys and
+    shapes."""
     from motivnet_edge.compress.models.checkpoints import load_checkpoint
     from motivnet_edge.compress.models.motivnet import build_motivnet, count_macs, crop_spec_for
 

@@ -142,6 +142,7 @@ def snapshot(cam: CameraConfig, out: Path) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``motivnet-edge cameras``."""
     p.add_argument("--snapshot", nargs=2, metavar=("NAME|SOURCE", "FILE"),
                    help="grab one frame of a camera of --config, or of a source (an index, "
                    "/dev/video*, libcamera:N, a pipeline, a URL, a file) into FILE (.jpg, .png)")
@@ -151,6 +152,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``motivnet-edge cameras``: the cameras this box can open, or one frame grabbed with
+    --snapshot."""
     if args.snapshot:
         if args.kind != "auto" and args.kind not in SOURCE_KINDS:
             raise MotivnetError(f"--kind {args.kind!r} is not auto or one of "

@@ -135,6 +135,7 @@ def build(args: argparse.Namespace) -> Pipeline:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``motivnet-edge classify``."""
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="photos, folders of photos, video files, or a camera index (0)")
     p.add_argument("--model", type=Path, help="an artifact or a compress output folder "
@@ -175,6 +176,8 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``motivnet-edge classify``: one line per face of every photo, video frame or camera frame; 2
+    when a source could not be read."""
     check_args(args)
     sources = expand(args.paths)
     pipeline = build(args)

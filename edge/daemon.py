@@ -357,11 +357,13 @@ def annotated_jpeg(frame: np.ndarray, faces: list[dict]) -> bytes:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``motivnet-edge run``."""
     p.add_argument("--config", type=Path, required=True, help="YAML config file")
     p.add_argument("--max-frames", type=int, help="stop after N processed frames")
 
 
 def run(args: argparse.Namespace) -> int:
+    """``motivnet-edge run``: the daemon until SIGTERM or SIGINT (SIGHUP reloads its config)."""
     cfg = load_config(args.config)
     current: list[Daemon] = []
     server = None

@@ -114,6 +114,8 @@ def clear_retained(host: str, port: int, topics: set[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The demo's daemon step: the daemon on a generated video over MQTT, the results it published
+    printed."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--artifacts", type=Path, default=Path("out/demo"))
     ap.add_argument("--seconds", type=float, default=6.0)

@@ -107,6 +107,8 @@ def plot(rows: list[dict], path: Path, gate: float = 0.99) -> None:
 
 
 def main() -> int:
+    """The measurement that chose the demo's student: each candidate compressed and scored, the
+    table printed."""
     from motivnet_edge.compress.models.students import STUDENTS
 
     ap = argparse.ArgumentParser(description=__doc__,

@@ -69,18 +69,27 @@ class Manifest:
         path = Path(path)
         path = path / MANIFEST if path.is_dir() else path
         try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
-            entries = data["files"]
-        except (ValueError, KeyError, TypeError, RecursionError, OSError) as exc:
-            raise MotivnetError(f"manifest {path} is not a valid manifest: {exc}") from exc
+            data = path.read_bytes()
+        except OSError as exc:
+            raise MotivnetError(f"manifest {path} cannot be read: {exc}") from exc
+        return cls.parse(data, str(path))
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> Manifest:
+        """A manifest from its bytes (``where`` names it in errors), every entry checked."""
+        try:
+            doc = json.loads(data.decode("utf-8"))
+            entries = doc["files"]
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise MotivnetError(f"manifest {where} is not a valid manifest: {exc}") from exc
         if not isinstance(entries, list):
-            raise MotivnetError(f"manifest {path}: 'files' is {entries!r}, not a list")
+            raise MotivnetError(f"manifest {where}: 'files' is {entries!r}, not a list")
         bad = next((e for e in entries if not _valid_entry(e)), None)
         if bad is not None:
-            raise MotivnetError(f"manifest {path}: entry {str(bad)[:200]} needs a relative "
+            raise MotivnetError(f"manifest {where}: entry {str(bad)[:200]} needs a relative "
                                 f"path inside its folder, sha256, bytes (a whole number) and "
                                 f"companions of the same")
-        return cls(entries, {k: v for k, v in data.items() if k != "files"})
+        return cls(entries, {k: v for k, v in doc.items() if k != "files"})
 
     @classmethod
     def find(cls, folder: Path) -> Manifest | None:

@@ -88,3 +88,33 @@ def test_a_reference_to_a_moved_function_is_found(tmp_path):
         ':func:`motivnet_edge.edge.preprocess.make_inputs` (moved)."""\n')
     bad = broken_references(tmp_path)
     assert len(bad) == 1 and "motivnet_edge.edge.preprocess.make_inputs" in bad[0], bad
+
+
+def entry_points_without_docstrings(root: Path = ROOT) -> list[str]:
+    """Every command entry point (``add_arguments``, ``run``, ``run_*``, ``main``) and stage
+    (``stage_*``) defined at a module's top level that says nothing of what it does."""
+    bad = []
+    for layer in (*LAYERS, "cli.py"):
+        paths = [root / layer] if layer.endswith(".py") else sorted((root / layer).rglob("*.py"))
+        for path in paths:
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.FunctionDef) and (
+                        node.name in ("add_arguments", "run", "main")
+                        or node.name.startswith(("run_", "stage_"))) \
+                        and not ast.get_docstring(node):
+                    bad.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    return bad
+
+
+def test_every_command_and_stage_entry_point_says_what_it_does():
+    assert entry_points_without_docstrings() == []
+
+
+def test_the_entry_point_check_finds_a_silent_one(tmp_path):
+    (tmp_path / "edge").mkdir()
+    (tmp_path / "cli.py").write_text('def main():\n    """Runs."""\n')
+    (tmp_path / "edge" / "cmd.py").write_text("def run(args):\n    return 0\n\n"
+                                              "def helper():\n    pass\n")
+    for layer in LAYERS[2:] + ("targets",):
+        (tmp_path / layer).mkdir(exist_ok=True)
+    assert entry_points_without_docstrings(tmp_path) == ["edge/cmd.py:1 run"]

@@ -35,6 +35,7 @@ class World:
 
     @property
     def main(self) -> bool:
+        """True in the process that writes files and prints (rank 0, or the only one)."""
         return self.rank == 0
 
     @property

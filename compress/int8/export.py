@@ -55,6 +55,8 @@ def export_fp32(model: torch.nn.Module, spec: CropSpec, out_dir: Path, base: dic
 
 
 def stage_export(out: Path) -> dict[str, Path]:
+    """The export stage: the FP32 student of ``out`` as ONNX, OpenVINO IR and TFLite, each with its
+    metadata; the paths by format."""
     from motivnet_edge.compress.distil.distilled import load_distilled
 
     d = load_distilled(out)

@@ -33,7 +33,7 @@ from motivnet_edge.edge.packaging.bundle_files import (
 from motivnet_edge.edge.shipped import default_model
 from motivnet_edge.targets.engine import ENGINES
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.files import atomic_path, write_json
+from motivnet_edge.targets.files import atomic_path
 from motivnet_edge.targets.manifest import Manifest
 from motivnet_edge.targets.metadata import artifact_files, read_metadata
 from motivnet_edge.targets.profiles import DEVICE_OS, PROFILES, Choice, folder_choices
@@ -104,6 +104,7 @@ def build_project_wheel(dest: Path, given: Path | None) -> Path:
 
 
 def run_pip(cmd: list[str], what: str) -> None:
+    """pip run as ``cmd``; its last lines of output in the error when it fails."""
     log.info("%s: %s", what, " ".join(cmd[3:6]) + " ...")
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -145,7 +146,7 @@ def write_sums(root: Path, info: dict) -> None:
     itself, with bytes)."""
     entries = file_list(root, skip={SUMS, BUNDLE_MANIFEST})
     (root / SUMS).write_text("".join(f"{e['sha256']}  {e['path']}\n" for e in entries))
-    write_json(root / BUNDLE_MANIFEST, {**info, "files": file_list(root, skip={BUNDLE_MANIFEST})})
+    Manifest(file_list(root, skip={BUNDLE_MANIFEST}), info).write(root)
 
 
 def make_bundle(args: argparse.Namespace) -> tuple[Path, str]:
@@ -200,6 +201,7 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``motivnet-edge bundle``."""
     p.add_argument("--target", required=True, choices=list(PROFILES),
                    help="the device's target profile")
     p.add_argument("--platform", required=True, choices=PLATFORMS, help="the device's CPU")
@@ -222,6 +224,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``motivnet-edge bundle``: the bundle written atomically, its path and size printed."""
     if not args.out.name.endswith(".tar.gz"):
         raise MotivnetError(f"--out {args.out}: the bundle is a .tar.gz file")
     if args.out.is_dir():

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from motivnet_edge.edge.packaging.service import unit_text
 from motivnet_edge.targets.files import sha256_file
+from motivnet_edge.targets.manifest import MANIFEST
 from motivnet_edge.targets.profiles import DEVICE_OS, PROFILES, Choice, VendorWheel
 
 DEVICE = Path(__file__).resolve().parent / "device"
 SUMS = "SHA256SUMS"
-BUNDLE_MANIFEST = "manifest.json"
+BUNDLE_MANIFEST = MANIFEST  # the bundle lists its files as a model folder does
 BUNDLE_ENV = "bundle.env"
 LOCAL_WHEELS = "local-wheels"  # a user's own wheels beside the bundle's (a vendor's build)
 # (file shipped in the package, its path inside the bundle)

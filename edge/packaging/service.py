@@ -47,6 +47,7 @@ def unit_text(config: Path, user: str = "motivnet", command: list[str] | None = 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``motivnet-edge service``."""
     p.add_argument("--config", type=Path, required=True, help="the daemon's config file")
     p.add_argument("--user", default="motivnet", help="the account the daemon runs as")
     p.add_argument("--write", type=Path, help="write the unit here (e.g. "
@@ -54,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``motivnet-edge service``: the systemd unit for this install, printed or written."""
     config = args.config.resolve()
     if not config.is_file():
         raise MotivnetError(f"config {args.config} does not exist")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import tarfile
 import tempfile
 import zlib
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from motivnet_edge.edge.packaging.bundle_files import BUNDLE_MANIFEST, LOCAL_WHEELS, file_list
 from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.manifest import Manifest
 from motivnet_edge.targets.metadata import check_manifest, read_metadata
 
 
@@ -91,18 +91,12 @@ def _parse_manifest(bundle: Path, data: bytes) -> dict:
     if not data:
         raise MotivnetError(f"bundle {bundle} has no {BUNDLE_MANIFEST}: not a motivnet-edge "
                             f"bundle, or cut short")
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-        entries = manifest["files"]
-        if not isinstance(entries, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("path"), str)
-                and isinstance(e.get("sha256"), str) and isinstance(e.get("bytes"), int)
-                for e in entries):
-            raise TypeError("'files' must be a list of {path, sha256, bytes}")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise MotivnetError(f"bundle {bundle}: {BUNDLE_MANIFEST} is not a valid manifest "
-                            f"({exc})") from exc
-    return manifest
+    manifest = Manifest.parse(data, f"{BUNDLE_MANIFEST} of bundle {bundle}")
+    unsized = next((e["path"] for e in manifest.files if e.get("bytes") is None), None)
+    if unsized is not None:
+        raise MotivnetError(f"bundle {bundle}: {BUNDLE_MANIFEST} lists {unsized} without its "
+                            f"bytes: not a valid manifest")
+    return {**manifest.info, "files": manifest.files}
 
 
 def compare(bundle: Path, files: dict[str, tuple[str, int]], manifest: dict) -> None:
@@ -162,6 +156,7 @@ def verify(bundle: Path, model_only: bool = False) -> tuple[dict, dict]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``motivnet-edge verify``."""
     p.add_argument("bundle", type=Path, help="a bundle (.tar.gz) or its unpacked folder")
     p.add_argument("--model-only", action="store_true",
                    help="an unpacked folder whose files were checked already (install.sh runs "
@@ -169,6 +164,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``motivnet-edge verify``: the bundle's files and model checked; one line saying what it
+    holds."""
     manifest, meta = verify(args.bundle, args.model_only)
     checked = "the model's files match their sha256" if args.model_only else \
         f"{len(manifest['files'])} files match their sha256"

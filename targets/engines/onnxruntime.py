@@ -17,6 +17,14 @@ _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
                "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
 
 
+def cpu_session(path, options=None):
+    """A plain ONNX Runtime session on the CPU (for reading a file's metadata and shapes, or
+    running a graph exactly as written): no engine, no manifest."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), options, providers=[PROVIDERS["cpu"]])
+
+
 def providers_for(device: str, precision: str | None, cache_dir: str | None) -> list:
     """Provider list for ``device`` (cpu, cuda, cuda:N, tensorrt), most preferred first."""
     device = device.lower()

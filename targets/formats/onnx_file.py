@@ -18,10 +18,10 @@ def read(path: Path) -> str | None:
     if onnx is not None:
         model = onnx.load(str(path), load_external_data=False)
         return next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
-    import onnxruntime as ort  # the device install has ONNX Runtime, not the onnx package
+    # the device install has ONNX Runtime, not the onnx package
+    from motivnet_edge.targets.engines.onnxruntime import cpu_session
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    return cpu_session(path).get_modelmeta().custom_metadata_map.get(METADATA_KEY)
 
 
 def write(path: Path, meta: dict) -> None:
@@ -57,10 +57,9 @@ def input_shape(path: Path) -> list[int]:
     try:
         import onnx
     except ImportError:
-        import onnxruntime as ort
+        from motivnet_edge.targets.engines.onnxruntime import cpu_session
 
-        shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]
-                                     ).get_inputs()[0].shape
+        shape = cpu_session(path).get_inputs()[0].shape
         return [d if isinstance(d, int) else -1 for d in shape]
     dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type
     return [d.dim_value if d.HasField("dim_value") else -1 for d in dims.shape.dim]
