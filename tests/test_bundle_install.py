@@ -14,6 +14,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -94,8 +95,14 @@ def test_cpu_bundle_installs_offline_on_x86_64_runs_upgrades_and_rolls_back(
     assert os.readlink(prefix / "current") == first
     assert os.readlink(prefix / "previous") == second
 
-    # an image built with the newer bundle staged: the first boot installs it, then the
-    # oneshot unit is disabled and the bundle removed
+    _first_boot_installs_a_staged_bundle(folder, newer, env, tmp_path, prefix, second)
+    _a_failed_install_leaves_the_running_version(newer, env, tmp_path, prefix, conf, units)
+
+
+def _first_boot_installs_a_staged_bundle(folder: Path, newer: Path, env: dict, tmp_path: Path,
+                                         prefix: Path, second: str) -> None:
+    """An image built with the newer bundle staged: the first boot installs it, then the
+    oneshot unit is disabled and the bundle removed."""
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
     subprocess.run(["sh", str(folder / "firstboot/stage-into-image.sh"), str(rootfs),
@@ -112,8 +119,11 @@ def test_cpu_bundle_installs_offline_on_x86_64_runs_upgrades_and_rolls_back(
     assert (wants / "motivnet-edge.service").is_symlink()
     assert not list(staged.glob("*.tar.gz"))
 
-    # a whole, well-signed bundle whose install fails half-way (a wheel it needs is not in
-    # it): the half-built version is removed, the running one stays current
+
+def _a_failed_install_leaves_the_running_version(newer: Path, env: dict, tmp_path: Path,
+                                                 prefix: Path, conf: Path, units: Path) -> None:
+    """A whole, well-signed bundle whose install fails half-way (a wheel it needs is not in
+    it): the half-built version is removed, the running one stays current."""
     broken = unpack(newer, tmp_path / "broken")
     (numpy_wheel,) = (broken / "wheels").glob("numpy-*.whl")
     numpy_wheel.unlink()
