@@ -20,9 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motivnet_edge.edge.config import CameraConfig, DetectorConfig, PipelineConfig, source_kind
+from motivnet_edge.edge.config import (
+    CameraConfig,
+    DetectorConfig,
+    ModelConfig,
+    PipelineConfig,
+    source_kind,
+)
 from motivnet_edge.edge.data.labelled import IMAGE_SUFFIXES, list_images
-from motivnet_edge.edge.detect import FaceDetector
+from motivnet_edge.edge.detect import KINDS, FaceDetector
 from motivnet_edge.edge.pipeline import Pipeline, draw_faces
 from motivnet_edge.edge.readers import CannotOpen, check_source, open_reader, redact
 from motivnet_edge.edge.shipped import default_model
@@ -140,13 +146,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="photos, folders of photos, video files, or a camera index (0)")
     p.add_argument("--model", type=Path, help="an artifact or a compress output folder "
                    "(default: the emotion model shipped in the package)")
-    p.add_argument("--target", default="auto", help="a profile from 'motivnet-edge targets'")
+    p.add_argument("--target", default=ModelConfig.target,
+                   help="a profile from 'motivnet-edge targets'")
     p.add_argument("--engine", help="override the profile's engine")
     p.add_argument("--threads", type=int, help="inference threads (default: the engine's)")
     p.add_argument("--json", action="store_true", help="one JSON object per face")
     p.add_argument("--annotate", type=Path, metavar="DIR",
                    help="write each picture with faces, boxes and labels drawn, into DIR")
-    p.add_argument("--detector", choices=("yunet", "haar"), default="yunet")
+    p.add_argument("--detector", choices=KINDS, default=DetectorConfig.kind)
     p.add_argument("--derive-valence-arousal", action="store_true",
                    help="for a model without valence/arousal outputs, derive them from the "
                         "class probabilities (published circumplex coordinates; marked derived)")

@@ -102,6 +102,21 @@ def test_the_command_table_names_real_commands_and_only_it_names_every_layer():
                 or path.name.startswith("test"), f"{path}: a command table outside cli.py"
 
 
+def prints_in(folder: Path) -> list[str]:
+    """Every call of print() under ``folder``: the contract layer says nothing itself."""
+    return [f"{path.relative_to(folder.parent)}:{node.lineno}"
+            for path in sorted(folder.rglob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print"]
+
+
+def test_nothing_in_targets_prints(tmp_path):
+    assert prints_in(ROOT / "targets") == []
+    (tmp_path / "targets").mkdir()
+    (tmp_path / "targets" / "talks.py").write_text("def f():\n    print('hi')\n")
+    assert prints_in(tmp_path / "targets") == ["targets/talks.py:2"]
+
+
 def test_compress_stages_are_layers():
     assert compress_back_edges() == []
 
