@@ -79,6 +79,7 @@ class OutputLayout:
 
     @property
     def ranges(self) -> dict[str, tuple[float, float]]:
+        """Each continuous output's (low, high), by name."""
         return {n: (h.low, h.high) for n, h in self.continuous.items()}
 
     @property
@@ -87,11 +88,15 @@ class OutputLayout:
         return 1 + max([*self.classes, *(h.index for h in self.continuous.values())])
 
     def to_dict(self) -> dict:
+        """As metadata stores it: the class columns, then each continuous output's column and
+        range."""
         return {"classes": list(self.classes), **{
             name: {"index": h.index, "range": [h.low, h.high]}
             for name, h in self.continuous.items()}}
 
     def columns(self, out: np.ndarray, index: list[int]) -> np.ndarray:
+        """The columns ``index`` of raw output rows, as float32; an error naming the shape when the
+        rows are too narrow for this layout."""
         out = np.asarray(out, np.float32)
         if out.ndim != 2 or out.shape[1] < self.width:
             raise MotivnetError(f"the classifier's output has shape {out.shape}; its spec "
@@ -99,6 +104,7 @@ class OutputLayout:
         return out if index == list(range(out.shape[1])) else out[:, index]
 
     def class_outputs(self, out: np.ndarray) -> np.ndarray:
+        """The class logits (or probabilities) of raw output rows, in label order."""
         return self.columns(out, list(self.classes))
 
     def values(self, out: np.ndarray) -> dict[str, np.ndarray]:
@@ -134,9 +140,12 @@ class ClassifierSpec:
 
     @property
     def layout(self) -> OutputLayout:
+        """Which numbers of an output row are the classes and which are continuous outputs."""
         return OutputLayout(self.classes, self.continuous)
 
     def to_dict(self) -> dict:
+        """As a spec file or an artifact's metadata holds it (``heads`` only where the layout is not
+        plain classes)."""
         out = {"labels": list(self.labels), "crop": self.crop.to_dict(),
                "outputs": self.outputs}
         if self.continuous or self.classes != tuple(range(len(self.labels))):
@@ -145,6 +154,7 @@ class ClassifierSpec:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "classifier spec") -> ClassifierSpec:
+        """A spec from its mapping, every field checked; errors name ``where`` and the field."""
         if not isinstance(data, dict):
             raise MotivnetError(f"{where}: expected a mapping, got {data!r}")
         unknown = set(data) - {"labels", "crop", "outputs", "heads"}
@@ -222,6 +232,7 @@ def motivnet_spec() -> ClassifierSpec:
 
 
 def builtin_specs() -> list[str]:
+    """The names of the specs shipped in the package (``--teacher-spec NAME``)."""
     return sorted(["motivnet", *(p.stem for p in SPECS_DIR.glob("*.yaml"))])
 
 

@@ -164,6 +164,7 @@ class Engine:
         return np.concatenate([self._run(batch[i:i + 1]) for i in range(len(batch))])
 
     def close(self) -> None:
+        """Let the runtime go (the engine cannot run afterwards)."""
         pass
 
     def __enter__(self) -> Engine:
@@ -215,6 +216,8 @@ def join_outputs(outputs) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities of logits along the last axis (max subtracted first, so large logits do not
+    overflow)."""
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)

@@ -50,11 +50,13 @@ def atomic_path(final: Path, suffix: str | None = None) -> Iterator[Path]:
 
 
 def write_json(path: Path, data: dict) -> None:
+    """``data`` written as indented JSON, atomically (a temporary name, then renamed)."""
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256 as hex, read in ``chunk``-byte blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

@@ -98,6 +98,7 @@ class Manifest:
             else None
 
     def entry(self, name: str) -> dict | None:
+        """The entry of file ``name``, None when the manifest does not list it."""
         return next((e for e in self.files if e["path"] == name), None)
 
     def passed(self) -> set[str]:
@@ -106,6 +107,7 @@ class Manifest:
                 if not str(e.get("role", "")).startswith(REJECTED_ROLE)}
 
     def rejected(self) -> set[str]:
+        """The files whose role says they failed the gate."""
         return {e["path"] for e in self.files} - self.passed()
 
     def only(self, names) -> Manifest:

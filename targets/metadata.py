@@ -33,6 +33,7 @@ def artifact_files(path: str | Path) -> list[Path]:
 
 
 def artifact_bytes(path: str | Path) -> int:
+    """The artifact's size on disk, companion files (an IR's .bin) included."""
     return sum(p.stat().st_size for p in artifact_files(path))
 
 

@@ -158,6 +158,7 @@ class CropSpec:
 
     @property
     def channels(self) -> int:
+        """1 for gray input, else 3."""
         return 1 if self.color == "gray" else 3
 
     @property
@@ -169,6 +170,7 @@ class CropSpec:
 
     @property
     def aligned(self) -> bool:
+        """True when faces are aligned on five landmarks (``region: aligned``)."""
         return self.region == "aligned"
 
     def points(self) -> np.ndarray:
@@ -178,6 +180,7 @@ class CropSpec:
         return np.asarray(FIVE_POINT_112, np.float32) * (self.width / 112.0)
 
     def to_dict(self) -> dict:
+        """As metadata and spec files hold it (tuples as lists)."""
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         d["template"] = [list(p) for p in self.template]
@@ -185,6 +188,7 @@ class CropSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> CropSpec:
+        """A crop spec from its mapping; unknown fields and bad values are named."""
         if not isinstance(data, dict):
             raise MotivnetError(f"crop spec: expected a mapping of fields, got {data!r}")
         known = {f.name for f in fields(cls)}
@@ -381,6 +385,7 @@ class FaceImage:
     face: Face | None = None
 
     def input(self, spec: CropSpec) -> np.ndarray:
+        """This face as one model input for ``spec`` (cut, resized, normalised)."""
         return make_input(self.image, self.face, spec)
 
     def mirrored(self) -> FaceImage:

@@ -74,6 +74,7 @@ class HostTest:
     missing: str
 
     def matches(self, facts: HostFacts) -> bool:
+        """True when the host's fact holds the text."""
         text = getattr(facts, self.fact).lower()
         return bool(text) and self.contains in text
 
@@ -185,10 +186,12 @@ class HostFacts:
 
     @cached_property
     def device_tree_model(self) -> str:
+        """The device-tree model (``Raspberry Pi 5 Model B Rev 1.0``), empty elsewhere."""
         return _read("/proc/device-tree/model")
 
     @cached_property
     def tegra_release(self) -> str:
+        """The first line of /etc/nv_tegra_release (a Jetson's L4T release), empty elsewhere."""
         return _read("/etc/nv_tegra_release")[:80]
 
     def devices(self, engine: str) -> list[str] | None:
@@ -198,12 +201,14 @@ class HostFacts:
         return self._devices[engine]
 
     def as_dict(self) -> dict:
+        """Every fact, and the devices of every engine (what ``targets --json`` prints)."""
         return {"device_tree_model": self.device_tree_model,
                 "tegra_release": self.tegra_release,
                 "engines": {name: self.devices(name) for name in ENGINES}}
 
 
 def host_facts() -> HostFacts:
+    """A fresh, lazily probed view of this host."""
     return HostFacts()
 
 

@@ -82,6 +82,7 @@ REJECTED = "rejected"  # a tag: an INT8 artifact that failed the gate, kept for 
 
 
 def get_format(name: str) -> Format:
+    """The table's entry for format ``name``; an error listing the known ones."""
     if name not in FORMATS:
         raise MotivnetError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
     return FORMATS[name]

@@ -11,6 +11,7 @@ from motivnet_edge.targets.formats import METADATA_KEY
 
 
 def read(path: Path) -> str | None:
+    """The metadata blob of an ONNX file (its ``metadata_props`` entry), None when it has none."""
     try:
         import onnx
     except ImportError:
@@ -25,6 +26,8 @@ def read(path: Path) -> str | None:
 
 
 def write(path: Path, meta: dict) -> None:
+    """``meta`` stored in the ONNX file's ``metadata_props``, replacing an earlier blob; the file
+    is saved in place (compress writes it into a file it has just exported)."""
     import onnx
 
     model = onnx.load(str(path))
@@ -36,6 +39,8 @@ def write(path: Path, meta: dict) -> None:
 
 
 def inspect(path: Path) -> dict:
+    """What the ONNX graph holds: its int8 and float weight tensors, the quantize ops on its
+    activations, its most common ops."""
     import onnx
 
     model = onnx.load(str(path))

@@ -13,6 +13,7 @@ from motivnet_edge.targets.formats import METADATA_KEY
 
 
 def read(path: Path) -> str | None:
+    """The metadata blob of an OpenVINO IR (its ``rt_info`` entry), None when it has none."""
     import openvino as ov
 
     model = ov.Core().read_model(str(path))
@@ -35,6 +36,7 @@ def model_info(meta: dict) -> dict[str, str]:
 
 
 def write(path: Path, meta: dict) -> None:
+    """``meta`` stored in the IR's ``rt_info``; the .xml and .bin rewritten atomically."""
     import openvino as ov
 
     from motivnet_edge.targets.formats import FORMATS
@@ -53,6 +55,8 @@ def write(path: Path, meta: dict) -> None:
 
 
 def inspect(path: Path) -> dict:
+    """What the IR holds: its int8 and float weight constants (and their element types), the
+    FakeQuantize/FakeConvert ops on its activations, its most common ops."""
     import openvino as ov
 
     model = ov.Core().read_model(str(path))

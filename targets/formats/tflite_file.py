@@ -14,6 +14,8 @@ from motivnet_edge.targets.formats import METADATA_KEY
 
 
 def schema():
+    """The TFLite flatbuffer schema module of ai-edge-litert (an error naming the extra when it is
+    missing)."""
     try:
         from ai_edge_litert import schema_py_generated
     except ImportError as exc:
@@ -30,6 +32,8 @@ def _model(path: Path, buf: bytes):
 
 
 def read(path: Path) -> str | None:
+    """The metadata blob of a TFLite file (its flatbuffer ``metadata`` entry), None when it has
+    none."""
     model = _model(path, path.read_bytes())
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
@@ -47,6 +51,8 @@ def read(path: Path) -> str | None:
 
 
 def write(path: Path, meta: dict) -> None:
+    """``meta`` stored as the flatbuffer's metadata entry (an earlier one rewritten in place,
+    data appended after the flatbuffer brought inside); the file saved in place."""
     import flatbuffers
 
     s = schema()
@@ -76,6 +82,7 @@ def write(path: Path, meta: dict) -> None:
 
 
 def inspect(path: Path) -> dict:
+    """What the TFLite model holds: its quantize ops and the types of its weight tensors."""
     s = schema()
     model = _model(path, path.read_bytes())
     names = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
