@@ -1,7 +1,9 @@
 """``motivnet-edge bench --e2e``: the daemon end to end on this machine, as a device runs it
 (no torch): a video (your own with ``--video``, else a generated 640x480 one with 1-3 faces),
-each artifact and engine in turn, with YuNet and with the Haar cascade. Reads frames per second,
-per-stage latency p50/p95 and RSS from the daemon's own stats, and times the first result.
+each artifact and engine in turn, with YuNet in OpenCV's DNN (the reference), YuNet in the
+classifier's engine (``detector.engine: auto``) and the Haar cascade. Reads frames per second,
+per-stage latency p50/p95, CPU time per frame, the share of the frame spent detecting and RSS
+from the daemon's own stats, and times the first result.
 
 ``--python`` runs the daemon with the interpreter of a device install (``pip install
 motivnet-edge[onnx]``, no torch); by default this interpreter runs it with torch blocked.
@@ -10,6 +12,7 @@ motivnet-edge[onnx]``, no torch); by default this interpreter runs it with torch
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,15 +48,20 @@ def peak_rss_mb(proc: subprocess.Popen, peak: list[float]) -> None:
         time.sleep(0.05)
 
 
-def run_case(python: str, artifact: Path, target: str, engine: str | None, detector: str,
-             video: Path, frames: int, host: str, port: int, work: Path,
-             haar_scale: float | None = None) -> dict:
+# (kind, engine) of the face detector: YuNet in OpenCV's DNN, YuNet in the classifier's engine
+DETECTORS = (("yunet", "opencv"), ("yunet", "auto"), ("haar", "opencv"))
+
+
+def run_case(python: str, artifact: Path, target: str, engine: str | None,
+             detector: tuple[str, str], video: Path, frames: int, host: str, port: int,
+             work: Path, haar_scale: float | None = None) -> dict:
     """One end-to-end case: the daemon on the video with this target and engine, its per-stage
     times read from its status."""
     first: list[float] = []
     stats: list[dict] = []
     faces: list[int] = []  # faces per published frame
-    device = f"bench-{artifact.name.replace('.', '-')}-{detector}"
+    kind, det_engine = detector
+    device = f"bench-{artifact.name.replace('.', '-')}-{kind}-{det_engine}"
 
     def on_message(m) -> None:
         if m.topic.endswith("/faces"):
@@ -65,11 +73,11 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None, detec
     sub = subscribe(host, port, f"motivnet-bench/{device}/#", on_message)
     cfg = {"device": device, "model": {"artifact": str(artifact.resolve()), "target": target,
                                        "engine": engine, "threads": 2},
-           "detector": {"kind": detector,
-                        **({"scale_factor": haar_scale} if haar_scale and detector == "haar"
+           "detector": {"kind": kind, "engine": det_engine,
+                        **({"scale_factor": haar_scale} if haar_scale and kind == "haar"
                            else {})},
            # Haar gives no landmarks: an aligned artifact gets square box crops (counted)
-           **({"pipeline": {"box_crop_fallback": True}} if detector == "haar" else {}),
+           **({"pipeline": {"box_crop_fallback": True}} if kind == "haar" else {}),
            "cameras": [{"name": "cam0", "source": str(Path(video).resolve())}],
            "mqtt": {"host": host, "port": port, "stats_interval": 1000.0,
                     "prefix": "motivnet-bench"}}
@@ -88,13 +96,16 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None, detec
     clear_retained(host, port, {f"motivnet-bench/{device}/availability",
                                 f"motivnet-bench/{device}/cam0/status",
                                 f"motivnet-bench/{device}/cam0/emotion"})
+    ran = re.search(r"face detector: \w+ in (\w+)", err)
+    name = f"{kind}/{ran.group(1) if ran else det_engine}" + \
+        (f" {haar_scale}" if haar_scale and kind == "haar" else "")
     if proc.returncode != 0:
-        return {"artifact": artifact.name, "target": target, "detector": detector,
+        return {"artifact": artifact.name, "target": target, "detector": name,
                 "status": f"failed: {err.strip().splitlines()[-1] if err.strip() else '?'}"}
     final = stats[-1] if stats else {}
-    return {"artifact": artifact.name, "target": target, "status": "ok",
-            "detector": detector + (f" {haar_scale}" if haar_scale and detector == "haar"
-                                    else ""), "fps": final.get("fps"),
+    return {"artifact": artifact.name, "target": target, "status": "ok", "detector": name,
+            "fps": final.get("fps"), "cpu_ms_per_frame": final.get("cpu_ms_per_frame"),
+            "detect_share": final.get("detect_share"),
             "latency": final.get("latency_ms", {}), "rss_mb": round(peak[0], 1),
             "frames_with_faces": sum(n > 0 for n in faces), "faces": sum(faces),
             "first_result_s": round(first[0] - t0, 2) if first else None}
@@ -116,7 +127,7 @@ def run_e2e(args) -> list[dict]:
         elif not Path(video).exists():
             raise MotivnetError(f"--video {video} does not exist (a video file or a folder "
                                 f"of photos)")
-        for detector in ("yunet", "haar"):
+        for detector in DETECTORS:
             for target, engine, name in CASES:
                 if (args.artifacts / name).is_file():
                     rows.append(run_case(python, args.artifacts / name, target, engine,
@@ -136,15 +147,21 @@ def print_table(rows: list[dict]) -> None:
         s = lat.get(stage, {})
         return f"{s.get('p50', 0):.2f}/{s.get('p95', 0):.2f}"
 
-    print(f"{'artifact':<22}{'target':<11}{'detector':<9}{'fps':>6}{'detect p50/p95':>16}"
+    def num(value, fmt: str) -> str:
+        return "" if value is None else format(value, fmt)
+
+    print(f"{'artifact':<22}{'target':<11}{'detector':<18}{'fps':>6}{'CPU ms/frame':>13}"
+          f"{'frames/CPU s':>13}{'detect share':>13}{'detect p50/p95':>16}"
           f"{'infer p50/p95':>15}{'total p50/p95':>16}{'RSS MB':>8}{'first s':>8}"
           f"{'frames with faces':>19}")
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<9}  {r['status']}")
+            print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<18}  {r['status']}")
             continue
-        lat = r["latency"]
-        print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<9}{r['fps'] or 0:>6.1f}"
+        lat, cpu = r["latency"], r.get("cpu_ms_per_frame")
+        print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<18}{r['fps'] or 0:>6.1f}"
+              f"{num(cpu, '.2f'):>13}{num(1000 / cpu if cpu else None, '.1f'):>13}"
+              f"{num(r.get('detect_share'), '.0%'):>13}"
               f"{pp(lat, 'detect'):>16}{pp(lat, 'infer'):>15}{pp(lat, 'total'):>16}"
               f"{r['rss_mb']:>8.1f}{r['first_result_s'] or float('nan'):>8.2f}"
               f"{r['frames_with_faces']:>19}")

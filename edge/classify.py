@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from motivnet_edge.edge.config import (
+    DETECTOR_ENGINES,
     CameraConfig,
     DetectorConfig,
     ModelConfig,
@@ -130,7 +131,8 @@ def build(args: argparse.Namespace) -> Pipeline:
     loaded = load_engine(path, engine, options)
     log.debug("target %s: %s on %s %s", target, path, loaded.name, loaded.settings)
     detector = FaceDetector(None, args.score_threshold, min_size=args.min_size,
-                            kind=args.detector)
+                            kind=args.detector, engine=args.detector_engine, prefer=loaded.name,
+                            threads=args.threads)
     try:
         return Pipeline(detector, loaded, args.max_faces, TrackerSettings(smoothing=0.0),
                         box_crop_fallback=args.detector == "haar",
@@ -154,6 +156,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotate", type=Path, metavar="DIR",
                    help="write each picture with faces, boxes and labels drawn, into DIR")
     p.add_argument("--detector", choices=KINDS, default=DetectorConfig.kind)
+    p.add_argument("--detector-engine", choices=DETECTOR_ENGINES, default=DetectorConfig.engine,
+                   help="where YuNet runs: auto (the classifier's engine where it can), opencv "
+                        "(OpenCV's DNN, the reference), onnxruntime, openvino")
     p.add_argument("--derive-valence-arousal", action="store_true",
                    help="for a model without valence/arousal outputs, derive them from the "
                         "class probabilities (published circumplex coordinates; marked derived)")

@@ -39,6 +39,9 @@ class ModelConfig:
 class DetectorConfig:
     kind: str = "yunet"  # yunet (boxes and landmarks, shipped) or haar (boxes only)
     model: str | None = None  # another YuNet .onnx than the shipped one
+    # where YuNet runs: auto (the classifier's engine where it runs YuNet, else opencv),
+    # opencv (OpenCV's DNN module, the reference), onnxruntime or openvino
+    engine: str = "auto"
     score_threshold: float = 0.6
     min_size: int = 32
     max_side: int = 320  # frames are shrunk to this longer side for detection
@@ -49,6 +52,7 @@ class DetectorConfig:
 # libcamera camera through picamera2 (Raspberry Pi camera modules), a GStreamer pipeline, a
 # network stream, or recorded footage (a video file or a folder of photos).
 SOURCE_KINDS = ("v4l2", "libcamera", "gstreamer", "stream", "file")
+DETECTOR_ENGINES = ("auto", "opencv", "onnxruntime", "openvino")  # edge/yunet.py runs them
 LIBCAMERA_PREFIX = "libcamera:"
 
 
@@ -214,6 +218,9 @@ def _check(cfg: Config) -> None:
         _check_camera(cam, f"cameras[{i}]")
     if cfg.detector.kind not in ("yunet", "haar"):
         raise MotivnetError(f"config detector.kind: {cfg.detector.kind!r} is not yunet or haar")
+    if cfg.detector.engine not in DETECTOR_ENGINES:
+        raise MotivnetError(f"config detector.engine: {cfg.detector.engine!r} is not one of "
+                            f"{', '.join(DETECTOR_ENGINES)}")
     if not 0.0 <= cfg.pipeline.smoothing < 1.0:
         raise MotivnetError(f"config pipeline.smoothing: {cfg.pipeline.smoothing} must be in "
                             f"[0, 1)")

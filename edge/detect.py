@@ -10,14 +10,11 @@ import cv2
 import numpy as np
 
 from motivnet_edge.edge.config import DetectorConfig
+from motivnet_edge.edge.yunet import open_yunet, yunet_engine
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.preprocess import Face
 
 HAAR_FILE = "haarcascade_frontalface_alt2.xml"
-# YuNet 2023mar from the OpenCV Zoo (MIT; notice and sha256 beside it in edge/models/)
-SHIPPED_YUNET = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
-SHIPPED_YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 KINDS = ("yunet", "haar")
 DEFAULTS = DetectorConfig()  # the daemon's detector section declares every default once
 
@@ -33,19 +30,16 @@ def _haar_path() -> Path:
     return Path(base) / HAAR_FILE
 
 
-def _shipped_yunet() -> Path:
-    if not SHIPPED_YUNET.is_file() or sha256_file(SHIPPED_YUNET) != SHIPPED_YUNET_SHA256:
-        raise MotivnetError(f"the shipped YuNet file {SHIPPED_YUNET} is missing or changed "
-                            f"(reinstall motivnet-edge, or set detector.model)")
-    return SHIPPED_YUNET
-
-
 class FaceDetector:
     """Finds faces in BGR frames.
 
     kind: ``yunet`` (boxes and five landmarks) or ``haar`` (boxes only, OpenCV's cascade).
-    model: a YuNet ``.onnx`` file for ``cv2.FaceDetectorYN``; ``None`` uses the environment
-        variable ``MOTIVNET_YUNET`` if set, else the YuNet file shipped in the package.
+    model: a YuNet ``.onnx`` file; ``None`` uses the environment variable ``MOTIVNET_YUNET``
+        if set, else the YuNet file shipped in the package.
+    engine: where YuNet runs (:mod:`motivnet_edge.edge.yunet`): ``opencv`` (the reference),
+        ``onnxruntime``, ``openvino``, or ``auto``: ``prefer`` (the classifier's engine) where
+        it runs YuNet, else OpenCV; a file of the user's own always runs in OpenCV under auto.
+    threads: the YuNet engine's threads (None: its own choice).
     score_threshold: minimum score kept (YuNet's confidence; Haar's level weight is mapped
         to 0..1 with a logistic so the same threshold scale applies roughly).
     min_size: smallest face side in pixels (of the original frame).
@@ -59,34 +53,28 @@ class FaceDetector:
                  score_threshold: float = DEFAULTS.score_threshold, nms_threshold: float = 0.3,
                  top_k: int = 50, min_size: int = DEFAULTS.min_size,
                  max_side: int = DEFAULTS.max_side, scale_factor: float = DEFAULTS.scale_factor,
-                 kind: str = DEFAULTS.kind) -> None:
+                 kind: str = DEFAULTS.kind, engine: str = DEFAULTS.engine,
+                 prefer: str | None = None, threads: int | None = None) -> None:
         if kind not in KINDS:
             raise MotivnetError(f"face detector kind {kind!r} is not one of {KINDS}")
         if kind == "haar" and model is not None:
             raise MotivnetError(f"face detector model {model} is a YuNet file: the Haar "
                                 f"cascade takes none (kind: yunet, or leave model empty)")
-        if kind == "yunet" and model is None:
-            model = os.environ.get("MOTIVNET_YUNET") or _shipped_yunet()
         self.score_threshold = score_threshold
         self.min_size = min_size
         self.max_side = max_side
         if scale_factor <= 1.0:
             raise MotivnetError(f"face detector scale_factor {scale_factor} must be above 1")
         self.scale_factor = scale_factor
-        if model is not None:
-            path = Path(model)
-            if not path.is_file():
-                raise MotivnetError(f"face detector model {path} does not exist")
-            try:
-                self._yunet = cv2.FaceDetectorYN.create(
-                    str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
-            except cv2.error as exc:
-                raise MotivnetError(f"face detector model {path} is not a YuNet model: {exc}") \
-                    from exc
-            self._input_size: tuple[int, int] | None = None
+        if kind == "yunet":
+            own = model or os.environ.get("MOTIVNET_YUNET")
+            self.engine = yunet_engine(engine, None if own else prefer)
+            self._yunet = open_yunet(self.engine, own, score_threshold, nms_threshold, top_k,
+                                     threads)
             self.kind = "yunet"
-            self.source = str(path)
+            self.source = str(own or self._yunet.path)
         else:
+            self.engine = "opencv"
             path = _haar_path()
             self._haar = cv2.CascadeClassifier(str(path))
             if self._haar.empty():
@@ -117,12 +105,7 @@ class FaceDetector:
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         h, w = frame.shape[:2]
-        if self._input_size != (w, h):
-            self._yunet.setInputSize((w, h))
-            self._input_size = (w, h)
-        _, rows = self._yunet.detect(frame)
-        if rows is None:
-            return []
+        rows = self._yunet.detect(frame)
         out = []
         for r in rows:
             if not np.all(np.isfinite(r[:15])):  # YuNet now and then gives a broken row

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from motivnet_edge.edge.detect import SHIPPED_YUNET
+from motivnet_edge.edge.yunet import SHIPPED_YUNET
 
 ROOT = Path(__file__).resolve().parents[1]
 YUNET = SHIPPED_YUNET  # shipped in the package: no test needs ../shared

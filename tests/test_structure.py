@@ -52,7 +52,7 @@ def upward_imports(root: Path = ROOT) -> list[str]:
 # inside compress/: the run folder, settings and helpers; the model zoo and shared inference;
 # then each stage above the one whose output it takes; the commands on top
 COMPRESS_LAYERS = {"registry": 0, "progress": 0, "quiet": 0, "runfolder": 0, "settings": 0,
-                   "options": 0,
+                   "options": 0, "detector_files": 1,
                    "artifacts": 0, "models": 1, "inference": 1, "fidelity": 1, "distil": 2,
                    "int8": 3, "gate": 4, "checks": 5, "info": 5, "commands": 5}
 

@@ -1,0 +1,285 @@
+"""YuNet, the shipped face detector, on the engines the classifier runs on.
+
+OpenCV's DNN module (``cv2.FaceDetectorYN``) is the reference and the fallback; ONNX Runtime
+and OpenVINO run the same network faster on the same CPU. Each runner takes a BGR frame, pads
+it to a multiple of 32 at the bottom and right as OpenCV does, runs the raw network and decodes
+its twelve outputs (class, objectness, box and five landmarks at strides 8, 16 and 32) in numpy
+into OpenCV's rows: x, y, w, h, ten landmark coordinates, score. NMS is OpenCV's own
+(``cv2.dnn.NMSBoxes``), so the faces are the ones OpenCV would give.
+
+The shipped file's input is fixed at 640x640 and ONNX Runtime's shape inference refuses to run
+it at another size; ``face_detection_yunet_2023mar-any-size.onnx`` is the same network with its
+input height and width left open and its stored intermediate shapes dropped (made by
+:func:`motivnet_edge.compress.detector_files.any_size`, checked against the original by
+``tests/test_yunet_engines.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from motivnet_edge.targets.engine import ENGINES, runtime_installed
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import sha256_file
+
+MODELS = Path(__file__).resolve().parent / "models"
+# YuNet 2023mar from the OpenCV Zoo (MIT; notice and sha256 beside it in edge/models/)
+SHIPPED_YUNET = MODELS / "face_detection_yunet_2023mar.onnx"
+SHIPPED_YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+ANY_SIZE_YUNET = MODELS / "face_detection_yunet_2023mar-any-size.onnx"
+ANY_SIZE_YUNET_SHA256 = "8e3291d99930eb770af62e20417889796c288851194cc5293d078cdbc2d1b68d"
+STRIDES = (8, 16, 32)
+DIVISOR = 32
+# where the network runs: OpenCV's DNN module (the reference), or the classifier's engines
+YUNET_ENGINES = ("opencv", "onnxruntime", "openvino")
+
+
+def padded(w: int, h: int) -> tuple[int, int]:
+    """The network's input size for a ``w`` x ``h`` frame: each side up to a multiple of 32."""
+    return (w - 1) // DIVISOR * DIVISOR + DIVISOR, (h - 1) // DIVISOR * DIVISOR + DIVISOR
+
+
+def decode(outputs: dict[str, np.ndarray], pad_w: int, pad_h: int, score_threshold: float,
+           nms_threshold: float, top_k: int) -> np.ndarray:
+    """OpenCV's rows (N, 15) from YuNet's raw outputs for an input of ``pad_w`` x ``pad_h``:
+    per stride, each grid cell's score is sqrt(class x objectness) (each clipped to 0..1), its
+    box centre and landmarks are offsets from the cell in strides, its size exp() strides."""
+    boxes, marks, scores = [], [], []
+    for s in STRIDES:
+        cols, rows = pad_w // s, pad_h // s
+        cls = np.clip(outputs[f"cls_{s}"].reshape(-1), 0.0, 1.0)
+        obj = np.clip(outputs[f"obj_{s}"].reshape(-1), 0.0, 1.0)
+        box = outputs[f"bbox_{s}"].reshape(-1, 4)
+        kps = outputs[f"kps_{s}"].reshape(-1, 5, 2)
+        if len(box) != rows * cols:
+            raise MotivnetError(f"YuNet gave {len(box)} cells at stride {s} for a {pad_w}x"
+                                f"{pad_h} input, not {rows * cols}")
+        r, c = np.divmod(np.arange(rows * cols), cols)
+        cell = np.stack([c, r], 1).astype(np.float32)
+        size = np.exp(box[:, 2:4]) * s
+        boxes.append(np.concatenate([(cell + box[:, :2]) * s - size / 2, size], 1))
+        marks.append(((kps + cell[:, None, :]) * s).reshape(-1, 10))
+        scores.append(np.sqrt(cls * obj))
+    box, mark, score = (np.concatenate(v).astype(np.float32) for v in (boxes, marks, scores))
+    keep = np.asarray(cv2.dnn.NMSBoxes(box.tolist(), score.tolist(), score_threshold,
+                                       nms_threshold, top_k=top_k), np.int64).reshape(-1)
+    return np.concatenate([box[keep], mark[keep], score[keep, None]], 1)
+
+
+class OpenCvYuNet:
+    """The reference: ``cv2.FaceDetectorYN`` in OpenCV's DNN module."""
+
+    engine = "opencv"
+
+    def __init__(self, path: Path, score_threshold: float, nms_threshold: float, top_k: int,
+                 threads: int | None = None) -> None:
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold,
+                                                  nms_threshold, top_k)
+        except cv2.error as exc:
+            raise MotivnetError(f"face detector model {path} is not a YuNet model: {exc}") \
+                from exc
+        self._size: tuple[int, int] | None = None
+        self.path = Path(path)
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        """OpenCV's rows (N, 15) for a BGR frame."""
+        h, w = frame.shape[:2]
+        if self._size != (w, h):
+            self._net.setInputSize((w, h))
+            self._size = (w, h)
+        _, rows = self._net.detect(frame)
+        return np.zeros((0, 15), np.float32) if rows is None else rows
+
+
+class _RawYuNet:
+    """A runner of the raw network: the frame padded, run, decoded."""
+
+    engine = "raw"
+
+    def __init__(self, path: Path, score_threshold: float, nms_threshold: float, top_k: int,
+                 threads: int | None = None) -> None:
+        self.thresholds = (score_threshold, nms_threshold, top_k)
+        self.path, self.threads = Path(path), threads
+        self._open()
+
+    def _open(self) -> None:  # pragma: no cover - each runner implements it
+        raise NotImplementedError
+
+    def _infer(self, blob: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        """OpenCV's rows (N, 15) for a BGR frame."""
+        h, w = frame.shape[:2]
+        pw, ph = padded(w, h)
+        blob = np.zeros((1, 3, ph, pw), np.float32)
+        blob[0, :, :h, :w] = frame.transpose(2, 0, 1)
+        return decode(self._infer(blob), pw, ph, *self.thresholds)
+
+
+class OrtYuNet(_RawYuNet):
+    """YuNet in ONNX Runtime on the CPU (idle threads do not spin, as for the classifier)."""
+
+    engine = "onnxruntime"
+
+    def _open(self) -> None:
+        import onnxruntime as ort
+
+        from motivnet_edge.targets.engines.onnxruntime import cpu_session
+
+        opts = ort.SessionOptions()
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+        self._session = cpu_session(self.path, opts)
+        shape = self._session.get_inputs()[0].shape
+        if all(isinstance(d, int) for d in shape[2:]):
+            raise MotivnetError(f"face detector model {self.path} takes only {shape[3]}x"
+                                f"{shape[2]} input: ONNX Runtime needs YuNet with its input "
+                                f"size left open (detector.engine: opencv runs this file)")
+        self._names = [o.name for o in self._session.get_outputs()]
+
+    def _infer(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self._names, self._session.run(None, {"input": blob}), strict=True))
+
+
+class OpenVinoYuNet(_RawYuNet):
+    """YuNet in OpenVINO on the CPU, compiled once per input size (f32, LATENCY)."""
+
+    engine = "openvino"
+
+    def _open(self) -> None:
+        import openvino as ov
+
+        self._core = ov.Core()
+        self._model = self._core.read_model(str(self.path))
+        self._compiled: dict[tuple[int, int], object] = {}
+
+    def _request(self, ph: int, pw: int):
+        if (ph, pw) not in self._compiled:
+            model = self._model.clone()
+            model.reshape({model.input(0).any_name: [1, 3, ph, pw]})
+            config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+            if self.threads:
+                config["INFERENCE_NUM_THREADS"] = self.threads
+            compiled = self._core.compile_model(model, "CPU", config)
+            self._compiled[(ph, pw)] = (compiled, compiled.create_infer_request())
+        return self._compiled[(ph, pw)]
+
+    def _infer(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+        compiled, request = self._request(*blob.shape[2:])
+        result = request.infer({0: blob})
+        return {_output_name(out.get_names()): result[out] for out in compiled.outputs}
+
+
+OUTPUTS = {f"{k}_{s}" for k in ("cls", "obj", "bbox", "kps") for s in STRIDES}
+
+
+def _output_name(names: set[str]) -> str:
+    """YuNet's name for an output among the names OpenVINO gives its tensor."""
+    return next((n for n in names if n in OUTPUTS), min(names))
+
+
+RUNNERS = {"opencv": OpenCvYuNet, "onnxruntime": OrtYuNet, "openvino": OpenVinoYuNet}
+
+
+def shipped(engine: str) -> Path:
+    """The shipped YuNet file ``engine`` runs (OpenCV: the published one; the others: the same
+    network with its input size left open), checked against its sha256."""
+    path, digest = (SHIPPED_YUNET, SHIPPED_YUNET_SHA256) if engine == "opencv" else \
+        (ANY_SIZE_YUNET, ANY_SIZE_YUNET_SHA256)
+    if not path.is_file() or sha256_file(path) != digest:
+        raise MotivnetError(f"the shipped YuNet file {path} is missing or changed "
+                            f"(reinstall motivnet-edge, or set detector.model)")
+    return path
+
+
+def yunet_engine(wanted: str, preferred: str | None = None) -> str:
+    """The engine YuNet runs in: ``wanted``, or for ``auto`` the classifier's engine
+    (``preferred``) where it can run YuNet and its runtime is installed, else OpenCV."""
+    if wanted != "auto":
+        if wanted not in YUNET_ENGINES:
+            raise MotivnetError(f"detector engine {wanted!r} is not one of auto, "
+                                f"{', '.join(YUNET_ENGINES)}")
+        return wanted
+    if preferred in RUNNERS and preferred != "opencv" and runtime_installed(preferred):
+        return preferred
+    return "opencv"
+
+
+def open_yunet(engine: str, model: str | os.PathLike | None, score_threshold: float,
+               nms_threshold: float, top_k: int, threads: int | None = None):
+    """A YuNet runner in ``engine`` on ``model`` (None: the shipped file for that engine)."""
+    if engine not in RUNNERS:
+        raise MotivnetError(f"detector engine {engine!r} is not one of {', '.join(RUNNERS)}")
+    if engine != "opencv" and not runtime_installed(engine):
+        raise MotivnetError(f"detector engine {engine} is not installed here: pip install "
+                            f"'motivnet-edge[{ENGINES[engine].extra}]' or set "
+                            f"detector.engine: opencv")
+    path = Path(model) if model is not None else shipped(engine)
+    if not path.is_file():
+        raise MotivnetError(f"face detector model {path} does not exist")
+    try:
+        return RUNNERS[engine](path, score_threshold, nms_threshold, top_k, threads)
+    except (MotivnetError, ImportError):
+        raise
+    except Exception as exc:  # the runtime refused the file
+        raise MotivnetError(f"{engine} cannot load face detector model {path}: "
+                            f"{(str(exc).splitlines() or [''])[0][:160]}") from exc
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (N, 4: x, y, w, h) with every box of ``b`` (M, 4)."""
+    ax2, ay2, bx2, by2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2) - np.maximum(a[:, None, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2) - np.maximum(a[:, None, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + b[:, 2] * b[:, 3] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def agreement(reference: list[np.ndarray], candidate: list[np.ndarray],
+              iou: float = 0.9) -> dict:
+    """How a detector's rows (one array per frame) agree with the reference's: the share of
+    reference faces matched at ``iou`` or more, the worst and mean landmark error of a matched
+    face as a share of its size (the mean of its box sides), the share of the candidate's
+    faces that match none, and the share of frames with the same number of faces."""
+    faces = matched = extra = found = same = 0
+    errors: list[float] = []
+    for ref, got in zip(reference, candidate, strict=True):
+        faces, found, same = faces + len(ref), found + len(got), same + (len(ref) == len(got))
+        if not len(ref) or not len(got):
+            extra += len(got)
+            continue
+        overlap = _iou(ref[:, :4], got[:, :4])
+        best = overlap.argmax(1)
+        hit = overlap[np.arange(len(ref)), best] >= iou
+        matched += int(hit.sum())
+        extra += len(got) - len(set(best[hit].tolist()))
+        for i in np.flatnonzero(hit):
+            size = (ref[i, 2] + ref[i, 3]) / 2
+            dist = np.linalg.norm((ref[i, 4:14] - got[best[i], 4:14]).reshape(5, 2), axis=1)
+            errors.append(float(dist.max() / max(size, 1e-9)))
+    return {"frames": len(reference), "faces": faces, "matched": matched / faces if faces else 1.0,
+            "landmark_error_max": max(errors, default=0.0),
+            "landmark_error_mean": float(np.mean(errors)) if errors else 0.0,
+            "extra": extra / found if found else 0.0,
+            "same_count": same / len(reference) if reference else 1.0}
+
+
+# a detector file passes when it finds what OpenCV's YuNet finds (issue 30's gate)
+GATE = {"matched": 0.99, "landmark_error_max": 0.015, "extra": 0.01}
+
+
+def passes(scores: dict) -> bool:
+    """The gate: matched faces >= 99 % at IoU 0.9, no landmark off by more than 1.5 % of its
+    face's size, at most 1 % of the candidate's faces matching none."""
+    return scores["matched"] >= GATE["matched"] and \
+        scores["landmark_error_max"] <= GATE["landmark_error_max"] and \
+        scores["extra"] <= GATE["extra"]
