@@ -71,6 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mqtt-config", type=Path, help="a daemon config whose mqtt section "
                    "(prefix, username, password file, TLS) the publisher and collector use")
     p.add_argument("--wait", type=float, default=3.0, help="collect: seconds to listen")
+    p.add_argument("--detectors", action="store_true", help="also run the face detector in "
+                   "every engine that runs it here against OpenCV's YuNet on the faces' photos "
+                   "(and --video's frames): the detector gate and ms per frame")
     p.add_argument("--e2e", action="store_true", help="also run the daemon end to end on a "
                    "video against a local broker: fps, per-stage latency, RSS, first result")
     p.add_argument("--video", type=Path, help="--e2e: your own footage, a video file or a "
@@ -106,6 +109,18 @@ def faces_for(args: argparse.Namespace) -> tuple[list, np.ndarray | None, str]:
             f"{len(val)} held-out faces of {args.artifacts}"
     faces = collect(synthetic=120, progress=False)
     return faces.crops, np.asarray(faces.labels), "120 synthetic faces (plumbing only)"
+
+
+def detector_rows(faces: list, args: argparse.Namespace) -> list[dict]:
+    """``--detectors``: every YuNet engine against OpenCV's on the faces' photos (the region
+    the data step keeps around each) and up to ``--frames`` frames of ``--video``."""
+    from motivnet_edge.benchmarks import detectors
+
+    frames = [f.image for f in faces]
+    if args.video is not None:
+        frames += detectors.video_frames(args.video, args.frames)
+    log.info("face detector: every engine on %d frames", len(frames))
+    return detectors.measure(frames, args.threads)
 
 
 def full_model_rows(args: argparse.Namespace, info: dict) -> list[Row]:
@@ -287,6 +302,8 @@ def run(args: argparse.Namespace) -> int:
         results["device"] = device_rows.measure(args.artifacts, faces, labels,
                                                 args.device_python, args.device_root,
                                                 args.threads)
+    if args.detectors:
+        results["detectors"] = detector_rows(faces, args)
     if args.e2e:
         from motivnet_edge.benchmarks.e2e import run_e2e
 

@@ -126,6 +126,10 @@ def markdown(results: dict) -> str:
         from motivnet_edge.benchmarks.device_rows import markdown as device_markdown
 
         lines += ["", device_markdown(results["device"])]
+    if results.get("detectors"):
+        from motivnet_edge.benchmarks.detectors import markdown as detector_markdown
+
+        lines += ["", detector_markdown(results["detectors"])]
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """motivnet-edge bench: one table and plot from a small real run, failing rows kept with their
 status, the --gate exit code, and results of two devices gathered through a real broker."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -65,10 +66,14 @@ def test_small_run_writes_table_csv_json_and_plot(setup, tmp_path):
     folder, teacher, spec, photos = setup
     out = tmp_path / "out"
     res = bench("--artifacts", folder, "--labelled", photos, "--teacher", teacher,
-                "--teacher-spec", spec, "--out", out, *QUICK)
+                "--teacher-spec", spec, "--out", out, "--detectors", *QUICK)
     assert res.returncode == 0, res.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     rows = {r["row"]: r for r in results["rows"]}
+    detectors = {d["engine"]: d for d in results["detectors"]}
+    assert set(detectors) == {"opencv", "onnxruntime", "openvino"}
+    assert all(d["passed"] and d["p50_ms"] > 0 and d["faces"] >= 10 for d in detectors.values())
+    assert "| onnxruntime | passed |" in (out / "results.md").read_text()
     assert results["host"]["cpu"] and "flags" in results["host"]
     teacher_row = next(r for r in rows.values() if r["kind"] == "teacher")
     assert teacher_row["status"] == "ok" and teacher_row["agreement_full"] == 1.0
@@ -84,8 +89,10 @@ def test_small_run_writes_table_csv_json_and_plot(setup, tmp_path):
                 and r["engine"] == "onnxruntime")
     assert int8["float_source"] == "student-fp32.onnx" and 0 <= int8["agreement_float"] <= 1
     assert int8["speedup_teacher"] > 0 and int8["rss_mb"] > 10
-    md = (out / "results.md").read_text()
-    table = [line for line in md.splitlines() if line.startswith("| ")]
+    lines = (out / "results.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    table = [line for line in itertools.takewhile(lambda line: line.startswith("|"),
+                                                  lines[start:]) if line.startswith("| ")]
     assert "teacher" in table[1]  # the full model first, then sorted by latency
     p50 = [float(line.split("|")[8].split()[0]) for line in table[2:]]
     assert p50 == sorted(p50)
