@@ -42,6 +42,9 @@ class DetectorConfig:
     # where YuNet runs: auto (the classifier's engine where it runs YuNet, else opencv),
     # opencv (OpenCV's DNN module, the reference), onnxruntime or openvino
     engine: str = "auto"
+    # detect faces on every N-th frame of a camera; between detections the faces found last
+    # are classified again where they were (1: every frame)
+    every: int = 1
     score_threshold: float = 0.6
     min_size: int = 32
     max_side: int = 320  # frames are shrunk to this longer side for detection
@@ -218,6 +221,9 @@ def _check(cfg: Config) -> None:
         _check_camera(cam, f"cameras[{i}]")
     if cfg.detector.kind not in ("yunet", "haar"):
         raise MotivnetError(f"config detector.kind: {cfg.detector.kind!r} is not yunet or haar")
+    if not isinstance(cfg.detector.every, int) or cfg.detector.every < 1:
+        raise MotivnetError(f"config detector.every: {cfg.detector.every!r} must be a whole "
+                            f"number of frames, at least 1")
     if cfg.detector.engine not in DETECTOR_ENGINES:
         raise MotivnetError(f"config detector.engine: {cfg.detector.engine!r} is not one of "
                             f"{', '.join(DETECTOR_ENGINES)}")

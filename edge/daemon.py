@@ -96,7 +96,7 @@ def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
     try:
         return Pipeline(detector, loaded, p.max_faces,
                         TrackerSettings(p.smoothing, p.iou_threshold, p.track_ttl),
-                        p.box_crop_fallback, p.derive_valence_arousal), target
+                        p.box_crop_fallback, p.derive_valence_arousal, det.every), target
     except MotivnetError:
         loaded.close()
         raise

@@ -35,12 +35,15 @@ class Pipeline:
     An artifact aligned on five landmarks needs a detector that gives them: with one that does
     not (Haar), the pipeline refuses to start unless ``box_crop_fallback`` is set; then such
     faces are cropped as a square around their box and counted in ``box_crop_faces``.
+
+    With ``detect_every`` N above 1, a camera's faces are detected on every N-th frame only;
+    the frames between classify the faces found last where they were (their detect time 0).
     """
 
     def __init__(self, detector: FaceDetector, engine: Engine,
                  max_faces: int = PipelineConfig.max_faces,
                  tracking: TrackerSettings | None = None, box_crop_fallback: bool = False,
-                 derive_values: bool = False) -> None:
+                 derive_values: bool = False, detect_every: int = 1) -> None:
         """``derive_values``: for an artifact without continuous outputs, valence and arousal
         derived from the class probabilities (:mod:`motivnet_edge.targets.circumplex`), marked
         ``va_source: derived`` in each face."""
@@ -57,6 +60,8 @@ class Pipeline:
         self.trackers: dict[str, Tracker] = {}
         self.fallback_crop = replace(engine.crop, region="square")
         self.box_crop_faces = 0
+        self.detect_every = detect_every
+        self._found: dict[str, tuple[list, int]] = {}  # camera -> faces found last, frames since
         self.values_source = "model" if engine.outputs.continuous else \
             "derived" if derive_values else None
         self._table = coordinates(self.labels) if self.values_source == "derived" else None
@@ -88,7 +93,7 @@ class Pipeline:
     def process(self, camera: str, frame: np.ndarray, now: float | None = None) -> FrameResult:
         """Detect, crop, infer all faces in one batch, track and smooth."""
         t0 = time.perf_counter()
-        faces = self.detector.detect(frame)[: self.max_faces]
+        faces = self._faces(camera, frame)
         t1 = time.perf_counter()
         if not faces:
             ms = (t1 - t0) * 1e3
@@ -114,6 +119,17 @@ class Pipeline:
                         **self._values(values, track.probs)})
         return FrameResult(out, {"detect": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
                                  "infer": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
+
+    def _faces(self, camera: str, frame: np.ndarray) -> list:
+        """The faces of this frame: detected, or on the frames between detections the ones
+        found last."""
+        found, since = self._found.get(camera, ([], self.detect_every))
+        if since + 1 < self.detect_every:
+            self._found[camera] = (found, since + 1)
+            return found
+        found = self.detector.detect(frame)[: self.max_faces]
+        self._found[camera] = (found, 0)
+        return found
 
     def _values(self, names, row: np.ndarray) -> dict:
         """A face's valence and arousal (the model's, smoothed after the probabilities in its

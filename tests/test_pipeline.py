@@ -74,3 +74,22 @@ def test_landmarks_that_cannot_be_aligned_fall_back_to_a_box_crop(tmp_path):
     flat = Face((40, 30, 60, 60), 0.9, np.full((5, 2), 60.0, np.float32))
     assert pipe._input(frame, flat).shape == pipe.engine.crop.input_shape[1:]
     assert pipe.box_crop_faces == 1
+
+
+def test_with_detect_every_the_faces_found_last_are_classified_between_detections(tmp_path):
+    """detect_every 3 on a scene that moves 12 px a frame: frames 1 and 2 keep frame 0's
+    boxes (detection time 0) while their crops come from the moving frame; frame 3 detects
+    again, where the faces are now."""
+
+    frame, _ = synth_scene(np.random.default_rng(2), [1, 3])
+    shots = [np.roll(frame, 12 * i, axis=1) for i in range(4)]
+    engine = load_engine(onnx_artifact(tmp_path, region="aligned"))
+    every = Pipeline(FaceDetector(), engine, detect_every=3)
+    each = Pipeline(FaceDetector(), engine)
+    got = [every.process("cam", f, now=i * 0.1) for i, f in enumerate(shots)]
+    ref = [each.process("cam", f, now=i * 0.1) for i, f in enumerate(shots)]
+    boxes = [[f["box"] for f in r.faces] for r in got]
+    assert boxes[0] and boxes[1] == boxes[2] == boxes[0]
+    assert boxes[3] == [f["box"] for f in ref[3].faces] != boxes[0]
+    assert got[1].timings["detect"] < 0.5 * got[0].timings["detect"]
+    assert [len(r.faces) for r in got] == [len(r.faces) for r in ref]

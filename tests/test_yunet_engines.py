@@ -137,3 +137,15 @@ def test_the_daemon_publishes_the_same_faces_whichever_engine_runs_yunet(tmp_pat
         sub.close()
     assert published["onnxruntime"] == published["opencv"]
     assert published["openvino"] == published["opencv"]
+
+
+@pytest.mark.parametrize("every", [0, 1.5, "2"])
+def test_the_config_refuses_a_detection_interval_that_is_not_a_frame_count(tmp_path, every):
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    (tmp_path / "x.mp4").write_bytes(b"")
+    path.write_text(yaml.safe_dump({"device": "t", "cameras": [{"name": "c", "source": "x.mp4"}],
+                                    "detector": {"every": every}}))
+    with pytest.raises(MotivnetError, match="detector.every"):
+        load_config(path, env={})
