@@ -48,32 +48,37 @@ def peak_rss_mb(proc: subprocess.Popen, peak: list[float]) -> None:
         time.sleep(0.05)
 
 
-# (kind, engine) of the face detector: YuNet in OpenCV's DNN, YuNet in the classifier's engine
-DETECTORS = (("yunet", "opencv"), ("yunet", "auto"), ("haar", "opencv"))
+# (kind, engine, every) of the face detector: YuNet in OpenCV's DNN (the reference), YuNet in
+# the classifier's engine on every frame and on every third, the Haar cascade
+DETECTORS = (("yunet", "opencv", 1), ("yunet", "auto", 1), ("yunet", "auto", 3),
+             ("haar", "opencv", 1))
 
 
 def run_case(python: str, artifact: Path, target: str, engine: str | None,
-             detector: tuple[str, str], video: Path, frames: int, host: str, port: int,
+             detector: tuple[str, str, int], video: Path, frames: int, host: str, port: int,
              work: Path, haar_scale: float | None = None) -> dict:
     """One end-to-end case: the daemon on the video with this target and engine, its per-stage
     times read from its status."""
     first: list[float] = []
     stats: list[dict] = []
     faces: list[int] = []  # faces per published frame
-    kind, det_engine = detector
-    device = f"bench-{artifact.name.replace('.', '-')}-{kind}-{det_engine}"
+    labels: dict[int, list[str]] = {}  # frame -> the labels published for it
+    kind, det_engine, every = detector
+    device = f"bench-{artifact.name.replace('.', '-')}-{kind}-{det_engine}-{every}"
 
     def on_message(m) -> None:
         if m.topic.endswith("/faces"):
             if not first:
                 first.append(time.monotonic())
-            faces.append(len(json.loads(m.payload).get("faces", [])))
+            msg = json.loads(m.payload)
+            faces.append(len(msg.get("faces", [])))
+            labels[msg.get("frame", len(labels))] = sorted(f["label"] for f in msg["faces"])
         elif m.topic.endswith("/stats"):
             stats.append(json.loads(m.payload))
     sub = subscribe(host, port, f"motivnet-bench/{device}/#", on_message)
     cfg = {"device": device, "model": {"artifact": str(artifact.resolve()), "target": target,
                                        "engine": engine, "threads": 2},
-           "detector": {"kind": kind, "engine": det_engine,
+           "detector": {"kind": kind, "engine": det_engine, "every": every,
                         **({"scale_factor": haar_scale} if haar_scale and kind == "haar"
                            else {})},
            # Haar gives no landmarks: an aligned artifact gets square box crops (counted)
@@ -98,6 +103,7 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None,
                                 f"motivnet-bench/{device}/cam0/emotion"})
     ran = re.search(r"face detector: \w+ in (\w+)", err)
     name = f"{kind}/{ran.group(1) if ran else det_engine}" + \
+        (f" every {every}" if every > 1 else "") + \
         (f" {haar_scale}" if haar_scale and kind == "haar" else "")
     if proc.returncode != 0:
         return {"artifact": artifact.name, "target": target, "detector": name,
@@ -107,6 +113,7 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None,
             "fps": final.get("fps"), "cpu_ms_per_frame": final.get("cpu_ms_per_frame"),
             "detect_share": final.get("detect_share"),
             "latency": final.get("latency_ms", {}), "rss_mb": round(peak[0], 1),
+            "labels": labels,
             "frames_with_faces": sum(n > 0 for n in faces), "faces": sum(faces),
             "first_result_s": round(first[0] - t0, 2) if first else None}
 
@@ -127,19 +134,34 @@ def run_e2e(args) -> list[dict]:
         elif not Path(video).exists():
             raise MotivnetError(f"--video {video} does not exist (a video file or a folder "
                                 f"of photos)")
-        for detector in DETECTORS:
-            for target, engine, name in CASES:
-                if (args.artifacts / name).is_file():
-                    rows.append(run_case(python, args.artifacts / name, target, engine,
-                                         detector, Path(video), args.frames, host, port,
-                                         Path(d), args.haar_scale))
-                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        for target, engine, name in CASES:
+            if not (args.artifacts / name).is_file():
+                continue
+            group = [run_case(python, args.artifacts / name, target, engine, detector,
+                              Path(video), args.frames, host, port, Path(d), args.haar_scale)
+                     for detector in DETECTORS]
+            rows += same_labels(group)
+            for row in group:
+                print(json.dumps(row), file=sys.stderr, flush=True)
     print_table(rows)
     print(f"{args.frames} frames of {'your video' if args.video else 'a generated video'}; "
           f"fps counts processed frames (a file is paced: no frame skipped); RSS is the "
           f"daemon's peak under {python}" + (" with torch blocked" if python == sys.executable
                                              else ""))
     return rows
+
+
+def same_labels(group: list[dict]) -> list[dict]:
+    """Each case's published labels against the first case's (YuNet in OpenCV on every frame):
+    the share of frames published by either where both gave the same labels."""
+    reference = group[0].get("labels", {})
+    for row in group:
+        mine = row.pop("labels", {})
+        frames = set(reference) | set(mine)
+        if row["status"] == "ok":
+            row["same_labels"] = round(sum(reference.get(f) == mine.get(f) for f in frames)
+                                       / len(frames), 4) if frames else 1.0
+    return group
 
 
 def print_table(rows: list[dict]) -> None:
@@ -150,18 +172,18 @@ def print_table(rows: list[dict]) -> None:
     def num(value, fmt: str) -> str:
         return "" if value is None else format(value, fmt)
 
-    print(f"{'artifact':<22}{'target':<11}{'detector':<18}{'fps':>6}{'CPU ms/frame':>13}"
+    print(f"{'artifact':<22}{'target':<11}{'detector':<26}{'fps':>6}{'CPU ms/frame':>13}"
           f"{'frames/CPU s':>13}{'detect share':>13}{'detect p50/p95':>16}"
           f"{'infer p50/p95':>15}{'total p50/p95':>16}{'RSS MB':>8}{'first s':>8}"
-          f"{'frames with faces':>19}")
+          f"{'frames with faces':>19}{'same labels':>13}")
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<18}  {r['status']}")
+            print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<26}  {r['status']}")
             continue
         lat, cpu = r["latency"], r.get("cpu_ms_per_frame")
-        print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<18}{r['fps'] or 0:>6.1f}"
+        print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<26}{r['fps'] or 0:>6.1f}"
               f"{num(cpu, '.2f'):>13}{num(1000 / cpu if cpu else None, '.1f'):>13}"
               f"{num(r.get('detect_share'), '.0%'):>13}"
               f"{pp(lat, 'detect'):>16}{pp(lat, 'infer'):>15}{pp(lat, 'total'):>16}"
               f"{r['rss_mb']:>8.1f}{r['first_result_s'] or float('nan'):>8.2f}"
-              f"{r['frames_with_faces']:>19}")
+              f"{r['frames_with_faces']:>19}{num(r.get('same_labels'), '.1%'):>13}")

@@ -3,6 +3,7 @@ status, the --gate exit code, and results of two devices gathered through a real
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 
@@ -187,3 +188,31 @@ def test_old_benchmark_options_are_folded_into_bench():
     for option in ("--e2e", "--video", "--frames", "--haar-scale", "--python", "--data",
                    "--full-model", "--speed-only", "--baseline", "--publish", "--gate"):
         assert option in res.stdout, option
+
+
+@pytest.mark.slow
+def test_e2e_gives_cpu_per_frame_and_compares_each_detector_with_opencvs(tmp_path, capsys):
+    """bench --e2e's cases on the shipped INT8 ONNX file: YuNet in OpenCV, in ONNX Runtime on
+    every frame and on every third, and Haar, each with its CPU time per frame, detection share
+    and the share of frames whose published labels are OpenCV-every-frame's."""
+    import argparse
+
+    from motivnet_edge.benchmarks.e2e import run_e2e
+    from motivnet_edge.edge.shipped import default_model
+    from motivnet_edge.targets.manifest import Manifest
+
+    name = "student-int8.onnx"
+    (tmp_path / "model").mkdir()
+    shutil.copy(default_model() / name, tmp_path / "model" / name)
+    Manifest.read(default_model()).only([name]).write(tmp_path / "model")
+    args = argparse.Namespace(artifacts=tmp_path / "model", python=None, video=None, frames=24,
+                              haar_scale=None)
+    rows = {r["detector"]: r for r in run_e2e(args)}
+    assert set(rows) == {"yunet/opencv", "yunet/onnxruntime", "yunet/onnxruntime every 3",
+                         "haar/opencv"}, rows
+    for r in rows.values():
+        assert r["status"] == "ok" and r["cpu_ms_per_frame"] > 0 and r["faces"] > 0, r
+        assert 0 < r["detect_share"] < 1
+    assert rows["yunet/opencv"]["same_labels"] == 1.0
+    assert rows["yunet/onnxruntime"]["same_labels"] >= 0.95  # the same faces, the same labels
+    assert "CPU ms/frame" in capsys.readouterr().out
