@@ -112,11 +112,11 @@ def faces_for(args: argparse.Namespace) -> tuple[list, np.ndarray | None, str]:
 
 
 def detector_rows(faces: list, args: argparse.Namespace) -> list[dict]:
-    """``--detectors``: every YuNet engine against OpenCV's on the faces' photos (the region
-    the data step keeps around each) and up to ``--frames`` frames of ``--video``."""
+    """``--detectors``: every YuNet engine against OpenCV's on the faces' photos set into
+    camera frames and up to ``--frames`` frames of ``--video``."""
     from motivnet_edge.benchmarks import detectors
 
-    frames = [f.image for f in faces]
+    frames = detectors.camera_frames([f.image for f in faces])
     if args.video is not None:
         frames += detectors.video_frames(args.video, args.frames)
     log.info("face detector: every engine on %d frames", len(frames))

@@ -2,8 +2,8 @@
 each against OpenCV's YuNet (the reference) on the same frames: the detector gate's figures
 (:func:`motivnet_edge.edge.yunet.agreement`) and the time per frame, interleaved.
 
-The frames are the bench's real photos (each face's region as the data step keeps it) and,
-with ``--video``, up to ``--frames`` frames of that video.
+The frames are the bench's real photos set into 640x480 camera frames, one to three each
+(:func:`camera_frames`), and, with ``--video``, up to ``--frames`` frames of that video.
 """
 
 from __future__ import annotations
@@ -34,6 +34,27 @@ def video_frames(path: Path, limit: int) -> list[np.ndarray]:
         out.append(frame)
     cap.release()
     return out
+
+
+def camera_frames(images: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """``images`` set into 640x480 frames as a camera would see people: one to three per
+    frame, each scaled to a random height of 160-300 px at a random place on a grey wall."""
+    rng = np.random.default_rng(seed)
+    frames, i = [], 0
+    while i < len(images):
+        frame = np.full((480, 640, 3), 128, np.uint8)
+        group = images[i:i + int(rng.integers(1, 4))]
+        i += len(group)
+        for k, image in enumerate(group):
+            side = int(rng.integers(160, 301))
+            w = max(1, round(image.shape[1] * side / image.shape[0]))
+            w = min(w, 640 // len(group))
+            part = cv2.resize(image, (w, side), interpolation=cv2.INTER_AREA)
+            x = k * (640 // len(group)) + int(rng.integers(0, 640 // len(group) - w + 1))
+            y = int(rng.integers(0, 480 - side + 1))
+            frame[y:y + side, x:x + w] = part if part.ndim == 3 else part[..., None]
+        frames.append(frame)
+    return frames
 
 
 def shrink(frame: np.ndarray, max_side: int = DEFAULTS.max_side) -> np.ndarray:

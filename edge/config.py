@@ -55,7 +55,8 @@ class DetectorConfig:
 # libcamera camera through picamera2 (Raspberry Pi camera modules), a GStreamer pipeline, a
 # network stream, or recorded footage (a video file or a folder of photos).
 SOURCE_KINDS = ("v4l2", "libcamera", "gstreamer", "stream", "file")
-DETECTOR_ENGINES = ("auto", "opencv", "onnxruntime", "openvino")  # edge/yunet.py runs them
+# where YuNet can run (edge/yunet.py)
+DETECTOR_ENGINES = ("auto", "opencv", "onnxruntime", "openvino", "litert")
 LIBCAMERA_PREFIX = "libcamera:"
 
 

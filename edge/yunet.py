@@ -16,6 +16,7 @@ input height and width left open and its stored intermediate shapes dropped (mad
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -26,16 +27,25 @@ from motivnet_edge.targets.engine import ENGINES, runtime_installed
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
 
+log = logging.getLogger(__name__)
 MODELS = Path(__file__).resolve().parent / "models"
 # YuNet 2023mar from the OpenCV Zoo (MIT; notice and sha256 beside it in edge/models/)
 SHIPPED_YUNET = MODELS / "face_detection_yunet_2023mar.onnx"
 SHIPPED_YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 ANY_SIZE_YUNET = MODELS / "face_detection_yunet_2023mar-any-size.onnx"
 ANY_SIZE_YUNET_SHA256 = "8e3291d99930eb770af62e20417889796c288851194cc5293d078cdbc2d1b68d"
+# LiteRT: one file per input size (width, height) a frame shrunk to 320 a side takes once padded
+# (compress/detector_files.py makes them)
+TFLITE_YUNET = {
+    (320, 256): "fe346113fde4b8646842688cd6cb1dfbf2934af83b9bacc66bb353f031b9acd5",
+    (320, 192): "19aafa2239e4fa8beaf74cbc8d15ef78b53739484b9b169f7e6295706e51297a",
+    (320, 320): "8566c282f26b42e4b644dcdb26ba07eeff8462734ae913e92a50651a28c5b267",
+    (256, 320): "de7193edee44c682904fb89abb3c2c44706175ce921c8d4728ebeb590406ae46",
+}
 STRIDES = (8, 16, 32)
 DIVISOR = 32
 # where the network runs: OpenCV's DNN module (the reference), or the classifier's engines
-YUNET_ENGINES = ("opencv", "onnxruntime", "openvino")
+YUNET_ENGINES = ("opencv", "onnxruntime", "openvino", "litert")
 
 
 def padded(w: int, h: int) -> tuple[int, int]:
@@ -186,12 +196,89 @@ def _output_name(names: set[str]) -> str:
     return next((n for n in names if n in OUTPUTS), min(names))
 
 
-RUNNERS = {"opencv": OpenCvYuNet, "onnxruntime": OrtYuNet, "openvino": OpenVinoYuNet}
+def tflite_file(width: int, height: int) -> Path:
+    """The shipped LiteRT YuNet for a ``width`` x ``height`` input."""
+    return MODELS / f"face_detection_yunet_2023mar-{width}x{height}.tflite"
+
+
+class LiteRtYuNet(_RawYuNet):
+    """YuNet in LiteRT (XNNPACK), whose inputs cannot be resized: from the shipped files, the
+    one made for the frame's padded size (a frame of a size none was made for runs in OpenCV,
+    said once in the log); from a file of the user's own, the frame placed at its top left."""
+
+    engine = "litert"
+
+    def _open(self) -> None:
+        self._nets: dict[tuple[int, int], tuple] = {}
+        self._fallback: OpenCvYuNet | None = None
+        if self.path.is_dir():  # the shipped files, opened when a frame of their size comes
+            self.files = {size: tflite_file(*size) for size in TFLITE_YUNET}
+        else:
+            self.files = {}
+            net = self._interpreter(self.path)
+            self._nets[net[0]] = net
+
+    def _interpreter(self, path: Path) -> tuple:
+        from motivnet_edge.targets.engines.litert import interpreter_class
+
+        net = interpreter_class()(model_path=str(path), num_threads=self.threads or None)
+        net.allocate_tensors()
+        spec = net.get_input_details()[0]
+        n, h, w, c = (int(v) for v in spec["shape"])
+        if (n, c) != (1, 3) or w % DIVISOR or h % DIVISOR:
+            raise MotivnetError(f"face detector model {path}: input {spec['shape']} is not an "
+                                f"NHWC YuNet input")
+        return (w, h), net, spec["index"], net.get_output_details()[0]["index"]
+
+    def _net(self, pw: int, ph: int):
+        if (pw, ph) not in self._nets and (pw, ph) in self.files:
+            path = self.files[(pw, ph)]
+            if not path.is_file() or sha256_file(path) != TFLITE_YUNET[(pw, ph)]:
+                raise MotivnetError(f"the shipped YuNet file {path} is missing or changed "
+                                    f"(reinstall motivnet-edge, or set detector.engine)")
+            self._nets[(pw, ph)] = self._interpreter(path)
+        if (pw, ph) in self._nets or self.files:
+            return self._nets.get((pw, ph))
+        return next(iter(self._nets.values()))  # the user's one file
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        """OpenCV's rows (N, 15) for a BGR frame."""
+        h, w = frame.shape[:2]
+        net = self._net(*padded(w, h))
+        if net is None:
+            if self._fallback is None:
+                log.info("LiteRT face detector: no file for %dx%d frames; they run in OpenCV",
+                         w, h)
+                self._fallback = OpenCvYuNet(SHIPPED_YUNET, *self.thresholds)
+            return self._fallback.detect(frame)
+        (iw, ih), interpreter, inp, out = net
+        if w > iw or h > ih:
+            raise MotivnetError(f"a {w}x{h} frame does not fit the LiteRT face detector's "
+                                f"{iw}x{ih} input: set detector.max_side to fit")
+        blob = np.zeros((1, ih, iw, 3), np.float32)
+        blob[0, :h, :w] = frame
+        interpreter.set_tensor(inp, blob)
+        interpreter.invoke()
+        rows = interpreter.get_tensor(out)[0]
+        outputs, start = {}, 0
+        for s in STRIDES:
+            cells = (iw // s) * (ih // s)
+            part, start = rows[start:start + cells], start + cells
+            for name, a, b in (("cls", 0, 1), ("obj", 1, 2), ("bbox", 2, 6), ("kps", 6, 16)):
+                outputs[f"{name}_{s}"] = part[:, a:b]
+        return decode(outputs, iw, ih, *self.thresholds)
+
+
+RUNNERS = {"opencv": OpenCvYuNet, "onnxruntime": OrtYuNet, "openvino": OpenVinoYuNet,
+           "litert": LiteRtYuNet}
 
 
 def shipped(engine: str) -> Path:
-    """The shipped YuNet file ``engine`` runs (OpenCV: the published one; the others: the same
-    network with its input size left open), checked against its sha256."""
+    """The shipped YuNet file ``engine`` runs (OpenCV: the published one; LiteRT: the TFLite
+    conversion; the others: the network with its input size left open), checked against its
+    sha256."""
+    if engine == "litert":
+        return MODELS  # one file per input size, each checked when first used
     path, digest = (SHIPPED_YUNET, SHIPPED_YUNET_SHA256) if engine == "opencv" else \
         (ANY_SIZE_YUNET, ANY_SIZE_YUNET_SHA256)
     if not path.is_file() or sha256_file(path) != digest:
@@ -223,7 +310,7 @@ def open_yunet(engine: str, model: str | os.PathLike | None, score_threshold: fl
                             f"'motivnet-edge[{ENGINES[engine].extra}]' or set "
                             f"detector.engine: opencv")
     path = Path(model) if model is not None else shipped(engine)
-    if not path.is_file():
+    if not path.exists():
         raise MotivnetError(f"face detector model {path} does not exist")
     try:
         return RUNNERS[engine](path, score_threshold, nms_threshold, top_k, threads)

@@ -13,16 +13,18 @@ from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.yunet import (
     ANY_SIZE_YUNET,
     SHIPPED_YUNET,
+    TFLITE_YUNET,
     agreement,
     decode,
     open_yunet,
     passes,
+    tflite_file,
     yunet_engine,
 )
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
 
-ENGINES = ("onnxruntime", "openvino")
+ENGINES = ("onnxruntime", "openvino", "litert")
 
 
 def frames(n: int = 12, seed: int = 4) -> list[np.ndarray]:
@@ -78,7 +80,8 @@ def test_decode_refuses_outputs_of_another_size():
 def test_auto_runs_yunet_in_the_classifiers_engine_where_it_can():
     assert yunet_engine("auto", "onnxruntime") == "onnxruntime"
     assert yunet_engine("auto", "openvino") == "openvino"
-    assert yunet_engine("auto", "litert") == "opencv"  # no LiteRT YuNet yet
+    assert yunet_engine("auto", "litert") == "litert"
+    assert yunet_engine("auto", "tensorrt") == "opencv"  # no YuNet runner there
     assert FaceDetector(prefer="onnxruntime").engine == "onnxruntime"
     # a YuNet file of the user's own may fix its input size: auto keeps it in OpenCV
     assert FaceDetector(SHIPPED_YUNET, prefer="onnxruntime").engine == "opencv"
@@ -149,3 +152,33 @@ def test_the_config_refuses_a_detection_interval_that_is_not_a_frame_count(tmp_p
                                     "detector": {"every": every}}))
     with pytest.raises(MotivnetError, match="detector.every"):
         load_config(path, env={})
+
+
+@pytest.mark.parametrize("size", sorted(TFLITE_YUNET))
+def test_each_shipped_tflite_file_is_the_onnx_network(size):
+    """Checked against the model it came from: the LiteRT file of each input size gives the
+    any-size ONNX file's outputs (ONNX Runtime) on the same input."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from motivnet_edge.targets.engines.onnxruntime import cpu_session
+
+    w, h = size
+    x = np.random.default_rng(w + h).uniform(0, 255, (1, h, w, 3)).astype(np.float32)
+    net = Interpreter(model_path=str(tflite_file(w, h)))
+    net.allocate_tensors()
+    net.set_tensor(net.get_input_details()[0]["index"], x)
+    net.invoke()
+    got = net.get_tensor(net.get_output_details()[0]["index"])
+    ref = cpu_session(ANY_SIZE_YUNET).run(None, {"input": x.transpose(0, 3, 1, 2).copy()})
+    rows = np.concatenate([np.concatenate([ref[i], ref[3 + i], ref[6 + i], ref[9 + i]], 2)
+                           for i in range(3)], 1)
+    np.testing.assert_allclose(got, rows, rtol=1e-3, atol=1e-3)
+
+
+def test_a_frame_no_litert_file_was_made_for_runs_in_opencv(caplog):
+    frame = frames(1)[0][:200, :200]  # padded to 224x224: no file of that size
+    ref = open_yunet("opencv", None, 0.6, 0.3, 50).detect(frame)
+    runner = open_yunet("litert", None, 0.6, 0.3, 50)
+    with caplog.at_level("INFO"):
+        np.testing.assert_array_equal(runner.detect(frame), ref)
+    assert "no file for 200x200 frames" in caplog.text

@@ -12,7 +12,8 @@ from motivnet_edge.targets.engine import Engine, InputInfo, join_outputs
 from motivnet_edge.targets.errors import MotivnetError
 
 
-def _interpreter_class():
+def interpreter_class():
+    """LiteRT's Interpreter class: ai_edge_litert's, else the older tflite_runtime's."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -39,7 +40,7 @@ class LiteRtEngine(Engine):
         return InputInfo(shape, "float32", self.crop, dynamic_batch=dynamic)
 
     def _open(self) -> None:
-        self.interpreter_class = _interpreter_class()
+        self.interpreter_class = interpreter_class()
         self.interpreter = self.interpreter_class(model_path=str(self.path),
                                                   num_threads=self.options.threads or None)
         self.interpreter.allocate_tensors()
