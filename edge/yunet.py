@@ -57,24 +57,29 @@ def decode(outputs: dict[str, np.ndarray], pad_w: int, pad_h: int, score_thresho
            nms_threshold: float, top_k: int) -> np.ndarray:
     """OpenCV's rows (N, 15) from YuNet's raw outputs for an input of ``pad_w`` x ``pad_h``:
     per stride, each grid cell's score is sqrt(class x objectness) (each clipped to 0..1), its
-    box centre and landmarks are offsets from the cell in strides, its size exp() strides."""
+    box centre and landmarks are offsets from the cell in strides, its size exp() strides.
+    Only cells scoring above the threshold are decoded (NMS would drop the others)."""
     boxes, marks, scores = [], [], []
     for s in STRIDES:
         cols, rows = pad_w // s, pad_h // s
         cls = np.clip(outputs[f"cls_{s}"].reshape(-1), 0.0, 1.0)
         obj = np.clip(outputs[f"obj_{s}"].reshape(-1), 0.0, 1.0)
-        box = outputs[f"bbox_{s}"].reshape(-1, 4)
-        kps = outputs[f"kps_{s}"].reshape(-1, 5, 2)
-        if len(box) != rows * cols:
-            raise MotivnetError(f"YuNet gave {len(box)} cells at stride {s} for a {pad_w}x"
+        if len(cls) != rows * cols:
+            raise MotivnetError(f"YuNet gave {len(cls)} cells at stride {s} for a {pad_w}x"
                                 f"{pad_h} input, not {rows * cols}")
-        r, c = np.divmod(np.arange(rows * cols), cols)
+        score = np.sqrt(cls * obj)
+        keep = np.flatnonzero(score > score_threshold)
+        box = outputs[f"bbox_{s}"].reshape(-1, 4)[keep]
+        kps = outputs[f"kps_{s}"].reshape(-1, 5, 2)[keep]
+        r, c = np.divmod(keep, cols)
         cell = np.stack([c, r], 1).astype(np.float32)
         size = np.exp(box[:, 2:4]) * s
         boxes.append(np.concatenate([(cell + box[:, :2]) * s - size / 2, size], 1))
         marks.append(((kps + cell[:, None, :]) * s).reshape(-1, 10))
-        scores.append(np.sqrt(cls * obj))
+        scores.append(score[keep])
     box, mark, score = (np.concatenate(v).astype(np.float32) for v in (boxes, marks, scores))
+    if not len(score):
+        return np.zeros((0, 15), np.float32)
     keep = np.asarray(cv2.dnn.NMSBoxes(box.tolist(), score.tolist(), score_threshold,
                                        nms_threshold, top_k=top_k), np.int64).reshape(-1)
     return np.concatenate([box[keep], mark[keep], score[keep, None]], 1)
