@@ -54,6 +54,23 @@ DETECTORS = (("yunet", "opencv", 1), ("yunet", "auto", 1), ("yunet", "auto", 3),
              ("haar", "opencv", 1))
 
 
+def _config(device: str, artifact: Path, target: str, engine: str | None,
+            detector: tuple[str, str, int], video: Path, host: str, port: int,
+            haar_scale: float | None) -> dict:
+    """The daemon's config for one case."""
+    kind, det_engine, every = detector
+    return {"device": device, "model": {"artifact": str(artifact.resolve()), "target": target,
+                                        "engine": engine, "threads": 2},
+            "detector": {"kind": kind, "engine": det_engine, "every": every,
+                         **({"scale_factor": haar_scale} if haar_scale and kind == "haar"
+                            else {})},
+            # Haar gives no landmarks: an aligned artifact gets square box crops (counted)
+            **({"pipeline": {"box_crop_fallback": True}} if kind == "haar" else {}),
+            "cameras": [{"name": "cam0", "source": str(Path(video).resolve())}],
+            "mqtt": {"host": host, "port": port, "stats_interval": 1000.0,
+                     "prefix": "motivnet-bench"}}
+
+
 def run_case(python: str, artifact: Path, target: str, engine: str | None,
              detector: tuple[str, str, int], video: Path, frames: int, host: str, port: int,
              work: Path, haar_scale: float | None = None) -> dict:
@@ -76,16 +93,7 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None,
         elif m.topic.endswith("/stats"):
             stats.append(json.loads(m.payload))
     sub = subscribe(host, port, f"motivnet-bench/{device}/#", on_message)
-    cfg = {"device": device, "model": {"artifact": str(artifact.resolve()), "target": target,
-                                       "engine": engine, "threads": 2},
-           "detector": {"kind": kind, "engine": det_engine, "every": every,
-                        **({"scale_factor": haar_scale} if haar_scale and kind == "haar"
-                           else {})},
-           # Haar gives no landmarks: an aligned artifact gets square box crops (counted)
-           **({"pipeline": {"box_crop_fallback": True}} if kind == "haar" else {}),
-           "cameras": [{"name": "cam0", "source": str(Path(video).resolve())}],
-           "mqtt": {"host": host, "port": port, "stats_interval": 1000.0,
-                    "prefix": "motivnet-bench"}}
+    cfg = _config(device, artifact, target, engine, detector, video, host, port, haar_scale)
     path = work / f"{device}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     peak = [0.0]

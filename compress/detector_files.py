@@ -44,7 +44,7 @@ def any_size(src: Path, dest: Path) -> Path:
 
 
 def yunet_torch(src: Path):
-    """YuNet's ONNX graph as a PyTorch module (see :class:`YuNetTorch`)."""
+    """YuNet's ONNX graph as a PyTorch module that runs it node by node."""
     import torch
     import torch.nn.functional as F
     from onnx import helper, load, numpy_helper

@@ -12,7 +12,6 @@ import logging
 import signal
 import time
 import uuid
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -28,45 +27,13 @@ from motivnet_edge.edge.procstat import status_mb
 from motivnet_edge.edge.readers import check_source
 from motivnet_edge.edge.sdnotify import READY_AFTER, Notifier
 from motivnet_edge.edge.sources import LatestFrameSource, wait_interval
+from motivnet_edge.edge.stats import Stats
 from motivnet_edge.edge.tracker import TrackerSettings
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.profiles import resolve
 
 log = logging.getLogger(__name__)
-
-
-class Stats:
-    """Per-stage latencies over a window, counters, and since the last report: the fps, the
-    process's CPU time per frame (every thread: cameras, MQTT, detection, inference) and the
-    share of a frame's time spent detecting faces."""
-
-    def __init__(self, window: int = 500) -> None:
-        self.times: dict[str, deque] = {}
-        self.window = window
-        self.frames = 0
-        self.since, self.cpu_since = time.monotonic(), time.process_time()
-
-    def add(self, timings: dict[str, float]) -> None:
-        """One processed frame's per-stage times (ms)."""
-        self.frames += 1
-        for k, v in timings.items():
-            self.times.setdefault(k, deque(maxlen=self.window)).append(v)
-
-    def report(self) -> dict:
-        """The figures since the last report (the latencies over the window)."""
-        now, cpu = time.monotonic(), time.process_time()
-        fps = self.frames / max(now - self.since, 1e-6)
-        cpu_ms = 1000.0 * (cpu - self.cpu_since) / self.frames if self.frames else None
-        self.frames, self.since, self.cpu_since = 0, now, cpu
-        lat = {k: {"p50": round(float(np.percentile(v, 50)), 2),
-                   "p95": round(float(np.percentile(v, 95)), 2)} for k, v in self.times.items()
-               if v}
-        total = sum(self.times.get("total", ()))
-        share = sum(self.times.get("detect", ())) / total if total else None
-        return {"fps": round(fps, 2), "latency_ms": lat,
-                "cpu_ms_per_frame": None if cpu_ms is None else round(cpu_ms, 2),
-                "detect_share": None if share is None else round(share, 3)}
 
 
 def check_sources(cfg: Config) -> None:

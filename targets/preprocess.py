@@ -37,8 +37,7 @@ FIVE_POINT_112: tuple[tuple[float, float], ...] = (
 # mirroring a face swaps the subject's right and left eye, and mouth corners
 MIRROR_ORDER = (1, 0, 2, 4, 3)
 # ImageNet's per-channel mean and std in 0-255 units: the default normalisation
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+IMAGENET_MEAN, IMAGENET_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,6 @@ class CropSpec:
 
     @property
     def channels(self) -> int:
-        """1 for gray input, else 3."""
         return 1 if self.color == "gray" else 3
 
     @property
