@@ -143,16 +143,10 @@ class OrtYuNet(_RawYuNet):
     engine = "onnxruntime"
 
     def _open(self) -> None:
-        import onnxruntime as ort
+        from motivnet_edge.targets.engines.onnxruntime import cpu_session, session_options
 
-        from motivnet_edge.targets.engines.onnxruntime import cpu_session
-
-        opts = ort.SessionOptions()
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-        self._session = cpu_session(self.path, opts)
+        self._session = cpu_session(self.path, session_options(self.threads))
+        self._input = self._session.get_inputs()[0].name
         shape = self._session.get_inputs()[0].shape
         if all(isinstance(d, int) for d in shape[2:]):
             raise MotivnetError(f"face detector model {self.path} takes only {shape[3]}x"
@@ -161,7 +155,7 @@ class OrtYuNet(_RawYuNet):
         self._names = [o.name for o in self._session.get_outputs()]
 
     def _infer(self, blob: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(self._names, self._session.run(None, {"input": blob}), strict=True))
+        return dict(zip(self._names, self._session.run(None, {self._input: blob}), strict=True))
 
 
 class OpenVinoYuNet(_RawYuNet):
@@ -172,6 +166,9 @@ class OpenVinoYuNet(_RawYuNet):
     def _open(self) -> None:
         import openvino as ov
 
+        from motivnet_edge.targets.engines.openvino import default_precision
+
+        self._precision = default_precision("CPU")
         self._core = ov.Core()
         self._model = self._core.read_model(str(self.path))
         self._compiled: dict[tuple[int, int], object] = {}
@@ -180,7 +177,8 @@ class OpenVinoYuNet(_RawYuNet):
         if (ph, pw) not in self._compiled:
             model = self._model.clone()
             model.reshape({model.input(0).any_name: [1, 3, ph, pw]})
-            config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+            config = {"PERFORMANCE_HINT": "LATENCY",
+                      "INFERENCE_PRECISION_HINT": self._precision}
             if self.threads:
                 config["INFERENCE_NUM_THREADS"] = self.threads
             compiled = self._core.compile_model(model, "CPU", config)

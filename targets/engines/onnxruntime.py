@@ -17,6 +17,21 @@ _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
                "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
 
 
+def session_options(threads: int | None, spinning: bool = False):
+    """ONNX Runtime's session options: ``threads`` intra-op threads (None: its own choice) and
+    idle threads that spin only when asked (spinning takes the cores other work needs)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    spin = "1" if spinning else "0"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return opts
+
+
 def cpu_session(path, options=None):
     """A plain ONNX Runtime session on the CPU (for reading a file's metadata and shapes, or
     running a graph exactly as written): no engine, no manifest."""
@@ -74,22 +89,16 @@ class OnnxRuntimeEngine(Engine):
     def _load(self) -> InputInfo:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
         # Idle intra-op threads spin by default, taking the cores the face detector needs
         # between inferences (measured side by side on 2 cores: Haar detection 42 -> 30 ms per
         # 640x480 frame without spinning, inference 2.1 -> 2.3 ms).
-        spin = "1" if self.extra.spinning else "0"
-        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
-        opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
+        opts = session_options(self.options.threads, self.extra.spinning)
         weights_only = self.metadata.get("precision") == "int8-weights"
         if weights_only:
             # let constant folding turn int8 weights + DequantizeLinear into float weights once
             # at load (ONNX Runtime keeps them for QDQ fusion otherwise, and dequantises every
             # run: measured 3.2 ms against 1.1 ms for the FP32 file, 2 threads)
             opts.add_session_config_entry("session.disable_quant_qdq", "1")
-        if self.options.threads:
-            opts.intra_op_num_threads = self.options.threads
-            opts.inter_op_num_threads = 1
         wanted = providers_for(self.options.device, self.options.precision,
                                self.options.cache_dir)
         available = set(ort.get_available_providers())
@@ -102,7 +111,7 @@ class OnnxRuntimeEngine(Engine):
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.settings = {"providers": self.session.get_providers(),
-                         "threads": self.options.threads, "spinning": spin == "1",
+                         "threads": self.options.threads, "spinning": self.extra.spinning,
                          "weights_folded_to_float": weights_only}
         shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
         return InputInfo(shape, _ORT_DTYPES.get(inp.type, "float32"), self.crop,
