@@ -48,40 +48,43 @@ def peak_rss_mb(proc: subprocess.Popen, peak: list[float]) -> None:
         time.sleep(0.05)
 
 
-# (kind, engine, every) of the face detector: YuNet in OpenCV's DNN (the reference), YuNet in
-# the classifier's engine on every frame and on every third, the Haar cascade
-DETECTORS = (("yunet", "opencv", 1), ("yunet", "auto", 1), ("yunet", "auto", 3),
-             ("haar", "opencv", 1))
+# (kind, engine, every, overlap) of the face detector: YuNet in OpenCV's DNN one frame at a
+# time (the reference, as before issue 30), YuNet in the classifier's engine one frame at a
+# time, then overlapped with classification (edge/frames.py) on every frame and on every
+# third, the Haar cascade
+DETECTORS = (("yunet", "opencv", 1, False), ("yunet", "auto", 1, False),
+             ("yunet", "auto", 1, True), ("yunet", "auto", 3, True),
+             ("haar", "opencv", 1, False))
 
 
 def _config(device: str, artifact: Path, target: str, engine: str | None,
-            detector: tuple[str, str, int], video: Path, host: str, port: int,
-            haar_scale: float | None) -> dict:
-    """The daemon's config for one case."""
-    kind, det_engine, every = detector
+            detector: tuple[str, str, int, bool], video: Path, host: str, port: int,
+            haar_scale: float | None, threads: int) -> dict:
+    """The daemon's config for one case (``threads`` for the classifier and the detector)."""
+    kind, det_engine, every, overlap = detector
     return {"device": device, "model": {"artifact": str(artifact.resolve()), "target": target,
-                                        "engine": engine, "threads": 2},
-            "detector": {"kind": kind, "engine": det_engine, "every": every,
+                                        "engine": engine, "threads": threads},
+            "detector": {"kind": kind, "engine": det_engine, "every": every, "threads": threads,
                          **({"scale_factor": haar_scale} if haar_scale and kind == "haar"
                             else {})},
             # Haar gives no landmarks: an aligned artifact gets square box crops (counted)
-            **({"pipeline": {"box_crop_fallback": True}} if kind == "haar" else {}),
+            "pipeline": {"overlap": overlap, "box_crop_fallback": kind == "haar"},
             "cameras": [{"name": "cam0", "source": str(Path(video).resolve())}],
             "mqtt": {"host": host, "port": port, "stats_interval": 1000.0,
                      "prefix": "motivnet-bench"}}
 
 
 def run_case(python: str, artifact: Path, target: str, engine: str | None,
-             detector: tuple[str, str, int], video: Path, frames: int, host: str, port: int,
-             work: Path, haar_scale: float | None = None) -> dict:
+             detector: tuple[str, str, int, bool], video: Path, frames: int, host: str,
+             port: int, work: Path, haar_scale: float | None = None, threads: int = 1) -> dict:
     """One end-to-end case: the daemon on the video with this target and engine, its per-stage
     times read from its status."""
     first: list[float] = []
     stats: list[dict] = []
     faces: list[int] = []  # faces per published frame
     labels: dict[int, list[str]] = {}  # frame -> the labels published for it
-    kind, det_engine, every = detector
-    device = f"bench-{artifact.name.replace('.', '-')}-{kind}-{det_engine}-{every}"
+    kind, det_engine, every, overlap = detector
+    device = f"bench-{artifact.name.replace('.', '-')}-{kind}-{det_engine}-{every}-{overlap:d}"
 
     def on_message(m) -> None:
         if m.topic.endswith("/faces"):
@@ -93,7 +96,8 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None,
         elif m.topic.endswith("/stats"):
             stats.append(json.loads(m.payload))
     sub = subscribe(host, port, f"motivnet-bench/{device}/#", on_message)
-    cfg = _config(device, artifact, target, engine, detector, video, host, port, haar_scale)
+    cfg = _config(device, artifact, target, engine, detector, video, host, port, haar_scale,
+                  threads)
     path = work / f"{device}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     peak = [0.0]
@@ -111,7 +115,7 @@ def run_case(python: str, artifact: Path, target: str, engine: str | None,
                                 f"motivnet-bench/{device}/cam0/emotion"})
     ran = re.search(r"face detector: \w+ in (\w+)", err)
     name = f"{kind}/{ran.group(1) if ran else det_engine}" + \
-        (f" every {every}" if every > 1 else "") + \
+        (f" every {every}" if every > 1 else "") + (" overlap" if overlap else "") + \
         (f" {haar_scale}" if haar_scale and kind == "haar" else "")
     if proc.returncode != 0:
         return {"artifact": artifact.name, "target": target, "detector": name,
@@ -146,13 +150,15 @@ def run_e2e(args) -> list[dict]:
             if not (args.artifacts / name).is_file():
                 continue
             group = [run_case(python, args.artifacts / name, target, engine, detector,
-                              Path(video), args.frames, host, port, Path(d), args.haar_scale)
+                              Path(video), args.frames, host, port, Path(d), args.haar_scale,
+                              args.threads)
                      for detector in DETECTORS]
             rows += same_labels(group)
             for row in group:
                 print(json.dumps(row), file=sys.stderr, flush=True)
     print_table(rows)
-    print(f"{args.frames} frames of {'your video' if args.video else 'a generated video'}; "
+    print(f"{args.frames} frames of {'your video' if args.video else 'a generated video'}, "
+          f"{args.threads} thread(s) per engine; "
           f"fps counts processed frames (a file is paced: no frame skipped); RSS is the "
           f"daemon's peak under {python}" + (" with torch blocked" if python == sys.executable
                                              else ""))
@@ -180,16 +186,16 @@ def print_table(rows: list[dict]) -> None:
     def num(value, fmt: str) -> str:
         return "" if value is None else format(value, fmt)
 
-    print(f"{'artifact':<22}{'target':<11}{'detector':<26}{'fps':>6}{'CPU ms/frame':>13}"
+    print(f"{'artifact':<22}{'target':<11}{'detector':<36}{'fps':>6}{'CPU ms/frame':>13}"
           f"{'frames/CPU s':>13}{'detect share':>13}{'detect p50/p95':>16}"
           f"{'infer p50/p95':>15}{'total p50/p95':>16}{'RSS MB':>8}{'first s':>8}"
           f"{'frames with faces':>19}{'same labels':>13}")
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<26}  {r['status']}")
+            print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<36}  {r['status']}")
             continue
         lat, cpu = r["latency"], r.get("cpu_ms_per_frame")
-        print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<26}{r['fps'] or 0:>6.1f}"
+        print(f"{r['artifact']:<22}{r['target']:<11}{r['detector']:<36}{r['fps'] or 0:>6.1f}"
               f"{num(cpu, '.2f'):>13}{num(1000 / cpu if cpu else None, '.1f'):>13}"
               f"{num(r.get('detect_share'), '.0%'):>13}"
               f"{pp(lat, 'detect'):>16}{pp(lat, 'infer'):>15}{pp(lat, 'total'):>16}"

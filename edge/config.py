@@ -45,6 +45,9 @@ class DetectorConfig:
     # detect faces on every N-th frame of a camera; between detections the faces found last
     # are classified again where they were (1: every frame)
     every: int = 1
+    # YuNet's threads in its engine (OpenCV's DNN keeps its own); at 320 a side one thread
+    # costs the least CPU (benchmarks/results/detector-engines.md); empty: the engine's choice
+    threads: int | None = 1
     score_threshold: float = 0.6
     min_size: int = 32
     max_side: int = 320  # frames are shrunk to this longer side for detection
@@ -89,6 +92,9 @@ class PipelineConfig:
     iou_threshold: float = TrackerSettings.iou_threshold
     track_ttl: float = TrackerSettings.ttl
     publish_images: bool = False  # no image leaves the device unless this is set
+    # detect faces in the next frame (in a second thread) while this one is classified, when
+    # the next frame is already there (edge/frames.py); false: one frame at a time
+    overlap: bool = True
     # an artifact aligned on five landmarks, with a detector that gives none (haar): crop a
     # square around the box instead (counted in the stats); refused at start when false
     box_crop_fallback: bool = False
@@ -225,6 +231,10 @@ def _check(cfg: Config) -> None:
     if not isinstance(cfg.detector.every, int) or cfg.detector.every < 1:
         raise MotivnetError(f"config detector.every: {cfg.detector.every!r} must be a whole "
                             f"number of frames, at least 1")
+    for name, threads in (("model", cfg.model.threads), ("detector", cfg.detector.threads)):
+        if threads is not None and threads < 1:
+            raise MotivnetError(f"config {name}.threads: {threads} must be at least 1 (or "
+                                f"empty: the engine's choice)")
     if cfg.detector.engine not in DETECTOR_ENGINES:
         raise MotivnetError(f"config detector.engine: {cfg.detector.engine!r} is not one of "
                             f"{', '.join(DETECTOR_ENGINES)}")

@@ -20,13 +20,14 @@ from motivnet_edge.edge import messages as msgs
 from motivnet_edge.edge.config import Config, load_config
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.events import TrackEvents
+from motivnet_edge.edge.frames import FrameFeed
 from motivnet_edge.edge.home_assistant import EMOTION_REFRESH, discovery_messages
 from motivnet_edge.edge.mqtt import MqttPublisher
 from motivnet_edge.edge.pipeline import Pipeline, draw_faces
 from motivnet_edge.edge.procstat import status_mb
 from motivnet_edge.edge.readers import check_source
 from motivnet_edge.edge.sdnotify import READY_AFTER, Notifier
-from motivnet_edge.edge.sources import LatestFrameSource, wait_interval
+from motivnet_edge.edge.sources import LatestFrameSource
 from motivnet_edge.edge.stats import Stats
 from motivnet_edge.edge.tracker import TrackerSettings
 from motivnet_edge.targets.engine import load_engine
@@ -54,7 +55,7 @@ def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
         detector = FaceDetector(det.model, det.score_threshold, min_size=det.min_size,
                                 max_side=det.max_side, scale_factor=det.scale_factor,
                                 kind=det.kind, engine=det.engine, prefer=loaded.name,
-                                threads=cfg.model.threads)
+                                threads=det.threads)
     except MotivnetError:
         loaded.close()
         raise
@@ -138,10 +139,13 @@ class Daemon:
                                                      camera, status, detail, time.time(),
                                                      reopens))
 
-    def process(self, camera: str, index: int, frame: np.ndarray) -> dict | None:
-        """One frame through the pipeline; its faces published as the camera's ``faces``
-        setting asks, its tracks' events, presence and dominant emotion on change."""
-        result = self.pipeline.process(camera, frame)
+    def process(self, camera: str, index: int, frame: np.ndarray,
+                found: tuple[list, float] | None = None) -> dict | None:
+        """One frame through the pipeline (its faces and detection time ``found`` already, or
+        detected now); its faces published as the camera's ``faces`` setting asks, its tracks'
+        events, presence and dominant emotion on change."""
+        result = self.pipeline.classify(camera, frame, *found) if found is not None else \
+            self.pipeline.process(camera, frame)
         self.stats.add(result.timings)
         self.counts[camera][0] += 1
         self.counts[camera][1] += len(result.faces)
@@ -227,12 +231,13 @@ class Daemon:
         for s in self.sources:
             s.start()
         started = last_stats = time.monotonic()
-        last_frame: dict[str, float] = {}
         lost = 0
         cams = ", ".join(s.cfg.name for s in self.sources)
+        feed = FrameFeed(self.cfg.pipeline.overlap)
         try:
             while not self._stop and (max_frames is None or self.processed < max_frames):
                 if self._reload:
+                    self._handle(feed.drain())  # its detection ran with the old pipeline
                     if self._apply_reload():
                         break  # the successor takes over
                     cams = ", ".join(s.cfg.name for s in self.sources)
@@ -240,22 +245,19 @@ class Daemon:
                 if not self.notifier.ready and time.monotonic() - started > READY_AFTER:
                     self.notifier.mark_ready(f"running; no frame yet from {cams}")
                 if all(src.finished for src in self.sources):
+                    self._handle(feed.drain())
                     log.info("every source ended: stopping")
                     break
-                for src in self.sources:
-                    wait_interval(last_frame.get(src.cfg.name, 0.0), src.cfg.fps)
-                    got = src.latest(timeout=0.2 / len(self.sources))
-                    if got is None:
-                        continue
-                    last_frame[src.cfg.name] = time.monotonic()
-                    self.process(src.cfg.name, *got)
-                    self.processed += 1
-                    if not self.notifier.ready:  # once, not a string per frame
-                        self.notifier.mark_ready(f"processing {cams} with {self.target}")
+                self._handle(feed.round(self.sources, self.pipeline), max_frames)
+                if self.processed and not self.notifier.ready:  # once, not a string per frame
+                    self.notifier.mark_ready(f"processing {cams} with {self.target}")
                 if time.monotonic() - last_stats >= self.cfg.mqtt.stats_interval:
                     self._publish_stats()
                     last_stats = time.monotonic()
+            if self._stop:  # finish the frame whose detection was running
+                self._handle(feed.drain())
         finally:
+            feed.close()
             for s in self.sources:
                 s.stop()
             if not self.reloading:  # the tracks end with the daemon
@@ -266,6 +268,14 @@ class Daemon:
             if not self.reloading:  # a reload closes it once the new one is built
                 self.pipeline.close()
         return 1 if lost else 0
+
+    def _handle(self, frames, max_frames: int | None = None) -> None:
+        """Each frame classified and published, up to ``max_frames`` processed in all."""
+        for taken in frames:
+            if max_frames is not None and self.processed >= max_frames:
+                return  # taken one ahead of the limit: dropped
+            self.process(taken.camera, taken.index, taken.frame, taken.faces())
+            self.processed += 1
 
     @property
     def reloading(self) -> bool:

@@ -12,11 +12,42 @@ import numpy as np
 
 from motivnet_edge.edge.config import PipelineConfig
 from motivnet_edge.edge.detect import FaceDetector
-from motivnet_edge.edge.tracker import Tracker, TrackerSettings
+from motivnet_edge.edge.tracker import Tracker, TrackerSettings, iou
 from motivnet_edge.targets.circumplex import coordinates, derive
 from motivnet_edge.targets.engine import Engine, softmax
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import make_input
+
+
+@dataclass
+class Found:
+    """A camera's faces found at its last detection, each one's movement a frame (pixels, from
+    the detection before), and the frames since."""
+
+    faces: list
+    velocity: list
+    since: int = 0
+
+
+def _velocity(last: Found | None, found: list, frames: int) -> list:
+    """Each face of ``found``: how far its box centre moved a frame since the detection
+    ``frames`` frames before, from the face there it overlaps most (IoU above 0.3); none
+    found there: no movement."""
+    out = []
+    for face in found:
+        move = np.zeros(2)
+        if last is not None and last.faces and frames > 1:
+            overlap = [iou(face.box, old.box) for old in last.faces]
+            k = int(np.argmax(overlap))
+            if overlap[k] > 0.3:
+                move = (_centre(face.box) - _centre(last.faces[k].box)) / frames
+        out.append(move)
+    return out
+
+
+def _centre(box) -> np.ndarray:
+    x, y, w, h = box
+    return np.array([x + w / 2, y + h / 2])
 
 
 @dataclass
@@ -37,7 +68,8 @@ class Pipeline:
     faces are cropped as a square around their box and counted in ``box_crop_faces``.
 
     With ``detect_every`` N above 1, a camera's faces are detected on every N-th frame only;
-    the frames between classify the faces found last where they were (their detect time 0).
+    the frames between classify the faces found last, each moved on as far as it moved a frame
+    between the last two detections (their detect time about 0).
     """
 
     def __init__(self, detector: FaceDetector, engine: Engine,
@@ -61,7 +93,7 @@ class Pipeline:
         self.fallback_crop = replace(engine.crop, region="square")
         self.box_crop_faces = 0
         self.detect_every = detect_every
-        self._found: dict[str, tuple[list, int]] = {}  # camera -> faces found last, frames since
+        self._found: dict[str, Found] = {}  # camera -> the faces found last
         self.values_source = "model" if engine.outputs.continuous else \
             "derived" if derive_values else None
         self._table = coordinates(self.labels) if self.values_source == "derived" else None
@@ -92,12 +124,22 @@ class Pipeline:
 
     def process(self, camera: str, frame: np.ndarray, now: float | None = None) -> FrameResult:
         """Detect, crop, infer all faces in one batch, track and smooth."""
+        return self.classify(camera, frame, *self.detect(camera, frame), now=now)
+
+    def detect(self, camera: str, frame: np.ndarray) -> tuple[list, float]:
+        """This frame's faces and the milliseconds finding them took. The daemon may run it in
+        a worker thread, one frame ahead of :meth:`classify` (a camera's frames in order)."""
         t0 = time.perf_counter()
         faces = self._faces(camera, frame)
-        t1 = time.perf_counter()
+        return faces, (time.perf_counter() - t0) * 1e3
+
+    def classify(self, camera: str, frame: np.ndarray, faces: list, detect_ms: float,
+                 now: float | None = None) -> FrameResult:
+        """Crop ``faces`` (found by :meth:`detect`), infer them in one batch, track and
+        smooth."""
         if not faces:
-            ms = (t1 - t0) * 1e3
-            return FrameResult([], {"detect": ms, "total": ms})
+            return FrameResult([], {"detect": detect_ms, "total": detect_ms})
+        t1 = time.perf_counter()
         boxes = [f.box for f in faces]
         batch = np.stack([self._input(frame, f) for f in faces])
         t2 = time.perf_counter()
@@ -117,18 +159,20 @@ class Pipeline:
                         "probs": {lab: round(float(p), 4)
                                   for lab, p in zip(self.labels, probs, strict=True)},
                         **self._values(values, track.probs)})
-        return FrameResult(out, {"detect": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
-                                 "infer": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
+        return FrameResult(out, {"detect": detect_ms, "preprocess": (t2 - t1) * 1e3,
+                                 "infer": (t3 - t2) * 1e3,
+                                 "total": detect_ms + (t3 - t1) * 1e3})
 
     def _faces(self, camera: str, frame: np.ndarray) -> list:
         """The faces of this frame: detected, or on the frames between detections the ones
-        found last."""
-        found, since = self._found.get(camera, ([], self.detect_every))
-        if since + 1 < self.detect_every:
-            self._found[camera] = (found, since + 1)
-            return found
+        found last, moved as far as they moved a frame between the last two detections."""
+        last = self._found.get(camera)
+        if last is not None and last.since + 1 < self.detect_every:
+            last.since += 1
+            return [f.scaled(1.0, *(v * last.since)) for f, v in
+                    zip(last.faces, last.velocity, strict=True)]
         found = self.detector.detect(frame)[: self.max_faces]
-        self._found[camera] = (found, 0)
+        self._found[camera] = Found(found, _velocity(last, found, self.detect_every))
         return found
 
     def _values(self, names, row: np.ndarray) -> dict:

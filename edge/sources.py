@@ -145,9 +145,14 @@ class LatestFrameSource:
         self._thread.join(timeout=3.0)
 
 
+def interval_left(last: float, fps: float) -> float:
+    """Seconds until a frame may be processed again at most ``fps`` times a second, ``last``
+    the monotonic time of the one before (0 when free to go now or without a cap)."""
+    return max(0.0, last + 1.0 / fps - time.monotonic()) if fps > 0 else 0.0
+
+
 def wait_interval(last: float, fps: float) -> None:
     """Sleep so that frames are processed at most ``fps`` times a second."""
-    if fps > 0:
-        delay = last + 1.0 / fps - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    delay = interval_left(last, fps)
+    if delay > 0:
+        time.sleep(delay)

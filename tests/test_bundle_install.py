@@ -41,6 +41,23 @@ def results(sub: Subscriber) -> list[dict]:
     return faces
 
 
+def same_faces_as_opencv(published: list[dict], clip: Path) -> None:
+    """Each published frame's boxes are the ones YuNet in OpenCV finds on this host in the
+    same raw frame (within 2 px)."""
+    import numpy as np
+
+    from motivnet_edge.edge.detect import FaceDetector
+
+    frames = np.fromfile(clip, np.uint8).reshape(-1, 480, 640, 3)
+    opencv = FaceDetector(engine="opencv")
+    for msg in published:
+        want = [f.box for f in opencv.detect(frames[msg["frame"] - 1])]
+        got = [f["box"] for f in msg["faces"]]
+        assert len(got) == len(want) and all(
+            max(abs(a - b) for a, b in zip(g, w, strict=True)) <= 2
+            for g, w in zip(got, want, strict=True)), (msg["frame"], got, want)
+
+
 def install(folder, env, *args):
     return subprocess.run(["sh", str(folder / "install.sh"), *args], capture_output=True,
                           text=True, env=env, timeout=900)
@@ -167,8 +184,11 @@ def install_and_read_gstreamer(root, bundle, broker) -> str:
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "litert" in run.stderr  # the rpi profile's engine ran the TFLite file
+    assert "face detector: yunet in litert" in run.stderr  # and the shipped TFLite YuNet
     assert "gstreamer (GStreamer 1." in run.stderr and "PyGObject" in run.stderr
-    assert len(results(sub)) >= 2
+    published = results(sub)
+    assert len(published) >= 2
+    same_faces_as_opencv(published, root / "tmp" / "clip.bgr")
     sub.close()
     return inside
 

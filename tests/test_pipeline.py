@@ -89,7 +89,30 @@ def test_with_detect_every_the_faces_found_last_are_classified_between_detection
     got = [every.process("cam", f, now=i * 0.1) for i, f in enumerate(shots)]
     ref = [each.process("cam", f, now=i * 0.1) for i, f in enumerate(shots)]
     boxes = [[f["box"] for f in r.faces] for r in got]
-    assert boxes[0] and boxes[1] == boxes[2] == boxes[0]
+    assert boxes[0] and boxes[1] == boxes[2] == boxes[0]  # no movement known yet
     assert boxes[3] == [f["box"] for f in ref[3].faces] != boxes[0]
     assert got[1].timings["detect"] < 0.5 * got[0].timings["detect"]
     assert [len(r.faces) for r in got] == [len(r.faces) for r in ref]
+
+
+def test_carried_faces_move_on_as_they_moved_between_the_last_two_detections(tmp_path):
+    """detect_every 3 on a scene moving 12 px a frame: once two detections are known (frames 0
+    and 3), the faces carried to frames 4 and 5 are 12 and 24 px further on, where detection on
+    every frame finds them, not where frame 3 left them."""
+    frame, _ = synth_scene(np.random.default_rng(2), [1, 3])
+    shots = [np.roll(frame, 12 * i, axis=1) for i in range(6)]
+    engine = load_engine(onnx_artifact(tmp_path, region="aligned"))
+    every = Pipeline(FaceDetector(), engine, detect_every=3)
+    each = Pipeline(FaceDetector(), engine)
+    got = [[f["box"] for f in every.process("cam", f, now=i * 0.1).faces]
+           for i, f in enumerate(shots)]
+    ref = [[f["box"] for f in each.process("cam", f, now=i * 0.1).faces]
+           for i, f in enumerate(shots)]
+    assert got[3] == ref[3] and len(got[5]) == len(ref[5]) > 0
+    for k in (4, 5):
+        moved = [a[0] - b[0] for a, b in zip(got[k], got[3], strict=True)]
+        assert all(abs(m - 12 * (k - 3)) <= 3 for m in moved), moved
+        # nearer where every-frame detection finds them than frame 3's boxes left in place
+        off = [abs(a[0] - b[0]) for a, b in zip(got[k], ref[k], strict=True)]
+        stayed = [abs(a[0] - b[0]) for a, b in zip(got[3], ref[k], strict=True)]
+        assert all(o <= 6 and o < s for o, s in zip(off, stayed, strict=True)), (off, stayed)

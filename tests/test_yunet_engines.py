@@ -182,3 +182,15 @@ def test_a_frame_no_litert_file_was_made_for_runs_in_opencv(caplog):
     with caplog.at_level("INFO"):
         np.testing.assert_array_equal(runner.detect(frame), ref)
     assert "no file for 200x200 frames" in caplog.text
+
+
+@pytest.mark.parametrize("section", ["model", "detector"])
+def test_the_config_refuses_threads_below_one(tmp_path, section):
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    (tmp_path / "x.mp4").write_bytes(b"")
+    path.write_text(yaml.safe_dump({"device": "t", "cameras": [{"name": "c", "source": "x.mp4"}],
+                                    section: {"threads": 0}}))
+    with pytest.raises(MotivnetError, match=f"{section}.threads: 0 must be at least 1"):
+        load_config(path, env={})
