@@ -45,6 +45,10 @@ class DetectorConfig:
     # detect faces on every N-th frame of a camera; between detections the faces found last
     # are classified again where they were (1: every frame)
     every: int = 1
+    # with every above 1: detect at once when a frame differs from the one before by more than
+    # this (mean absolute difference of 32x24 grey thumbnails, 0-255: a cut, a fast movement,
+    # someone coming in; a face drifting 2 px a frame in 640x480 gives about 2); 0: never
+    change_threshold: float = 6.0
     # YuNet's threads in its engine (OpenCV's DNN keeps its own); at 320 a side one thread
     # costs the least CPU (benchmarks/results/detector-engines.md); empty: the engine's choice
     threads: int | None = 1
@@ -235,6 +239,9 @@ def _check(cfg: Config) -> None:
         if threads is not None and threads < 1:
             raise MotivnetError(f"config {name}.threads: {threads} must be at least 1 (or "
                                 f"empty: the engine's choice)")
+    if not 0.0 <= cfg.detector.change_threshold <= 255.0:
+        raise MotivnetError(f"config detector.change_threshold: {cfg.detector.change_threshold}"
+                            f" is not a grey-level difference in [0, 255] (0: never)")
     if cfg.detector.engine not in DETECTOR_ENGINES:
         raise MotivnetError(f"config detector.engine: {cfg.detector.engine!r} is not one of "
                             f"{', '.join(DETECTOR_ENGINES)}")

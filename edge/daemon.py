@@ -64,7 +64,8 @@ def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
     try:
         return Pipeline(detector, loaded, p.max_faces,
                         TrackerSettings(p.smoothing, p.iou_threshold, p.track_ttl),
-                        p.box_crop_fallback, p.derive_valence_arousal, det.every), target
+                        p.box_crop_fallback, p.derive_valence_arousal, det.every,
+                        det.change_threshold), target
     except MotivnetError:
         loaded.close()
         raise
@@ -209,6 +210,7 @@ class Daemon:
             camera_reopens={s.cfg.name: s.reopens for s in self.sources},
             video_loops={s.cfg.name: s.loops for s in self.sources},
             box_crop_faces=self.pipeline.box_crop_faces,
+            change_detections=self.pipeline.change_detections,
             spool_depth=len(self.mqtt.spool), spool_dropped=self.mqtt.spool.dropped,
             reconnects=self.mqtt.reconnects, broker_connected=self.mqtt.connected.is_set(),
             connect_failures=self.mqtt.connect_failures, rss_mb=round(status_mb("VmRSS") or 0.0, 1),

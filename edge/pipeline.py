@@ -22,18 +22,26 @@ from motivnet_edge.targets.preprocess import make_input
 @dataclass
 class Found:
     """A camera's faces found at its last detection, each one's movement a frame (pixels, from
-    the detection before), and the frames since."""
+    the detection before), the frames since, and the last frame's thumbnail."""
 
     faces: list
     velocity: list
+    thumb: np.ndarray | None = None
     since: int = 0
 
 
-def _velocity(last: Found | None, found: list, frames: int) -> list:
-    """Each face of ``found``: how far its box centre moved a frame since the detection
-    ``frames`` frames before, from the face there it overlaps most (IoU above 0.3); none
-    found there: no movement."""
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """A frame as 32x24 grey levels (area-averaged: sensor noise averages out, a cut or a
+    fast movement does not)."""
+    grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _velocity(last: Found | None, found: list) -> list:
+    """Each face of ``found``: how far its box centre moved a frame since the last detection,
+    from the face there it overlaps most (IoU above 0.3); none found there: no movement."""
     out = []
+    frames = 0 if last is None else last.since + 1
     for face in found:
         move = np.zeros(2)
         if last is not None and last.faces and frames > 1:
@@ -69,13 +77,16 @@ class Pipeline:
 
     With ``detect_every`` N above 1, a camera's faces are detected on every N-th frame only;
     the frames between classify the faces found last, each moved on as far as it moved a frame
-    between the last two detections (their detect time about 0).
+    between the last two detections (their detect time about 0). A frame whose thumbnail
+    differs from the one before by more than ``change_threshold`` (mean absolute difference in
+    grey levels; a cut, a fast movement, someone coming in) is detected at once; 0: never.
     """
 
     def __init__(self, detector: FaceDetector, engine: Engine,
                  max_faces: int = PipelineConfig.max_faces,
                  tracking: TrackerSettings | None = None, box_crop_fallback: bool = False,
-                 derive_values: bool = False, detect_every: int = 1) -> None:
+                 derive_values: bool = False, detect_every: int = 1,
+                 change_threshold: float = 0.0) -> None:
         """``derive_values``: for an artifact without continuous outputs, valence and arousal
         derived from the class probabilities (:mod:`motivnet_edge.targets.circumplex`), marked
         ``va_source: derived`` in each face."""
@@ -93,6 +104,8 @@ class Pipeline:
         self.fallback_crop = replace(engine.crop, region="square")
         self.box_crop_faces = 0
         self.detect_every = detect_every
+        self.change_threshold = change_threshold
+        self.change_detections = 0  # detections a change brought forward
         self._found: dict[str, Found] = {}  # camera -> the faces found last
         self.values_source = "model" if engine.outputs.continuous else \
             "derived" if derive_values else None
@@ -167,12 +180,18 @@ class Pipeline:
         """The faces of this frame: detected, or on the frames between detections the ones
         found last, moved as far as they moved a frame between the last two detections."""
         last = self._found.get(camera)
+        thumb = thumbnail(frame) if self.detect_every > 1 and self.change_threshold else None
         if last is not None and last.since + 1 < self.detect_every:
-            last.since += 1
-            return [f.scaled(1.0, *(v * last.since)) for f, v in
-                    zip(last.faces, last.velocity, strict=True)]
+            changed = thumb is not None and last.thumb is not None and \
+                float(np.abs(thumb - last.thumb).mean()) > self.change_threshold
+            last.thumb = thumb
+            if not changed:
+                last.since += 1
+                return [f.scaled(1.0, *(v * last.since)) for f, v in
+                        zip(last.faces, last.velocity, strict=True)]
+            self.change_detections += 1
         found = self.detector.detect(frame)[: self.max_faces]
-        self._found[camera] = Found(found, _velocity(last, found, self.detect_every))
+        self._found[camera] = Found(found, _velocity(last, found), thumb)
         return found
 
     def _values(self, names, row: np.ndarray) -> dict:

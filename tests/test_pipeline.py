@@ -116,3 +116,21 @@ def test_carried_faces_move_on_as_they_moved_between_the_last_two_detections(tmp
         off = [abs(a[0] - b[0]) for a, b in zip(got[k], ref[k], strict=True)]
         stayed = [abs(a[0] - b[0]) for a, b in zip(got[3], ref[k], strict=True)]
         assert all(o <= 6 and o < s for o, s in zip(off, stayed, strict=True)), (off, stayed)
+
+
+def test_a_cut_between_detections_is_detected_at_once(tmp_path):
+    """detect_every 5 and a cut to another scene at frame 2: with a change threshold, frame 2
+    is detected at once (the new scene's faces, one change detection counted); without one,
+    frame 2 classifies the old scene's boxes."""
+    rng = np.random.default_rng(4)
+    first, _ = synth_scene(rng, [1, 3])
+    second, _ = synth_scene(rng, [2])
+    shots = [first, np.roll(first, 2, axis=1), second, np.roll(second, 2, axis=1)]
+    engine = load_engine(onnx_artifact(tmp_path, region="aligned"))
+    want = [f["box"] for f in Pipeline(FaceDetector(), engine).process("c", second).faces]
+    for threshold, detected in ((6.0, True), (0.0, False)):
+        pipe = Pipeline(FaceDetector(), engine, detect_every=5, change_threshold=threshold)
+        got = [[f["box"] for f in pipe.process("c", s, now=i * 0.1).faces]
+               for i, s in enumerate(shots)]
+        assert got[1] == got[0]  # a 2 px drift is no cut: frame 0's faces carried
+        assert (got[2] == want) is detected and pipe.change_detections == int(detected)
