@@ -141,12 +141,14 @@ class Daemon:
                                                      reopens))
 
     def process(self, camera: str, index: int, frame: np.ndarray,
-                found: tuple[list, float] | None = None) -> dict | None:
+                found: tuple[list, float] | None = None,
+                clock: float | None = None) -> dict | None:
         """One frame through the pipeline (its faces and detection time ``found`` already, or
-        detected now); its faces published as the camera's ``faces`` setting asks, its tracks'
-        events, presence and dominant emotion on change."""
-        result = self.pipeline.classify(camera, frame, *found) if found is not None else \
-            self.pipeline.process(camera, frame)
+        detected now; its tracks aged on recorded footage's ``clock`` when given); its faces
+        published as the camera's ``faces`` setting asks, its tracks' events, presence and
+        dominant emotion on change."""
+        result = self.pipeline.classify(camera, frame, *found, now=clock) \
+            if found is not None else self.pipeline.process(camera, frame, now=clock)
         self.stats.add(result.timings)
         self.counts[camera][0] += 1
         self.counts[camera][1] += len(result.faces)
@@ -276,7 +278,7 @@ class Daemon:
         for taken in frames:
             if max_frames is not None and self.processed >= max_frames:
                 return  # taken one ahead of the limit: dropped
-            self.process(taken.camera, taken.index, taken.frame, taken.faces())
+            self.process(taken.camera, taken.index, taken.frame, taken.faces(), taken.clock)
             self.processed += 1
 
     @property
@@ -316,6 +318,7 @@ class Daemon:
         if cameras:
             for src in self.sources:
                 src.stop()
+            self.pipeline.forget()  # a camera's new source may run on another clock
             for camera, event in self.events.end_all(time.time()):
                 self._publish_event(camera, event)
             self.sources = self._sources(cfg)

@@ -25,14 +25,15 @@ POLL_S = 0.001
 
 @dataclass
 class Taken:
-    """A frame taken from a camera (when, monotonic) and its detection: (faces, ms), or a
-    worker's future of them."""
+    """A frame taken from a camera (when, monotonic; its time in recorded footage, else None)
+    and its detection: (faces, ms), or a worker's future of them."""
 
     camera: str
     index: int
     frame: np.ndarray
     found: Future | tuple[list, float]
     at: float = 0.0
+    clock: float | None = None
 
     def faces(self) -> tuple[list, float]:
         """The frame's faces and the milliseconds detection took (waits for the worker)."""
@@ -61,11 +62,12 @@ class FrameFeed:
                 ready, self._pending = self._pending, None
             if got is not None:
                 now = self.last_frame[name] = time.monotonic()
+                clock = src.clock(got[0])
                 if self._pool is None:
-                    yield Taken(name, *got, pipeline.detect(name, got[1]), now)
+                    yield Taken(name, *got, pipeline.detect(name, got[1]), now, clock)
                 else:
-                    self._pending = Taken(name, *got,
-                                          self._pool.submit(pipeline.detect, name, got[1]), now)
+                    self._pending = Taken(name, *got, self._pool.submit(
+                        pipeline.detect, name, got[1]), now, clock)
             if ready is not None:
                 yield ready
 

@@ -194,6 +194,11 @@ class Pipeline:
         self._found[camera] = Found(found, _velocity(last, found), thumb)
         return found
 
+    def forget(self) -> None:
+        """Every camera's tracks and carried faces dropped (its cameras changed)."""
+        self.trackers.clear()
+        self._found.clear()
+
     def _values(self, names, row: np.ndarray) -> dict:
         """A face's valence and arousal (the model's, smoothed after the probabilities in its
         track's row, or derived from the smoothed probabilities) and where they come from."""

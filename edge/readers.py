@@ -21,6 +21,7 @@ GStreamer anywhere, no such device) is a :class:`MotivnetError` naming the missi
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -50,6 +51,7 @@ class Reader:
     recorded: bool
     mode: str
     stopped_because: str = ""
+    fps: float = 0.0  # recorded footage's own frame rate, its clock (0: none known)
 
     def close(self) -> None:
         """Release the source now (a generator's ``finally`` releases the capture)."""
@@ -141,7 +143,9 @@ def _open_file(cam: CameraConfig) -> Reader:
     if not cap.isOpened():
         cap.release()
         raise CannotOpen(f"cannot open {path}: not a video OpenCV can read")
-    return Reader(capture_frames(cap), True, f"file {path}")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return Reader(capture_frames(cap), True, f"file {path}",
+                  fps=fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0)
 
 
 def open_reader(cam: CameraConfig) -> Reader:

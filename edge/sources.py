@@ -42,6 +42,7 @@ class LatestFrameSource:
         self.last_frame_at: float | None = None
         self._frame: np.ndarray | None = None
         self._index = 0
+        self._fps = 0.0  # recorded footage's frame rate (its clock), else 0
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"cam-{cfg.name}", daemon=True)
@@ -97,6 +98,7 @@ class LatestFrameSource:
         """Hand the reader's frames over until it stops or we are stopped; whether it gave
         any."""
         got = False
+        self._fps = reader.fps if reader.recorded else 0.0
         try:
             for frame in reader.frames:
                 got = True
@@ -127,6 +129,12 @@ class LatestFrameSource:
             frame, self._frame = self._frame, None
             self._cond.notify_all()
             return self._index, frame
+
+    def clock(self, index: int) -> float | None:
+        """Recorded footage's own time of frame ``index`` in seconds (its frame rate known),
+        so that tracks age with the footage however fast it is processed; None: a live
+        source, whose frames age on the wall clock."""
+        return index / self._fps if self._fps else None
 
     @property
     def finished(self) -> bool:

@@ -84,3 +84,48 @@ def load_config_for(tmp_path, source):
                                           "target": "cpu"},
                                 "cameras": [{"name": "slow", "source": str(source)}]}))
     return load_config(path)
+
+
+def test_tracks_of_recorded_footage_age_with_the_footage_not_the_wall_clock(tmp_path, broker):
+    """A 2-fps recording where the face is gone for 3 frames (1.5 s of footage) and comes
+    back, processed in far less wall time than that: with track_ttl 1 s the face comes back
+    as a new track, as it would live."""
+    import cv2
+    import numpy as np
+
+    from motivnet_edge.edge.data.synthetic import synth_scene
+
+    scene, _ = synth_scene(np.random.default_rng(0), [3])
+    blank = np.full_like(scene, 127)
+    video = tmp_path / "gap.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 2.0, (640, 480))
+    for frame in [scene, scene, blank, blank, blank, scene, scene]:
+        writer.write(frame)
+    writer.release()
+    src = LatestFrameSource(CameraConfig(name="c", source=str(video)), paced=True).start()
+    index, _ = src.latest(timeout=5.0)
+    assert src.clock(index) == index / 2.0
+    src.stop()
+    path = tmp_path / "gap.yaml"
+    path.write_text(json.dumps({
+        "device": "gap", "model": {"artifact": str(onnx_artifact(tmp_path)), "target": "cpu"},
+        "pipeline": {"track_ttl": 1.0}, "cameras": [{"name": "door", "source": str(video)}],
+        "mqtt": {"host": "127.0.0.1", "port": broker.port}}))
+    sub = Subscriber(broker.port, "motivnet/gap")
+    started = time.monotonic()
+    assert Daemon(load_config(path)).run() == 0
+    assert time.monotonic() - started < 3.5  # faster than the footage's 3.5 s
+    tracks = {m["frame"]: {f["track"] for f in m["faces"]}
+              for m in map(json.loads, sub.wait_for("/door/faces", 4))}
+    sub.client.disconnect()
+    assert tracks[1] == tracks[2] and tracks[6] == tracks[7]
+    assert not tracks[1] & tracks[6]
+
+
+def test_a_folder_of_photos_has_no_clock_of_its_own(tmp_path):
+    folder = tmp_path / "photos"
+    write_faces(folder, 2)
+    src = LatestFrameSource(CameraConfig(name="c", source=str(folder)), paced=True).start()
+    index, _ = src.latest(timeout=5.0)
+    src.stop()
+    assert src.clock(index) is None
