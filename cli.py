@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "quantize": ("compress.commands:QUANTIZE", "INT8 artifacts, gated on agreement",
                  "compress"),
     "validate": ("compress.commands:VALIDATE", "report.json and manifest.json", "compress"),
+    "detector": ("compress.commands:DETECTOR", "the face detector (YuNet) as files for every "
+                 "engine, each gated against OpenCV's", "compress"),
     "targets": ("edge.target_list", "list target profiles and whether each runs here", "onnx"),
     "run": ("edge.daemon", "run the headless daemon: cameras in, emotions out over MQTT",
             "onnx"),

@@ -115,10 +115,11 @@ def detector_rows(faces: list, args: argparse.Namespace) -> list[dict]:
     """``--detectors``: every YuNet engine against OpenCV's on the faces' photos set into
     camera frames and up to ``--frames`` frames of ``--video``."""
     from motivnet_edge.benchmarks import detectors
+    from motivnet_edge.edge.data import scenes
 
-    frames = detectors.camera_frames([f.image for f in faces])
+    frames = scenes.camera_frames([f.image for f in faces])
     if args.video is not None:
-        frames += detectors.video_frames(args.video, args.frames)
+        frames += scenes.video_frames(args.video, args.frames)
     log.info("face detector: every engine on %d frames", len(frames))
     return detectors.measure(frames, args.threads)
 

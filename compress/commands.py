@@ -1,5 +1,6 @@
 """Command-line stages: ``compress`` runs the whole chain; ``distil``, ``export``, ``quantize`` and
-``validate`` run one stage each on the same output folder.
+``validate`` run one stage each on the same output folder; ``detector`` makes and gates the face
+detector's files.
 
 This module imports no torch: the arguments are defined from plain registries, so ``--help``
 works on a device install, and every argument is checked (:mod:`.checks`: files exist, numbers
@@ -46,6 +47,7 @@ from motivnet_edge.compress.settings import (
     preset_help,
 )
 from motivnet_edge.targets.classifier_spec import OUTPUT_KINDS, ClassifierSpec
+from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import FORMATS
 from motivnet_edge.targets.labels import parse_label_list
 from motivnet_edge.targets.preprocess import COLORS, REGIONS
@@ -283,6 +285,45 @@ def run_compress(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _detector_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="the detector folder to write (its "
+                   "files and manifest.json; detector.model takes it)")
+    p.add_argument("--photos", type=Path, help="a folder of real photos set into 640x480 "
+                   "camera frames, 1-3 a frame, for the gate (default: synthetic scenes, "
+                   "plumbing only)")
+    p.add_argument("--video", type=Path, help="a video whose frames the gate uses too")
+    p.add_argument("--frames", type=int, default=600, help="photos and video frames used, each")
+    p.add_argument("--model", type=Path, help="the YuNet .onnx to convert (default: the "
+                   "shipped 2023mar file)")
+    p.add_argument("--reference", type=Path, help="the YuNet .onnx the files are held to, in "
+                   "OpenCV (default: --model itself; e.g. the published file for a retrained "
+                   "one)")
+    p.add_argument("--threads", type=int, default=1, help="threads per engine")
+
+
+def run_detector(args: argparse.Namespace) -> int:
+    """``motivnet-edge detector``: YuNet made into every engine's files, each gated against
+    OpenCV's YuNet, written as a detector folder with its manifest; 1 when a file fails."""
+    quiet_third_party()
+    from motivnet_edge.compress.detector_stage import markdown, stage_detector
+    from motivnet_edge.edge.data import scenes
+    from motivnet_edge.edge.yunet import SHIPPED_YUNET
+
+    source = args.model or SHIPPED_YUNET
+    for name, path in (("--model", source), ("--reference", args.reference),
+                       ("--photos", args.photos), ("--video", args.video)):
+        if path is not None and not Path(path).exists():
+            raise MotivnetError(f"{name} {path} does not exist")
+    if args.frames < 1:
+        raise MotivnetError(f"--frames {args.frames} must be at least 1")
+    frames, described = scenes.gate_frames(args.photos, args.video, args.frames)
+    rows, ok = stage_detector(args.out, frames, source, described, args.threads,
+                              args.reference)
+    print(markdown(rows, len(frames), described))
+    print(f"\nwrote {args.out}/manifest.json" + ("" if ok else ": a file FAILED its gate"))
+    return 0 if ok else 1
+
+
 def _both(*fns):
     def add(p: argparse.ArgumentParser) -> None:
         for fn in fns:
@@ -296,5 +337,6 @@ EXPORT = SimpleNamespace(add_arguments=_out, run=run_export)
 QUANTIZE = SimpleNamespace(add_arguments=_both(_out, _quant_args), run=run_quantize)
 VALIDATE = SimpleNamespace(add_arguments=_both(_out, _quant_args, _labelled_arg),
                            run=run_validate)
+DETECTOR = SimpleNamespace(add_arguments=_detector_args, run=run_detector)
 COMPRESS = SimpleNamespace(add_arguments=_both(*_DISTIL_ARGS, _quant_args, _labelled_arg),
                            run=run_compress)

@@ -12,8 +12,8 @@
   padded into a larger input finds slightly different landmarks near the padding than
   OpenCV, which pads only to the next multiple of 32.
 
-Both are shipped in ``edge/models/``; ``tests/test_yunet_engines.py`` checks each against the
-published file and its faces against OpenCV's.
+:mod:`.detector_stage` makes them into a detector folder, gates them and writes its manifest;
+the package ships one (``edge/models/detector``).
 """
 
 from __future__ import annotations
@@ -124,13 +124,12 @@ def tflite(src: Path, dest: Path, width: int, height: int) -> Path:
     return Path(dest)
 
 
-def ship(src: Path, folder: Path) -> list[Path]:
-    """Every detector file made from ``src`` into ``folder`` (the any-size ONNX and one TFLite
-    per :data:`TFLITE_SIZES`), each with a ``.sha256`` beside it."""
-    from motivnet_edge.targets.files import sha256_file
-
-    made = [any_size(src, folder / src.name.replace(".onnx", "-any-size.onnx"))]
-    made += [tflite(src, folder / tflite_name(w, h), w, h) for w, h in TFLITE_SIZES]
-    for path in made:
-        path.with_name(path.name + ".sha256").write_text(f"{sha256_file(path)}  {path.name}\n")
+def make(src: Path, folder: Path) -> dict[tuple[int, int] | None, Path]:
+    """Every detector file made from ``src`` into ``folder``, by input size: the any-size ONNX
+    (None) and one TFLite per :data:`TFLITE_SIZES`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made: dict[tuple[int, int] | None, Path] = {
+        None: any_size(src, folder / src.name.replace(".onnx", "-any-size.onnx"))}
+    for w, h in TFLITE_SIZES:
+        made[(w, h)] = tflite(src, folder / tflite_name(w, h), w, h)
     return made

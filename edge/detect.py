@@ -34,8 +34,8 @@ class FaceDetector:
     """Finds faces in BGR frames.
 
     kind: ``yunet`` (boxes and five landmarks) or ``haar`` (boxes only, OpenCV's cascade).
-    model: a YuNet ``.onnx`` file; ``None`` uses the environment variable ``MOTIVNET_YUNET``
-        if set, else the YuNet file shipped in the package.
+    model: a YuNet ``.onnx`` file or a detector folder (``motivnet-edge detector``); ``None``
+        uses the environment variable ``MOTIVNET_YUNET`` if set, else the shipped YuNet.
     engine: where YuNet runs (:mod:`motivnet_edge.edge.yunet`): ``opencv`` (the reference),
         ``onnxruntime``, ``openvino``, or ``auto``: ``prefer`` (the classifier's engine) where
         it runs YuNet, else OpenCV; a file of the user's own always runs in OpenCV under auto.
@@ -68,7 +68,9 @@ class FaceDetector:
         self.scale_factor = scale_factor
         if kind == "yunet":
             own = model or os.environ.get("MOTIVNET_YUNET")
-            self.engine = yunet_engine(engine, None if own else prefer)
+            # a file of the user's own runs in OpenCV under auto; a detector folder (made by
+            # motivnet-edge detector) in the classifier's engine, as the shipped one
+            self.engine = yunet_engine(engine, prefer if not own or Path(own).is_dir() else None)
             self._yunet = open_yunet(self.engine, own, score_threshold, nms_threshold, top_k,
                                      threads)
             self.kind = "yunet"

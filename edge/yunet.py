@@ -8,10 +8,13 @@ into OpenCV's rows: x, y, w, h, ten landmark coordinates, score. NMS is OpenCV's
 (``cv2.dnn.NMSBoxes``), so the faces are the ones OpenCV would give.
 
 The shipped file's input is fixed at 640x640 and ONNX Runtime's shape inference refuses to run
-it at another size; ``face_detection_yunet_2023mar-any-size.onnx`` is the same network with its
-input height and width left open and its stored intermediate shapes dropped (made by
-:func:`motivnet_edge.compress.detector_files.any_size`, checked against the original by
-``tests/test_yunet_engines.py``).
+it at another size. The files the other engines run are made from it by ``motivnet-edge
+detector`` (:mod:`motivnet_edge.compress.detector_stage`) into a detector folder with a
+``manifest.json``, as a compress output folder holds the classifier: the network with its input
+size left open (role ``detector-onnx``: ONNX Runtime, OpenVINO) and one TFLite file per input
+size (role ``detector-tflite``: LiteRT), each entry with its sha256 (checked when the file is
+opened) and its gate figures against OpenCV's YuNet. The package ships one (``models/detector``);
+``detector.model`` may name another.
 """
 
 from __future__ import annotations
@@ -26,22 +29,17 @@ import numpy as np
 from motivnet_edge.targets.engine import ENGINES, runtime_installed
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
+from motivnet_edge.targets.manifest import Manifest
+from motivnet_edge.targets.metadata import check_manifest
 
 log = logging.getLogger(__name__)
 MODELS = Path(__file__).resolve().parent / "models"
 # YuNet 2023mar from the OpenCV Zoo (MIT; notice and sha256 beside it in edge/models/)
 SHIPPED_YUNET = MODELS / "face_detection_yunet_2023mar.onnx"
 SHIPPED_YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
-ANY_SIZE_YUNET = MODELS / "face_detection_yunet_2023mar-any-size.onnx"
-ANY_SIZE_YUNET_SHA256 = "8e3291d99930eb770af62e20417889796c288851194cc5293d078cdbc2d1b68d"
-# LiteRT: one file per input size (width, height) a frame shrunk to 320 a side takes once padded
-# (compress/detector_files.py makes them)
-TFLITE_YUNET = {
-    (320, 256): "fe346113fde4b8646842688cd6cb1dfbf2934af83b9bacc66bb353f031b9acd5",
-    (320, 192): "19aafa2239e4fa8beaf74cbc8d15ef78b53739484b9b169f7e6295706e51297a",
-    (320, 320): "8566c282f26b42e4b644dcdb26ba07eeff8462734ae913e92a50651a28c5b267",
-    (256, 320): "de7193edee44c682904fb89abb3c2c44706175ce921c8d4728ebeb590406ae46",
-}
+# the files made from it for the other engines, with their manifest
+DETECTOR_FOLDER = MODELS / "detector"
+ONNX_ROLE, TFLITE_ROLE = "detector-onnx", "detector-tflite"
 STRIDES = (8, 16, 32)
 DIVISOR = 32
 # where the network runs: OpenCV's DNN module (the reference), or the classifier's engines
@@ -199,14 +197,32 @@ def _output_name(names: set[str]) -> str:
     return next((n for n in names if n in OUTPUTS), min(names))
 
 
-def tflite_file(width: int, height: int) -> Path:
-    """The shipped LiteRT YuNet for a ``width`` x ``height`` input."""
-    return MODELS / f"face_detection_yunet_2023mar-{width}x{height}.tflite"
+def folder_files(folder: Path, role: str) -> dict[tuple[int, int] | None, Path]:
+    """The files of a detector folder's manifest with ``role``, by input size (width,
+    height; None for the any-size file)."""
+    files = Manifest.read(folder).files
+    return {tuple(e["input"]) if e.get("input") else None: Path(folder) / e["path"]
+            for e in files if e.get("role") == role}
+
+
+def checked(path: Path) -> Path:
+    """``path``, its sha256 checked against its folder's manifest (which must list it)."""
+    if check_manifest(path) is None:
+        raise MotivnetError(f"face detector file {path} is not listed in its folder's manifest")
+    return path
+
+
+def detector_file(folder: Path) -> Path:
+    """The any-size YuNet of a detector folder (ONNX Runtime, OpenVINO), checked."""
+    found = folder_files(folder, ONNX_ROLE).get(None)
+    if found is None:
+        raise MotivnetError(f"face detector folder {folder} lists no {ONNX_ROLE} file")
+    return checked(found)
 
 
 class LiteRtYuNet(_RawYuNet):
-    """YuNet in LiteRT (XNNPACK), whose inputs cannot be resized: from the shipped files, the
-    one made for the frame's padded size (a frame of a size none was made for runs in OpenCV,
+    """YuNet in LiteRT (XNNPACK), whose inputs cannot be resized: from a detector folder, the
+    file made for the frame's padded size (a frame of a size none was made for runs in OpenCV,
     said once in the log); from a file of the user's own, the frame placed at its top left."""
 
     engine = "litert"
@@ -214,8 +230,8 @@ class LiteRtYuNet(_RawYuNet):
     def _open(self) -> None:
         self._nets: dict[tuple[int, int], tuple] = {}
         self._fallback: OpenCvYuNet | None = None
-        if self.path.is_dir():  # the shipped files, opened when a frame of their size comes
-            self.files = {size: tflite_file(*size) for size in TFLITE_YUNET}
+        if self.path.is_dir():  # a detector folder's files, opened when a frame of their size
+            self.files = folder_files(self.path, TFLITE_ROLE)
         else:
             self.files = {}
             net = self._interpreter(self.path)
@@ -235,11 +251,7 @@ class LiteRtYuNet(_RawYuNet):
 
     def _net(self, pw: int, ph: int):
         if (pw, ph) not in self._nets and (pw, ph) in self.files:
-            path = self.files[(pw, ph)]
-            if not path.is_file() or sha256_file(path) != TFLITE_YUNET[(pw, ph)]:
-                raise MotivnetError(f"the shipped YuNet file {path} is missing or changed "
-                                    f"(reinstall motivnet-edge, or set detector.engine)")
-            self._nets[(pw, ph)] = self._interpreter(path)
+            self._nets[(pw, ph)] = self._interpreter(checked(self.files[(pw, ph)]))
         if (pw, ph) in self._nets or self.files:
             return self._nets.get((pw, ph))
         return next(iter(self._nets.values()))  # the user's one file
@@ -277,17 +289,17 @@ RUNNERS = {"opencv": OpenCvYuNet, "onnxruntime": OrtYuNet, "openvino": OpenVinoY
 
 
 def shipped(engine: str) -> Path:
-    """The shipped YuNet file ``engine`` runs (OpenCV: the published one; LiteRT: the TFLite
-    conversion; the others: the network with its input size left open), checked against its
-    sha256."""
+    """The shipped YuNet file ``engine`` runs (OpenCV: the published one, checked against its
+    sha256; LiteRT: the detector folder, each file checked when first used; the others: the
+    folder's network with its input size left open, checked)."""
     if engine == "litert":
-        return MODELS  # one file per input size, each checked when first used
-    path, digest = (SHIPPED_YUNET, SHIPPED_YUNET_SHA256) if engine == "opencv" else \
-        (ANY_SIZE_YUNET, ANY_SIZE_YUNET_SHA256)
-    if not path.is_file() or sha256_file(path) != digest:
-        raise MotivnetError(f"the shipped YuNet file {path} is missing or changed "
+        return DETECTOR_FOLDER
+    if engine != "opencv":
+        return detector_file(DETECTOR_FOLDER)
+    if not SHIPPED_YUNET.is_file() or sha256_file(SHIPPED_YUNET) != SHIPPED_YUNET_SHA256:
+        raise MotivnetError(f"the shipped YuNet file {SHIPPED_YUNET} is missing or changed "
                             f"(reinstall motivnet-edge, or set detector.model)")
-    return path
+    return SHIPPED_YUNET
 
 
 def yunet_engine(wanted: str, preferred: str | None = None) -> str:
@@ -315,6 +327,11 @@ def open_yunet(engine: str, model: str | os.PathLike | None, score_threshold: fl
     path = Path(model) if model is not None else shipped(engine)
     if not path.exists():
         raise MotivnetError(f"face detector model {path} does not exist")
+    if path.is_dir() and engine in ("onnxruntime", "openvino"):
+        path = detector_file(path)  # a folder made by motivnet-edge detector
+    elif path.is_dir() and engine == "opencv":
+        raise MotivnetError(f"face detector model {path} is a folder: OpenCV's DNN runs one "
+                            f"YuNet .onnx file")
     try:
         return RUNNERS[engine](path, score_threshold, nms_threshold, top_k, threads)
     except (MotivnetError, ImportError):

@@ -54,7 +54,7 @@ def upward_imports(root: Path = ROOT) -> list[str]:
 COMPRESS_LAYERS = {"registry": 0, "progress": 0, "quiet": 0, "runfolder": 0, "settings": 0,
                    "options": 0, "detector_files": 1,
                    "artifacts": 0, "models": 1, "inference": 1, "fidelity": 1, "distil": 2,
-                   "int8": 3, "gate": 4, "checks": 5, "info": 5, "commands": 5}
+                   "int8": 3, "gate": 4, "detector_stage": 4, "checks": 5, "info": 5, "commands": 5}
 
 
 def compress_back_edges(root: Path = ROOT) -> list[str]:

@@ -11,14 +11,15 @@ from motivnet_edge.edge.config import load_config
 from motivnet_edge.edge.data.synthetic import synth_scene
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.yunet import (
-    ANY_SIZE_YUNET,
+    DETECTOR_FOLDER,
+    ONNX_ROLE,
     SHIPPED_YUNET,
-    TFLITE_YUNET,
+    TFLITE_ROLE,
     agreement,
     decode,
+    folder_files,
     open_yunet,
     passes,
-    tflite_file,
     yunet_engine,
 )
 from motivnet_edge.targets.errors import MotivnetError
@@ -41,9 +42,29 @@ def frames(n: int = 12, seed: int = 4) -> list[np.ndarray]:
     return out
 
 
+ANY_SIZE_YUNET = folder_files(DETECTOR_FOLDER, ONNX_ROLE)[None]
+TFLITE_YUNET = folder_files(DETECTOR_FOLDER, TFLITE_ROLE)
+
+
 def test_the_shipped_any_size_file_is_what_the_generator_makes(tmp_path):
     made = any_size(SHIPPED_YUNET, tmp_path / "yunet.onnx")
     assert sha256_file(made) == sha256_file(ANY_SIZE_YUNET)
+
+
+def test_the_shipped_detector_folder_lists_every_file_passed_in_every_engine():
+    """Its manifest: the any-size file gated in ONNX Runtime and OpenVINO, a TFLite file per
+    padded frame size gated in LiteRT, all passed, on real photos' frames."""
+    from motivnet_edge.targets.manifest import Manifest
+
+    manifest = Manifest.read(DETECTOR_FOLDER)
+    assert sorted(TFLITE_YUNET) == [(256, 320), (320, 192), (320, 256), (320, 320)]
+    engines = {e["path"]: set(e["gate"]) for e in manifest.files}
+    assert engines[ANY_SIZE_YUNET.name] == {"onnxruntime", "openvino"}
+    assert all(engines[p.name] == {"litert"} for p in TFLITE_YUNET.values())
+    assert all(g["passed"] and g["matched"] >= 0.99 for e in manifest.files
+               for g in e["gate"].values())
+    assert manifest.info["source_sha256"] == sha256_file(SHIPPED_YUNET)
+    assert "photos" in manifest.info["frames_from"]  # real faces, not drawn ones
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -164,7 +185,7 @@ def test_each_shipped_tflite_file_is_the_onnx_network(size):
 
     w, h = size
     x = np.random.default_rng(w + h).uniform(0, 255, (1, h, w, 3)).astype(np.float32)
-    net = Interpreter(model_path=str(tflite_file(w, h)))
+    net = Interpreter(model_path=str(TFLITE_YUNET[size]))
     net.allocate_tensors()
     net.set_tensor(net.get_input_details()[0]["index"], x)
     net.invoke()

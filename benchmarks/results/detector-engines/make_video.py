@@ -1,5 +1,5 @@
 """A 640x480 MJPG video of real faces for `bench --e2e --video`: faces-dev photos set into
-camera frames one to three at a time (benchmarks/detectors.py: camera_frames), each frame held
+camera frames one to three at a time (edge/data/scenes.py: camera_frames), each frame held
 for 10 frames while it drifts 2 px a frame, as people in front of a camera do.
 
 python benchmarks/results/detector-engines/make_video.py ../shared/data/faces-dev/images OUT.avi
@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motivnet_edge.benchmarks.detectors import camera_frames
+from motivnet_edge.edge.data.scenes import camera_frames
 
 folder, out = Path(sys.argv[1]), sys.argv[2]
 photos = [cv2.imread(str(p)) for p in sorted(folder.iterdir())[:90]]
