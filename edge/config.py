@@ -31,7 +31,10 @@ class ModelConfig:
     artifact: str = ""
     target: str = "auto"  # a profile from `motivnet-edge targets`, or auto
     engine: str | None = None  # override the profile's engine
-    threads: int | None = None
+    # engine threads (empty: the engine's own choice). A frame's 1-3 faces are too small a
+    # batch to split: one thread costs the least CPU per frame, and with pipeline.overlap the
+    # detector and the classifier take a core each (benchmarks/results/detector-engines.md)
+    threads: int | None = 1
     cache_dir: str | None = None  # engine caches; default: $CACHE_DIRECTORY (systemd)
 
 
