@@ -99,6 +99,9 @@ class PipelineConfig:
     iou_threshold: float = TrackerSettings.iou_threshold
     track_ttl: float = TrackerSettings.ttl
     publish_images: bool = False  # no image leaves the device unless this is set
+    # one annotated frame to <camera>/image on request (Home Assistant's snapshot button,
+    # <camera>/snapshot/set); off: no such order is taken and no button offered
+    snapshots: bool = False
     # detect faces in the next frame (in a second thread) while this one is classified, when
     # the next frame is already there (edge/frames.py); false: one frame at a time
     overlap: bool = True

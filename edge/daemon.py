@@ -18,12 +18,13 @@ import numpy as np
 
 from motivnet_edge.edge import messages as msgs
 from motivnet_edge.edge.config import Config, load_config
+from motivnet_edge.edge.controls import Controls, detect_state
 from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.events import TrackEvents
 from motivnet_edge.edge.frames import FrameFeed
 from motivnet_edge.edge.home_assistant import EMOTION_REFRESH, discovery_messages
 from motivnet_edge.edge.mqtt import MqttPublisher
-from motivnet_edge.edge.pipeline import Pipeline, draw_faces
+from motivnet_edge.edge.pipeline import Pipeline, annotated_jpeg
 from motivnet_edge.edge.procstat import status_mb
 from motivnet_edge.edge.readers import check_source
 from motivnet_edge.edge.sdnotify import READY_AFTER, Notifier
@@ -77,7 +78,13 @@ def discovery(cfg: Config, pipeline: Pipeline, target: str) -> list:
     return discovery_messages(
         cfg.mqtt.discovery_prefix, cfg.mqtt.prefix, cfg.device, [c.name for c in cfg.cameras],
         list(pipeline.labels), f"{engine.path.name} ({engine.name}, {target})",
-        cfg.mqtt.stats_interval, pipeline.values, pipeline.values_source == "derived")
+        cfg.mqtt.stats_interval, pipeline.values, pipeline.values_source == "derived",
+        images_allowed(cfg), cfg.mqtt.events)
+
+
+def images_allowed(cfg: Config) -> bool:
+    """Whether any image may leave the device: every frame's, or snapshots on request."""
+    return cfg.pipeline.publish_images or cfg.pipeline.snapshots
 
 
 def build_publisher(cfg: Config, pipeline: Pipeline, target: str) -> MqttPublisher:
@@ -110,6 +117,7 @@ class Daemon:
             self.target = target
         self.pipeline = pipeline
         self.mqtt = publisher or build_publisher(cfg, pipeline, self.target)
+        self.listen(cfg)
         self.run_id = uuid.uuid4().hex[:8]
         self.paced_files = paced_files
         self.sources = self._sources(cfg)
@@ -127,6 +135,12 @@ class Daemon:
         self.events = TrackEvents(cfg.pipeline.track_ttl)
         self._stop = False
         self._reload = False
+
+    def listen(self, cfg: Config) -> None:
+        """The orders this config's cameras take over MQTT (pause, resume, snapshot)."""
+        self.controls = Controls(cfg.mqtt.prefix, cfg.device, [c.name for c in cfg.cameras],
+                                 cfg.state_dir, images_allowed(cfg))
+        self.mqtt.listen(self.controls.topics(), self.controls.receive)
 
     def _sources(self, cfg: Config) -> list[LatestFrameSource]:
         return [LatestFrameSource(c, self._camera_status, paced=self.paced_files)
@@ -156,6 +170,13 @@ class Daemon:
             self.metrics.observe(camera, result.timings)
         now = time.time()
         self._track_states(camera, result.faces, now)
+        # images: off by default, no image leaves the device; a snapshot asked for is sent
+        # with faces or none
+        if camera in self.controls.snapshot_due or (self.cfg.pipeline.publish_images
+                                                     and result.faces):
+            self.controls.snapshot_due.discard(camera)
+            self.mqtt.publish_now(msgs.image_message(self.cfg.mqtt.prefix, self.cfg.device,
+                                                     camera, annotated_jpeg(frame, result.faces)))
         if not result.faces:
             return None
         seq = None
@@ -171,9 +192,6 @@ class Daemon:
             self._emotion[camera] = (top["label"], now)
             self.mqtt.publish(msgs.emotion_message(prefix, device, camera, top["label"],
                                                    top["score"], now))
-        if self.cfg.pipeline.publish_images:  # off by default: no image leaves the device
-            self.mqtt.publish_now(msgs.image_message(prefix, device, camera,
-                                                     annotated_jpeg(frame, result.faces)))
         return {"seq": seq, "faces": result.faces}
 
     def _faces_due(self, camera: str, faces: list[dict], now: float) -> bool:
@@ -233,7 +251,14 @@ class Daemon:
         footage that ended; returns 0, or 1 when results were lost at exit."""
         self.mqtt.start()
         for s in self.sources:
-            s.start()
+            paused = s.cfg.name in self.controls.paused
+            self.mqtt.publish(detect_state(self.cfg.mqtt.prefix, self.cfg.device, s.cfg.name,
+                                           not paused))
+            if paused:
+                self._camera_status(s.cfg.name, "paused", "paused by an order (kept in "
+                                    "state_dir)", s.reopens)
+            else:
+                s.start()
         started = last_stats = time.monotonic()
         lost = 0
         cams = ", ".join(s.cfg.name for s in self.sources)
@@ -248,11 +273,15 @@ class Daemon:
                 self.notifier.ping()
                 if not self.notifier.ready and time.monotonic() - started > READY_AFTER:
                     self.notifier.mark_ready(f"running; no frame yet from {cams}")
-                if all(src.finished for src in self.sources):
+                self._obey()
+                active = [s for s in self.sources if s.cfg.name not in self.controls.paused]
+                if active and all(src.finished for src in self.sources):
                     self._handle(feed.drain())
                     log.info("every source ended: stopping")
                     break
-                self._handle(feed.round(self.sources, self.pipeline), max_frames)
+                if not active:
+                    time.sleep(0.1)  # every camera paused: wait for an order
+                self._handle(feed.round(active, self.pipeline), max_frames)
                 if self.processed and not self.notifier.ready:  # once, not a string per frame
                     self.notifier.mark_ready(f"processing {cams} with {self.target}")
                 if time.monotonic() - last_stats >= self.cfg.mqtt.stats_interval:
@@ -273,6 +302,35 @@ class Daemon:
                 self.pipeline.close()
         return 1 if lost else 0
 
+    def _obey(self) -> None:
+        """The orders received over MQTT (:mod:`motivnet_edge.edge.controls`): a camera
+        paused (its source stopped: the device is released) or resumed (a new source), its
+        state published and kept; a snapshot asked of a detecting camera."""
+        for camera, order, value in self.controls.take():
+            index = next(i for i, s in enumerate(self.sources) if s.cfg.name == camera)
+            src, paused = self.sources[index], camera in self.controls.paused
+            if order == "snapshot":
+                if paused:
+                    log.warning("snapshot of %s ignored: the camera is paused", camera)
+                else:
+                    self.controls.snapshot_due.add(camera)
+                continue
+            if (value == "OFF") == paused:
+                continue  # already so
+            if value == "OFF":
+                self.controls.paused.add(camera)
+                src.stop()
+                self._camera_status(camera, "paused", "paused by an order", src.reopens)
+            else:
+                self.controls.paused.discard(camera)
+                self.sources[index] = LatestFrameSource(src.cfg, self._camera_status,
+                                                        paced=self.paced_files).start()
+            log.info("camera %s %s by an order", camera, "paused" if value == "OFF"
+                     else "resumed")
+            self.controls.save()
+            self.mqtt.publish(detect_state(self.cfg.mqtt.prefix, self.cfg.device, camera,
+                                           value == "ON"))
+
     def _handle(self, frames, max_frames: int | None = None) -> None:
         """Each frame classified and published, up to ``max_frames`` processed in all."""
         for taken in frames:
@@ -286,57 +344,11 @@ class Daemon:
         return self.successor is not None and not self._stop
 
     def _apply_reload(self) -> bool:
-        """SIGHUP as a transaction: the config re-read and every new part built and checked
-        before anything running is touched. A failure is one ERROR line and changes nothing
-        (same pipeline, connection, run id, sequence). A new model, detector or pipeline
-        setting swaps the pipeline; new cameras restart the sources; both keep the connection
-        and the run id. A changed MQTT section or device name needs a new connection: a
-        successor daemon is built (a new run id) and this run ends for it. True then."""
-        self._reload = False
-        log.info("SIGHUP: reloading %s", self.config_path)
-        self.notifier.reloading()
-        old = self.cfg
-        try:
-            cfg = load_config(self.config_path)
-            if (cfg.mqtt, cfg.device) != (old.mqtt, old.device):
-                self.successor = Daemon(cfg, notifier=self.notifier, metrics=self.metrics,
-                                        config_path=self.config_path)
-                log.info("reloaded: the MQTT section or device changed, a new connection")
-                return True
-            check_sources(cfg)
-            swap = (cfg.model, cfg.detector, cfg.pipeline) != (old.model, old.detector,
-                                                               old.pipeline)
-            pipeline, target = build_pipeline(cfg) if swap else (self.pipeline, self.target)
-        except MotivnetError as exc:
-            log.error("reload of %s failed, running on with the previous config and model: "
-                      "%s", self.config_path, exc)
-            return False
-        if swap:
-            self.pipeline.close()
-            self.pipeline, self.target = pipeline, target
-        cameras = cfg.cameras != old.cameras
-        if cameras:
-            for src in self.sources:
-                src.stop()
-            self.pipeline.forget()  # a camera's new source may run on another clock
-            for camera, event in self.events.end_all(time.time()):
-                self._publish_event(camera, event)
-            self.sources = self._sources(cfg)
-            self.counts = {c.name: self.counts.get(c.name, [0, 0]) for c in cfg.cameras}
-            self.faces_mode = {c.name: c.faces for c in cfg.cameras}
-            for src in self.sources:
-                src.start()
-        self.cfg = cfg
-        if cfg.mqtt.home_assistant and (swap or cameras):
-            messages = discovery(cfg, self.pipeline, self.target)
-            self.mqtt.announce_on_connect(messages)
-            for msg in messages:
-                self.mqtt.publish_now(msg)
-        log.info("reloaded %s in place (run %s goes on): %s", self.config_path, self.run_id,
-                 ", ".join(what for what, changed in (("pipeline", swap),
-                                                     ("cameras", cameras)) if changed)
-                 or "nothing changed")
-        return False
+        """SIGHUP (:func:`motivnet_edge.edge.reload.apply`); True when a successor takes
+        over."""
+        from motivnet_edge.edge.reload import apply
+
+        return apply(self)
 
     @property
     def model_name(self) -> str:
@@ -345,13 +357,6 @@ class Daemon:
     @property
     def engine_name(self) -> str:
         return self.pipeline.engine.name
-
-
-def annotated_jpeg(frame: np.ndarray, faces: list[dict]) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", draw_faces(frame, faces), [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return buf.tobytes() if ok else b""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,10 @@ latency and spool depth as diagnostic sensors with ``state_class: measurement``,
 from __future__ import annotations
 
 from motivnet_edge import __version__
+from motivnet_edge.edge.controls import command_topic
 from motivnet_edge.edge.messages import Message, _json, topic
+
+EVENT_TYPES = ("new", "update", "end")  # a track's events (edge/events.py)
 
 EMOTION_REFRESH = 300.0  # s: the retained emotion is written again after this long
 EMOTION_EXPIRE = 900  # s: Home Assistant's expire_after for it (three refreshes missed)
@@ -27,12 +30,15 @@ def _uid(*parts: str) -> str:
 
 def discovery_messages(discovery: str, prefix: str, device: str, cameras: list[str],
                        labels: list[str], model: str, stats_interval: float,
-                       continuous: tuple[str, ...] = (), derived: bool = False
-                       ) -> list[Message]:
+                       continuous: tuple[str, ...] = (), derived: bool = False,
+                       snapshots: bool = False, events: bool = False) -> list[Message]:
     """Every retained discovery config for a daemon with ``cameras`` running ``model``;
     ``continuous``: the continuous outputs (valence, arousal), a sensor each per camera, from
     the ``stats`` topic (the top face's smoothed value); ``derived``: they are derived from the
-    class probabilities, which the sensors' names say."""
+    class probabilities, which the sensors' names say. Per camera also the controls
+    (:mod:`motivnet_edge.edge.controls`): a switch that pauses it, and where ``snapshots`` are
+    allowed a snapshot button and the image it publishes; with ``events``, an event entity for
+    its tracks' events."""
     common = {
         "availability_topic": topic(prefix, device, "availability"),
         "payload_available": "online", "payload_not_available": "offline",
@@ -49,6 +55,7 @@ def discovery_messages(discovery: str, prefix: str, device: str, cameras: list[s
                            _json({**config, "unique_id": uid, **common}), qos=1, retain=True))
 
     for cam in cameras:
+        _controls(add, prefix, device, cam, snapshots, events)
         add("sensor", _uid(prefix, device, cam, "emotion"), {
             "name": f"{cam} emotion", "state_topic": topic(prefix, device, cam, "emotion"),
             "value_template": "{{ value_json.label }}", "device_class": "enum",
@@ -80,3 +87,25 @@ def discovery_messages(discovery: str, prefix: str, device: str, cameras: list[s
             "state_class": "measurement", "unit_of_measurement": unit,
             "entity_category": "diagnostic", "expire_after": stale, **extra})
     return out
+
+
+def _controls(add, prefix: str, device: str, cam: str, snapshots: bool, events: bool) -> None:
+    """A camera's switch (detecting or paused), snapshot button and image, and event entity."""
+    add("switch", _uid(prefix, device, cam, "detect"), {
+        "name": f"{cam} detection", "command_topic": command_topic(prefix, device, cam, "detect"),
+        "state_topic": topic(prefix, device, cam, "detect"), "payload_on": "ON",
+        "payload_off": "OFF", "icon": "mdi:cctv"})
+    if snapshots:
+        add("button", _uid(prefix, device, cam, "snapshot"), {
+            "name": f"{cam} snapshot",
+            "command_topic": command_topic(prefix, device, cam, "snapshot"),
+            "payload_press": "PRESS", "icon": "mdi:camera"})
+        add("image", _uid(prefix, device, cam, "image"), {
+            "name": f"{cam} snapshot image", "image_topic": topic(prefix, device, cam, "image"),
+            "content_type": "image/jpeg"})
+    if events:
+        add("event", _uid(prefix, device, cam, "events"), {
+            "name": f"{cam} face events", "state_topic": topic(prefix, device, cam, "events"),
+            "event_types": list(EVENT_TYPES),
+            "value_template": "{{ {'event_type': value_json.type, 'track': value_json.track, "
+                              "'label': value_json.label} | to_json }}"})

@@ -135,6 +135,23 @@ class MqttPublisher:
         # seconds without a connection before a silent broker counts as a failed connect
         self.silent_after = 2 * self.client.connect_timeout + 5.0
         self._announce: list[Message] = []
+        self._listen: tuple[list[str], object] = ([], None)
+        self.client.on_message = self._on_message
+
+    def listen(self, topics: list[str], callback) -> None:
+        """Subscribe to ``topics`` (QoS 1) on every connect; ``callback(topic, payload)`` gets
+        each message on the client's thread and must not raise."""
+        self._listen = (list(topics), callback)
+        if topics and self.connected.is_set():
+            self.client.subscribe([(name, 1) for name in topics])
+
+    def _on_message(self, client, userdata, msg) -> None:
+        topics, callback = self._listen
+        if callback is not None:
+            try:
+                callback(msg.topic, msg.payload)
+            except Exception:  # an order must never take the client's thread down
+                log.exception("an order on %s could not be handled", msg.topic)
 
     def announce_on_connect(self, messages: list[Message]) -> None:
         """Retained messages (discovery configs) sent on every connect."""
@@ -181,6 +198,8 @@ class MqttPublisher:
         client.publish(online.topic, online.payload, qos=1, retain=True)
         for msg in self._announce:
             client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+        if self._listen[0]:
+            client.subscribe([(name, 1) for name in self._listen[0]])
         log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
         self.connected.set()
         with self._wake:

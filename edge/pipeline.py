@@ -229,3 +229,9 @@ def draw_faces(frame: np.ndarray, faces: list[dict]) -> np.ndarray:
         cv2.putText(out, text, (x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (0, 0, 0), thick, cv2.LINE_AA)
     return out
+
+
+def annotated_jpeg(frame: np.ndarray, faces: list[dict]) -> bytes:
+    """The frame with its faces drawn, as JPEG (quality 80)."""
+    ok, buf = cv2.imencode(".jpg", draw_faces(frame, faces), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else b""

@@ -7,8 +7,10 @@ from motivnet_edge.edge.home_assistant import EMOTION_EXPIRE, discovery_messages
 from motivnet_edge.targets.labels import AFFECTNET7
 
 # what HA's schema requires or forbids, per platform (home-assistant.io: MQTT discovery, MQTT
-# sensor, MQTT binary sensor, sensor entity docs)
-REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"}}
+# sensor, binary sensor, switch, button, image and event, sensor entity docs)
+REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"},
+            "switch": {"command_topic"}, "button": {"command_topic"},
+            "image": {"image_topic"}, "event": {"state_topic", "event_types"}}
 ENTITY_CATEGORIES = {"config", "diagnostic"}
 STATE_CLASSES = {"measurement", "total", "total_increasing", "measurement_angle"}
 
@@ -37,14 +39,18 @@ def schema_errors(topic: str, cfg: dict) -> list[str]:
     if "expire_after" in cfg and not (isinstance(cfg["expire_after"], int)
                                       and cfg["expire_after"] > 0):
         errors.append(f"{topic}: expire_after must be a positive integer")
-    if platform == "binary_sensor" and not {"payload_on", "payload_off"} <= set(cfg):
+    if platform in ("binary_sensor", "switch") and not {"payload_on", "payload_off"} <= set(cfg):
         errors.append(f"{topic}: payload_on/payload_off")
+    if platform == "event" and not (isinstance(cfg.get("event_types"), list)
+                                    and cfg["event_types"]):
+        errors.append(f"{topic}: event_types must be a non-empty list")
     return errors
 
 
-def configs(cameras=("door", "yard")):
+def configs(cameras=("door", "yard"), snapshots=True, events=True):
     msgs = discovery_messages("homeassistant", "motivnet", "box-1", list(cameras),
-                              list(AFFECTNET7), "student-int8.tflite (litert, rpi)", 10.0)
+                              list(AFFECTNET7), "student-int8.tflite (litert, rpi)", 10.0,
+                              snapshots=snapshots, events=events)
     assert all(m.retain and m.qos == 1 for m in msgs)
     return {m.topic: json.loads(m.payload) for m in msgs}
 
@@ -96,3 +102,27 @@ def test_valence_and_arousal_sensors_when_the_model_predicts_them():
     valence = found["homeassistant/sensor/motivnet_box_1_door_valence/config"]
     assert valence["value_template"] == "{{ value_json.valence['door'] }}"
     assert valence["state_class"] == "measurement" and "entity_category" not in valence
+
+
+def test_each_camera_has_a_switch_and_where_images_are_allowed_a_snapshot_button():
+    """The switch pauses the camera on its command topic and reads its retained state; the
+    button and the image it fills are offered only where the config allows images; the event
+    entity reads the track events."""
+    from motivnet_edge.edge.controls import ORDERS
+
+    found = configs()
+    switch = found["homeassistant/switch/motivnet_box_1_door_detect/config"]
+    assert switch["command_topic"] == "motivnet/box-1/door/detect/set"
+    assert switch["state_topic"] == "motivnet/box-1/door/detect"
+    assert (switch["payload_on"], switch["payload_off"]) == ORDERS["detect"]
+    button = found["homeassistant/button/motivnet_box_1_door_snapshot/config"]
+    assert button["command_topic"] == "motivnet/box-1/door/snapshot/set"
+    assert (button["payload_press"],) == ORDERS["snapshot"]
+    image = found["homeassistant/image/motivnet_box_1_door_image/config"]
+    assert image["image_topic"] == "motivnet/box-1/door/image"
+    event = found["homeassistant/event/motivnet_box_1_door_events/config"]
+    assert event["state_topic"] == "motivnet/box-1/door/events"
+    assert event["event_types"] == ["new", "update", "end"]
+    closed = configs(snapshots=False, events=False)
+    platforms = {t.split("/")[1] for t in closed}
+    assert "switch" in platforms and not platforms & {"button", "image", "event"}
