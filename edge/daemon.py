@@ -137,9 +137,13 @@ class Daemon:
         self._reload = False
 
     def listen(self, cfg: Config) -> None:
-        """The orders this config's cameras take over MQTT (pause, resume, snapshot)."""
+        """The orders this config's cameras take over MQTT (pause, resume, snapshot); a
+        reload keeps the cameras paused that are still there."""
+        before = getattr(self, "controls", None)
         self.controls = Controls(cfg.mqtt.prefix, cfg.device, [c.name for c in cfg.cameras],
                                  cfg.state_dir, images_allowed(cfg))
+        if before is not None:
+            self.controls.paused |= before.paused & set(self.controls.cameras)
         self.mqtt.listen(self.controls.topics(), self.controls.receive)
 
     def _sources(self, cfg: Config) -> list[LatestFrameSource]:

@@ -147,10 +147,12 @@ class LatestFrameSource:
         return int(self._frame is not None)
 
     def stop(self) -> None:
+        """Stops reading and releases the source (a source never started: nothing to do)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout=3.0)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=3.0)
 
 
 def interval_left(last: float, fps: float) -> float:

@@ -42,8 +42,12 @@ def order(port: int, camera: str, what: str, payload: str | bytes) -> None:
 
 
 def started(cfg) -> tuple[Daemon, threading.Thread]:
+    """A daemon running in a thread; its exit code lands in ``daemon.exit_code``."""
     daemon = Daemon(cfg)
-    thread = threading.Thread(target=daemon.run, daemon=True)
+
+    def run() -> None:
+        daemon.exit_code = daemon.run()
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return daemon, thread
 
@@ -98,6 +102,21 @@ def test_pause_resume_snapshot_and_the_state_across_a_restart(tmp_path, broker, 
     wait(lambda: frames(again) > 0)
     again.stop()
     thread.join(20)
+    assert again.exit_code == 0
+    # paused again, then a daemon stopped before its paused camera was ever opened exits 0
+    third, thread = started(cfg)
+    wait(lambda: frames(third) > 0)
+    third.controls.receive(f"{BASE}/door/detect/set", b"OFF")  # as if it came over MQTT
+    wait(lambda: "door" in third.controls.paused)
+    third.stop()
+    thread.join(20)
+    assert third.exit_code == 0 and not thread.is_alive()
+    fourth, thread = started(cfg)  # its camera paused from the start, never opened
+    assert fourth.controls.paused == {"door"}
+    time.sleep(0.5)
+    fourth.stop()
+    thread.join(20)
+    assert fourth.exit_code == 0 and fourth.sources[0].frames_read == 0
     sub.close()
 
 
