@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "camera shows (the shipped model by default)", "onnx"),
     "bundle": ("edge.packaging.bundle", "one .tar.gz that installs a device of a target "
                "offline", "onnx"),
+    "image": ("edge.packaging.image", "a container image of a bundle, written as an archive "
+              "docker load and podman load take", "onnx"),
     "verify": ("edge.packaging.verify", "check a bundle's files and model before installing it",
                "onnx"),
     "bench": ("benchmarks.bench", "every target against the full model: accuracy, latency, "

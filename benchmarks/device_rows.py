@@ -92,7 +92,7 @@ def _stage(folder: Path, faces: list, staging: Path) -> list[dict]:
 def measure(folder: Path, faces: list, labels: np.ndarray | None, python: str,
             root: Path | None, threads: int, limit: int = 64) -> dict:
     """Run ``folder``'s artifacts in ``python`` (inside ``root`` when given) and here."""
-    from motivnet_edge.benchmarks import emulated
+    from motivnet_edge.edge.packaging import roots as emulated
 
     faces = faces[:limit]
     labels = None if labels is None else labels[:limit]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from motivnet_edge.benchmarks import emulated
+from motivnet_edge.edge.packaging import roots as emulated
 from motivnet_edge.edge.packaging.bundle import write_sums
 from tests.bundles import flip_byte, footage, make_bundle, raw_video, snapshot, unpack
 from tests.helpers import Subscriber

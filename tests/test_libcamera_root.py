@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from motivnet_edge.benchmarks import emulated
+from motivnet_edge.edge.packaging import roots as emulated
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulated]
 

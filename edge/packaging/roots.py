@@ -1,13 +1,14 @@
-"""An emulated device: a Debian root of another CPU (arm64 trixie, the base of Raspberry Pi OS 13,
-or bookworm, of Raspberry Pi OS 12) made by mmdebstrap or debootstrap and run here under
-qemu-user through binfmt_misc.
+"""Device roots: a Debian root of this CPU or another (arm64 trixie, the base of Raspberry Pi OS
+13, or bookworm, of Raspberry Pi OS 12) made by mmdebstrap or debootstrap, run here natively or
+under qemu-user through binfmt_misc.
 
-The bundle tests install into such a root and run the daemon there, and ``bench --python``
-runs a table inside one, so the device install is proven on ARM without a board (speed there
-means nothing: it is emulated). Needs root and Debian's ``qemu-user-static`` and
-``mmdebstrap`` (or ``debootstrap``, four times slower). The root is built once and cached
-under the cache folder, keyed by its inputs; each use works on a fresh copy. ``/proc`` is
-mounted inside and ``/sys`` is not: ONNX Runtime segfaults under qemu when ``/sys`` is there.
+The bundle tests install into such a root and run the daemon there, ``bench --python`` runs a
+table inside one, so the device install is proven on ARM without a board (speed there means
+nothing: it is emulated), and the container images are built from one (:mod:`.image`). Needs
+root and Debian's ``qemu-user-static`` and ``mmdebstrap`` (or ``debootstrap``, four times
+slower). The root is built once and cached under the cache folder, keyed by its inputs; each use
+works on a fresh copy. ``/proc`` is mounted inside and ``/sys`` is not: ONNX Runtime segfaults
+under qemu when ``/sys`` is there.
 """
 
 from __future__ import annotations
