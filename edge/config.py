@@ -395,20 +395,3 @@ def load_config(path: str | Path, env: dict | None = None) -> Config:
         name = str(getattr(exc, "filename", "") or "")
         raise MotivnetError(f"{path}: a path in it cannot be checked "
                             f"({getattr(exc, 'strerror', None) or exc}): {name[:120]!r}") from exc
-
-
-def mqtt_password(cfg: MqttConfig, env: dict | None = None) -> str | None:
-    """The broker password from MOTIVNET_MQTT_PASSWORD or ``password_file``; never logged."""
-    env = os.environ if env is None else env
-    if env.get("MOTIVNET_MQTT_PASSWORD"):
-        return env["MOTIVNET_MQTT_PASSWORD"]
-    if cfg.password_file:
-        path = Path(cfg.password_file)
-        if not path.is_file():
-            raise MotivnetError(f"config mqtt.password_file: {path} does not exist")
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o004:
-            log.warning("mqtt.password_file %s is readable by every user (mode %04o): "
-                        "chmod o-r %s", path, mode, path)
-        return path.read_text().strip()
-    return None

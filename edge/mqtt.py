@@ -10,6 +10,7 @@ When the spool is full the oldest are dropped and counted. paho reconnects with 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import ssl
 import threading
@@ -19,8 +20,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from motivnet_edge.edge.broker_check import diagnose
-from motivnet_edge.edge.config import MqttConfig, mqtt_password
+from motivnet_edge.edge.config import MqttConfig
 from motivnet_edge.edge.messages import Message, availability_message, faces_message
+from motivnet_edge.targets.errors import MotivnetError
 
 log = logging.getLogger(__name__)
 RESULTS_SUFFIX = "/faces"  # the topic of results, as counted when some are left at exit
@@ -85,6 +87,23 @@ class Spool:
     def close(self) -> None:
         with self.lock:
             self.db.close()
+
+
+def mqtt_password(cfg: MqttConfig, env: dict | None = None) -> str | None:
+    """The broker password from MOTIVNET_MQTT_PASSWORD or ``password_file``; never logged."""
+    env = os.environ if env is None else env
+    if env.get("MOTIVNET_MQTT_PASSWORD"):
+        return env["MOTIVNET_MQTT_PASSWORD"]
+    if cfg.password_file:
+        path = Path(cfg.password_file)
+        if not path.is_file():
+            raise MotivnetError(f"config mqtt.password_file: {path} does not exist")
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o004:
+            log.warning("mqtt.password_file %s is readable by every user (mode %04o): "
+                        "chmod o-r %s", path, mode, path)
+        return path.read_text().strip()
+    return None
 
 
 def make_client(cfg: MqttConfig, client_id: str = "", clean_session: bool = True

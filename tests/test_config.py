@@ -94,7 +94,8 @@ def test_a_config_every_user_may_change_is_refused(tmp_path):
 
 
 def test_a_password_file_every_user_may_read_is_warned_about(tmp_path, caplog):
-    from motivnet_edge.edge.config import MqttConfig, mqtt_password
+    from motivnet_edge.edge.config import MqttConfig
+    from motivnet_edge.edge.mqtt import mqtt_password
 
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")

@@ -330,7 +330,8 @@ def test_artifact_with_wrong_sha256_is_refused(tmp_path):
 
 
 def test_password_comes_from_environment_never_the_config(tmp_path):
-    from motivnet_edge.edge.config import MqttConfig, from_dict, mqtt_password
+    from motivnet_edge.edge.config import MqttConfig, from_dict
+    from motivnet_edge.edge.mqtt import mqtt_password
 
     with pytest.raises(Exception, match="unknown keys.*password"):
         from_dict({"model": {"artifact": "a.onnx"}, "mqtt": {"password": "hunter2"}})
