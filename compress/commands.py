@@ -12,6 +12,7 @@ command runs.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -305,6 +306,8 @@ def run_detector(args: argparse.Namespace) -> int:
     """``motivnet-edge detector``: YuNet made into every engine's files, each gated against
     OpenCV's YuNet, written as a detector folder with its manifest; 1 when a file fails."""
     quiet_third_party()
+    for module in ("torch", "litert_torch"):  # the converters, asked before any file is made
+        importlib.import_module(module)
     from motivnet_edge.compress.detector_stage import markdown, stage_detector
     from motivnet_edge.edge.data import scenes
     from motivnet_edge.edge.yunet import SHIPPED_YUNET

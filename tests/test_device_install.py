@@ -58,6 +58,7 @@ TORCH_COMMANDS = {
     "export": ["--out", "y"],
     "quantize": ["--out", "y", "--formats", "onnx"],
     "validate": ["--out", "y", "--labelled-eval", "faces.csv"],
+    "detector": ["--out", "y", "--photos", "faces"],
 }
 
 
