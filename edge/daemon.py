@@ -147,8 +147,10 @@ class Daemon:
         self.mqtt.listen(self.controls.topics(), self.controls.receive)
 
     def _sources(self, cfg: Config) -> list[LatestFrameSource]:
-        return [LatestFrameSource(c, self._camera_status, paced=self.paced_files)
-                for c in cfg.cameras]
+        return [self._source(c) for c in cfg.cameras]
+
+    def _source(self, cam) -> LatestFrameSource:
+        return LatestFrameSource(cam, self._camera_status, paced=self.paced_files)
 
     def _camera_status(self, camera: str, status: str, detail: str, reopens: int) -> None:
         trouble = status in ("lost", "unavailable")  # an expected end is not a warning
@@ -327,8 +329,7 @@ class Daemon:
                 self._camera_status(camera, "paused", "paused by an order", src.reopens)
             else:
                 self.controls.paused.discard(camera)
-                self.sources[index] = LatestFrameSource(src.cfg, self._camera_status,
-                                                        paced=self.paced_files).start()
+                self.sources[index] = self._source(src.cfg).start()
             log.info("camera %s %s by an order", camera, "paused" if value == "OFF"
                      else "resumed")
             self.controls.save()
