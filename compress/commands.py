@@ -37,6 +37,7 @@ from motivnet_edge.compress.registry import (
 from motivnet_edge.compress.runfolder import RunFolder, qat_steps_for
 from motivnet_edge.compress.settings import (
     PRESET_FIELDS,
+    PRESETS,
     DataConfig,
     DistilConfig,
     Gate,
@@ -101,6 +102,10 @@ def _student_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--student-weights",
                    help="imagenet (the installed weights package) or a local state dict; "
                         "default: imagenet where auto picked the student and they are installed")
+    s.add_argument("--preset", default="auto", choices=["auto", *PRESETS],
+                   help="the training settings' defaults; auto: real for a real teacher on "
+                        "real photos, else demo; patient: real's recipe made long (see "
+                        "docs/patient.md)")
     add_options(s, TrainConfig, preset_help)
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress output")
@@ -129,13 +134,19 @@ def is_real_run(args: argparse.Namespace) -> bool:
     return args.teacher is not None and bool(args.data)
 
 
+def preset_kind(args: argparse.Namespace) -> str:
+    """The preset the run's training defaults come from (--preset, or the kind of run)."""
+    chosen = getattr(args, "preset", "auto")
+    return chosen if chosen != "auto" else "real" if is_real_run(args) else "demo"
+
+
 def distil_config(args: argparse.Namespace, world: World = SINGLE) -> DistilConfig:
     """The distil stage's typed configuration from the (checked) command line; ``cuda`` is
     this process's own GPU (its local rank) when there are several."""
     from motivnet_edge.targets.files import cache_dir
 
     real = is_real_run(args)
-    settings = preset("real" if real else "demo")
+    settings = preset(preset_kind(args))
     auto = args.student == "auto"
     student = (REAL_FACES_STUDENT if real and imagenet_available(REAL_FACES_STUDENT)
                else DEFAULT_STUDENT) if auto else args.student
@@ -203,7 +214,7 @@ def _distil(args: argparse.Namespace, spec: ClassifierSpec | None) -> World:
 
 def _describe(args: argparse.Namespace, cfg: DistilConfig, world: World) -> None:
     train = cfg.train
-    print(f"distil: {'real' if is_real_run(args) else 'demo'} settings, student "
+    print(f"distil: {preset_kind(args)} settings, student "
           f"{cfg.student.name} ({cfg.student.weights or 'from scratch'}) at {cfg.student.size} "
           f"px, {train.epochs} epochs (at least {train.min_steps} steps), batch {train.batch}"
           + (f" ({train.batch // world.size} on each of {world.size} processes)"

@@ -48,8 +48,9 @@ class Progress:
         if tenth > self._last_tenth or now - self._last_t >= self.every_s:
             self._last_tenth, self._last_t = tenth, now
             rate = self.done / max(now - self._t0, 1e-9)
-            log.info("%s: %d/%d %s (%.0f %%, %.1f %s/s)%s", self.desc, self.done, self.total,
-                     self.unit, 100.0 * self.done / self.total, rate, self.unit,
+            log.info("%s: %d/%d %s (%.0f %%, %.1f %s/s, %s left)%s", self.desc, self.done,
+                     self.total, self.unit, 100.0 * self.done / self.total, rate, self.unit,
+                     clock((self.total - self.done) / max(rate, 1e-9)),
                      f", {self.postfix}" if self.postfix else "")
 
     def close(self) -> None:
@@ -62,6 +63,14 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def clock(seconds: float) -> str:
+    """``1 h 02 min``, ``3 min 05 s`` or ``12 s``: a duration for a progress line."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 def track(items: Iterable, desc: str, total: int | None = None, unit: str = "it",

@@ -74,6 +74,13 @@ class TrainConfig:
     mixup: float = setting(0.0, "share of each batch blended with another face (with "
                            "--consistent, the teacher labels the blend)", low=0, high=1,
                            preset=True, fmt="{:g}")
+    zoom: float = setting(0.0, "random resized crops: each view cut from a square of side "
+                          "uniform in [1 - zoom, 1] of the face's, anywhere inside it (the "
+                          "same for student and teacher)", low=0, below=1, preset=True,
+                          fmt="{:g}")
+    ema: float = setting(0.0, "decay per step of a moving average of the student's weights "
+                         "(0: none); the selection rule picks it or the running weights at "
+                         "the end", low=0, below=1, preset=True, fmt="{:g}")
     seed: int = setting(0, "random seed of the split, the batches and the augmentation")
     device: str = "cpu"
 
@@ -177,12 +184,17 @@ PRESETS: dict[str, dict] = {
     "real": {"epochs": 7, "batch": 64, "lr": 1e-3, "balance": 1.0, "augment": 2.0,
              "consistent": True, "mixup": 0.5, "qat_steps": QatConfig.steps},
 }
+# A patient student (Beyer et al. 2022: consistent teaching needs long schedules): real's
+# recipe run for longer, with crops cut anywhere in the face and a moving average of the
+# weights; its length and parts measured in benchmarks/results/patient-student.md.
+PRESETS["patient"] = {**PRESETS["real"], "epochs": 30, "zoom": 0.2, "ema": 0.999}
 PRESET_FIELDS = ("epochs", "min_steps", "batch", "lr", "balance", "augment", "consistent",
-                 "mixup")
+                 "mixup", "zoom", "ema")
 
 
 def preset(kind: str) -> dict:
-    """Every preset field's value for ``kind`` (demo or real), TrainConfig's defaults filled."""
+    """Every preset field's value for ``kind`` (demo, real or patient), TrainConfig's defaults
+    filled."""
     base = {name: getattr(TrainConfig, name) for name in PRESET_FIELDS}
     return {**base, "qat_steps": 0, **PRESETS[kind]}
 

@@ -25,14 +25,21 @@ import numpy as np
 from motivnet_edge.targets.preprocess import CropSpec, Face, FaceImage, cut, normalize
 
 
-def jitter_face(face: Face, rng: np.random.Generator, strength: float) -> Face:
+def jitter_face(face: Face, rng: np.random.Generator, strength: float,
+                zoom: float = 0.0) -> Face:
     """``face`` turned by up to 8 degrees, scaled by up to 6 % and shifted by up to 4 % of its
-    size (times ``strength``) about its box centre."""
+    size (times ``strength``) about its box centre; with ``zoom``, then cut down to a square of
+    side uniform in [1 - zoom, 1] of its own anywhere inside it (a random resized crop: the
+    cut shows that part of the face at the full input size)."""
     x, y, w, h = face.box
     cx, cy = x + w / 2.0, y + h / 2.0
     angle = math.radians(rng.uniform(-8, 8) * strength)
     scale = 1.0 + rng.uniform(-0.06, 0.06) * strength
     dx, dy = rng.uniform(-0.04, 0.04, 2) * max(w, h) * strength
+    if zoom > 0:
+        k = rng.uniform(1.0 - zoom, 1.0)
+        scale *= k
+        dx, dy = np.array([dx, dy]) + rng.uniform(-0.5, 0.5, 2) * (1.0 - k) * max(w, h)
     marks = None
     if face.landmarks is not None:
         c, s = math.cos(angle) * scale, math.sin(angle) * scale
@@ -57,16 +64,17 @@ def jitter_colour(image: np.ndarray, rng: np.random.Generator, strength: float) 
 
 
 def augmented_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
-                    rng: np.random.Generator, strength: float = 1.0, mixup: float = 0.0
-                    ) -> list[np.ndarray]:
+                    rng: np.random.Generator, strength: float = 1.0, mixup: float = 0.0,
+                    zoom: float = 0.0) -> list[np.ndarray]:
     """The same augmented faces cut once for each spec (a student's and its teacher's input):
     uint8 stacks, one per spec. Each face is moved once and its colours jittered alike in every
     cut; with ``mixup`` > 0 that share of the faces is blended with another face of the batch
     (weight of the other face uniform in 0..0.5, the same in every cut), so the teacher labels
-    in-between expressions the unlabelled photos rarely show."""
+    in-between expressions the unlabelled photos rarely show. ``zoom``: random resized crops
+    (:func:`jitter_face`), alike in every cut."""
     cuts: list[list[np.ndarray]] = [[] for _ in specs]
     for crop in crops:
-        face = jitter_face(_whole_face(crop), rng, strength)
+        face = jitter_face(_whole_face(crop), rng, strength, zoom)
         seed = int(rng.integers(2 ** 32))
         for out, spec in zip(cuts, specs, strict=True):
             out.append(jitter_colour(cut(crop.image, face, spec), np.random.default_rng(seed),

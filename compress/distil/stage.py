@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from motivnet_edge.compress.distil.data import MIRROR, CropSet, Mirrored, collect, split_index
+from motivnet_edge.compress.distil.selection import held_out_halves
 from motivnet_edge.compress.distil.teacher_cache import TeacherCache
 from motivnet_edge.compress.distil.train import train
 from motivnet_edge.compress.distil.world import SINGLE, World
@@ -56,7 +57,8 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
                     np.concatenate([labels[tr], labels[tr]]),
                     [crops.crops[i] for i in va], logits[va], labels[va], cfg.train,
                     checkpoint=folder.checkpoint, resume=cfg.resume, progress=cfg.progress,
-                    desc=f"distil {student.name}", teacher=teacher, layout=layout, world=world)
+                    desc=f"distil {student.name}", teacher=teacher, layout=layout, world=world,
+                    val_select=held_out_halves([crops.hashes[i] for i in va]))
     if world.main:
         save_checkpoint(model.state_dict(), folder.student_weights)
         write_json(folder.history, {"history": history})

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from motivnet_edge.compress.distil.augment import augmented_input, augmented_views
+from motivnet_edge.compress.distil.average import WeightAverage
+from motivnet_edge.compress.distil.selection import halves_figures, selection_key
 from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.inference import channels_last, predict
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
@@ -175,12 +177,19 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total: int, warm: int):
     return params, opt, sched
 
 
-def _resume(checkpoint: Path, model, opt, sched, device) -> tuple[int, list[dict]]:
-    """Model, optimizer and schedule restored from a checkpoint: (epochs done, history)."""
+def _resume(checkpoint: Path, model, opt, sched, device, average: WeightAverage | None
+            ) -> tuple[int, list[dict]]:
+    """Model, optimizer, schedule and weight average restored from a checkpoint: (epochs done,
+    history)."""
     state = torch.load(checkpoint, map_location=device, weights_only=True)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
+    if average is not None:
+        if "average" not in state:
+            raise MotivnetError(f"{checkpoint} has no weight average (it was trained without "
+                                f"--ema): resume with its settings, or start again")
+        average.load_state_dict(state["average"])
     log.info("resumed %s at epoch %d", checkpoint, state["epoch"])
     return state["epoch"], state["history"]
 
@@ -192,7 +201,7 @@ def _inputs(batch: list[FaceImage], spec: CropSpec, cfg: TrainConfig, rng,
     teacher run on the very views the student sees, else the ``cached`` outputs."""
     if teacher is not None:
         views, teacher_views = augmented_views(batch, (spec, teacher.crop), rng, cfg.augment,
-                                               cfg.mixup)
+                                               cfg.mixup, cfg.zoom)
         return (channels_last(normalize_batch(views, spec)),
                 torch.from_numpy(teacher.predict_cut(teacher_views)))
     return make_tensor(batch, spec, rng, cfg.augment), cached
@@ -222,8 +231,8 @@ class _Batches:
 
 
 def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch: int,
-           steps: int, teacher: Teacher | None, values: int, bar: Progress
-           ) -> tuple[float, float]:
+           steps: int, teacher: Teacher | None, values: int, bar: Progress,
+           average: WeightAverage | None) -> tuple[float, float]:
     """One epoch of steps: the running loss and the seconds the steps took."""
     device = torch.device(cfg.device)
     rng = np.random.default_rng(cfg.seed * 1000 + epoch)
@@ -240,6 +249,8 @@ def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch
                             None if data.teacher is None else data.teacher[idx])
         loss = _step(model, optim, x.to(device), None if target is None else target.to(device),
                      data.labels[idx].to(device), cfg, values)
+        if average is not None:
+            average.update()
         running = 0.9 * running + 0.1 * loss if step else loss
         bar.update(1, epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{running:.3f}")
     return running, time.monotonic() - began
@@ -256,17 +267,65 @@ def _distributed(model: torch.nn.Module, world: World, device: torch.device):
                                    if device.type == "cuda" else None)
 
 
+@dataclass
+class _HeldOut:
+    """The held-out faces every epoch is measured on: their teacher rows and labels, and which
+    of them are in the select half (:mod:`.selection`; None: no halves)."""
+
+    crops: Sequence[FaceImage]
+    teacher: np.ndarray | None
+    labels: np.ndarray
+    select: np.ndarray | None
+
+    def figures(self, model, spec: CropSpec, cfg: TrainConfig, layout: OutputLayout | None,
+                prefix: str = "") -> dict:
+        rows = predict(model, self.crops, spec, cfg.device)
+        out = {f"{prefix}{k}": v for k, v in evaluate(rows, self.teacher, self.labels,
+                                                        layout).items() if k != "n" or not prefix}
+        if self.select is not None and self.teacher is not None:
+            lay = layout or OutputLayout.of(rows.shape[1])
+            out.update(halves_figures(lay.class_outputs(rows), lay.class_outputs(self.teacher),
+                                      self.select, prefix))
+        return out
+
+
+def _measure(model, average: WeightAverage | None, held: _HeldOut, spec: CropSpec,
+             cfg: TrainConfig, layout: OutputLayout | None) -> dict:
+    """An epoch's figures on the held-out faces: the running weights', and their average's
+    (keys ``ema_...``) when there is one."""
+    out = held.figures(model, spec, cfg, layout)
+    if average is not None:
+        out.update(held.figures(average.model, spec, cfg, layout, prefix="ema_"))
+    return out
+
+
+def _finish(model, average: WeightAverage | None, history: list[dict], desc: str) -> None:
+    """With a weight average, ``model`` becomes whichever of the running weights and their
+    average the selection rule prefers on the last epoch (select half; the average when there
+    are no halves); the choice is recorded in the last epoch's entry."""
+    if average is None or not history:
+        return
+    last = history[-1]
+    use = "select_agreement" not in last or selection_key(last, "ema_") >= selection_key(last)
+    last["weights"] = "average" if use else "running"
+    if use:
+        model.load_state_dict(average.model.state_dict())
+    log.info("%s: the student is the %s weights (selection rule on the select half)", desc,
+             last["weights"])
+
+
 def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImage],
           train_teacher: np.ndarray | None, train_labels: np.ndarray,
           val_crops: Sequence[FaceImage], val_teacher: np.ndarray | None,
           val_labels: np.ndarray, cfg: TrainConfig, checkpoint: Path | None = None,
           resume: bool = False, progress: bool = True, desc: str = "train",
           teacher: Teacher | None = None, layout: OutputLayout | None = None,
-          world: World = SINGLE) -> list[dict]:
+          world: World = SINGLE, val_select: np.ndarray | None = None) -> list[dict]:
     """Train ``model`` in place; returns one evaluation dict per epoch. ``teacher``: run on each
     step's views when ``cfg.consistent``; ``layout``: the rows of the model and the teacher
-    outputs (class logits only when None). With several processes (``world``), each takes its
-    part of every step's ``cfg.batch`` (which the command checked splits evenly) and rank 0
+    outputs (class logits only when None); ``val_select``: which held-out faces are in the
+    select half (figures per half). With several processes (``world``), each takes its part of
+    every step's ``cfg.batch`` (which the command checked splits evenly) and rank 0
     evaluates, logs and checkpoints."""
     if cfg.consistent and teacher is None:
         raise MotivnetError("consistent distillation needs the teacher itself, not only its "
@@ -279,15 +338,17 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
     steps_per_epoch, epochs = _steps(len(train_crops), cfg, desc)
     params, opt, sched = _optimizer(model, cfg, epochs * steps_per_epoch,
                                     max(1, int(cfg.warmup_epochs * steps_per_epoch)))
+    average = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
     history: list[dict] = []
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).is_file():
-        start, history = _resume(checkpoint, model, opt, sched, device)
+        start, history = _resume(checkpoint, model, opt, sched, device, average)
     values = len(layout.continuous) if layout else 0
     data = _Batches(train_crops, None if train_teacher is None else torch.as_tensor(train_teacher),
                     torch.as_tensor(np.asarray(train_labels), dtype=torch.long),
                     sample_weights(train_teacher, np.asarray(train_labels), cfg.balance, values),
                     world)
+    held = _HeldOut(val_crops, val_teacher, np.asarray(val_labels), val_select)
     net = _distributed(model, world, device)
     run = replace(cfg, epochs=epochs)
     bar = Progress((epochs - start) * steps_per_epoch, desc, "step", progress and world.main)
@@ -295,20 +356,22 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
     for epoch in range(start, epochs):
         net.train()
         loss, seconds = _epoch(net, (opt, sched, params), data, spec, run, epoch,
-                               steps_per_epoch, teacher, values, bar)
+                               steps_per_epoch, teacher, values, bar, average)
         took += seconds
         if world.main:
-            history.append({"epoch": epoch + 1, "loss": loss,
-                            **evaluate(predict(model, val_crops, spec, cfg.device), val_teacher,
-                                       np.asarray(val_labels), layout)})
+            history.append({"epoch": epoch + 1, "loss": loss, "seconds": seconds,
+                            **_measure(model, average, held, spec, cfg, layout)})
             _log_epoch(desc, history[-1])
             if checkpoint is not None:
                 save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                  "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                                 "history": history, "config": asdict(cfg)}, checkpoint)
+                                 "history": history, "config": asdict(cfg),
+                                 **({"average": average.state_dict()} if average else {})},
+                                checkpoint)
         world.barrier()
     bar.close()
     _log_speed(desc, world, (epochs - start) * steps_per_epoch, took)
+    _finish(model, average, history, desc)
     model.eval()
     return history
 

@@ -1,0 +1,75 @@
+"""Choosing a student without labels: the selection rule and the figures it reads.
+
+The held-out faces (a share of the distillation data by content hash, never trained on) are
+cut in two by another part of the hash:
+
+- ``select``: every decision reads these and nothing else: which epoch, the running weights or
+  their average, which recipe (preset, augmentation, length) and which student size;
+- ``untouched``: reported beside them and never read by a decision, so a figure on them is
+  still an honest estimate after many choices were made on ``select``.
+
+The figure is the student's agreement with its teacher: top-1 agreement, ties broken by the
+mean KL divergence of the student's class probabilities from the teacher's (lower is better).
+Labelled photos (faces-dev) are reported and never decide. Agreement is also given on the faces
+the teacher puts in its rare classes (those it names on fewer than half the uniform share of
+the held-out faces: with the unlabelled photos' skew, sadness, fear, anger and disgust), where a
+student loses most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+HALVES = ("select", "untouched")
+
+
+def held_out_halves(hashes: Sequence[str]) -> np.ndarray:
+    """Per held-out face: True when it is in the ``select`` half (by hash digits 8-16, which
+    the train/held-out split does not read)."""
+    return np.array([int(h[8:16], 16) % 2 == 0 for h in hashes], bool)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(1, keepdims=True)
+    return x - np.log(np.exp(x).sum(1, keepdims=True))
+
+
+def kl_from_teacher(student: np.ndarray, teacher: np.ndarray) -> float:
+    """Mean KL(teacher || student) of the class probabilities (temperature 1), in nats."""
+    lt, ls = _log_softmax(teacher.astype(np.float64)), _log_softmax(student.astype(np.float64))
+    return float(np.mean(np.sum(np.exp(lt) * (lt - ls), 1)))
+
+
+def rare_classes(teacher: np.ndarray) -> np.ndarray:
+    """The classes the teacher names (top-1) on fewer than half the uniform share of faces."""
+    n = teacher.shape[1]
+    share = np.bincount(teacher.argmax(1), minlength=n) / max(1, len(teacher))
+    return np.flatnonzero(share < 0.5 / n)
+
+
+def agreement_figures(student: np.ndarray, teacher: np.ndarray) -> dict:
+    """Top-1 agreement, KL and agreement on the teacher's rare classes (class logits only)."""
+    pred, want = student.argmax(1), teacher.argmax(1)
+    rare = np.isin(want, rare_classes(teacher))
+    return {"agreement": float(np.mean(pred == want)),
+            "kl": kl_from_teacher(student, teacher),
+            "rare_agreement": float(np.mean(pred[rare] == want[rare])) if rare.any()
+            else float("nan"), "rare_n": int(rare.sum())}
+
+
+def halves_figures(student: np.ndarray, teacher: np.ndarray, select: np.ndarray,
+                   prefix: str = "") -> dict:
+    """:func:`agreement_figures` on each half, keys ``{prefix}select_agreement`` and so on."""
+    out = {}
+    for half, mask in zip(HALVES, (select, ~select), strict=True):
+        if mask.any():
+            for key, value in agreement_figures(student[mask], teacher[mask]).items():
+                out[f"{prefix}{half}_{key}"] = value
+    return out
+
+
+def selection_key(figures: dict, prefix: str = "") -> tuple[float, float]:
+    """Sort key of the rule (larger is better): select-half agreement, then lower KL."""
+    return (figures[f"{prefix}select_agreement"], -figures[f"{prefix}select_kl"])
