@@ -49,6 +49,7 @@ from motivnet_edge.compress.settings import (
     preset_help,
 )
 from motivnet_edge.targets.classifier_spec import OUTPUT_KINDS, ClassifierSpec
+from motivnet_edge.targets.engine import ENGINES
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import FORMATS
 from motivnet_edge.targets.labels import parse_label_list
@@ -86,6 +87,10 @@ def _teacher_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--teacher-device", help="cpu or cuda for the teacher (default: --device)")
     t.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"),
                    help="teacher precision on CUDA (the CPU always runs fp32)")
+    t.add_argument("--teacher-engine", choices=sorted(ENGINES),
+                   help="the engine an exported teacher runs in (default: its format's; "
+                        "OpenVINO runs the INT8 ONNX fer-mobilefacenet 4x faster than ONNX "
+                        "Runtime on a Xeon with AMX); its outputs are cached apart")
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -175,7 +180,8 @@ def _teacher(args: argparse.Namespace, spec: ClassifierSpec | None, world: World
                   "flips. Distil real photos with a real teacher (--teacher).",
                   file=sys.stderr)
         return load_teacher(path, model=MODEL, device=device, precision=args.precision)
-    return load_teacher(args.teacher, spec, args.teacher_model, device, args.precision)
+    return load_teacher(args.teacher, spec, args.teacher_model, device, args.precision,
+                        args.teacher_engine)
 
 
 def run_distil(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import torch
 from motivnet_edge.compress.models.checkpoints import is_torchscript, load_checkpoint
 from motivnet_edge.compress.models.motivnet import build_motivnet, crop_spec_for, inference_dtype
 from motivnet_edge.targets.classifier_spec import ClassifierSpec, OutputLayout
-from motivnet_edge.targets.engine import EngineOptions, load_engine_with_metadata
+from motivnet_edge.targets.engine import EngineOptions, engines_for, load_engine_with_metadata
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import SUFFIXES
@@ -101,7 +101,8 @@ class EngineTeacher(Teacher):
                  device: str = "cpu") -> None:
         super().__init__(identity, spec)
         meta = {"labels": list(spec.labels), "crop": spec.crop.to_dict()}
-        self.engine = load_engine_with_metadata(path, meta, EngineOptions(device=device))
+        self.engine = load_engine_with_metadata(path, meta, EngineOptions(device=device),
+                                                identity.get("engine"))
 
     def _logits(self, batch: np.ndarray) -> np.ndarray:
         return self.engine.run_raw(batch)  # its spec reads the rows (classes, other heads)
@@ -129,9 +130,11 @@ def spec_from_file(path: Path, spec: ClassifierSpec) -> ClassifierSpec:
 
 
 def load_teacher(path: Path, spec: ClassifierSpec | None = None, model: str = "motivnet-1b",
-                 device: str = "cpu", precision: str = "bf16") -> Teacher:
+                 device: str = "cpu", precision: str = "bf16", engine: str | None = None
+                 ) -> Teacher:
     """A teacher from ``path``: a MotivNet/Sapiens checkpoint (``.pth``/``.safetensors``), or an
-    exported ONNX, OpenVINO IR, TFLite or TorchScript classifier with its ``spec``."""
+    exported ONNX, OpenVINO IR, TFLite or TorchScript classifier with its ``spec``, run in
+    ``engine`` (default: its format's), which is then part of its identity and cache key."""
     path = Path(path)
     if not path.is_file():
         raise MotivnetError(f"teacher {path} does not exist")
@@ -154,6 +157,12 @@ def load_teacher(path: Path, spec: ClassifierSpec | None = None, model: str = "m
         log.info("teacher %s: input %s %s %s, labels %s", path, spec.crop.input_shape,
                  spec.crop.color, spec.crop.region, list(spec.labels))
         if fmt is not None:
+            if engine is not None and engine != fmt.engine:
+                if engine not in engines_for(fmt.name):
+                    raise MotivnetError(f"teacher {path}: engine {engine} cannot run a "
+                                        f"{fmt.name} file (it runs in "
+                                        f"{', '.join(engines_for(fmt.name))})")
+                identity["engine"] = engine
             teacher = EngineTeacher(path, {"kind": fmt.name, **identity}, spec, device=device)
         else:
             module = torch.jit.load(str(path), map_location="cpu")
@@ -173,4 +182,4 @@ def reload_teacher(record, device: str = "cpu") -> Teacher:
         raise MotivnetError(f"the teacher {path} changed since this folder was distilled")
     spec = ClassifierSpec.from_dict(record.spec, "recorded teacher spec")
     return load_teacher(path, spec, record.identity.get("model", "motivnet-1b"), device,
-                        "fp32")
+                        "fp32", record.identity.get("engine"))
