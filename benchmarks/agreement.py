@@ -10,7 +10,6 @@ is by content hash): how a new student is compared with the shipped one.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -83,10 +83,31 @@ def bench_command(bench: dict) -> str:
             "--out out/real/bench")
 
 
+def selection_section(selection: dict | None) -> str:
+    """How the shipped student was chosen: the rule and each shipped file's figures on the
+    held-out halves (:mod:`motivnet_edge.benchmarks.agreement`'s output)."""
+    if selection is None:
+        return "Not recorded for this model."
+    rows = ["| file | select: agreement % | KL | rare classes % | untouched: agreement % | KL "
+            "| rare classes % |", "|---|---|---|---|---|---|---|"]
+    for path, f in selection["rows"].items():
+        cells = [f"{100 * f[f'{h}_agreement']:.1f} | {f[f'{h}_kl']:.3f} | "
+                 f"{100 * f[f'{h}_rare_agreement']:.1f}" for h in ("select", "untouched")]
+        rows.append(f"| `{Path(path).name}` | " + " | ".join(cells) + " |")
+    return (f"Every decision about this student (its recipe, length, weights) read one figure: "
+            f"its top-1 agreement with the teacher on the select half of the held-out "
+            f"unlabelled faces ({selection['select']:,} of {selection['held_out']:,}), ties "
+            f"broken by the lower KL divergence from the teacher; the other half (untouched) "
+            f"was read by no decision, and faces-dev only reports (docs/patient.md). Rare "
+            f"classes: the faces the teacher puts in a class it names on fewer than half the "
+            f"uniform share (sadness, surprise, fear, disgust, anger). On those faces:\n\n"
+            + "\n".join(rows))
+
+
 def card(report: dict, bench: dict | None, entries: list[dict], command: str,
-         commit: str, took: str = "") -> str:
-    """MODEL.md for the shipped files, from a compress run's report, its bench results and the
-    files' manifest entries."""
+         commit: str, took: str = "", selection: dict | None = None) -> str:
+    """MODEL.md for the shipped files, from a compress run's report, its bench results, the
+    files' manifest entries and their selection figures."""
     lab = report["labelled"]
     models = lab["models"]
     shown = {"teacher (fer-mobilefacenet, aligned crop)": models["teacher"],
@@ -106,7 +127,7 @@ def card(report: dict, bench: dict | None, entries: list[dict], command: str,
         outside=", ".join(f"{n} {c}" for c, n in lab["classes_without_model"].items())
         or "none",
         accuracy=accuracy_table(shown, models["teacher"]["accuracy"]), speed=_speed(bench),
-        fear=counts.get("Fear", 0))
+        fear=counts.get("Fear", 0), selection=selection_section(selection))
 
 
 def _gate_lines(report: dict) -> str:
@@ -154,8 +175,12 @@ commit {commit} of motivnet-edge, with this command (the real-face command of do
   INT8 gate and never trained on). The photos are not shipped; the weights may be (both
   licences allow it).
 - Evaluation: `faces-dev`, {images} labelled real photos no training step saw
-  ({faces} with a face found; its labels are noisy). Its figures chose the recipe
-  (epochs, augmentation), so they are slightly optimistic.
+  ({faces} with a face found; its labels are noisy). Earlier students' recipes (epochs,
+  augmentation) were chosen on its figures; this one's were not (below).
+
+## How it was chosen
+
+{selection}
 
 ## Files
 
@@ -202,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", required=True, help="the commit that made the run")
     p.add_argument("--command", required=True, help="the command that made the run")
     p.add_argument("--took", default="", help="how long the command took, and where")
+    p.add_argument("--selection", type=Path, help="the shipped files' selection figures "
+                   "(python -m motivnet_edge.benchmarks.agreement --json)")
     p.add_argument("--dest", type=Path, default=MODEL_DIR)
     args = p.parse_args(argv)
     try:
@@ -211,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             raise MotivnetError(f"{path} has no labelled section: run validate "
                                 f"--labelled-eval first")
         bench = json.loads(args.bench.read_text()) if args.bench else None
+        selection = json.loads(args.selection.read_text()) if args.selection else None
         entries = ship_files(args.artifacts, args.dest)
-        text = card(report, bench, entries, args.command, args.commit, args.took)
+        text = card(report, bench, entries, args.command, args.commit, args.took, selection)
         with atomic_path(args.dest / "MODEL.md") as tmp:
             tmp.write_text(text)
     except (MotivnetError, OSError, KeyError, ValueError) as exc:

@@ -21,16 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from motivnet_edge.edge.assemble import open_pipeline
 from motivnet_edge.edge.config import CameraConfig, DetectorConfig, PipelineConfig, source_kind
-from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.pipeline import Pipeline
 from motivnet_edge.edge.readers import check_source
 from motivnet_edge.edge.shipped import default_model
 from motivnet_edge.edge.sources import LatestFrameSource
 from motivnet_edge.edge.tracker import TrackerSettings
-from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.profiles import resolve
 
 DETECTOR = DetectorConfig()
 SINGLE = "picture"  # the pipeline's camera name for single pictures (no tracking)
@@ -94,19 +92,14 @@ class EmotionRecognizer:
             raise MotivnetError(f"threads {threads} must be at least 1 (or None)")
         if not 0.0 <= smoothing < 1.0:
             raise MotivnetError(f"smoothing {smoothing} must be in [0, 1)")
-        path, kind, options, self.target = resolve(
-            target, model if model is not None else default_model(), engine, threads)
-        self.engine = load_engine(path, kind, options)
-        try:
-            self.detector = FaceDetector(
-                None, score_threshold, min_size=min_size, max_side=max_side, kind=detector,
-                engine=detector_engine, prefer=self.engine.name, threads=threads)
-            self._pictures = Pipeline(self.detector, self.engine, max_faces,
-                                      TrackerSettings(smoothing=0.0), detector == "haar",
-                                      derive_values)
-        except MotivnetError:
-            self.engine.close()
-            raise
+        self._pictures, self.target = open_pipeline(
+            model if model is not None else default_model(), target, engine, threads,
+            DetectorConfig(kind=detector, engine=detector_engine, threads=threads,
+                           score_threshold=score_threshold, min_size=min_size,
+                           max_side=max_side),
+            max_faces=max_faces, box_crop_fallback=detector == "haar",
+            derive_values=derive_values)
+        self.engine, self.detector = self._pictures.engine, self._pictures.detector
         self._stream_settings = (max_faces, TrackerSettings(smoothing, ttl=track_ttl),
                                  detector == "haar", derive_values)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from motivnet_edge.edge.assemble import open_pipeline
 from motivnet_edge.edge.config import (
     DETECTOR_ENGINES,
     CameraConfig,
@@ -29,15 +30,12 @@ from motivnet_edge.edge.config import (
     source_kind,
 )
 from motivnet_edge.edge.data.labelled import IMAGE_SUFFIXES, list_images
-from motivnet_edge.edge.detect import KINDS, FaceDetector
+from motivnet_edge.edge.detect import KINDS
 from motivnet_edge.edge.pipeline import Pipeline, draw_faces
 from motivnet_edge.edge.readers import CannotOpen, check_source, open_reader, redact
 from motivnet_edge.edge.shipped import default_model
-from motivnet_edge.edge.tracker import TrackerSettings
-from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path
-from motivnet_edge.targets.profiles import resolve
 
 log = logging.getLogger(__name__)
 
@@ -126,20 +124,13 @@ def write_image(path: Path, image: np.ndarray) -> None:
 
 
 def build(args: argparse.Namespace) -> Pipeline:
-    model = args.model if args.model is not None else default_model()
-    path, engine, options, target = resolve(args.target, model, args.engine, args.threads)
-    loaded = load_engine(path, engine, options)
-    log.debug("target %s: %s on %s %s", target, path, loaded.name, loaded.settings)
-    detector = FaceDetector(None, args.score_threshold, min_size=args.min_size,
-                            kind=args.detector, engine=args.detector_engine, prefer=loaded.name,
-                            threads=args.threads)
-    try:
-        return Pipeline(detector, loaded, args.max_faces, TrackerSettings(smoothing=0.0),
-                        box_crop_fallback=args.detector == "haar",
-                        derive_values=args.derive_valence_arousal)
-    except MotivnetError:
-        loaded.close()
-        raise
+    return open_pipeline(
+        args.model if args.model is not None else default_model(), args.target, args.engine,
+        args.threads, DetectorConfig(kind=args.detector, engine=args.detector_engine,
+                                     threads=args.threads, score_threshold=args.score_threshold,
+                                     min_size=args.min_size),
+        box_crop_fallback=args.detector == "haar",
+        derive_values=args.derive_valence_arousal, max_faces=args.max_faces)[0]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

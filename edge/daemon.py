@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from motivnet_edge.edge import messages as msgs
+from motivnet_edge.edge.assemble import open_pipeline
 from motivnet_edge.edge.config import Config, load_config
 from motivnet_edge.edge.controls import Controls, detect_state
-from motivnet_edge.edge.detect import FaceDetector
 from motivnet_edge.edge.events import TrackEvents
 from motivnet_edge.edge.frames import FrameFeed
 from motivnet_edge.edge.home_assistant import EMOTION_REFRESH, discovery_messages
@@ -31,9 +31,6 @@ from motivnet_edge.edge.sdnotify import READY_AFTER, Notifier
 from motivnet_edge.edge.sources import LatestFrameSource
 from motivnet_edge.edge.stats import Stats
 from motivnet_edge.edge.tracker import TrackerSettings
-from motivnet_edge.targets.engine import load_engine
-from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.profiles import resolve
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +43,15 @@ def check_sources(cfg: Config) -> None:
 
 def build_pipeline(cfg: Config) -> tuple[Pipeline, str]:
     """The per-frame pipeline a config describes, and the target profile it resolved to."""
-    path, engine, options, target = resolve(cfg.model.target, cfg.model.artifact,
-                                            cfg.model.engine, cfg.model.threads,
-                                            cfg.model.cache_dir)
-    loaded = load_engine(path, engine, options)
-    log.info("target %s: %s on %s %s", target, path.name, loaded.name, loaded.settings)
-    det = cfg.detector
-    try:
-        detector = FaceDetector(det.model, det.score_threshold, min_size=det.min_size,
-                                max_side=det.max_side, scale_factor=det.scale_factor,
-                                kind=det.kind, engine=det.engine, prefer=loaded.name,
-                                threads=det.threads)
-    except MotivnetError:
-        loaded.close()
-        raise
-    log.info("face detector: %s in %s", det.kind, detector.engine)
-    p = cfg.pipeline
-    try:
-        return Pipeline(detector, loaded, p.max_faces,
-                        TrackerSettings(p.smoothing, p.iou_threshold, p.track_ttl),
-                        p.box_crop_fallback, p.derive_valence_arousal, det.every,
-                        det.change_threshold), target
-    except MotivnetError:
-        loaded.close()
-        raise
+    p, m = cfg.pipeline, cfg.model
+    pipeline, target = open_pipeline(
+        m.artifact, m.target, m.engine, m.threads, cfg.detector,
+        TrackerSettings(p.smoothing, p.iou_threshold, p.track_ttl), p.max_faces,
+        p.box_crop_fallback, p.derive_valence_arousal, m.cache_dir)
+    engine = pipeline.engine
+    log.info("target %s: %s on %s %s", target, engine.path.name, engine.name, engine.settings)
+    log.info("face detector: %s in %s", cfg.detector.kind, pipeline.detector.engine)
+    return pipeline, target
 
 
 def discovery(cfg: Config, pipeline: Pipeline, target: str) -> list:

@@ -211,3 +211,37 @@ def test_distillation_is_deterministic_for_a_seed(tmp_path, teacher_file):
         assert res.returncode == 0, output(res)
         shas.append(sha256_file(out / "student.pth"))
     assert shas[0] == shas[1]
+
+
+def bench_module(name: str, *args):
+    return subprocess.run([sys.executable, "-m", f"motivnet_edge.benchmarks.{name}",
+                           *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_the_selection_figures_and_the_curve_of_a_run(compressed, tmp_path):
+    out, res = compressed
+    assert res.returncode == 0, output(res)
+    history = json.loads((out / "work" / "history.json").read_text())["history"]
+    assert {"select_agreement", "untouched_agreement", "select_kl"} <= set(history[-1])
+    onnx = artifact_name("student", "int8", "onnx")
+    figures = tmp_path / "agreement.json"
+    run = bench_module("agreement", "--run", out, out / onnx, "--json", figures)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(figures.read_text())
+    assert 0 < result["select"] < result["held_out"]
+    row = result["rows"][str(out / onnx)]
+    # the two halves together are the held-out faces the gate's report measured the file on
+    n_select, n_rest = result["select"], result["held_out"] - result["select"]
+    whole = (n_select * row["select_agreement"] + n_rest * row["untouched_agreement"]) / \
+        result["held_out"]
+    report = json.loads((out / "report.json").read_text())
+    assert whole == pytest.approx(report["artifacts"][onnx]["agreement_with_teacher"], abs=1e-6)
+    plot = tmp_path / "curve.png"
+    curve = bench_module("curve", "--run", out, "--plot", plot, "--line", "shipped=0.5")
+    assert curve.returncode == 0, curve.stderr[-2000:]
+    assert curve.stdout.count("\n| 1 |") == len(history) == 1
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = bench_module("curve", "--run", out, "--line", "shipped=high")
+    assert bad.returncode == 2 and "--line 'shipped=high'" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -11,7 +11,7 @@ from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.labels import AFFECTNET7, FER2013
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage
-from tests.helpers import FixedLogits, blank_image, write_faces
+from tests.helpers import FixedLogits, TinyNet, blank_image, write_faces
 
 
 def spec(labels, **crop) -> ClassifierSpec:
@@ -151,3 +151,21 @@ def test_tflite_teacher_with_softmax_reads_its_input_and_orders_its_classes(tmp_
     expected = torch.log_softmax(torch.tensor([fer_logits]), 1)[0].numpy()
     np.testing.assert_allclose(out[0], [expected[FER2013.index(c)] for c in AFFECTNET7],
                                atol=1e-4)
+
+
+def test_an_onnx_teacher_runs_in_the_engine_asked_for_and_is_cached_apart(tmp_path):
+    path = tmp_path / "teacher.onnx"
+    torch.onnx.export(TinyNet().eval(), (torch.zeros(1, 3, 24, 24),), str(path),
+                      input_names=["x"], dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    given = spec(AFFECTNET7, mean=(127.5,) * 3, std=(127.5,) * 3)
+    default = load_teacher(path, given)
+    openvino = load_teacher(path, given, engine="openvino")
+    assert default.engine.name == "onnxruntime" and openvino.engine.name == "openvino"
+    assert openvino.identity["engine"] == "openvino" and "engine" not in default.identity
+    assert openvino.key != default.key  # its outputs are cached apart
+    assert load_teacher(path, given, engine="onnxruntime").key == default.key
+    crops = [FaceImage(np.random.default_rng(i).integers(0, 255, (30, 30, 3), np.uint8))
+             for i in range(4)]
+    np.testing.assert_allclose(openvino.predict(crops), default.predict(crops), atol=1e-3)
+    with pytest.raises(MotivnetError, match="engine litert cannot run a onnx file"):
+        load_teacher(path, given, engine="litert")
