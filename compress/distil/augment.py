@@ -96,9 +96,9 @@ def _whole_face(crop: FaceImage) -> Face:
 
 
 def augmented_input(crop: FaceImage, spec: CropSpec, rng: np.random.Generator,
-                    strength: float = 1.0) -> np.ndarray:
+                    strength: float = 1.0, zoom: float = 0.0) -> np.ndarray:
     """The model input of ``crop`` with the face moved and the colours jittered: the same
     cut and normalisation as the device, the colour jitter between them (on the small cut
     face, not the whole stored region)."""
-    img = cut(crop.image, jitter_face(_whole_face(crop), rng, strength), spec)
+    img = cut(crop.image, jitter_face(_whole_face(crop), rng, strength, zoom), spec)
     return normalize(jitter_colour(img, rng, strength), spec)

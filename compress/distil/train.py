@@ -59,10 +59,10 @@ def macro_f1(pred: np.ndarray, labels: np.ndarray, n: int) -> float:
 
 
 def make_tensor(crops: Sequence[FaceImage], spec: CropSpec, rng=None,
-                strength: float = 0.0) -> torch.Tensor:
+                strength: float = 0.0, zoom: float = 0.0) -> torch.Tensor:
     """A batch (channels-last in memory, which oneDNN convolutions run faster on CPU)."""
-    if rng is not None and strength > 0:
-        batch = np.stack([augmented_input(c, spec, rng, strength) for c in crops])
+    if rng is not None and (strength > 0 or zoom > 0):
+        batch = np.stack([augmented_input(c, spec, rng, strength, zoom) for c in crops])
     else:
         batch = make_inputs(crops, spec)
     return channels_last(batch)
@@ -204,7 +204,7 @@ def _inputs(batch: list[FaceImage], spec: CropSpec, cfg: TrainConfig, rng,
                                                cfg.mixup, cfg.zoom)
         return (channels_last(normalize_batch(views, spec)),
                 torch.from_numpy(teacher.predict_cut(teacher_views)))
-    return make_tensor(batch, spec, rng, cfg.augment), cached
+    return make_tensor(batch, spec, rng, cfg.augment, cfg.zoom), cached
 
 
 @dataclass
