@@ -100,7 +100,7 @@ def selection_section(selection: dict | None) -> str:
             f"broken by the lower KL divergence from the teacher; the other half (untouched) "
             f"was read by no decision, and faces-dev only reports (docs/patient.md). Rare "
             f"classes: the faces the teacher puts in a class it names on fewer than half the "
-            f"uniform share (sadness, surprise, fear, disgust, anger). On those faces:\n\n"
+            f"uniform share (sadness, surprise, fear, disgust, anger).\n\n"
             + "\n".join(rows))
 
 
@@ -161,7 +161,7 @@ picks one of its files (`student-int8.tflite` for LiteRT on a Raspberry Pi,
 
 ## How it was made
 
-commit {commit} of motivnet-edge, with this command (the real-face command of docs/compress.md):
+commit {commit} of motivnet-edge, with these commands (docs/compress.md, docs/patient.md):
 
 ```bash
 {command}
