@@ -88,3 +88,28 @@ def test_report_warns_when_the_gate_passes_a_student_that_learnt_little():
     assert "keeps little" not in good.getvalue()
     assert "weights-only INT8" in good.getvalue()
     assert artifact_name("student", "int8", "onnx") in good.getvalue()
+
+
+def test_the_weak_student_hint_and_the_gate_line_say_what_is_true_of_the_run():
+    import io
+
+    from motivnet_edge.compress.gate.report import print_report
+
+    def said(report: dict) -> str:
+        out = io.StringIO()
+        print_report(report, out)
+        return out.getvalue()
+
+    scratch, imagenet = _report(0.34), _report(0.34)
+    scratch["student"].update(weights=None, epochs=4)
+    imagenet["student"].update(weights="imagenet", epochs=7)
+    assert "--student-weights imagenet" in said(scratch)
+    hint = said(imagenet)
+    assert "--student-weights" not in hint and "--preset patient" in hint and "7 epochs" in hint
+    assert "gate PASSED (onnx)" in hint
+    failed = _report(0.99)
+    row = dict(failed["artifacts"][artifact_name("student", "int8", "onnx")], status="REJECTED",
+               format="openvino")
+    failed["artifacts"][artifact_name("student", "int8", "openvino")] = row
+    failed["passed"] = False
+    assert "gate FAILED (passed: onnx; failed: openvino)" in said(failed)

@@ -41,8 +41,7 @@ def print_report(report: dict, file=sys.stdout) -> None:
           + (f", accuracy {s['accuracy']:.4f}" if "accuracy" in s else ""), file=file)
     if s["agreement_with_teacher"] < WEAK_STUDENT:
         print(f"warning: the student keeps little of the teacher (agreement below "
-              f"{WEAK_STUDENT}): distil on more faces, or start from ImageNet weights "
-              f"(--student-weights imagenet)", file=file)
+              f"{WEAK_STUDENT}): {weak_student_hint(s)}", file=file)
     q = report.get("qat_model")
     if q:
         print(f"QAT model (float source of the qat-pt2e artifacts): agreement with teacher "
@@ -56,7 +55,29 @@ def print_report(report: dict, file=sys.stdout) -> None:
               f"decisions), the last-resort recipe: {', '.join(weights_only)}", file=file)
     if report.get("labelled"):
         print_labelled(report["labelled"], file)
-    print("gate " + ("PASSED" if report["passed"] else "FAILED"), file=file)
+    print(gate_line(report), file=file)
+
+
+def weak_student_hint(student: dict) -> str:
+    """What to try for a student that learnt little, given how it was made (reports written
+    before the report named the student's start say nothing of it)."""
+    if "weights" in student and not student["weights"]:
+        return ("start from ImageNet weights (--student-weights imagenet), distil on more "
+                "faces, or teach longer (--preset patient)")
+    return ("distil on more faces, teach longer (--preset patient; this student had "
+            f"{student.get('epochs', '?')} epochs), or try another student (--student)")
+
+
+def gate_line(report: dict) -> str:
+    """``gate PASSED (onnx, tflite)`` or ``gate FAILED (passed: onnx; failed: openvino)``: the
+    verdict and the formats of the INT8 files on each side of it."""
+    int8 = [r for r in report["artifacts"].values() if r["precision"] != "fp32"]
+    passed = sorted({r["format"] for r in int8 if r["status"] == "ok"})
+    failed = sorted({r["format"] for r in int8 if r["status"] != "ok"})
+    if report["passed"]:
+        return f"gate PASSED ({', '.join(passed) or 'no INT8 file'})"
+    return (f"gate FAILED (passed: {', '.join(passed) or 'none'}; failed: "
+            f"{', '.join(failed) or 'none'})")
 
 
 def print_values(report: dict, file=sys.stdout) -> None:

@@ -95,6 +95,7 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
               "heldout_crops": len(val_crops), "data": w.run.data, "skipped": w.run.skipped,
               "calibration_data": w.run.calibration_data or w.run.data,
               "student": {"name": w.run.student.name, "input": w.run.student.size,
+                          "weights": w.run.student.weights, "epochs": w.run.train.epochs,
                           **_against_teacher(w, float_logits, teacher_logits, labels)},
               "teacher": w.run.teacher.to_meta(), "artifacts": rows}
     if "qat" in sources:
