@@ -15,6 +15,10 @@ very view the student is shown (augmented, a share ``mixup`` of it blended with 
 instead of its cached outputs for the plain face: fixed answers for faces seen in many disguises
 are memorised, which raised agreement on held-out unlabelled crops while lowering it on labelled
 photos of another domain. The cached outputs still drive the balanced sampling.
+
+Every epoch is measured on the held-out faces, per half when the halves are given
+(:mod:`.selection`); with ``ema`` a moving average of the weights (:mod:`.average`) is kept,
+measured and checkpointed beside them, and at the end the selection rule picks one of the two.
 """
 
 from __future__ import annotations
