@@ -65,6 +65,8 @@ def table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m motivnet_edge.benchmarks.agreement``: the selection figures of the artifacts
+    printed as a table (and written as JSON with --json)."""
     from motivnet_edge.benchmarks.host import cpu_info
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

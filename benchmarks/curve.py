@@ -75,6 +75,8 @@ def plot(history: list[dict], path: Path, lines: dict[str, float], title: str) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m motivnet_edge.benchmarks.curve``: a run's per-epoch figures printed as a
+    table, and plotted with --plot."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--plot", type=Path, help="write the curve as a PNG")

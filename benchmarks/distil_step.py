@@ -71,6 +71,8 @@ def measure(out: Path, steps: int, batch: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m motivnet_edge.benchmarks.distil_step``: a step's parts timed on a run's
+    faces, printed as JSON with the CPU."""
     from motivnet_edge.benchmarks.host import cpu_info
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
