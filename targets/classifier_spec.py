@@ -108,9 +108,11 @@ class OutputLayout:
         return self.columns(out, list(self.classes))
 
     def values(self, out: np.ndarray) -> dict[str, np.ndarray]:
-        """The continuous outputs (valence, arousal) of raw output rows, by name."""
-        return {name: self.columns(out, [self.continuous[name].index])[:, 0]
-                for name in CONTINUOUS if name in self.continuous}
+        """The continuous outputs (valence, arousal) of raw output rows, by name, held to their
+        declared ranges (an INT8 output's grid can reach one step past its range's end)."""
+        return {name: np.clip(self.columns(out, [h.index])[:, 0], h.low, h.high)
+                for name, h in ((n, self.continuous[n]) for n in CONTINUOUS
+                                if n in self.continuous)}
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,13 @@ def test_gray3_is_grey_in_three_channels():
     assert np.array_equal(x[0], x[1]) and np.array_equal(x[1], x[2])
     assert 55 < x[0, 16, 16] < 65  # 0.299 x 200: BGR to grey, not one colour copied
     assert CropSpec.from_dict(yaml.safe_load("{color: gray3}")).color == "gray3"
+
+
+def test_values_are_held_to_their_declared_ranges():
+    from motivnet_edge.targets.classifier_spec import OutputLayout
+
+    layout = OutputLayout.appended(2, {"valence": (-1.0, 1.0), "arousal": (0.0, 1.0)})
+    rows = np.array([[0.1, 0.2, -1.0019, 1.2], [0.3, 0.4, 0.5, -0.01]], np.float32)
+    values = layout.values(rows)
+    assert values["valence"].tolist() == pytest.approx([-1.0, 0.5])
+    assert values["arousal"].tolist() == pytest.approx([1.0, 0.0])
