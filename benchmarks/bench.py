@@ -25,6 +25,7 @@ from motivnet_edge.benchmarks.host import describe, host_info, native_bf16
 from motivnet_edge.benchmarks.measure import time_runners
 from motivnet_edge.benchmarks.rows import Row, artifact_rows, classifier_row, recorded_teacher
 from motivnet_edge.targets.classifier_spec import load_spec
+from motivnet_edge.targets.engine import kl_divergence
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import SUFFIXES
 from motivnet_edge.targets.labels import AFFECTNET7
@@ -224,22 +225,13 @@ def measure_accuracy(rows: list[Row], faces: list, labels: np.ndarray | None) ->
         if ref is not None:
             res["reference"] = reference.name
             res["agreement_full"] = float(np.mean(out.argmax(1) == ref.argmax(1)))
-            res["kl_full"] = float(np.mean(kl(ref, out)))
+            res["kl_full"] = float(np.mean(kl_divergence(ref, out)))
             for name, s in agreement(values[row.key], values[reference.key]).items():
                 res[f"{name}_rmse"], res[f"{name}_ccc"] = s["rmse"], s["ccc"]
         twin = next((r for r in rows if r.name == row.float_source and r.engine == row.engine
                      and r.device == row.device and r.key in logits), None)
         if twin is not None:
             res["agreement_float"] = float(np.mean(out.argmax(1) == logits[twin.key].argmax(1)))
-
-
-def kl(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
-    """KL(p || q) per face, from logits."""
-    def log_softmax(z):
-        z = z - z.max(1, keepdims=True)
-        return z - np.log(np.exp(z).sum(1, keepdims=True))
-    lp, lq = log_softmax(p_logits), log_softmax(q_logits)
-    return (np.exp(lp) * (lp - lq)).sum(1)
 
 
 def measure_speed(rows: list[Row], faces: list, args: argparse.Namespace) -> None:

@@ -215,6 +215,18 @@ def join_outputs(outputs) -> np.ndarray:
     return np.concatenate([o.reshape(len(o), -1) for o in outs], 1)
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities of logits along the last axis (max subtracted first)."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
+    """KL(p || q) per row, in nats, from two models' logits (temperature 1)."""
+    lp, lq = log_softmax(p_logits), log_softmax(q_logits)
+    return (np.exp(lp) * (lp - lq)).sum(axis=-1)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Probabilities of logits along the last axis (max subtracted first, so large logits do not
     overflow)."""

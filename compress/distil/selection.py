@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from motivnet_edge.targets.engine import kl_divergence
+
 HALVES = ("select", "untouched")
 
 
@@ -31,15 +33,9 @@ def held_out_halves(hashes: Sequence[str]) -> np.ndarray:
     return np.array([int(h[8:16], 16) % 2 == 0 for h in hashes], bool)
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(1, keepdims=True)
-    return x - np.log(np.exp(x).sum(1, keepdims=True))
-
-
 def kl_from_teacher(student: np.ndarray, teacher: np.ndarray) -> float:
     """Mean KL(teacher || student) of the class probabilities (temperature 1), in nats."""
-    lt, ls = _log_softmax(teacher.astype(np.float64)), _log_softmax(student.astype(np.float64))
-    return float(np.mean(np.sum(np.exp(lt) * (lt - ls), 1)))
+    return float(np.mean(kl_divergence(teacher.astype(np.float64), student.astype(np.float64))))
 
 
 def rare_classes(teacher: np.ndarray) -> np.ndarray:
