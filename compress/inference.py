@@ -20,9 +20,15 @@ from motivnet_edge.targets.formats import artifact_name
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs
 
 QAT_GRAPH = artifact_name("student", "int8", "onnx")  # under work/qat/
+# the QAT model's graph as each engine's arithmetic has it, by float source name (under work/qat/)
+QAT_GRAPHS = {"qat": QAT_GRAPH, "qat-openvino": "student-int8-openvino-arithmetic.onnx"}
 FLOAT_SOURCES = {"student": "the FP32 student (student.pth)",
                  "qat": "the quantization-aware fine-tuned student, quantisation simulated "
-                        f"(work/qat/{QAT_GRAPH}, no kernel fusion)"}
+                        f"(work/qat/{QAT_GRAPH}, no kernel fusion)",
+                 "qat-openvino": "the quantization-aware fine-tuned student as OpenVINO's CPU "
+                                 "plugin computes it: quantisation simulated except on the "
+                                 "outputs of convolutions a residual Add reads (work/qat/"
+                                 f"{QAT_GRAPHS['qat-openvino']})"}
 
 
 def channels_last(batch: np.ndarray):
@@ -65,9 +71,11 @@ def emulate(onnx_path: Path, crops: Sequence[FaceImage], spec: CropSpec,
 def float_source_logits(folder: RunFolder, meta: dict, crops: Sequence[FaceImage],
                         spec: CropSpec, student_logits: np.ndarray) -> np.ndarray:
     """The logits an artifact's gate compares with, on ``crops``: the simulated QAT graph's
-    for an artifact exported from it, else the FP32 student's."""
-    if meta.get("recipe", {}).get("float_source") == "qat":
-        return emulate(folder.qat / QAT_GRAPH, crops, spec)
+    (as the artifact's engine computes it) for an artifact exported from it, else the FP32
+    student's."""
+    graph = QAT_GRAPHS.get(meta.get("recipe", {}).get("float_source", "student"))
+    if graph is not None:
+        return emulate(folder.qat / graph, crops, spec)
     return student_logits
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from motivnet_edge.compress.artifacts import embed_metadata, inspect_precision
 from motivnet_edge.compress.fidelity import compare, run_artifact
-from motivnet_edge.compress.inference import emulate
+from motivnet_edge.compress.inference import QAT_GRAPHS, emulate
 from motivnet_edge.compress.int8 import graph as graph_edits
 from motivnet_edge.compress.int8 import qat
 from motivnet_edge.compress.int8.formats import OPS
@@ -47,8 +47,13 @@ def _small_student():
         for i in range(0, 160, 32):
             model(torch.from_numpy(np.stack([c.input(spec) for c in crops[i:i + 32]])))
     model.eval()
-    with torch.no_grad():
-        logits = model(torch.from_numpy(np.stack([c.input(spec) for c in crops]))).numpy()
+    x = torch.from_numpy(np.stack([c.input(spec) for c in crops]))
+    with torch.no_grad():  # each class standardised, at 3 standard deviations: every class
+        z = model(x)       # wins on some crops (random, the head gave one class everywhere)
+        std = z.std(0)
+        model.head.weight.mul_((3 / std)[:, None])
+        model.head.bias.copy_(3 * (model.head.bias - z.mean(0)) / std)
+        logits = model(x).numpy()
     return spec, rng, crops, model, logits
 
 
@@ -64,10 +69,10 @@ def test_qat_makes_full_int8_files_that_agree_with_their_float_source(tmp_path):
             path = folder / artifact_name("student", "int8", fmt)
             ops.export_qat(prepared, quantizer, spec, path)
     held_out = [FaceImage(rng.integers(0, 255, (40, 40, 3), np.uint8)) for _ in range(200)]
-    source = emulate(folder / artifact_name("student", "int8", "onnx"), held_out, spec)
     for fmt in FORMATS:
         path = tmp_path / artifact_name("student", "int8", fmt)
-        OPS[fmt].from_qat(folder, path)
+        OPS[fmt].from_qat(folder, path)  # the IR's also writes the graph of its float source
+        source = emulate(folder / QAT_GRAPHS[OPS[fmt].qat_source], held_out, spec)
         layout = "nhwc" if fmt == "tflite" else "nchw"
         embed_metadata(path, {"labels": list(AFFECTNET7), "precision": "int8",
                               "crop": {**spec.to_dict(), "layout": layout}})
@@ -80,6 +85,47 @@ def test_qat_makes_full_int8_files_that_agree_with_their_float_source(tmp_path):
     # int8 weights stored in the ONNX file, not float ones quantised at run time
     assert inspect_precision(tmp_path / artifact_name("student", "int8", "onnx")
                              )["float_weight_tensors"] == 0
+    _openvino_computes_its_own_graph(tmp_path, folder, held_out, spec)
+    _the_gate_refuses_a_scale_off_by_four(tmp_path, folder, held_out, spec)
+
+
+def _openvino_computes_its_own_graph(tmp_path, folder, held_out, spec):
+    """OpenVINO adds the residual branch's 1x1 convolution to the Add unrounded: the IR
+    agrees more closely with the QAT graph that leaves that quantisation out."""
+    import onnx
+
+    plain, openvino = (onnx.load(str(folder / QAT_GRAPHS[s])) for s in ("qat", "qat-openvino"))
+    assert graph_edits.unquantised_residual_convs(plain) == 1
+    assert len(plain.graph.node) == len(openvino.graph.node)  # that pair, out
+    logits, _ = run_artifact(tmp_path / artifact_name("student", "int8", "openvino"), held_out,
+                             check=False)
+    error = {s: np.abs(logits - emulate(folder / QAT_GRAPHS[s], held_out, spec)).mean()
+             for s in ("qat", "qat-openvino")}
+    assert error["qat-openvino"] < error["qat"] / 2, error
+
+
+def _the_gate_refuses_a_scale_off_by_four(tmp_path, folder, held_out, spec):
+    """Real quantisation damage (one convolution's weight scales four times too large): the
+    old rule (agreement on every face, no sure flip) refused it, and so does the gate."""
+    import onnx
+    from onnx import numpy_helper
+
+    from motivnet_edge.compress.settings import Gate, flip_margin
+
+    qat_graph = folder / QAT_GRAPHS["qat"]
+    model = onnx.load(str(qat_graph))
+    made = {out: node for node in model.graph.node for out in node.output}
+    conv = [n for n in model.graph.node if n.op_type == "Conv"][0]  # the stem
+    scale = next(i for i in model.graph.initializer if i.name == made[conv.input[1]].input[1])
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * 4, scale.name))
+    damaged = tmp_path / "damaged.onnx"
+    onnx.save(model, str(damaged))
+    embed_metadata(damaged, {"labels": list(AFFECTNET7), "precision": "int8",
+                             "crop": {**spec.to_dict(), "layout": "nchw"}})
+    scores = compare(run_artifact(damaged, held_out, check=False)[0],
+                     emulate(qat_graph, held_out, spec), None, None)
+    assert scores["agreement_with_float"] < 0.99 or flip_margin(scores) > 1.0, scores
+    assert not Gate().passes(scores), scores
 
 
 @pytest.mark.slow

@@ -38,9 +38,39 @@ def test_gate_refuses_a_confident_flip_that_agreement_alone_would_let_through():
     assert gate.passes(tie_scores) and not gate.passes(sure_scores)
     assert gate.rank(tie_scores) > gate.rank(sure_scores)
     assert not Gate(agreement=0.999).passes(tie_scores)
-    assert Gate(max_flip_margin=5.0).passes(sure_scores)
-    assert gate.to_dict() == {"agreement_with_float": 0.99, "max_flip_float_margin": 1.0,
+    assert not Gate(max_flip_margin=5.0).passes(sure_scores)  # its KL: 0.0192 of 0.02
+    assert Gate(max_flip_margin=5.0, max_kl=0.05).passes(sure_scores)
+    assert gate.to_dict() == {"agreement_with_float": 0.99, "tie_margin": 0.5,
+                              "max_kl_from_float": 0.02, "max_flip_float_margin": 1.0,
                               "values_max_mae": 0.05, "values_min_ccc": 0.95}
+
+
+def _undecided_student(n: int = 1000, seed: int = 0):
+    """Float logits of a student of a soft teacher: a tenth of its faces near ties (top-2
+    margin below 0.05), the rest decided (margin 1..3), and INT8 noise of 0.03 on every logit."""
+    rng = np.random.default_rng(seed)
+    fp32 = rng.normal(0, 0.3, (n, 7))
+    fp32[:, 0] += rng.uniform(1.0, 3.0, n) + fp32.max(1)
+    tie = np.arange(n) < n // 10
+    fp32[tie, 1] = fp32[tie, 0] - rng.uniform(0, 0.05, tie.sum())
+    return fp32, fp32 + rng.normal(0, 0.03, fp32.shape)
+
+
+def test_the_gate_counts_agreement_on_the_faces_the_float_source_decided():
+    fp32, int8 = _undecided_student()
+    scores = compare(int8, fp32, None, None)
+    assert scores["agreement_with_float"] < 0.99  # near ties flipped: the old rule refused
+    assert all(b["flips"] == 0 for b in scores["flips_by_margin"][1:])  # every flip a tie
+    assert 0.03 < scores["int8_margin_noise"] < 0.2  # two logits' noise, 99th percentile
+    assert scores["decided"]["agreement"] == 1.0 and 850 < scores["decided"]["n"] < 950
+    assert scores["kl_from_float"] < 1e-3 and Gate().passes(scores)
+    # damage on every face (one channel's scale off): KL and the decided faces both see it
+    hurt = int8.copy()
+    hurt[:, 1] = hurt[:, 1] * 4 + 1.5
+    bad = compare(hurt, fp32, None, None)
+    assert bad["decided"]["margin"] == 0.5  # its noise is larger: capped by tie_margin
+    assert bad["kl_from_float"] > 0.02 and not Gate().passes(bad)
+    assert bad["decided"]["agreement"] < 0.99 and not Gate(max_kl=10).passes(bad)
 
 
 def test_the_gate_holds_valence_and_arousal_to_their_float_source():

@@ -25,14 +25,17 @@ def _cell(r: dict, c: str) -> str:
         return f"{v / 1e6:.2f} MB"
     if c == "flips" and v:
         return f"{v} ({flip_margin(r):.3f})"
+    if c == "decided" and v:
+        return f"{v['agreement']:.4f} ({v['n']} >= {v['margin']:.2f})"
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 def print_report(report: dict, file=sys.stdout) -> None:
-    cols = ("format", "precision", "bytes", "float_source", "agreement_with_float", "flips",
-            "agreement_with_teacher", "accuracy", "cosine_with_float", "status")
+    cols = ("format", "precision", "bytes", "float_source", "agreement_with_float", "decided",
+            "kl_from_float", "flips", "agreement_with_teacher", "accuracy", "status")
     heads = ("file", "format", "prec", "size", "float source", "agr/float",
-             "flips (max float margin)", "agr/teacher", "accuracy", "cosine", "status")
+             "agr/decided (faces >= margin)", "KL", "flips (max float margin)", "agr/teacher",
+             "accuracy", "status")
     table(heads, [[name, *(_cell(r, c) for c in cols)]
                   for name, r in report["artifacts"].items()], file)
     s = report["student"]

@@ -78,7 +78,7 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
             sources[source] = float_source_logits(w.folder, meta, val_crops, w.spec,
                                                   float_logits)
         row = evaluate_artifact(path, val_crops, sources[source], teacher_logits, labels,
-                                check=False, layout=w.run.layout)
+                                check=False, layout=w.run.layout, gate=gate)
         row["float_source"] = source
         row["float_source_is"] = FLOAT_SOURCES.get(source, source)
         rejected = f".{REJECTED}." in path.name

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 class FormatOps:
     """export(model, spec, tmp, out_dir): the FP32 artifact at ``tmp``; quantize(calibration,
     recipe, tmp); weights_only(fp32, tmp); export_qat(prepared, quantizer, spec, path) or None
-    when the format's QAT artifact is made from another's; from_qat(qat_folder, tmp)."""
+    when the format's QAT artifact is made from another's; from_qat(qat_folder, tmp);
+    qat_source: the float source of the QAT artifact, as the format's engine computes the
+    QAT graph (:data:`motivnet_edge.compress.inference.QAT_GRAPHS`)."""
 
     name: str
     export: Callable
@@ -36,6 +38,7 @@ class FormatOps:
     weights_only: Callable
     from_qat: Callable
     export_qat: Callable | None = None
+    qat_source: str = "qat"
 
 
 OPS: dict[str, FormatOps] = {o.name: o for o in (
@@ -59,7 +62,8 @@ OPS: dict[str, FormatOps] = {o.name: o for o in (
         Recipe("nncf-mixed-histogram-ends-float", ("first", "last"), preset="MIXED",
                ranges="HISTOGRAM", fast_bias_correction=False),
         WEIGHTS_ONLY,
-    ), openvino_ops.quantize, openvino_ops.weights_only, openvino_ops.from_qat),
+    ), openvino_ops.quantize, openvino_ops.weights_only, openvino_ops.from_qat,
+        qat_source="qat-openvino"),
     FormatOps("tflite", tflite_ops.export, (
         Recipe("pt2e-per-channel"),
         Recipe("pt2e-per-channel-linears-float", ("linear",)),

@@ -73,5 +73,20 @@ def weights_only(fp32: Path, tmp: Path) -> None:
 
 
 def from_qat(folder: Path, tmp: Path) -> None:
-    """The fine-tuned student's QDQ ONNX graph read by OpenVINO."""
-    onnx_to_ir(folder / artifact_name("student", "int8", "onnx"), tmp)
+    """The fine-tuned student's QDQ ONNX graph read by OpenVINO, with the quantisation its CPU
+    plugin does not compute taken out (the outputs of convolutions a residual Add reads:
+    :func:`.graph.unquantised_residual_convs`). That graph is written beside the QAT graph
+    (:data:`QAT_GRAPHS` ``qat-openvino``): run with its quantisation simulated, it is the IR's
+    float source."""
+    import onnx
+
+    from motivnet_edge.compress.inference import QAT_GRAPH, QAT_GRAPHS
+    from motivnet_edge.compress.int8.graph import unquantised_residual_convs
+    from motivnet_edge.targets.files import atomic_path
+
+    model = onnx.load(str(folder / QAT_GRAPH))
+    unquantised_residual_convs(model)
+    graph = folder / QAT_GRAPHS["qat-openvino"]
+    with atomic_path(graph) as path:
+        onnx.save(model, str(path))
+    onnx_to_ir(graph, tmp)

@@ -18,7 +18,7 @@ import numpy as np
 from motivnet_edge.compress.distil.data import Mirrored
 from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
 from motivnet_edge.compress.fidelity import DEFAULT_GATE, Gate, evaluate_artifact
-from motivnet_edge.compress.inference import QAT_GRAPH, emulate
+from motivnet_edge.compress.inference import QAT_GRAPHS, emulate
 from motivnet_edge.compress.int8 import qat
 from motivnet_edge.compress.int8.export import finish
 from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
@@ -33,6 +33,7 @@ from motivnet_edge.targets.preprocess import FaceImage
 
 log = logging.getLogger(__name__)
 TRIAL_KEYS = ("float_source", "agreement_with_float", "flips", "flip_max_float_margin",
+              "decided", "kl_from_float", "int8_margin_noise", "flips_by_margin",
               "cosine_with_float", "values")
 
 
@@ -79,13 +80,11 @@ def stage_quantize(out: Path, calibration: int = CALIBRATION_CROPS, gate: Gate =
     An artifact that never passes is kept under its rejected name for inspection."""
     d = load_distilled(out)
     calib = _calibration(d, calibration)
-    val_crops, float_logits, _, _ = d.val()
+    float_logits = d.val()[1]
     recipes = {fmt: list(OPS[fmt].recipes) for fmt in formats}
     sources = {"student": float_logits}
     if qat_cfg is not None and qat_cfg.steps > 0 and not is_vit(d.run.student.name):
-        folder = run_qat(d, qat_cfg, progress)
-        sources["qat"] = emulate(folder / QAT_GRAPH, val_crops,
-                                 d.spec)
+        run_qat(d, qat_cfg, progress)
         for fmt in formats:
             recipes[fmt].insert(0, QAT_RECIPE)
     base = d.base_meta()  # hashes student.pth: once, not per format
@@ -112,21 +111,26 @@ def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[
         if recipe.source and not _usable_source(
                 out / artifact_name("student", "int8", recipe.source), base):
             continue  # built from another format's artifact, which is not full INT8 here
-        source = "qat" if recipe is QAT_RECIPE else "student"
+        source = OPS[fmt].qat_source if recipe is QAT_RECIPE else "student"
         with atomic_path(trial) as tmp:
-            if source == "qat":
-                OPS[fmt].from_qat(d.folder.qat, tmp)
+            if recipe is QAT_RECIPE:
+                OPS[fmt].from_qat(d.folder.qat, tmp)  # writes the graph of its float source
             else:
                 quantize(fmt, cal, recipe, tmp)
             finish(tmp, trial, fmt, base, d.spec, {**recipe.to_dict(), "calibration_crops":
                                                    len(calib), "float_source": source})
+        if source not in sources:  # the QAT graph as this format's engine computes it
+            sources[source] = emulate(d.folder.qat / QAT_GRAPHS[source], val_crops, d.spec)
         scores = evaluate_artifact(trial, val_crops, sources[source], teacher_logits, labels,
-                                   check=False, layout=d.run.layout)
+                                   check=False, layout=d.run.layout, gate=gate)
         scores["float_source"] = source
         trials.append({"recipe": recipe.name, **{k: scores[k] for k in TRIAL_KEYS
                                                  if k in scores}})
-        log.info("%s int8 %s: agreement with its float source (%s) %.4f, %d flips (largest "
-                 "float margin %.3f)%s", fmt, recipe.name, source, scores["agreement_with_float"],
+        log.info("%s int8 %s: agreement with its float source (%s) %.4f, on the %d faces it "
+                 "decided (margin >= %.3f) %.4f, KL %.4f, %d flips (largest float margin "
+                 "%.3f)%s", fmt, recipe.name, source, scores["agreement_with_float"],
+                 scores["decided"]["n"], scores["decided"]["margin"],
+                 scores["decided"]["agreement"], scores["kl_from_float"],
                  scores["flips"], scores["flip_max_float_margin"], "".join(
                      f", {k} MAE {v['mae']:.4f} CCC {v['ccc']:.4f}"
                      for k, v in scores.get("values", {}).items()))
