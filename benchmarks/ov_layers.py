@@ -6,10 +6,14 @@ same tensor in the simulation (ONNX Runtime, graph optimisations off). Differenc
 quantisation steps of that point: a tensor on the same int8 grid differs by whole steps.
 
     python -m motivnet_edge.benchmarks.ov_layers MODEL.onnx FACES_DIR [--faces 256]
-        [--json OUT.json] [--precision f32]
+        [--json OUT.json] [--precision f32] [--ends]
 
 Prints one line per point in graph order: how many values differ by at least one step, the
-mean and largest difference in steps, and the top-1 agreement at the end.
+mean and largest difference in steps, and the top-1 agreement at the end. With ``--ends``,
+instead, the whole graph's outputs in each engine (ONNX Runtime; OpenVINO from the graph as
+it is and from the graph with the quantisation OpenVINO skips taken out; a copy with one
+convolution's weight scales four times too large, as damage the gate must refuse) against
+both simulations, with the gate's figures (:func:`motivnet_edge.compress.fidelity.compare`).
 """
 
 from __future__ import annotations
@@ -104,6 +108,72 @@ def compare_points(onnx_path: Path, batch: np.ndarray, precision: str = "f32") -
     return rows
 
 
+def _engine_rows(path: Path, batch: np.ndarray, engine: str) -> np.ndarray:
+    import onnxruntime as ort
+    import openvino as ov
+
+    if engine == "openvino":
+        compiled = ov.Core().compile_model(ov.convert_model(str(path)), "CPU",
+                                           {"INFERENCE_PRECISION_HINT": "f32"})
+        run = lambda x: compiled(x)[0]  # noqa: E731
+    else:
+        opts = ort.SessionOptions()
+        if engine == "simulation":
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        run = lambda x: sess.run(None, {sess.get_inputs()[0].name: x})[0]  # noqa: E731
+    return np.concatenate([run(batch[i:i + 64]) for i in range(0, len(batch), 64)])
+
+
+def damaged(model, scale: float = 4.0):
+    """A copy of a QDQ graph whose middle convolution's weight scales are ``scale`` times
+    theirs."""
+    import copy
+
+    from onnx import numpy_helper
+
+    model = copy.deepcopy(model)
+    made = {out: node for node in model.graph.node for out in node.output}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    name = made[convs[len(convs) // 2].input[1]].input[1]
+    init = next(i for i in model.graph.initializer if i.name == name)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * scale, name))
+    return model
+
+
+def compare_ends(onnx_path: Path, batch: np.ndarray) -> list[dict]:
+    """Each engine's output against each simulation, with the gate's figures."""
+    import onnx
+
+    from motivnet_edge.compress.fidelity import compare
+    from motivnet_edge.compress.int8.graph import unquantised_residual_convs
+
+    plain = onnx.load(str(onnx_path))
+    graphs = {"qat": plain, "qat-openvino": onnx.load(str(onnx_path)),
+              "damaged": damaged(plain)}
+    unquantised_residual_convs(graphs["qat-openvino"])
+    with tempfile.TemporaryDirectory() as d:
+        paths = {k: Path(d) / f"{k}.onnx" for k in graphs}
+        for k, g in graphs.items():
+            onnx.save(g, str(paths[k]))
+        sims = {k: _engine_rows(paths[k], batch, "simulation") for k in ("qat", "qat-openvino")}
+        runs = {"onnxruntime": _engine_rows(paths["qat"], batch, "onnxruntime"),
+                "openvino (graph as it is)": _engine_rows(paths["qat"], batch, "openvino"),
+                "openvino (qat-openvino graph)": _engine_rows(paths["qat-openvino"], batch,
+                                                              "openvino"),
+                "onnxruntime, damaged": _engine_rows(paths["damaged"], batch, "onnxruntime")}
+    rows = []
+    for run, logits in runs.items():
+        for sim, rows_sim in sims.items():
+            c = compare(logits, rows_sim, None, None)
+            rows.append({"engine": run, "against": sim, **c})
+            print(f"{run:<31} vs {sim:<13} agreement {c['agreement_with_float']:.4f}  "
+                  f"flips {c['flips']:3d} (max margin {c['flip_max_float_margin']:.3f})  "
+                  f"noise {c['int8_margin_noise']:.3f}  decided {c['decided']['agreement']:.4f}"
+                  f" ({c['decided']['n']})  KL {c['kl_from_float']:.5f}", flush=True)
+    return rows
+
+
 def _line(k: int, row: dict) -> str:
     off = "" if row["off_by_a_step"] is None else f"off {row['off_by_a_step']:7.4f}  "
     top1 = f"  top-1 {row['top1_agreement']:.4f}" if "top1_agreement" in row else ""
@@ -133,11 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", dest="count", type=int, default=256)
     parser.add_argument("--precision", default="f32")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--ends", action="store_true",
+                        help="compare whole-graph outputs of each engine with each simulation")
     args = parser.parse_args(argv)
     try:
         batch = face_batch(args.model, args.faces, args.count)
         print(f"{len(batch)} faces, {args.model}", flush=True)
-        rows = compare_points(args.model, batch, args.precision)
+        rows = compare_ends(args.model, batch) if args.ends else \
+            compare_points(args.model, batch, args.precision)
     except MotivnetError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
