@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test install clean
+.PHONY: demo test install rknn-toolkit clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: $(STAMP)
 	$(PY) -m motivnet_edge.edge.demo --artifacts $(DEMO_OUT)
 	$(VENV)/bin/motivnet-edge bench --artifacts $(DEMO_OUT) --out $(DEMO_OUT)/bench \
 		--rounds 3 --per-round 5
+
+# rknn-toolkit2 (RKNN files for Rockchip NPUs) in a venv of its own under the project cache: its
+# pins (numpy<=1.26.4, onnx<=1.18) cannot share this one (compress/int8/rknn_ops.py)
+rknn-toolkit: $(STAMP)
+	$(PY) -m motivnet_edge.compress.int8.rknn_ops --install
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not gpu" --durations=15 tests

@@ -100,6 +100,12 @@ def check_quant_args(args: argparse.Namespace) -> tuple[str, ...]:
     formats = _formats(args.formats)
     for cls in (QuantizeConfig, Gate, QatConfig):
         check_options(args, cls)
+    if "rknn" in formats:
+        from motivnet_edge.compress.int8.rknn_ops import missing_reason
+
+        reason = missing_reason()
+        if reason:
+            raise MotivnetError(f"--formats rknn: {reason}")
     return formats
 
 

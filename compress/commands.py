@@ -24,6 +24,7 @@ from motivnet_edge.compress.checks import (
     check_quant_args,
 )
 from motivnet_edge.compress.distil.world import SINGLE, World, join
+from motivnet_edge.compress.int8.rknn_ops import PLATFORMS
 from motivnet_edge.compress.options import add_options, given
 from motivnet_edge.compress.quiet import quiet_third_party
 from motivnet_edge.compress.registry import (
@@ -51,7 +52,7 @@ from motivnet_edge.compress.settings import (
 from motivnet_edge.targets.classifier_spec import OUTPUT_KINDS, ClassifierSpec
 from motivnet_edge.targets.engine import ENGINES
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.formats import FORMATS
+from motivnet_edge.targets.formats import DEFAULT_FORMATS, FORMATS
 from motivnet_edge.targets.labels import parse_label_list
 from motivnet_edge.targets.preprocess import COLORS, REGIONS
 
@@ -120,8 +121,11 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
     q = p.add_argument_group("INT8 and the gate")
     add_options(q, QuantizeConfig)
     add_options(q, Gate)
-    q.add_argument("--formats", default=",".join(FORMATS),
-                   help="formats to quantise, comma-separated")
+    q.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
+                   help=f"formats to quantise, comma-separated, of {', '.join(FORMATS)} (rknn "
+                        f"needs rknn-toolkit2: make rknn-toolkit)")
+    q.add_argument("--rknn-platform", default="rk3588", choices=PLATFORMS,
+                   help="the Rockchip SoC an RKNN file is built for")
     add_options(q, QatConfig, preset_help)
 
 
@@ -260,7 +264,8 @@ def run_quantize(args: argparse.Namespace) -> int:
 
     formats = check_quant_args(args)
     results = stage_quantize(args.out, args.calibration, _gate(args), formats,
-                             qat_config(args), not getattr(args, "quiet", False))
+                             qat_config(args), not getattr(args, "quiet", False),
+                             args.rknn_platform)
     for fmt, r in results.items():
         print(f"{fmt}: {r['file']} ({'passed' if r['passed'] else 'REJECTED'})")
     return 0 if all(r["passed"] for r in results.values()) else 1
@@ -295,7 +300,8 @@ def run_compress(args: argparse.Namespace) -> int:
         return 0  # the other ranks' part ends with training
     stage_export(args.out)
     gate = _gate(args)
-    stage_quantize(args.out, args.calibration, gate, formats, qat_config(args), not args.quiet)
+    stage_quantize(args.out, args.calibration, gate, formats, qat_config(args), not args.quiet,
+                   args.rknn_platform)
     report, ok = stage_validate(args.out, gate, args.labelled_eval)
     print_report(report)
     folder = RunFolder(args.out)

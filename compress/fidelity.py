@@ -14,7 +14,7 @@ from motivnet_edge.compress.settings import Gate
 from motivnet_edge.targets.classifier_spec import OutputLayout
 from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.engine import EngineOptions, kl_divergence, load_engine, softmax
-from motivnet_edge.targets.metadata import artifact_bytes
+from motivnet_edge.targets.metadata import artifact_bytes, read_metadata
 from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 
 DEFAULT_GATE = Gate()
@@ -115,8 +115,16 @@ def decided(logits: np.ndarray, float_logits: np.ndarray, tie_margin: float) -> 
 def evaluate_artifact(path: Path, crops: Sequence[FaceImage], float_logits: np.ndarray,
                       teacher_logits: np.ndarray | None, labels: np.ndarray | None,
                       check: bool = True, layout: OutputLayout | None = None,
-                      gate: Gate = DEFAULT_GATE) -> dict:
-    logits, info = run_artifact(path, crops, check=check)
+                      gate: Gate = DEFAULT_GATE, rows: np.ndarray | None = None) -> dict:
+    """An artifact's gate figures on ``crops``: run in its own engine, or, given ``rows``, the
+    rows a simulator gave for it at build time (RKNN)."""
+    if rows is None:
+        logits, info = run_artifact(path, crops, check=check)
+    else:
+        meta = read_metadata(path)
+        logits, info = rows, {"engine": "simulator", "metadata": meta,
+                              "settings": {"simulated": True,
+                                           "platform": meta.get("recipe", {}).get("platform")}}
     meta = info["metadata"]
     return {"file": path.name, "format": meta["format"], "precision": meta["precision"],
             "what_it_is": meta.get("precision_detail", ""), "recipe": meta.get("recipe", {}),

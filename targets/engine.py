@@ -39,6 +39,7 @@ ENGINES: dict[str, EngineEntry] = {
     "onnxruntime": EngineEntry("onnxruntime", ("onnx",), "onnx", ("onnxruntime",)),
     "openvino": EngineEntry("openvino", ("openvino", "onnx"), "openvino", ("openvino",)),
     "litert": EngineEntry("litert", ("tflite",), "tflite", ("ai_edge_litert", "tflite_runtime")),
+    "rknn": EngineEntry("rknn", ("rknn",), "rknn", ("rknnlite",)),
 }
 
 
@@ -98,6 +99,12 @@ class Engine:
         """The devices this host gives the engine, best first; None when its runtime is not
         installed. Probes only: the runtime is imported by engines that must ask it."""
         return [cls.devices[0]] if runtime_installed(cls.name) else None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why the engine cannot run here when its runtime is installed but something it needs
+        from elsewhere is not (a vendor library); None otherwise."""
+        return None
 
     @classmethod
     def device_label(cls, device: str) -> str:

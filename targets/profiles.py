@@ -135,6 +135,14 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         Choice("onnxruntime", "int8", "onnx", "cuda")), "jetpack6",
         HostTest("tegra_release", "", "not a Jetson (no /etc/nv_tegra_release)"), 0,
         (JETSON_ORT,)),
+    Profile("rockchip", "Rockchip RK3588/RK3566/RK3568 NPU: RKNN INT8 through "
+            "rknn-toolkit-lite2 (librknnrt.so from the board's image), else ONNX Runtime on the "
+            "CPU", (
+        Choice("rknn", "int8", "rknn", "auto"),
+        Choice("onnxruntime", "int8", "onnx", "cpu")), "debian-12",
+        HostTest("device_tree_compatible", "rockchip,rk35",
+                 "not a Rockchip RK35xx board (no rockchip,rk35xx in "
+                 "/proc/device-tree/compatible)"), 1),
     Profile("intel-npu", "Intel NPU through OpenVINO (static shape)", (
         Choice("openvino", "int8", "openvino", "NPU", None, NPU),
         Choice("openvino", "int8", "onnx", "NPU", None, NPU)), auto=2),
@@ -190,6 +198,12 @@ class HostFacts:
         return _read("/proc/device-tree/model")
 
     @cached_property
+    def device_tree_compatible(self) -> str:
+        """The device tree's compatible strings, space-separated (``radxa,rock-5b
+        rockchip,rk3588``), empty elsewhere."""
+        return _read("/proc/device-tree/compatible").replace("\x00", " ")
+
+    @cached_property
     def tegra_release(self) -> str:
         """The first line of /etc/nv_tegra_release (a Jetson's L4T release), empty elsewhere."""
         return _read("/etc/nv_tegra_release")[:80]
@@ -203,6 +217,7 @@ class HostFacts:
     def as_dict(self) -> dict:
         """Every fact, and the devices of every engine (what ``targets --json`` prints)."""
         return {"device_tree_model": self.device_tree_model,
+                "device_tree_compatible": self.device_tree_compatible,
                 "tegra_release": self.tegra_release,
                 "engines": {name: self.devices(name) for name in ENGINES}}
 
@@ -216,7 +231,8 @@ def choice_available(choice: Choice, facts: HostFacts) -> str | None:
     """None when ``choice`` can run here, else the reason it cannot."""
     here = facts.devices(choice.engine)
     if here is None:
-        return f"no {choice.engine}: pip install 'motivnet-edge[{ENGINES[choice.engine].extra}]'"
+        return engine_class(choice.engine).unavailable() or \
+            f"no {choice.engine}: pip install 'motivnet-edge[{ENGINES[choice.engine].extra}]'"
     if choice.device_name.lower() in (d.lower() for d in here):
         return None
     label = engine_class(choice.engine).device_label

@@ -12,7 +12,7 @@ from motivnet_edge.compress.int8.export import export_fp32
 from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
 from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.formats import FORMATS
+from motivnet_edge.targets.formats import DEFAULT_FORMATS
 from motivnet_edge.targets.manifest import Manifest, file_entry
 from motivnet_edge.targets.metadata import artifact_files, check_manifest, read_metadata
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage
@@ -31,7 +31,7 @@ def exported(tmp_path_factory):
     return model, export_fp32(model, SPEC, out, BASE)
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", list(DEFAULT_FORMATS))
 def test_metadata_round_trip(exported, fmt):
     _, paths = exported
     meta = read_metadata(paths[fmt])
@@ -46,7 +46,7 @@ def test_metadata_round_trip(exported, fmt):
     embed_metadata(paths[fmt], meta)
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", list(DEFAULT_FORMATS))
 def test_fp32_artifacts_match_torch_in_their_engines(exported, fmt):
     model, paths = exported
     rng = np.random.default_rng(0)
@@ -108,7 +108,7 @@ def test_openvino_ir_carries_model_api_model_info(exported):
     assert info["reverse_input_channels"] == "True" and info["layout"] == "NCHW"
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", list(DEFAULT_FORMATS))
 def test_format_table_reads_the_input_shape(exported, fmt):
     from motivnet_edge.targets.formats import format_of
 
@@ -133,7 +133,7 @@ def test_written_files_get_the_usual_mode_not_a_temp_files_0600(tmp_path):
     assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o644"}, files
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", list(DEFAULT_FORMATS))
 def test_truncated_artifact_is_named_truncated_with_and_without_a_manifest(exported, fmt,
                                                                          tmp_path):
     _, paths = exported

@@ -10,7 +10,7 @@ import torch
 
 from motivnet_edge.compress.models.motivnet import build_motivnet
 from motivnet_edge.targets.files import sha256_file
-from motivnet_edge.targets.formats import FORMATS, artifact_name, get_format
+from motivnet_edge.targets.formats import DEFAULT_FORMATS, artifact_name, get_format
 from motivnet_edge.targets.metadata import artifact_bytes, read_metadata
 
 DISTIL_SMALL = ["--synthetic", "160", "--epochs", "1", "--min-steps", "0",
@@ -56,7 +56,7 @@ def test_compress_writes_gated_artifacts_report_and_manifest(compressed):
     manifest = json.loads((out / "manifest.json").read_text())
     assert report["passed"] is True
     int8 = {r["format"] for r in report["artifacts"].values() if r["precision"] == "int8"}
-    assert int8 == set(FORMATS)
+    assert int8 == set(DEFAULT_FORMATS)
     for row in report["artifacts"].values():
         assert row["agreement_with_float"] >= SMALL_GATE or row["precision"] == "fp32"
         assert {"agreement_with_teacher", "cosine_with_float", "bytes"} <= set(row)
@@ -76,7 +76,7 @@ def test_gate_rejects_and_marks_an_artifact_that_disagrees(compressed, tmp_path)
     assert res.returncode == 0, output(res)
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    for fmt in FORMATS:
+    for fmt in DEFAULT_FORMATS:
         for p in get_format(fmt).files(copy / artifact_name("student", "int8", fmt)):
             p.unlink()
     res = cli("quantize", "--out", copy, "--formats", "onnx", "--gate", "1.01",
@@ -88,6 +88,49 @@ def test_gate_rejects_and_marks_an_artifact_that_disagrees(compressed, tmp_path)
     assert len(trials) >= 2  # the safer recipes were tried
     res = cli("validate", "--out", copy, "--gate", "1.01")
     assert res.returncode == 1 and "rejected" in res.stdout
+
+
+def _rknn_missing() -> str | None:
+    from motivnet_edge.compress.int8.rknn_ops import missing_reason
+
+    return missing_reason()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_rknn_missing() is not None, reason=str(_rknn_missing()))
+def test_rknn_is_built_gated_in_rockchips_simulator_and_carries_its_metadata(compressed,
+                                                                              tmp_path):
+    """The small run's student as an RKNN file for an RK3566: built and run in rknn-toolkit2's
+    simulator on the held-out crops (its own venv), gated like every INT8 file, its metadata
+    beside it and read back; the validate stage reads the simulator's rows; a changed byte is
+    refused."""
+    from motivnet_edge.targets.formats.rknn_file import inspect
+
+    out, res = compressed
+    assert res.returncode == 0, output(res)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    res = cli("quantize", "--out", copy, "--formats", "rknn", "--rknn-platform", "rk3566",
+              "--calibration", "40", "--gate", str(SMALL_GATE))
+    assert res.returncode == 0, output(res)
+    rknn = copy / artifact_name("student", "int8", "rknn")
+    meta = read_metadata(rknn)
+    assert meta["format"] == "rknn" and meta["precision"] == "int8"
+    assert meta["recipe"]["platform"] == "rk3566" and meta["crop"]["layout"] == "nchw"
+    assert rknn.with_suffix(".rknn.json").is_file()
+    assert inspect(rknn)["target_platform"] == ["rk3566"]
+    trials = json.loads((copy / "work" / "quantize.json").read_text())["rknn"]["trials"]
+    assert trials[0]["recipe"] == "qat-pt2e" and "decided" in trials[0]  # the QAT graph first
+    res = cli("validate", "--out", copy, "--gate", str(SMALL_GATE))
+    assert res.returncode == 0, output(res)
+    row = json.loads((copy / "report.json").read_text())["artifacts"][rknn.name]
+    assert row["engine"] == "simulator" and row["status"] == "ok", row
+    assert row["agreement_with_float"] >= SMALL_GATE
+    data = bytearray(rknn.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    rknn.write_bytes(bytes(data))
+    res = cli("validate", "--out", copy, "--gate", str(SMALL_GATE))
+    assert res.returncode != 0 and rknn.name in res.stderr and "Traceback" not in res.stderr
 
 
 def test_corrupt_teacher_checkpoint_gives_clear_error_and_no_output(tmp_path):
@@ -173,7 +216,7 @@ def test_calibration_data_becomes_the_gate_domain(tmp_path, teacher_file):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", list(DEFAULT_FORMATS))
 def test_weights_only_fallback_is_a_quarter_the_size_and_computes_like_float(
         compressed, tmp_path, fmt):
     from motivnet_edge.compress.artifacts import embed_metadata, inspect_precision

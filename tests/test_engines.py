@@ -12,7 +12,7 @@ from motivnet_edge.compress.int8.export import export_fp32
 from motivnet_edge.targets.engine import EngineOptions, engines_for, load_engine
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
-from motivnet_edge.targets.formats import FORMATS, artifact_name
+from motivnet_edge.targets.formats import DEFAULT_FORMATS, artifact_name
 from motivnet_edge.targets.preprocess import CropSpec, make_inputs
 from motivnet_edge.targets.profiles import (
     PROFILES,
@@ -28,7 +28,7 @@ from tests.helpers import TinyNet
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev" / "images"
 SPEC = CropSpec(height=48, width=48, margin=0.15)
 # every engine with every format it opens, from the tables
-CASES = [(engine, fmt) for fmt in FORMATS for engine in engines_for(fmt)]
+CASES = [(engine, fmt) for fmt in DEFAULT_FORMATS for engine in engines_for(fmt)]
 
 
 @pytest.fixture(scope="module")

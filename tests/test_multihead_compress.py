@@ -16,7 +16,7 @@ from torch import nn
 from motivnet_edge.edge.data.synthetic import synth_faces
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.engine import load_engine
-from motivnet_edge.targets.formats import FORMATS, artifact_name
+from motivnet_edge.targets.formats import DEFAULT_FORMATS, artifact_name
 from motivnet_edge.targets.metadata import read_metadata
 from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 from tests.helpers import TinyNet
@@ -90,7 +90,7 @@ def test_both_heads_pass_the_gate_in_every_int8_format(compressed):
     assert report["passed"] and "continuous outputs:" in res.stdout
     gate = report["gate"]
     int8 = {r["format"]: r for r in report["artifacts"].values() if r["precision"] == "int8"}
-    assert set(int8) == set(FORMATS)
+    assert set(int8) == set(DEFAULT_FORMATS)
     assert gate["agreement_with_float"] == 0.99  # the default class gate
     for row in int8.values():
         assert row["agreement_with_float"] >= 0.99 and row["status"] == "ok", row
@@ -106,7 +106,7 @@ def test_int8_artifacts_name_their_heads_and_engines_return_both(compressed):
     out, res = compressed
     assert res.returncode == 0, res.stderr[-3000:]
     faces = [FaceImage(f.image) for f in synth_faces(6, seed=2)]
-    for fmt in FORMATS:
+    for fmt in DEFAULT_FORMATS:
         path = out / artifact_name("student", "int8", fmt)
         meta = read_metadata(path)
         assert meta["heads"]["valence"] == {"index": 7, "range": [-1.0, 1.0]}

@@ -12,7 +12,7 @@ from motivnet_edge.compress.inference import QAT_GRAPHS, emulate
 from motivnet_edge.compress.int8 import graph as graph_edits
 from motivnet_edge.compress.int8 import qat
 from motivnet_edge.compress.int8.formats import OPS
-from motivnet_edge.targets.formats import FORMATS, artifact_name
+from motivnet_edge.targets.formats import DEFAULT_FORMATS, artifact_name
 from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage
 
@@ -69,7 +69,7 @@ def test_qat_makes_full_int8_files_that_agree_with_their_float_source(tmp_path):
             path = folder / artifact_name("student", "int8", fmt)
             ops.export_qat(prepared, quantizer, spec, path)
     held_out = [FaceImage(rng.integers(0, 255, (40, 40, 3), np.uint8)) for _ in range(200)]
-    for fmt in FORMATS:
+    for fmt in DEFAULT_FORMATS:
         path = tmp_path / artifact_name("student", "int8", fmt)
         OPS[fmt].from_qat(folder, path)  # the IR's also writes the graph of its float source
         source = emulate(folder / QAT_GRAPHS[OPS[fmt].qat_source], held_out, spec)

@@ -15,7 +15,7 @@ from torch import nn
 
 from motivnet_edge.edge.data.synthetic import synth_faces
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
-from motivnet_edge.targets.formats import FORMATS
+from motivnet_edge.targets.formats import DEFAULT_FORMATS
 from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 from tests.helpers import TinyNet
@@ -74,7 +74,7 @@ def test_every_format_gets_full_int8_through_the_gate_with_a_soft_grey_teacher(c
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] and "gate PASSED" in res.stdout
     int8 = {r["format"]: r for r in report["artifacts"].values() if r["precision"] == "int8"}
-    assert set(int8) == set(FORMATS)
+    assert set(int8) == set(DEFAULT_FORMATS)
     for fmt, row in int8.items():
         assert row["status"] == "ok" and row["float_source"].startswith("qat"), (fmt, row)
         assert row["decided"]["agreement"] >= 0.99 and row["kl_from_float"] <= 0.02, row
@@ -92,7 +92,7 @@ def test_the_report_prints_the_decided_agreement_and_kl(compressed):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "agr/decided" in res.stdout and "KL" in res.stdout
     trials = json.loads((out / "work" / "quantize.json").read_text())
-    for fmt in FORMATS:  # every trial records what the gate read
+    for fmt in DEFAULT_FORMATS:  # every trial records what the gate read
         first = trials[fmt]["trials"][0]
         assert first["recipe"] == "qat-pt2e", first
         assert {"decided", "kl_from_float", "int8_margin_noise"} <= set(first), first

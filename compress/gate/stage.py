@@ -17,9 +17,11 @@ from motivnet_edge.compress.inference import (
     FLOAT_SOURCES,
     emulate,
     float_source_logits,
+    load_simulated,
     predict,
     quantize_results,
 )
+from motivnet_edge.compress.int8.formats import OPS
 from motivnet_edge.compress.models.teachers import reload_teacher
 from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.errors import MotivnetError
@@ -34,6 +36,12 @@ from motivnet_edge.targets.manifest import (
 )
 from motivnet_edge.targets.metadata import read_metadata
 from motivnet_edge.targets.preprocess import FaceImage
+
+
+def _simulated(meta: dict) -> bool:
+    """True for an artifact no engine here opens, run in a simulator when it was built."""
+    ops = OPS.get(meta.get("format", ""))
+    return ops is not None and ops.simulated
 
 
 def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
@@ -53,8 +61,10 @@ def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
     if qat_graph.is_file():
         models["QAT model (simulated)"] = lambda faces: classes(emulate(qat_graph, faces,
                                                                         w.spec))
-    for path in artifacts:
-        models[path.name] = lambda faces, p=path: classes(run_artifact(p, faces, check=False)[0])
+    for path in artifacts:  # a simulated file (RKNN) was run on the held-out faces only
+        if not _simulated(read_metadata(path)):
+            models[path.name] = lambda faces, p=path: classes(run_artifact(p, faces,
+                                                                           check=False)[0])
     return labelled_report(labelled, w.run.classes, models, progress=progress)
 
 
@@ -77,8 +87,11 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
         if source not in sources:
             sources[source] = float_source_logits(w.folder, meta, val_crops, w.spec,
                                                   float_logits)
+        simulated = _simulated(meta)
         row = evaluate_artifact(path, val_crops, sources[source], teacher_logits, labels,
-                                check=False, layout=w.run.layout, gate=gate)
+                                check=False, layout=w.run.layout, gate=gate,
+                                rows=load_simulated(w.folder, path, val_crops) if simulated
+                                else None)
         row["float_source"] = source
         row["float_source_is"] = FLOAT_SOURCES.get(source, source)
         rejected = f".{REJECTED}." in path.name

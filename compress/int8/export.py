@@ -42,6 +42,8 @@ def export_fp32(model: torch.nn.Module, spec: CropSpec, out_dir: Path, base: dic
     out_dir = Path(out_dir)
     paths: dict[str, Path] = {}
     for fmt, ops in OPS.items():
+        if ops.export is None:  # made from another format's file (RKNN from the ONNX)
+            continue
         final = out_dir / artifact_name("student", "fp32", fmt)
         log.info("exporting %s", final.name)
         with atomic_path(final) as tmp:

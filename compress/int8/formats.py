@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from motivnet_edge.compress.int8 import onnx_ops, openvino_ops, tflite_ops
+from motivnet_edge.compress.int8 import onnx_ops, openvino_ops, rknn_ops, tflite_ops
 from motivnet_edge.compress.int8.recipes import WEIGHTS_ONLY, Calibration, Recipe
 from motivnet_edge.targets.formats import get_format
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs
@@ -29,16 +29,20 @@ class FormatOps:
     recipe, tmp); weights_only(fp32, tmp); export_qat(prepared, quantizer, spec, path) or None
     when the format's QAT artifact is made from another's; from_qat(qat_folder, tmp);
     qat_source: the float source of the QAT artifact, as the format's engine computes the
-    QAT graph (:data:`motivnet_edge.compress.inference.QAT_GRAPHS`)."""
+    QAT graph (:data:`motivnet_edge.compress.inference.QAT_GRAPHS`). simulated: built and run
+    in a simulator in one call, when no engine here can open the file: quantize and
+    from_qat(qat_folder, tmp, calibration) return the simulator's rows for the held-out
+    inputs; export is None (no FP32 file)."""
 
     name: str
-    export: Callable
+    export: Callable | None
     recipes: tuple[Recipe, ...]
     quantize: Callable
     weights_only: Callable
     from_qat: Callable
     export_qat: Callable | None = None
     qat_source: str = "qat"
+    simulated: bool = False
 
 
 OPS: dict[str, FormatOps] = {o.name: o for o in (
@@ -70,6 +74,12 @@ OPS: dict[str, FormatOps] = {o.name: o for o in (
         WEIGHTS_ONLY,
     ), tflite_ops.quantize, tflite_ops.weights_only, tflite_ops.from_qat,
         tflite_ops.export_qat),
+    # Rockchip's NPU, through rknn-toolkit2 in its own environment (rknn_ops.py); recipes are
+    # the toolkit's calibration algorithms; no weights-only INT8 exists for it
+    FormatOps("rknn", None, (
+        Recipe("rknn-normal", calibrate="normal"),
+        Recipe("rknn-mmse", calibrate="mmse"),
+    ), rknn_ops.quantize, rknn_ops.weights_only, rknn_ops.from_qat, simulated=True),
 )}
 
 
@@ -81,11 +91,11 @@ def calibration(fmt: str, fp32: Path, model, crops: list[FaceImage], spec: CropS
                        heads)
 
 
-def quantize(fmt: str, cal: Calibration, recipe: Recipe, tmp: Path) -> None:
-    """One post-training recipe applied to one format, the INT8 file written at ``tmp``."""
+def quantize(fmt: str, cal: Calibration, recipe: Recipe, tmp: Path):
+    """One post-training recipe applied to one format, the INT8 file written at ``tmp``; a
+    simulated format's rows for ``cal.held_out`` (else None)."""
     log.info("quantising %s with %s on %d crops", fmt, recipe.name, len(cal.inputs))
     ops = OPS[fmt]
     if recipe.weights_only:
-        ops.weights_only(cal.fp32, tmp)
-    else:
-        ops.quantize(cal, recipe, tmp)
+        return ops.weights_only(cal.fp32, tmp)
+    return ops.quantize(cal, recipe, tmp)

@@ -130,3 +130,30 @@ def unquantised_residual_convs(model) -> int:
         graph.node.remove(dq)
         removed += 1
     return removed
+
+
+def float_biases(model) -> int:
+    """Store each int32 bias behind a DequantizeLinear as the float it stands for (what
+    :func:`biases_to_int32` made, undone): rknn-toolkit2 2.5.0 fails to fold such constants
+    (``fold_constant``: IndexError) and quantises float biases itself at the same scale.
+    Returns the biases changed."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    folded = 0
+    for node in list(graph.node):
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits \
+                or inits[node.input[0]].data_type != 6:  # TensorProto.INT32
+            continue
+        q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float64)
+        scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        graph.initializer.append(numpy_helper.from_array((q * scale).astype(np.float32),
+                                                         node.output[0]))
+        graph.node.remove(node)
+        folded += 1
+    still_used = {x for n in graph.node for x in n.input}
+    for name, init in inits.items():
+        if name not in still_used:
+            graph.initializer.remove(init)
+    return folded

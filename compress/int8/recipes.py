@@ -62,10 +62,13 @@ class Calibration:
     """What a format's post-training INT8 step works from: its FP32 artifact, the FP32
     student (``torch.nn.Module``), calibration inputs in the format's layout, and whether the
     student is a transformer (NNCF's model type) and how many output layers (heads) it ends
-    in."""
+    in; for a format run in a simulator at build time (RKNN), the held-out inputs it
+    simulates and the platform it builds for."""
 
     fp32: Path
     model: Any
     inputs: np.ndarray
     transformer: bool = False
     heads: int = 1
+    held_out: np.ndarray | None = None
+    platform: str = "rk3588"

@@ -18,18 +18,18 @@ import numpy as np
 from motivnet_edge.compress.distil.data import Mirrored
 from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
 from motivnet_edge.compress.fidelity import DEFAULT_GATE, Gate, evaluate_artifact
-from motivnet_edge.compress.inference import QAT_GRAPHS, emulate
+from motivnet_edge.compress.inference import QAT_GRAPHS, emulate, save_simulated
 from motivnet_edge.compress.int8 import qat
 from motivnet_edge.compress.int8.export import finish
 from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
-from motivnet_edge.compress.int8.recipes import QAT_RECIPE, Recipe
+from motivnet_edge.compress.int8.recipes import QAT_RECIPE, Calibration, Recipe
 from motivnet_edge.compress.models.students import is_vit
 from motivnet_edge.compress.settings import CALIBRATION_CROPS, QatConfig
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, write_json
-from motivnet_edge.targets.formats import FORMATS, REJECTED, artifact_name, get_format
+from motivnet_edge.targets.formats import DEFAULT_FORMATS, REJECTED, artifact_name, get_format
 from motivnet_edge.targets.metadata import read_metadata
-from motivnet_edge.targets.preprocess import FaceImage
+from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 
 log = logging.getLogger(__name__)
 TRIAL_KEYS = ("float_source", "agreement_with_float", "flips", "flip_max_float_margin",
@@ -73,11 +73,12 @@ def run_qat(d: Distilled, cfg: QatConfig, progress: bool = True) -> Path:
 
 
 def stage_quantize(out: Path, calibration: int = CALIBRATION_CROPS, gate: Gate = DEFAULT_GATE,
-                   formats: tuple[str, ...] = tuple(FORMATS),
-                   qat_cfg: QatConfig | None = None, progress: bool = True
-                   ) -> dict[str, dict]:
+                   formats: tuple[str, ...] = DEFAULT_FORMATS,
+                   qat_cfg: QatConfig | None = None, progress: bool = True,
+                   rknn_platform: str = "rk3588") -> dict[str, dict]:
     """INT8 for each format; recipes tried in order until one passes the ``gate``.
-    An artifact that never passes is kept under its rejected name for inspection."""
+    An artifact that never passes is kept under its rejected name for inspection. RKNN files
+    are built for ``rknn_platform``."""
     d = load_distilled(out)
     calib = _calibration(d, calibration)
     float_logits = d.val()[1]
@@ -88,21 +89,43 @@ def stage_quantize(out: Path, calibration: int = CALIBRATION_CROPS, gate: Gate =
         for fmt in formats:
             recipes[fmt].insert(0, QAT_RECIPE)
     base = d.base_meta()  # hashes student.pth: once, not per format
-    results = {fmt: _quantize_format(d, fmt, recipes[fmt], calib, sources, gate, base)
-               for fmt in formats}
+    results = {fmt: _quantize_format(d, fmt, recipes[fmt], calib, sources, gate, base,
+                                     rknn_platform) for fmt in formats}
     write_json(d.folder.quantize_results, results)
     return results
 
 
-def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[FaceImage],
-                     sources: dict[str, np.ndarray], gate: Gate, base: dict) -> dict:
-    """Recipes tried in order until one passes; the best trial kept (rejected if none did)."""
-    out, form = d.folder.out, get_format(fmt)
-    fp32 = out / artifact_name("student", "fp32", fmt)
+def _calibration_for(d: Distilled, fmt: str, calib: list[FaceImage], platform: str
+                     ) -> Calibration:
+    """What ``fmt``'s recipes work from; a simulated format's (RKNN) also the held-out inputs,
+    its FP32 source being the ONNX file."""
+    out, ops = d.folder.out, OPS[fmt]
+    fp32 = out / artifact_name("student", "fp32", "onnx" if ops.simulated else fmt)
     if not fp32.is_file():
         raise MotivnetError(f"{fp32} is missing: run 'motivnet-edge export --out {out}'")
     cal = calibration(fmt, fp32, d.model, calib, d.spec, is_vit(d.run.student.name),
                       1 + bool(d.run.layout.continuous))  # a values head beside the classes
+    if ops.simulated:
+        cal.held_out = make_inputs(d.val()[0], get_format(fmt).crop(d.spec))
+        cal.platform = platform
+    return cal
+
+
+def _make_trial(d: Distilled, fmt: str, recipe: Recipe, cal: Calibration, tmp: Path):
+    """One recipe's INT8 file at ``tmp``; a simulated format's rows on the held-out crops."""
+    if recipe is not QAT_RECIPE:
+        return quantize(fmt, cal, recipe, tmp)
+    if OPS[fmt].simulated:
+        return OPS[fmt].from_qat(d.folder.qat, tmp, cal)
+    return OPS[fmt].from_qat(d.folder.qat, tmp)  # writes the graph of its float source
+
+
+def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[FaceImage],
+                     sources: dict[str, np.ndarray], gate: Gate, base: dict,
+                     platform: str = "rk3588") -> dict:
+    """Recipes tried in order until one passes; the best trial kept (rejected if none did)."""
+    out, form = d.folder.out, get_format(fmt)
+    cal = _calibration_for(d, fmt, calib, platform)
     val_crops, _, teacher_logits, labels = d.val()
     final = out / artifact_name("student", "int8", fmt)
     trial, best = out / f".trial-{final.name}", out / f".best-{final.name}"
@@ -113,16 +136,17 @@ def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[
             continue  # built from another format's artifact, which is not full INT8 here
         source = OPS[fmt].qat_source if recipe is QAT_RECIPE else "student"
         with atomic_path(trial) as tmp:
-            if recipe is QAT_RECIPE:
-                OPS[fmt].from_qat(d.folder.qat, tmp)  # writes the graph of its float source
-            else:
-                quantize(fmt, cal, recipe, tmp)
+            rows = _make_trial(d, fmt, recipe, cal, tmp)
             finish(tmp, trial, fmt, base, d.spec, {**recipe.to_dict(), "calibration_crops":
-                                                   len(calib), "float_source": source})
+                                                   len(calib), "float_source": source,
+                                                   **({"platform": platform} if rows is not None
+                                                      else {})})
+        if rows is not None:
+            save_simulated(d.folder, trial, rows, val_crops)
         if source not in sources:  # the QAT graph as this format's engine computes it
             sources[source] = emulate(d.folder.qat / QAT_GRAPHS[source], val_crops, d.spec)
         scores = evaluate_artifact(trial, val_crops, sources[source], teacher_logits, labels,
-                                   check=False, layout=d.run.layout, gate=gate)
+                                   check=False, layout=d.run.layout, gate=gate, rows=rows)
         scores["float_source"] = source
         trials.append({"recipe": recipe.name, **{k: scores[k] for k in TRIAL_KEYS
                                                  if k in scores}})

@@ -32,6 +32,8 @@ class Format:
     engine: the engine that opens it by default; extra: the pip extra for that engine.
     module: the module under ``motivnet_edge.targets.formats`` with ``read(path)``,
     ``write(path, text, info)`` and ``inspect(path)`` for the embedded metadata.
+    default: compress makes it unless told which formats (one made with a toolkit of its own,
+    as RKNN, is asked for by name).
     """
 
     name: str
@@ -41,6 +43,7 @@ class Format:
     engine: str
     extra: str
     module: str
+    default: bool = True
 
     def codec(self) -> ModuleType:
         """The module that reads, writes and inspects this format (imports its library lazily)."""
@@ -72,8 +75,13 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("onnx", ".onnx", (), "nchw", "onnxruntime", "onnx", "onnx_file"),
     Format("openvino", ".xml", (".bin",), "nchw", "openvino", "openvino", "openvino_ir"),
     Format("tflite", ".tflite", (), "nhwc", "litert", "tflite", "tflite_file"),
+    # Rockchip's NPU: a compiled graph whose metadata lies beside it (rknn_file.py)
+    Format("rknn", ".rknn", (".rknn.json",), "nchw", "rknn", "rknn", "rknn_file",
+           default=False),
 )}
 SUFFIXES: dict[str, Format] = {f.suffix: f for f in FORMATS.values()}
+# the formats compress makes unless told otherwise
+DEFAULT_FORMATS: tuple[str, ...] = tuple(n for n, f in FORMATS.items() if f.default)
 
 # What an artifact file is for (its role) and how precise it is: the parts of its name.
 ROLES = ("student",)

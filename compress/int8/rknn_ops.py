@@ -1,0 +1,167 @@
+"""RKNN (Rockchip NPU) in the compress chain, through rknn-toolkit2 in an environment of its own.
+
+rknn-toolkit2 2.5.0 pins numpy<=1.26.4, onnx<=1.18 and protobuf<=4.25.4, which the compress
+environment cannot share; it is installed into its own venv (:func:`install`, ``make
+rknn-toolkit``) and driven as a subprocess (``rknn_worker.py``). It imports torch when it loads,
+though converting ONNX never calls it, and its pin (torch<=2.4.0) has no CPU build on PyPI for
+this Python: the venv reaches the compress environment's torch through a ``.pth`` line placed
+after its own packages, so its own numpy and onnx come first.
+
+The toolkit's simulator runs only a model built in the same session, so every RKNN file is
+built and simulated on the held-out crops in one call; the rows are kept under
+``work/rknn/`` by the file's content digest, and the gate reads them there (the bench marks such
+a row SIMULATED: accuracy only). Two ways in, tried in order: the quantization-aware fine-tuned
+QDQ graph with ``do_quantization=False`` (the toolkit takes its scales; its int32 biases stored
+as float first, which the toolkit quantises again at the same scale), then the FP32 ONNX
+calibrated by the toolkit on the same calibration crops as every format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from motivnet_edge.compress.int8.recipes import Calibration, Recipe
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import cache_dir
+from motivnet_edge.targets.formats import artifact_name
+
+log = logging.getLogger(__name__)
+
+TOOLKIT = "rknn-toolkit2==2.5.0"
+# the toolkit's own requirements but torch (reached through the .pth line)
+TOOLKIT_DEPS = ("numpy<=1.26.4", "onnx>=1.16.1,<=1.18.0", "protobuf>=4.21.6,<=4.25.4",
+                "onnxruntime>=1.17.0", "opencv-python-headless>=4.5.5.64", "psutil>=5.9.0",
+                "ruamel.yaml>=0.17.21", "scipy>=1.9.3", "tqdm>=4.64.1", "fast-histogram>=0.11")
+PLATFORMS = ("rk3588", "rk3566", "rk3568", "rk3576", "rk3562")
+WORKER = Path(__file__).with_name("rknn_worker.py")
+TIMEOUT_S = 1800
+
+
+def toolkit_venv() -> Path:
+    """Where the toolkit's venv lives: $MOTIVNET_RKNN_VENV, else under the project cache."""
+    return Path(os.environ.get("MOTIVNET_RKNN_VENV") or cache_dir() / "rknn-toolkit2-2.5.0")
+
+
+def toolkit_python() -> Path | None:
+    """The toolkit venv's python, None when it is not installed."""
+    python = toolkit_venv() / "bin" / "python"
+    return python if python.is_file() else None
+
+
+def missing_reason() -> str | None:
+    """Why RKNN files cannot be made here, or None."""
+    if toolkit_python() is None:
+        return (f"rknn-toolkit2 is not installed in {toolkit_venv()}: run 'make rknn-toolkit' "
+                f"(or python -m motivnet_edge.compress.int8.rknn_ops --install)")
+    return None
+
+
+def install(venv: Path | None = None) -> Path:
+    """Create the toolkit's venv (its requirements but torch, then the toolkit without its
+    dependencies, then the .pth line that reaches this environment's torch). Returns its
+    python."""
+    import torch
+
+    venv = Path(venv or toolkit_venv())
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+           "--disable-pip-version-check"]
+    subprocess.run([*pip, *TOOLKIT_DEPS], check=True)
+    subprocess.run([*pip, "--no-deps", TOOLKIT], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "zz-torch-from-compress.pth").write_text(str(Path(torch.__file__).parents[1]) + "\n")
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-c", "from rknn.api import RKNN"], check=True)
+    return python
+
+
+def build(source: Path, out: Path, platform: str, held_out: np.ndarray,
+          calibration: np.ndarray | None = None, algorithm: str = "normal",
+          optimization_level: int = 3) -> np.ndarray:
+    """Build ``out`` from the ONNX ``source`` (quantised by the toolkit on ``calibration``
+    when given, else with the graph's own Q/DQ scales) and return the simulator's output
+    rows for ``held_out``."""
+    python = toolkit_python()
+    if python is None:
+        raise MotivnetError(missing_reason())
+    if platform not in PLATFORMS:
+        raise MotivnetError(f"RKNN platform {platform!r} is not one of {', '.join(PLATFORMS)}")
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        req = {"source": str(source), "out": str(out), "platform": platform,
+               "quantize": calibration is not None, "algorithm": algorithm,
+               "optimization_level": optimization_level,
+               "inputs": str(d / "held_out.npy"), "rows": str(d / "rows.npy")}
+        np.save(req["inputs"], held_out.astype(np.float32))
+        if calibration is not None:
+            req["calibration"] = str(d / "calibration.npy")
+            np.save(req["calibration"], calibration.astype(np.float32))
+        (d / "request.json").write_text(json.dumps(req))
+        res = subprocess.run([str(python), str(WORKER), str(d / "request.json")],
+                             capture_output=True, text=True, timeout=TIMEOUT_S)
+        result = _result(res)
+        if not result.get("ok"):
+            raise MotivnetError(f"RKNN build of {source.name} for {platform} failed: "
+                                f"{result.get('error', res.stderr[-500:])}")
+        log.info("rknn %s: built for %s, %d crops simulated in %.1f s (toolkit %s)",
+                 out.name, platform, result["inputs"], result["simulate_s"],
+                 result.get("toolkit", "?"))
+        return np.load(req["rows"])
+
+
+def _result(res: subprocess.CompletedProcess) -> dict:
+    lines = [line for line in res.stdout.splitlines() if line.startswith("{")]
+    try:
+        return json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def quantize(cal: Calibration, recipe: Recipe, tmp: Path) -> np.ndarray:
+    """The FP32 ONNX file calibrated by the toolkit (``recipe.calibrate``: its algorithm)."""
+    fp32 = Path(cal.fp32).parent / artifact_name("student", "fp32", "onnx")
+    return build(fp32, tmp, cal.platform, cal.held_out, cal.inputs, recipe.calibrate)
+
+
+def from_qat(folder: Path, tmp: Path, cal: Calibration) -> np.ndarray:
+    """The quantization-aware fine-tuned QDQ graph, its biases stored as float first."""
+    import onnx
+
+    from motivnet_edge.compress.inference import QAT_GRAPH
+    from motivnet_edge.compress.int8.graph import float_biases
+
+    model = onnx.load(str(folder / QAT_GRAPH))
+    float_biases(model)
+    graph = folder / "student-int8-rknn-source.onnx"
+    onnx.save(model, str(graph))
+    return build(graph, tmp, cal.platform, cal.held_out)
+
+
+def weights_only(fp32: Path, tmp: Path) -> None:
+    raise MotivnetError("RKNN has no weights-only INT8: the NPU runs w8a8 or float16")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Install rknn-toolkit2 into its own venv (``--install``) or say where it is."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--install", action="store_true")
+    args = parser.parse_args(argv)
+    if args.install and toolkit_python() is None:
+        print(f"installing {TOOLKIT} into {toolkit_venv()}", flush=True)
+        install()
+    print(missing_reason() or f"rknn-toolkit2: {toolkit_python()}")
+    return 0 if toolkit_python() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
