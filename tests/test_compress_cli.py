@@ -79,9 +79,14 @@ def test_gate_rejects_and_marks_an_artifact_that_disagrees(compressed, tmp_path)
     for fmt in DEFAULT_FORMATS:
         for p in get_format(fmt).files(copy / artifact_name("student", "int8", fmt)):
             p.unlink()
+    qat_graph = copy / "work" / "qat" / artifact_name("student", "int8", "onnx")
+    before = sha256_file(qat_graph)
     res = cli("quantize", "--out", copy, "--formats", "onnx", "--gate", "1.01",
               "--calibration", "40")
     assert res.returncode == 1
+    # the fine-tuning of this student with these settings is kept, not run again: the float
+    # source the other formats were gated against stays as it was
+    assert sha256_file(qat_graph) == before and "kept from" in res.stderr
     assert (copy / artifact_name("student", "int8", "onnx", "rejected")).is_file()
     assert not (copy / artifact_name("student", "int8", "onnx")).exists()
     trials = json.loads((copy / "work" / "quantize.json").read_text())["onnx"]["trials"]

@@ -142,3 +142,21 @@ def test_litert_runs_a_batch_of_one_graph_face_by_face(tmp_path):
     expected = np.concatenate([model(torch.from_numpy(x[i:i + 1]).permute(0, 3, 1, 2))
                                .detach().numpy() for i in range(3)])
     assert np.allclose(out, expected, atol=1e-4)
+
+
+def test_rockchip_says_why_its_npu_does_not_run_here():
+    """On a host that is no Rockchip board, the rockchip profile names the device tree it
+    looked at and what the NPU engine lacks (rknn-toolkit-lite2 on x86; librknnrt.so where the
+    wheel is there but Rockchip's library is not)."""
+    from motivnet_edge.targets.engines.rknn import LIBRARY_HINT, RknnEngine, runtime_library
+
+    facts = host_facts()
+    if "rockchip,rk35" in facts.device_tree_compatible.lower():
+        pytest.skip("a Rockchip board")
+    choice, reasons = profile_status(PROFILES["rockchip"], facts)
+    assert any("/proc/device-tree/compatible" in r for r in reasons), reasons
+    assert any(r.startswith("rknn/auto: ") and ("rknn-toolkit-lite2" in r or "librknnrt" in r)
+               for r in reasons), reasons
+    assert choice is None or choice.engine == "onnxruntime"  # the CPU fallback
+    if runtime_library() is None:
+        assert RknnEngine.devices_here() is None and "librknnrt.so" in LIBRARY_HINT

@@ -10,6 +10,7 @@ the weights-only last resort; each artifact from those is compared with the FP32
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -48,10 +49,30 @@ def _calibration(d: Distilled, n: int) -> list[FaceImage]:
     return [d.crops.crops[i] for i in pick]
 
 
+def _qat_done(folder: Path, cfg: QatConfig, student_sha256: str) -> bool:
+    """True when work/qat/ holds this student's fine-tuning with this config, every graph
+    there: quantising another format later (``--formats rknn``) keeps the float source the
+    others were gated against."""
+    record = folder / "qat.json"
+    if not record.is_file():
+        return False
+    done = json.loads(record.read_text())
+    return (done.get("student_sha256") == student_sha256
+            and done.get("config") == json.loads(json.dumps(vars(cfg)))
+            and all((folder / artifact_name("student", "int8", fmt)).is_file()
+                    for fmt, ops in OPS.items() if ops.export_qat is not None))
+
+
 def run_qat(d: Distilled, cfg: QatConfig, progress: bool = True) -> Path:
     """Fine-tune the student with quantisation simulated; write its INT8 graph in every format
-    that exports one (ONNX, TFLite) under work/qat/ (no metadata yet). Returns the folder."""
+    that exports one (ONNX, TFLite) under work/qat/ (no metadata yet). Returns the folder.
+    A fine-tuning already there for this student and config is kept (delete work/qat/ to
+    run it again)."""
     folder = d.folder.qat
+    if _qat_done(folder, cfg, d.base_meta()["student"]["sha256"]):
+        log.info("quantization-aware fine-tuning: kept from %s (same student and settings)",
+                 folder / "qat.json")
+        return folder
     teacher = np.load(d.folder.faces(calibrated=False)[1])
     train = [d.distil_crops.crops[i] for i in d.distil_train_idx]
     targets = teacher[d.distil_train_idx]
