@@ -17,11 +17,11 @@ from motivnet_edge.compress.inference import (
     FLOAT_SOURCES,
     emulate,
     float_source_logits,
-    load_simulated,
     predict,
     quantize_results,
 )
 from motivnet_edge.compress.int8.formats import OPS
+from motivnet_edge.compress.int8.simulated import load_simulated
 from motivnet_edge.compress.models.teachers import reload_teacher
 from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.errors import MotivnetError

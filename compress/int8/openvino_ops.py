@@ -76,8 +76,8 @@ def from_qat(folder: Path, tmp: Path) -> None:
     """The fine-tuned student's QDQ ONNX graph read by OpenVINO, with the quantisation its CPU
     plugin does not compute taken out (the outputs of convolutions a residual Add reads:
     :func:`.graph.unquantised_residual_convs`). That graph is written beside the QAT graph
-    (:data:`QAT_GRAPHS` ``qat-openvino``): run with its quantisation simulated, it is the IR's
-    float source."""
+    (:data:`motivnet_edge.compress.inference.QAT_GRAPHS` ``qat-openvino``): run with its
+    quantisation simulated, it is the IR's float source."""
     import onnx
 
     from motivnet_edge.compress.inference import QAT_GRAPH, QAT_GRAPHS

@@ -76,6 +76,7 @@ def build_and_simulate(req: dict, log: io.StringIO) -> dict:
 
 
 def main() -> int:
+    """Build and simulate the request named on the command line; print the result as JSON."""
     req = json.loads(Path(sys.argv[1]).read_text())
     log = io.StringIO()
     try:

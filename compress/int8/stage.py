@@ -19,11 +19,12 @@ import numpy as np
 from motivnet_edge.compress.distil.data import Mirrored
 from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
 from motivnet_edge.compress.fidelity import DEFAULT_GATE, Gate, evaluate_artifact
-from motivnet_edge.compress.inference import QAT_GRAPHS, emulate, save_simulated
+from motivnet_edge.compress.inference import QAT_GRAPHS, emulate
 from motivnet_edge.compress.int8 import qat
 from motivnet_edge.compress.int8.export import finish
 from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
 from motivnet_edge.compress.int8.recipes import QAT_RECIPE, Calibration, Recipe
+from motivnet_edge.compress.int8.simulated import save_simulated
 from motivnet_edge.compress.models.students import is_vit
 from motivnet_edge.compress.settings import CALIBRATION_CROPS, QatConfig
 from motivnet_edge.targets.errors import MotivnetError
