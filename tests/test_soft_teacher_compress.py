@@ -62,7 +62,7 @@ def compressed(tmp_path_factory):
     res = subprocess.run([sys.executable, "-m", "motivnet_edge", "compress", "--out", str(out),
                           "--teacher", str(teacher), "--teacher-spec", str(root / "spec.yaml"),
                           "--cache-dir", str(root / "cache"), "--val-fraction", "0.5",
-                          "--quiet"],
+                          "--synthetic", "1200", "--quiet"],
                          capture_output=True, text=True, timeout=1500)
     return out, res
 

@@ -168,6 +168,12 @@ if [ "$TARGET" = rpi ] && ! "$PREFIX/current/venv/bin/python" -c 'import picamer
     say "note: a camera module (libcamera:0 in the config) needs picamera2: apt install" \
         "python3-picamera2 (USB cameras, streams and GStreamer do not)"
 fi
+if [ "$TARGET" = rockchip ]; then  # the NPU's runtime library comes with the board's image
+    why=$("$PREFIX/current/venv/bin/python" -c 'from motivnet_edge.targets.engines.rknn import \
+RknnEngine; print(RknnEngine.unavailable() or "")' 2>/dev/null || true)
+    [ -n "$why" ] && say "note: the daemon cannot run the RKNN model until this is mended:" \
+        "$why"
+fi
 # keep the current and the previous version, remove older ones
 prev=$(readlink "$PREFIX/previous" 2>/dev/null || true)
 for d in "$PREFIX"/*_*; do
