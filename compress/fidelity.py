@@ -106,7 +106,7 @@ def decided(logits: np.ndarray, float_logits: np.ndarray, tie_margin: float) -> 
     return {"int8_margin_noise": round(noise, 4),
             "decided": {"margin": round(threshold, 4), "n": int(sure.sum()),
                         "agreement": float(agree[sure].mean()) if sure.any() else 1.0},
-            "kl_from_float": float(np.mean(kl_divergence(float_logits, logits))),
+            "kl_from_float": max(0.0, float(np.mean(kl_divergence(float_logits, logits)))),
             "flips_by_margin": [{"from": lo, "faces": int((bins == k).sum()),
                                  "flips": int((~agree & (bins == k)).sum())}
                                 for k, lo in enumerate(MARGIN_BINS)]}

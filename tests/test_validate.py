@@ -38,10 +38,10 @@ def test_gate_refuses_a_confident_flip_that_agreement_alone_would_let_through():
     assert gate.passes(tie_scores) and not gate.passes(sure_scores)
     assert gate.rank(tie_scores) > gate.rank(sure_scores)
     assert not Gate(agreement=0.999).passes(tie_scores)
-    assert not Gate(max_flip_margin=5.0).passes(sure_scores)  # its KL: 0.0192 of 0.02
+    assert not Gate(max_flip_margin=5.0).passes(sure_scores)  # its KL: 0.0192 of 0.005
     assert Gate(max_flip_margin=5.0, max_kl=0.05).passes(sure_scores)
     assert gate.to_dict() == {"agreement_with_float": 0.99, "tie_margin": 0.5,
-                              "max_kl_from_float": 0.02, "max_flip_float_margin": 1.0,
+                              "max_kl_from_float": 0.005, "max_flip_float_margin": 1.0,
                               "values_max_mae": 0.05, "values_min_ccc": 0.95}
 
 
@@ -69,7 +69,7 @@ def test_the_gate_counts_agreement_on_the_faces_the_float_source_decided():
     hurt[:, 1] = hurt[:, 1] * 4 + 1.5
     bad = compare(hurt, fp32, None, None)
     assert bad["decided"]["margin"] == 0.5  # its noise is larger: capped by tie_margin
-    assert bad["kl_from_float"] > 0.02 and not Gate().passes(bad)
+    assert bad["kl_from_float"] > 0.005 and not Gate().passes(bad)
     assert bad["decided"]["agreement"] < 0.99 and not Gate(max_kl=10).passes(bad)
 
 
