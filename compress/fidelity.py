@@ -94,8 +94,10 @@ def decided(logits: np.ndarray, float_logits: np.ndarray, tie_margin: float) -> 
     if not n:
         return {}
     rows = np.arange(n)
-    order = np.argsort(float_logits, 1)
-    top, second = order[:, -1], order[:, -2]
+    top = float_logits.argmax(1)  # as the flips count it: the first of equal logits
+    rest = float_logits.astype(np.float64).copy()
+    rest[rows, top] = -np.inf
+    second = rest.argmax(1)
     margin = float_logits[rows, top] - float_logits[rows, second]
     moved = logits[rows, top] - logits[rows, second] - margin
     noise = float(np.percentile(np.abs(moved), 99))

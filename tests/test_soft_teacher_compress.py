@@ -25,7 +25,7 @@ SPEC = {"labels": list(AFFECTNET7), "outputs": "probabilities",
                  "mean": [0.0] * 3, "std": [255.0] * 3}}
 # logits at this many standard deviations before the softmax: a median top-1 probability near
 # 0.5 on synthetic faces (the real teacher's is 0.91)
-SOFTNESS = 1.5
+SOFTNESS = 2.0
 
 
 class SoftGrey(nn.Module):
@@ -53,7 +53,7 @@ def compressed(tmp_path_factory):
     with torch.no_grad():
         probs = model(torch.from_numpy(make_inputs(
             [FaceImage(f.image) for f in synth_faces(300, seed=5)], crop)))
-    assert 0.35 < float(probs.max(1).values.median()) < 0.65  # soft, as meant
+    assert 0.3 < float(probs.max(1).values.median()) < 0.65  # soft, as meant
     teacher = root / "soft-grey.onnx"
     torch.onnx.export(model, (torch.from_numpy(faces[:1]),), str(teacher),
                       input_names=["input"], dynamic_axes={"input": {0: "n"}}, dynamo=False)

@@ -143,3 +143,14 @@ def test_the_weak_student_hint_and_the_gate_line_say_what_is_true_of_the_run():
     failed["artifacts"][artifact_name("student", "int8", "openvino")] = row
     failed["passed"] = False
     assert "gate FAILED (passed: onnx; failed: openvino)" in said(failed)
+
+
+def test_flips_by_margin_add_up_to_the_flips_when_the_float_source_has_ties():
+    """An int8 output grid gives exact ties: the bins count a flip as the flips do (the float
+    source's decision is its first largest logit)."""
+    fp32 = np.array([[1.0, 1.0, 0.0], [2.0, 0.0, 2.0], [3.0, 0.0, 0.0]] * 10)
+    int8 = np.array([[0.9, 1.0, 0.0], [2.0, 0.0, 2.1], [3.0, 0.1, 0.0]] * 10)
+    scores = compare(int8, fp32, None, None)
+    assert scores["flips"] == 20
+    assert sum(b["flips"] for b in scores["flips_by_margin"]) == 20
+    assert scores["flips_by_margin"][0] == {"from": 0.0, "faces": 20, "flips": 20}

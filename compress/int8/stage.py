@@ -19,7 +19,7 @@ import numpy as np
 from motivnet_edge.compress.distil.data import Mirrored
 from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
 from motivnet_edge.compress.fidelity import DEFAULT_GATE, Gate, evaluate_artifact
-from motivnet_edge.compress.inference import QAT_GRAPHS, emulate
+from motivnet_edge.compress.inference import QAT_GRAPHS, emulate, quantize_results
 from motivnet_edge.compress.int8 import qat
 from motivnet_edge.compress.int8.export import finish
 from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
@@ -113,7 +113,8 @@ def stage_quantize(out: Path, calibration: int = CALIBRATION_CROPS, gate: Gate =
     base = d.base_meta()  # hashes student.pth: once, not per format
     results = {fmt: _quantize_format(d, fmt, recipes[fmt], calib, sources, gate, base,
                                      rknn_platform) for fmt in formats}
-    write_json(d.folder.quantize_results, results)
+    earlier = quantize_results(out)  # the formats not quantised this time keep their trials
+    write_json(d.folder.quantize_results, {**earlier, **results})
     return results
 
 
