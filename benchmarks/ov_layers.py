@@ -52,18 +52,17 @@ def activation_points(model) -> list[tuple[str, float, str]]:
 def simulated(onnx_path: Path, names: list[str], batch: np.ndarray) -> list[np.ndarray]:
     """Every named tensor of the graph run as written (no fusion)."""
     import onnx
-    import onnxruntime as ort
+
+    from motivnet_edge.compress.inference import simulation_session
 
     model = onnx.load(str(onnx_path))
     known = {o.name for o in model.graph.output}
     model.graph.output.extend(onnx.helper.ValueInfoProto(name=n) for n in names
                               if n not in known)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "all.onnx"
         onnx.save(model, str(path))
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = simulation_session(path)
     return sess.run(names, {sess.get_inputs()[0].name: batch})
 
 
@@ -109,18 +108,17 @@ def compare_points(onnx_path: Path, batch: np.ndarray, precision: str = "f32") -
 
 
 def _engine_rows(path: Path, batch: np.ndarray, engine: str) -> np.ndarray:
-    import onnxruntime as ort
     import openvino as ov
+
+    from motivnet_edge.compress.inference import simulation_session
+    from motivnet_edge.targets.engines.onnxruntime import cpu_session
 
     if engine == "openvino":
         compiled = ov.Core().compile_model(ov.convert_model(str(path)), "CPU",
                                            {"INFERENCE_PRECISION_HINT": "f32"})
         run = lambda x: compiled(x)[0]  # noqa: E731
     else:
-        opts = ort.SessionOptions()
-        if engine == "simulation":
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = simulation_session(path) if engine == "simulation" else cpu_session(path)
         run = lambda x: sess.run(None, {sess.get_inputs()[0].name: x})[0]  # noqa: E731
     return np.concatenate([run(batch[i:i + 64]) for i in range(0, len(batch), 64)])
 

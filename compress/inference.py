@@ -52,16 +52,22 @@ def predict(model, crops: Sequence[FaceImage], spec: CropSpec, device: str = "cp
     return torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
 
 
-def emulate(onnx_path: Path, crops: Sequence[FaceImage], spec: CropSpec,
-            batch: int = 64) -> np.ndarray:
-    """Logits of a QDQ ONNX graph with every quantisation simulated in float: ONNX Runtime
-    with graph optimisations off runs Quantize/DequantizeLinear as written, fusing nothing
-    into integer kernels. The fine-tuned QAT model, exactly as exported."""
+def simulation_session(onnx_path: Path):
+    """An ONNX Runtime session that runs a QDQ graph with every quantisation simulated in
+    float: graph optimisations off, so Quantize/DequantizeLinear run as written and nothing is
+    fused into integer kernels."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = cpu_session(onnx_path, opts)
+    return cpu_session(onnx_path, opts)
+
+
+def emulate(onnx_path: Path, crops: Sequence[FaceImage], spec: CropSpec,
+            batch: int = 64) -> np.ndarray:
+    """Logits of a QDQ ONNX graph with every quantisation simulated in float
+    (:func:`simulation_session`): the fine-tuned QAT model, exactly as exported."""
+    sess = simulation_session(onnx_path)
     name = sess.get_inputs()[0].name
     return np.concatenate([join_outputs(sess.run(None, {name: make_inputs(crops[i:i + batch],
                                                                           spec)}))

@@ -73,6 +73,29 @@ def onnx_artifact(folder, size: int = 32, seed: int = 0, region: str = "square")
     return path
 
 
+def compress_with_teacher(root, model: nn.Module, example: np.ndarray, spec: dict,
+                          *args: str):
+    """``model`` exported as an ONNX teacher (dynamic batch) with ``spec`` beside it, and the
+    demo-sized compress run on it into ``root / "out"``, half the faces held out; ``args``
+    after. Returns (out folder, the finished process)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    teacher = root / "teacher.onnx"
+    torch.onnx.export(model, (torch.from_numpy(example[:1]),), str(teacher),
+                      input_names=["input"], dynamic_axes={"input": {0: "n"}}, dynamo=False)
+    (root / "spec.yaml").write_text(yaml.safe_dump(spec))
+    out = root / "out"
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge", "compress", "--out", str(out),
+                          "--teacher", str(teacher), "--teacher-spec", str(root / "spec.yaml"),
+                          "--cache-dir", str(root / "cache"), "--val-fraction", "0.5",
+                          *args, "--quiet"],
+                         capture_output=True, text=True, timeout=1500)
+    return out, res
+
+
 def synthetic_video(path, frames: int, seed: int = 0, fps: float = 10.0):
     """An MJPG .avi of 640x480 frames holding 1-3 synthetic faces."""
     from motivnet_edge.edge.data.synthetic import synth_scene

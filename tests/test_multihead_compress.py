@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from motivnet_edge.edge.data.synthetic import synth_faces
@@ -19,7 +18,7 @@ from motivnet_edge.targets.engine import load_engine
 from motivnet_edge.targets.formats import DEFAULT_FORMATS, artifact_name
 from motivnet_edge.targets.metadata import read_metadata
 from motivnet_edge.targets.preprocess import FaceImage, make_inputs
-from tests.helpers import TinyNet
+from tests.helpers import TinyNet, compress_with_teacher
 
 HSEMOTION = ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness",
              "Surprise"]
@@ -60,26 +59,16 @@ def compressed(tmp_path_factory):
     root = tmp_path_factory.mktemp("multihead")
     spec = ClassifierSpec.from_dict(SPEC)
     faces = make_inputs([FaceImage(f.image) for f in synth_faces(64, seed=9)], spec.crop)
-    teacher = root / "enet_b0_8_va_mtl-like.onnx"
-    model = MultiTask(faces).eval()
+    model = MultiTask(faces).eval()  # enet_b0_8_va_mtl-like
     with torch.no_grad():  # as sure of itself as the real teacher (CLASS_SCALE)
         probs = torch.softmax(model(torch.from_numpy(make_inputs(
             [FaceImage(f.image) for f in synth_faces(300, seed=5)], spec.crop)))[:, :8], 1)
     assert 0.85 < float(probs.max(1).values.median()) < 0.95
-    torch.onnx.export(model, (torch.from_numpy(faces[:1]),), str(teacher),
-                      input_names=["input"], dynamic_axes={"input": {0: "n"}}, dynamo=False)
-    (root / "spec.yaml").write_text(yaml.safe_dump(SPEC))
     # the default gate, on the classes and on valence/arousal, on half the faces held out: 0.99
     # of the demo's 138 held-out crops allows one flip, a rule too coarse to mean anything (two
     # runs whose teachers differed in the last bits: 0 and 2 flips); of 584 it allows five
     # (measured: 1-3 flips, each at a float margin below 0.3)
-    out = root / "out"
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge", "compress", "--out", str(out),
-                          "--teacher", str(teacher), "--teacher-spec", str(root / "spec.yaml"),
-                          "--cache-dir", str(root / "cache"), "--val-fraction", "0.5",
-                          "--quiet"],
-                         capture_output=True, text=True, timeout=1500)
-    return out, res
+    return compress_with_teacher(root, model, faces, SPEC)
 
 
 @pytest.mark.slow

@@ -5,12 +5,9 @@ compress gets a full-INT8 file in every format through the default gate, which c
 agreement on the faces the float source decided; the report shows where the flips fell."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from motivnet_edge.edge.data.synthetic import synth_faces
@@ -18,7 +15,7 @@ from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.formats import DEFAULT_FORMATS
 from motivnet_edge.targets.labels import AFFECTNET7
 from motivnet_edge.targets.preprocess import FaceImage, make_inputs
-from tests.helpers import TinyNet
+from tests.helpers import TinyNet, compress_with_teacher
 
 SPEC = {"labels": list(AFFECTNET7), "outputs": "probabilities",
         "crop": {"height": 48, "width": 48, "region": "box", "margin": 0.1, "color": "gray3",
@@ -55,17 +52,7 @@ def compressed(tmp_path_factory):
         probs = model(torch.from_numpy(make_inputs(
             [FaceImage(f.image) for f in synth_faces(300, seed=5)], crop)))
     assert 0.3 < float(probs.max(1).values.median()) < 0.65  # soft, as meant
-    teacher = root / "soft-grey.onnx"
-    torch.onnx.export(model, (torch.from_numpy(faces[:1]),), str(teacher),
-                      input_names=["input"], dynamic_axes={"input": {0: "n"}}, dynamo=False)
-    (root / "spec.yaml").write_text(yaml.safe_dump(SPEC))
-    out = root / "out"
-    res = subprocess.run([sys.executable, "-m", "motivnet_edge", "compress", "--out", str(out),
-                          "--teacher", str(teacher), "--teacher-spec", str(root / "spec.yaml"),
-                          "--cache-dir", str(root / "cache"), "--val-fraction", "0.5",
-                          "--synthetic", "1200", "--quiet"],
-                         capture_output=True, text=True, timeout=1500)
-    return out, res
+    return compress_with_teacher(root, model, faces, SPEC, "--synthetic", "1200")
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ from motivnet_edge.compress.models.teachers import reload_teacher
 from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import cache_dir, write_json
-from motivnet_edge.targets.formats import REJECTED, artifact_name, is_artifact
+from motivnet_edge.targets.formats import REJECTED, artifact_name, format_of, is_artifact
 from motivnet_edge.targets.manifest import (
     REPORT_ROLE,
     STUDENT_WEIGHTS_ROLE,
@@ -38,9 +38,9 @@ from motivnet_edge.targets.metadata import read_metadata
 from motivnet_edge.targets.preprocess import FaceImage
 
 
-def _simulated(meta: dict) -> bool:
+def _simulated(path: Path) -> bool:
     """True for an artifact no engine here opens, run in a simulator when it was built."""
-    ops = OPS.get(meta.get("format", ""))
+    ops = OPS.get(format_of(path).name)
     return ops is not None and ops.simulated
 
 
@@ -62,7 +62,7 @@ def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
         models["QAT model (simulated)"] = lambda faces: classes(emulate(qat_graph, faces,
                                                                         w.spec))
     for path in artifacts:  # a simulated file (RKNN) was run on the held-out faces only
-        if not _simulated(read_metadata(path)):
+        if not _simulated(path):
             models[path.name] = lambda faces, p=path: classes(run_artifact(p, faces,
                                                                            check=False)[0])
     return labelled_report(labelled, w.run.classes, models, progress=progress)
@@ -87,11 +87,10 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
         if source not in sources:
             sources[source] = float_source_logits(w.folder, meta, val_crops, w.spec,
                                                   float_logits)
-        simulated = _simulated(meta)
         row = evaluate_artifact(path, val_crops, sources[source], teacher_logits, labels,
                                 check=False, layout=w.run.layout, gate=gate,
-                                rows=load_simulated(w.folder, path, val_crops) if simulated
-                                else None)
+                                rows=load_simulated(w.folder, path, val_crops)
+                                if _simulated(path) else None)
         row["float_source"] = source
         row["float_source_is"] = FLOAT_SOURCES.get(source, source)
         rejected = f".{REJECTED}." in path.name

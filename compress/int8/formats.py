@@ -27,12 +27,13 @@ log = logging.getLogger(__name__)
 class FormatOps:
     """export(model, spec, tmp, out_dir): the FP32 artifact at ``tmp``; quantize(calibration,
     recipe, tmp); weights_only(fp32, tmp); export_qat(prepared, quantizer, spec, path) or None
-    when the format's QAT artifact is made from another's; from_qat(qat_folder, tmp);
+    when the format's QAT artifact is made from another's; from_qat(qat_folder, tmp,
+    calibration) (only a simulated format reads the calibration);
     qat_source: the float source of the QAT artifact, as the format's engine computes the
     QAT graph (:data:`motivnet_edge.compress.inference.QAT_GRAPHS`). simulated: built and run
     in a simulator in one call, when no engine here can open the file: quantize and
-    from_qat(qat_folder, tmp, calibration) return the simulator's rows for the held-out
-    inputs; export is None (no FP32 file)."""
+    from_qat return the simulator's rows for the held-out inputs; export is None (no FP32
+    file)."""
 
     name: str
     export: Callable | None

@@ -166,6 +166,6 @@ def export_qat(prepared, quantizer, spec: CropSpec, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def from_qat(folder: Path, tmp: Path) -> None:
+def from_qat(folder: Path, tmp: Path, cal: Calibration | None = None) -> None:
     """The fine-tuned student's QDQ graph, as it is."""
     shutil.copyfile(folder / artifact_name("student", "int8", "onnx"), tmp)

@@ -72,7 +72,7 @@ def weights_only(fp32: Path, tmp: Path) -> None:
         onnx_to_ir(onnx_int8, tmp)
 
 
-def from_qat(folder: Path, tmp: Path) -> None:
+def from_qat(folder: Path, tmp: Path, cal: Calibration | None = None) -> None:
     """The fine-tuned student's QDQ ONNX graph read by OpenVINO, with the quantisation its CPU
     plugin does not compute taken out (the outputs of convolutions a residual Add reads:
     :func:`.graph.unquantised_residual_convs`). That graph is written beside the QAT graph

@@ -9,8 +9,8 @@ after its own packages, so its own numpy and onnx come first.
 
 The toolkit's simulator runs only a model built in the same session, so every RKNN file is
 built and simulated on the held-out crops in one call; the rows are kept under
-``work/rknn/`` by the file's content digest, and the gate reads them there (the bench marks such
-a row SIMULATED: accuracy only). Two ways in, tried in order: the quantization-aware fine-tuned
+``work/simulated/`` by the file's content digest, and the gate reads them there (the bench has
+no RKNN row yet). Two ways in, tried in order: the quantization-aware fine-tuned
 QDQ graph with ``do_quantization=False`` (the toolkit takes its scales; its int32 biases stored
 as float first, which the toolkit quantises again at the same scale), then the FP32 ONNX
 calibrated by the toolkit on the same calibration crops as every format.
@@ -31,7 +31,6 @@ import numpy as np
 from motivnet_edge.compress.int8.recipes import Calibration, Recipe
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import cache_dir
-from motivnet_edge.targets.formats import artifact_name
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +125,12 @@ def _result(res: subprocess.CompletedProcess) -> dict:
 
 
 def quantize(cal: Calibration, recipe: Recipe, tmp: Path) -> np.ndarray:
-    """The FP32 ONNX file calibrated by the toolkit (``recipe.calibrate``: its algorithm)."""
-    fp32 = Path(cal.fp32).parent / artifact_name("student", "fp32", "onnx")
-    return build(fp32, tmp, cal.platform, cal.held_out, cal.inputs, recipe.calibrate)
+    """The FP32 ONNX file (``cal.fp32``: the format has no FP32 file of its own) calibrated by
+    the toolkit (``recipe.calibrate``: its algorithm)."""
+    return build(Path(cal.fp32), tmp, cal.platform, cal.held_out, cal.inputs, recipe.calibrate)
 
 
-def from_qat(folder: Path, tmp: Path, cal: Calibration) -> np.ndarray:
+def from_qat(folder: Path, tmp: Path, cal: Calibration | None = None) -> np.ndarray:
     """The quantization-aware fine-tuned QDQ graph, its biases stored as float first."""
     import onnx
 

@@ -70,7 +70,8 @@ def run_qat(d: Distilled, cfg: QatConfig, progress: bool = True) -> Path:
     A fine-tuning already there for this student and config is kept (delete work/qat/ to
     run it again)."""
     folder = d.folder.qat
-    if _qat_done(folder, cfg, d.base_meta()["student"]["sha256"]):
+    student = d.base_meta()["student"]["sha256"]
+    if _qat_done(folder, cfg, student):
         log.info("quantization-aware fine-tuning: kept from %s (same student and settings)",
                  folder / "qat.json")
         return folder
@@ -89,8 +90,7 @@ def run_qat(d: Distilled, cfg: QatConfig, progress: bool = True) -> Path:
         if ops.export_qat is not None:
             with atomic_path(folder / artifact_name("student", "int8", fmt)) as tmp:
                 ops.export_qat(prepared, quantizer, d.spec, tmp)
-    write_json(folder / "qat.json", {"config": vars(cfg), "student_sha256":
-                                     d.base_meta()["student"]["sha256"]})
+    write_json(folder / "qat.json", {"config": vars(cfg), "student_sha256": student})
     return folder
 
 
@@ -138,9 +138,7 @@ def _make_trial(d: Distilled, fmt: str, recipe: Recipe, cal: Calibration, tmp: P
     """One recipe's INT8 file at ``tmp``; a simulated format's rows on the held-out crops."""
     if recipe is not QAT_RECIPE:
         return quantize(fmt, cal, recipe, tmp)
-    if OPS[fmt].simulated:
-        return OPS[fmt].from_qat(d.folder.qat, tmp, cal)
-    return OPS[fmt].from_qat(d.folder.qat, tmp)  # writes the graph of its float source
+    return OPS[fmt].from_qat(d.folder.qat, tmp, cal)  # writes the graph of its float source
 
 
 def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[FaceImage],

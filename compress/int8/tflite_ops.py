@@ -111,6 +111,6 @@ class ChannelsLast(torch.nn.Module):
         return self.body(x.permute(0, 3, 1, 2))
 
 
-def from_qat(folder: Path, tmp: Path) -> None:
+def from_qat(folder: Path, tmp: Path, cal: Calibration | None = None) -> None:
     """The fine-tuned student's full-integer TFLite file, as it is."""
     shutil.copyfile(folder / artifact_name("student", "int8", "tflite"), tmp)
