@@ -235,7 +235,8 @@ def measure_accuracy(rows: list[Row], faces: list, labels: np.ndarray | None) ->
 
 
 def measure_speed(rows: list[Row], faces: list, args: argparse.Namespace) -> None:
-    fast = {r.key: r.runner for r in rows if r.runner is not None and r.kind != "full-model"}
+    fast = {r.key: r.runner for r in rows if r.runner is not None and r.kind != "full-model"
+            and not r.simulated}  # a simulator's time says nothing of the device's
     slow = {r.key: r.runner for r in rows if r.runner is not None and r.kind == "full-model"}
     log.info("timing %d rows: %d interleaved rounds of %d runs each at batch 1, then batch 8",
              len(fast), args.rounds, args.per_round)

@@ -34,6 +34,7 @@ class Runner:
     load_s: float = 0.0
     batching: bool = True
     path: str = ""
+    whole: bool = False  # every face in one call (a simulator that builds the model per call)
 
     def open(self) -> Runner:
         t0 = time.perf_counter()
@@ -49,6 +50,7 @@ class Runner:
                 batch: int = 32) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Logits in ``classes`` order and the continuous outputs by name."""
         index = reorder_index(self.labels, classes)
+        batch = max(len(faces), 1) if self.whole else batch
         raw = [self.predict(make_inputs(faces[i:i + batch], self.spec))
                for i in range(0, len(faces), batch)]
         if not raw:

@@ -17,8 +17,11 @@ from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.engine import EngineOptions, engine_class, engines_for
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import REJECTED, artifact_name, format_of, is_artifact
-from motivnet_edge.targets.metadata import artifact_bytes, read_metadata
+from motivnet_edge.targets.metadata import artifact_bytes, output_spec, read_metadata
+from motivnet_edge.targets.preprocess import CropSpec
 from motivnet_edge.targets.profiles import host_facts
+
+SIMULATED = "SIMULATED"
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Row:
     status: str = "ok"
     runner: Runner | None = field(default=None, repr=False)
     speed_only: bool = False
+    simulated: bool = False  # run in a vendor's simulator on this host: accuracy only
     results: dict = field(default_factory=dict)
 
     @property
@@ -53,7 +57,7 @@ class Row:
         return {"row": self.key, "name": self.name, "kind": self.kind, "engine": self.engine,
                 "device": self.device, "precision": self.precision, "file": self.file,
                 "bytes": self.bytes, "float_source": self.float_source, "status": self.status,
-                "speed_only": self.speed_only, **self.results}
+                "speed_only": self.speed_only, "simulated": self.simulated, **self.results}
 
 
 def engine_devices(engine: str) -> list[str]:
@@ -76,6 +80,10 @@ def artifact_rows(folder: Path, threads: int) -> list[Row]:
             continue
         precision = meta["precision"]
         twin = artifact_name("student", "fp32", fmt.name) if precision != "fp32" else ""
+        simulated = simulated_row(Path(folder), path, meta)
+        if simulated is not None:
+            rows.append(simulated)
+            continue
         for engine in engines_for(fmt.name):
             for device in engine_devices(engine):
                 row = Row(path.name, "artifact", engine, device, precision, path.name,
@@ -86,6 +94,32 @@ def artifact_rows(folder: Path, threads: int) -> list[Row]:
                                                                        threads=threads))
                 rows.append(row)
     return rows
+
+
+def simulated_row(folder: Path, path: Path, meta: dict) -> Row | None:
+    """A file no engine here opens (RKNN on x86) run in its toolkit's simulator, built again
+    from the record its run folder keeps: marked SIMULATED, accuracy only, no latency. None
+    when an engine opens it here, or when it cannot be simulated (the engine's row says why)."""
+    fmt = format_of(path)
+    if any(engine_class(e).devices_here() and engine_class(e).unavailable() is None
+           for e in engines_for(fmt.name)):
+        return None
+    try:  # the compress side (a device install has none)
+        from motivnet_edge.compress.int8.formats import is_simulated
+        from motivnet_edge.compress.int8.simulated import can_resimulate, resimulate
+    except ImportError:
+        return None
+    if not is_simulated(path) or can_resimulate(folder, path) is not None:
+        return None
+    layout = output_spec(meta)
+    runner = Runner(load=lambda: None, spec=CropSpec.from_dict(meta["crop"]),
+                    labels=meta["labels"], to_logits=layout.class_outputs,
+                    to_values=layout.values, path=str(path), whole=True,
+                    predict=lambda batch: resimulate(folder, path, batch))
+    platform = meta.get("recipe", {}).get("platform", "?")
+    return Row(path.name, "artifact", fmt.engine, f"{platform} simulator", meta["precision"],
+               path.name, artifact_bytes(path), status=f"{SIMULATED}: its toolkit's simulator "
+               f"on this host, accuracy only, no latency claim", runner=runner, simulated=True)
 
 
 def classifier_row(path: Path, spec: ClassifierSpec, name: str, kind: str,

@@ -17,7 +17,7 @@ from motivnet_edge.edge.procstat import status_mb
 def measure_rss(rows, threads: int) -> None:
     """Peak RSS of a fresh interpreter per artifact row (other rows: not measured)."""
     for row in rows:
-        if row.runner is None or not row.file or row.kind != "artifact":
+        if row.runner is None or not row.file or row.kind != "artifact" or row.simulated:
             continue
         res = subprocess.run([sys.executable, "-m", "motivnet_edge.benchmarks.rss",
                               row.runner.path, row.engine, row.device, str(threads)],

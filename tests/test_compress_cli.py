@@ -11,7 +11,7 @@ import torch
 from motivnet_edge.compress.models.motivnet import build_motivnet
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import DEFAULT_FORMATS, artifact_name, get_format
-from motivnet_edge.targets.metadata import artifact_bytes, read_metadata
+from motivnet_edge.targets.metadata import DIGEST_KEY, artifact_bytes, read_metadata
 
 DISTIL_SMALL = ["--synthetic", "160", "--epochs", "1", "--min-steps", "0",
                 "--student", "mobilenetv3_small_100", "--size", "48", "--quiet"]
@@ -101,9 +101,21 @@ def _rknn_missing() -> str | None:
     return missing_reason()
 
 
+@pytest.fixture(scope="module")
+def rknn_run(compressed, tmp_path_factory):
+    """The small run's student quantised to RKNN for an RK3566 in a copy of its folder."""
+    out, res = compressed
+    assert res.returncode == 0, output(res)
+    copy = tmp_path_factory.mktemp("rknn") / "run"
+    shutil.copytree(out, copy)
+    res = cli("quantize", "--out", copy, "--formats", "rknn", "--rknn-platform", "rk3566",
+              "--calibration", "40", "--gate", str(SMALL_GATE))
+    return copy, res
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(_rknn_missing() is not None, reason=str(_rknn_missing()))
-def test_rknn_is_built_gated_in_rockchips_simulator_and_carries_its_metadata(compressed,
+def test_rknn_is_built_gated_in_rockchips_simulator_and_carries_its_metadata(rknn_run,
                                                                               tmp_path):
     """The small run's student as an RKNN file for an RK3566: built and run in rknn-toolkit2's
     simulator on the held-out crops (its own venv), gated like every INT8 file, its metadata
@@ -111,21 +123,21 @@ def test_rknn_is_built_gated_in_rockchips_simulator_and_carries_its_metadata(com
     refused."""
     from motivnet_edge.targets.formats.rknn_file import inspect
 
-    out, res = compressed
+    run, res = rknn_run
     assert res.returncode == 0, output(res)
-    copy = tmp_path / "copy"
-    shutil.copytree(out, copy)
-    res = cli("quantize", "--out", copy, "--formats", "rknn", "--rknn-platform", "rk3566",
-              "--calibration", "40", "--gate", str(SMALL_GATE))
-    assert res.returncode == 0, output(res)
-    rknn = copy / artifact_name("student", "int8", "rknn")
+    rknn = run / artifact_name("student", "int8", "rknn")
     meta = read_metadata(rknn)
     assert meta["format"] == "rknn" and meta["precision"] == "int8"
     assert meta["recipe"]["platform"] == "rk3566" and meta["crop"]["layout"] == "nchw"
     assert rknn.with_suffix(".rknn.json").is_file()
     assert inspect(rknn)["target_platform"] == ["rk3566"]
-    trials = json.loads((copy / "work" / "quantize.json").read_text())["rknn"]["trials"]
+    trials = json.loads((run / "work" / "quantize.json").read_text())["rknn"]["trials"]
     assert trials[0]["recipe"] == "qat-pt2e" and "decided" in trials[0]  # the QAT graph first
+    # one record kept, the kept file's: the losing trials' are pruned
+    assert [p.name for p in (run / "work" / "simulated").iterdir()] == [meta[DIGEST_KEY][:32]]
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    rknn = copy / rknn.name
     res = cli("validate", "--out", copy, "--gate", str(SMALL_GATE))
     assert res.returncode == 0, output(res)
     row = json.loads((copy / "report.json").read_text())["artifacts"][rknn.name]
@@ -136,6 +148,59 @@ def test_rknn_is_built_gated_in_rockchips_simulator_and_carries_its_metadata(com
     rknn.write_bytes(bytes(data))
     res = cli("validate", "--out", copy, "--gate", str(SMALL_GATE))
     assert res.returncode != 0 and rknn.name in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_rknn_missing() is not None, reason=str(_rknn_missing()))
+def test_an_rknn_file_runs_on_other_faces_built_again_from_its_record(rknn_run, tmp_path):
+    """Labelled faces and the bench's faces reach an RKNN file by building it again from the
+    record its run folder keeps: the labelled evaluation scores it, the bench gives it a row
+    marked SIMULATED with accuracy and no latency, and a record that no longer reproduces the
+    rows the gate read is refused by name."""
+    import cv2
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from motivnet_edge.compress.int8.simulated import RECORD, resimulate, simulated_folder
+    from motivnet_edge.edge.data.synthetic import synth_faces
+    from motivnet_edge.targets.errors import MotivnetError
+    from motivnet_edge.targets.labels import AFFECTNET7
+    from motivnet_edge.targets.preprocess import CropSpec
+
+    run, res = rknn_run
+    assert res.returncode == 0, output(res)
+    rknn = run / artifact_name("student", "int8", "rknn")
+    faces = tmp_path / "faces"
+    for i, face in enumerate(synth_faces(14, seed=4)):
+        (faces / AFFECTNET7[face.label].lower()).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(faces / AFFECTNET7[face.label].lower() / f"{i}.png"), face.image)
+    res = cli("validate", "--out", run, "--gate", str(SMALL_GATE), "--labelled-eval", faces)
+    assert res.returncode == 0, output(res)
+    models = json.loads((run / "report.json").read_text())["labelled"]["models"]
+    assert {rknn.name, artifact_name("student", "int8", "onnx")} <= set(models)
+    assert 0 <= models[rknn.name]["accuracy"] <= 1
+
+    res = cli("bench", "--artifacts", run, "--limit", "12", "--no-rss", "--rounds", "1",
+              "--per-round", "2", "--out", tmp_path / "bench")
+    assert res.returncode == 0, output(res)
+    rows = {r["name"]: r for r in json.loads((tmp_path / "bench" / "results.json")
+                                             .read_text())["rows"] if r["kind"] == "artifact"}
+    row = rows[rknn.name]
+    assert row["status"].startswith("SIMULATED") and row["simulated"], row
+    assert row["faces"] == 12 and row["device"] == "rk3566 simulator"
+    assert "p50_ms" not in row and "rss_mb" not in row
+    assert "SIMULATED" in (tmp_path / "bench" / "results.md").read_text()
+
+    source = simulated_folder(run, rknn) / RECORD / "source.onnx"  # its float biases tripled
+    graph = onnx.load(str(source))
+    for init in graph.graph.initializer:
+        if init.data_type == onnx.TensorProto.FLOAT and len(init.dims) == 1:  # the biases
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 3, init.name))
+    onnx.save(graph, str(source))
+    with pytest.raises(MotivnetError, match=f"{rknn.name}: built again .* does not reproduce"):
+        resimulate(run, rknn, np.zeros((2, *CropSpec.from_dict(read_metadata(rknn)["crop"])
+                                        .input_shape[1:]), np.float32))
 
 
 def test_corrupt_teacher_checkpoint_gives_clear_error_and_no_output(tmp_path):

@@ -4,6 +4,7 @@ the labels; with labelled real photos, every model scored on them too."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,8 @@ from motivnet_edge.compress.inference import (
     predict,
     quantize_results,
 )
-from motivnet_edge.compress.int8.formats import OPS
-from motivnet_edge.compress.int8.simulated import load_simulated
+from motivnet_edge.compress.int8.formats import is_simulated
+from motivnet_edge.compress.int8.simulated import can_resimulate, load_simulated, resimulate
 from motivnet_edge.compress.models.teachers import reload_teacher
 from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.errors import MotivnetError
@@ -35,13 +36,9 @@ from motivnet_edge.targets.manifest import (
     file_entry,
 )
 from motivnet_edge.targets.metadata import read_metadata
-from motivnet_edge.targets.preprocess import FaceImage
+from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 
-
-def _simulated(path: Path) -> bool:
-    """True for an artifact no engine here opens, run in a simulator when it was built."""
-    ops = OPS.get(format_of(path).name)
-    return ops is not None and ops.simulated
+log = logging.getLogger(__name__)
 
 
 def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
@@ -61,11 +58,24 @@ def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
     if qat_graph.is_file():
         models["QAT model (simulated)"] = lambda faces: classes(emulate(qat_graph, faces,
                                                                         w.spec))
-    for path in artifacts:  # a simulated file (RKNN) was run on the held-out faces only
-        if not _simulated(path):
-            models[path.name] = lambda faces, p=path: classes(run_artifact(p, faces,
-                                                                           check=False)[0])
+    for path in artifacts:
+        outputs = _artifact_outputs(w, path)
+        if outputs is not None:
+            models[path.name] = lambda faces, run=outputs: classes(run(faces))
     return labelled_report(labelled, w.run.classes, models, progress=progress)
+
+
+def _artifact_outputs(w: Distilled, path: Path):
+    """How an artifact is run on other faces: in its engine, or (a simulated file: RKNN)
+    built again from its record; None, with a warning saying why, when it cannot be here."""
+    if not is_simulated(path):
+        return lambda faces: run_artifact(path, faces, check=False)[0]
+    why = can_resimulate(w.folder.out, path)
+    if why is not None:
+        log.warning("%s is left out of the labelled evaluation: %s", path.name, why)
+        return None
+    crop = format_of(path).crop(w.spec)
+    return lambda faces: resimulate(w.folder.out, path, make_inputs(faces, crop))
 
 
 def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None = None
@@ -90,7 +100,7 @@ def stage_validate(out: Path, gate: Gate = DEFAULT_GATE, labelled: Path | None =
         row = evaluate_artifact(path, val_crops, sources[source], teacher_logits, labels,
                                 check=False, layout=w.run.layout, gate=gate,
                                 rows=load_simulated(w.folder, path, val_crops)
-                                if _simulated(path) else None)
+                                if is_simulated(path) else None)
         row["float_source"] = source
         row["float_source_is"] = FLOAT_SOURCES.get(source, source)
         rejected = f".{REJECTED}." in path.name

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from motivnet_edge.compress.int8 import onnx_ops, openvino_ops, rknn_ops, tflite_ops
 from motivnet_edge.compress.int8.recipes import WEIGHTS_ONLY, Calibration, Recipe
-from motivnet_edge.targets.formats import get_format
+from motivnet_edge.targets.formats import format_of, get_format
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,12 @@ OPS: dict[str, FormatOps] = {o.name: o for o in (
         Recipe("rknn-mmse", calibrate="mmse"),
     ), rknn_ops.quantize, rknn_ops.weights_only, rknn_ops.from_qat, simulated=True),
 )}
+
+
+def is_simulated(path: Path) -> bool:
+    """True for an artifact no engine here opens, run in a simulator when it is built."""
+    ops = OPS.get(format_of(path).name)
+    return ops is not None and ops.simulated
 
 
 def calibration(fmt: str, fp32: Path, model, crops: list[FaceImage], spec: CropSpec,

@@ -63,7 +63,7 @@ class Calibration:
     student (``torch.nn.Module``), calibration inputs in the format's layout, and whether the
     student is a transformer (NNCF's model type) and how many output layers (heads) it ends
     in; for a format run in a simulator at build time (RKNN), the held-out inputs it
-    simulates and the platform it builds for."""
+    simulates, the platform it builds for and the folder its build's record goes to."""
 
     fp32: Path
     model: Any
@@ -72,3 +72,4 @@ class Calibration:
     heads: int = 1
     held_out: np.ndarray | None = None
     platform: str = "rk3588"
+    keep: Path | None = None

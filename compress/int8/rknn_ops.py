@@ -9,11 +9,15 @@ after its own packages, so its own numpy and onnx come first.
 
 The toolkit's simulator runs only a model built in the same session, so every RKNN file is
 built and simulated on the held-out crops in one call; the rows are kept under
-``work/simulated/`` by the file's content digest, and the gate reads them there (the bench has
-no RKNN row yet). Two ways in, tried in order: the quantization-aware fine-tuned
-QDQ graph with ``do_quantization=False`` (the toolkit takes its scales; its int32 biases stored
-as float first, which the toolkit quantises again at the same scale), then the FP32 ONNX
-calibrated by the toolkit on the same calibration crops as every format.
+``work/simulated/`` by the file's content digest with what built it (its ONNX source, its
+calibration inputs and settings), and the gate reads them there. Other faces (the labelled
+evaluation, the bench's SIMULATED row) are run by building the file again from that record
+(:func:`rebuild`): the toolkit does not write the same bytes twice (it stores stray memory in
+the file), so the rebuilt model is checked by its outputs instead: it must give exactly the
+rows kept for the first held-out crops. Two ways in, tried in order: the quantization-aware
+fine-tuned QDQ graph with ``do_quantization=False`` (the toolkit takes its scales; its int32
+biases stored as float first, which the toolkit quantises again at the same scale), then the
+FP32 ONNX calibrated by the toolkit on the same calibration crops as every format.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,10 +89,11 @@ def install(venv: Path | None = None) -> Path:
 
 def build(source: Path, out: Path, platform: str, held_out: np.ndarray,
           calibration: np.ndarray | None = None, algorithm: str = "normal",
-          optimization_level: int = 3) -> np.ndarray:
+          optimization_level: int = 3, keep: Path | None = None) -> np.ndarray:
     """Build ``out`` from the ONNX ``source`` (quantised by the toolkit on ``calibration``
     when given, else with the graph's own Q/DQ scales) and return the simulator's output
-    rows for ``held_out``."""
+    rows for ``held_out``. With ``keep``, what built it is copied into that folder
+    (:func:`rebuild` reads it)."""
     python = toolkit_python()
     if python is None:
         raise MotivnetError(missing_reason())
@@ -113,7 +119,39 @@ def build(source: Path, out: Path, platform: str, held_out: np.ndarray,
         log.info("rknn %s: built for %s, %d crops simulated in %.1f s (toolkit %s)",
                  out.name, platform, result["inputs"], result["simulate_s"],
                  result.get("toolkit", "?"))
+        if keep is not None:
+            _keep(keep, source, calibration, {k: req[k] for k in BUILD_KEYS})
         return np.load(req["rows"])
+
+
+BUILD_KEYS = ("platform", "quantize", "algorithm", "optimization_level")
+
+
+def _keep(folder: Path, source: Path, calibration: np.ndarray | None, settings: dict) -> None:
+    """The build's record: its ONNX source, calibration inputs and settings."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copyfile(source, folder / "source.onnx")
+    if calibration is not None:
+        np.savez_compressed(folder / "calibration.npz", inputs=calibration.astype(np.float32))
+    (folder / "build.json").write_text(json.dumps({**settings, "toolkit": TOOLKIT}))
+
+
+def rebuild(record: Path, inputs: np.ndarray) -> np.ndarray:
+    """The simulator's rows for ``inputs`` from a model built again as the record in
+    ``record`` (:func:`build`'s ``keep``) says."""
+    settings = json.loads((record / "build.json").read_text())
+    if settings.get("toolkit") != TOOLKIT:
+        raise MotivnetError(f"{record} was built with {settings.get('toolkit')}, this is "
+                            f"{TOOLKIT}: run quantize again")
+    calibration = None
+    if settings["quantize"]:
+        with np.load(record / "calibration.npz") as data:
+            calibration = data["inputs"]
+    with tempfile.TemporaryDirectory() as d:
+        return build(record / "source.onnx", Path(d) / "rebuilt.rknn", settings["platform"],
+                     inputs, calibration, settings["algorithm"],
+                     settings["optimization_level"])
 
 
 def _result(res: subprocess.CompletedProcess) -> dict:
@@ -127,7 +165,8 @@ def _result(res: subprocess.CompletedProcess) -> dict:
 def quantize(cal: Calibration, recipe: Recipe, tmp: Path) -> np.ndarray:
     """The FP32 ONNX file (``cal.fp32``: the format has no FP32 file of its own) calibrated by
     the toolkit (``recipe.calibrate``: its algorithm)."""
-    return build(Path(cal.fp32), tmp, cal.platform, cal.held_out, cal.inputs, recipe.calibrate)
+    return build(Path(cal.fp32), tmp, cal.platform, cal.held_out, cal.inputs, recipe.calibrate,
+                 keep=cal.keep)
 
 
 def from_qat(folder: Path, tmp: Path, cal: Calibration | None = None) -> np.ndarray:
@@ -141,7 +180,7 @@ def from_qat(folder: Path, tmp: Path, cal: Calibration | None = None) -> np.ndar
     float_biases(model)
     graph = folder / "student-int8-rknn-source.onnx"
     onnx.save(model, str(graph))
-    return build(graph, tmp, cal.platform, cal.held_out)
+    return build(graph, tmp, cal.platform, cal.held_out, keep=cal.keep)
 
 
 def weights_only(fp32: Path, tmp: Path) -> None:

@@ -22,14 +22,20 @@ from motivnet_edge.compress.fidelity import DEFAULT_GATE, Gate, evaluate_artifac
 from motivnet_edge.compress.inference import QAT_GRAPHS, emulate, quantize_results
 from motivnet_edge.compress.int8 import qat
 from motivnet_edge.compress.int8.export import finish
-from motivnet_edge.compress.int8.formats import OPS, calibration, quantize
+from motivnet_edge.compress.int8.formats import OPS, calibration, is_simulated, quantize
 from motivnet_edge.compress.int8.recipes import QAT_RECIPE, Calibration, Recipe
-from motivnet_edge.compress.int8.simulated import save_simulated
+from motivnet_edge.compress.int8.simulated import prune_simulated, save_simulated
 from motivnet_edge.compress.models.students import is_vit
 from motivnet_edge.compress.settings import CALIBRATION_CROPS, QatConfig
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import atomic_path, write_json
-from motivnet_edge.targets.formats import DEFAULT_FORMATS, REJECTED, artifact_name, get_format
+from motivnet_edge.targets.formats import (
+    DEFAULT_FORMATS,
+    REJECTED,
+    artifact_name,
+    get_format,
+    is_artifact,
+)
 from motivnet_edge.targets.metadata import read_metadata
 from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 
@@ -131,6 +137,7 @@ def _calibration_for(d: Distilled, fmt: str, calib: list[FaceImage], platform: s
     if ops.simulated:
         cal.held_out = make_inputs(d.val()[0], get_format(fmt).crop(d.spec))
         cal.platform = platform
+        cal.keep = d.folder.work / "simulated" / ".trial-build"
     return cal
 
 
@@ -163,7 +170,7 @@ def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[
                                                    **({"platform": platform} if rows is not None
                                                       else {})})
         if rows is not None:
-            save_simulated(d.folder, trial, rows, val_crops)
+            save_simulated(d.folder, trial, rows, val_crops, cal.held_out, cal.keep)
         if source not in sources:  # the QAT graph as this format's engine computes it
             sources[source] = emulate(d.folder.qat / QAT_GRAPHS[source], val_crops, d.spec)
         scores = evaluate_artifact(trial, val_crops, sources[source], teacher_logits, labels,
@@ -189,6 +196,8 @@ def _quantize_format(d: Distilled, fmt: str, recipes: list[Recipe], calib: list[
     form.move(best, keep)
     form.remove(trial)
     form.remove(other)  # a previous run's verdict on this format
+    if OPS[fmt].simulated:  # the losing trials' rows and build records
+        prune_simulated(out, [p for p in out.iterdir() if is_artifact(p) and is_simulated(p)])
     return {"file": keep.name, "passed": passed, "trials": trials}
 
 
