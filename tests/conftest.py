@@ -133,3 +133,48 @@ def project_wheel(tmp_path_factory) -> Path:
     from motivnet_edge.edge.packaging.bundle import build_project_wheel
 
     return build_project_wheel(tmp_path_factory.mktemp("wheel"), None)
+
+
+@pytest.fixture(scope="session")
+def teacher_file(tmp_path_factory):
+    """A tiny MotivNet checkpoint with random weights."""
+    import torch
+
+    from motivnet_edge.compress.models.motivnet import build_motivnet
+
+    path = tmp_path_factory.mktemp("teacher") / "MotivNet-tiny.pth"
+    torch.manual_seed(3)
+    torch.save(build_motivnet("motivnet-tiny").state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def compressed(tmp_path_factory, teacher_file):
+    """The small compress run (tests.helpers.SMALL) of the tiny teacher: its folder and the
+    finished command."""
+    from tests.helpers import SMALL, SMALL_GATE, cli
+
+    out = tmp_path_factory.mktemp("run") / "out"
+    cache = tmp_path_factory.mktemp("cache")
+    res = cli("compress", "--out", out, "--teacher", teacher_file, "--teacher-model",
+              "motivnet-tiny", "--cache-dir", cache, *SMALL, "--gate", str(SMALL_GATE))
+    return out, res
+
+
+@pytest.fixture(scope="session")
+def rknn_run(compressed, tmp_path_factory):
+    """The small run's student quantised to RKNN for an RK3566 (and validated) in a copy of
+    its folder: the folder and the quantize command."""
+    import shutil
+
+    from tests.helpers import SMALL_GATE, cli, output
+
+    out, res = compressed
+    assert res.returncode == 0, output(res)
+    copy = tmp_path_factory.mktemp("rknn") / "run"
+    shutil.copytree(out, copy)
+    res = cli("quantize", "--out", copy, "--formats", "rknn", "--rknn-platform", "rk3566",
+              "--calibration", "40", "--gate", str(SMALL_GATE))
+    if res.returncode == 0:  # the manifest and report name the RKNN file too
+        cli("validate", "--out", copy, "--gate", str(SMALL_GATE))
+    return copy, res

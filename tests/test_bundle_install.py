@@ -3,7 +3,8 @@ daemon run from the install until its results arrive at a real broker: the ``cpu
 x86_64 into a fresh folder on this machine, and the ``rpi`` bundle for aarch64, built for its
 default OS (Raspberry Pi OS 13: Python 3.13) into an emulated arm64 Debian trixie root and with
 ``--os rpios-bookworm`` (Python 3.11) into a bookworm one, where the installed daemon reads a
-GStreamer pipeline through the system's python3-gi (qemu-user;
+GStreamer pipeline through the system's python3-gi, and the ``rockchip`` bundle of an RKNN
+model into a bookworm root up to the NPU runtime library no wheel brings (qemu-user;
 skipped with the reason where root, qemu-user-static, mmdebstrap or binfmt_misc is missing).
 Installing again changes nothing; an upgrade keeps the previous version and ``--rollback``
 returns to it; a flipped byte is refused."""
@@ -22,7 +23,7 @@ import yaml
 from motivnet_edge.edge.packaging import roots as emulated
 from motivnet_edge.edge.packaging.bundle import write_sums
 from tests.bundles import flip_byte, footage, make_bundle, raw_video, snapshot, unpack
-from tests.helpers import Subscriber
+from tests.helpers import Subscriber, output, rknn_missing
 
 pytestmark = pytest.mark.slow
 
@@ -263,3 +264,52 @@ def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, projec
     res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "verify",
                           str(flipped)], capture_output=True, text=True)
     assert res.returncode == 2 and str(flipped) in res.stderr
+
+
+@pytest.mark.emulated
+@pytest.mark.skipif(rknn_missing() is not None, reason=str(rknn_missing()))
+def test_a_rockchip_bundle_installs_on_emulated_debian_12_up_to_the_npu_runtime_library(
+        tmp_path, broker, project_wheel, rknn_run):
+    """The rockchip bundle of an RKNN model (Debian 12's Python 3.11, rknn-toolkit-lite2
+    among its wheels) is accepted by ``verify`` and installs offline into an emulated arm64
+    Debian 12 root. What no PyPI wheel brings is named at each step: librknnrt.so, the NPU
+    runtime of the board's image, by the install's note, ``targets`` and the daemon, which
+    refuses to start without it (an error, not a traceback)."""
+    run, res = rknn_run
+    assert res.returncode == 0, output(res)
+    bundle = make_bundle(tmp_path / "rockchip.tar.gz", "rockchip", "aarch64", project_wheel,
+                         "--wheels", "--artifacts", str(run))
+    res = subprocess.run([sys.executable, "-m", "motivnet_edge.cli", "verify", str(bundle)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    root = emulated_root(tmp_path, "bookworm")
+    try:
+        with emulated.proc_mounted(root):
+            folder = unpack(bundle, root / "tmp" / "bundle")
+            assert [p.name for p in (folder / "model").glob("*.rknn")] == ["student-int8.rknn"]
+            inside = "/" + folder.relative_to(root).as_posix()
+            res = subprocess.run(emulated.chroot_cmd(root, "sh", f"{inside}/install.sh"),
+                                 capture_output=True, text=True, timeout=1200)
+            assert res.returncode == 0, res.stdout + res.stderr
+            assert "librknnrt.so" in res.stdout, res.stdout  # the install's note
+            current = "/opt/motivnet-edge/current"
+            lite = subprocess.run(emulated.chroot_cmd(
+                root, f"{current}/venv/bin/python", "-c",
+                "import importlib.metadata as m; print(m.version('rknn-toolkit-lite2'))"),
+                capture_output=True, text=True, timeout=300)
+            assert lite.stdout.strip() == "2.5.0", lite.stderr
+            listed = subprocess.run(emulated.chroot_cmd(
+                root, f"{current}/venv/bin/motivnet-edge", "targets", "--artifacts",
+                f"{current}/model"), capture_output=True, text=True, timeout=600)
+            line = next(x for x in listed.stdout.splitlines() if x.startswith("rockchip"))
+            assert "librknnrt.so" in line, listed.stdout + listed.stderr
+            footage(root / "tmp" / "footage", frames=2)
+            write_config(root / "tmp" / "test.yaml", f"{current}/model", "rockchip",
+                         "/tmp/footage", broker.port)
+            daemon = subprocess.run(emulated.chroot_cmd(
+                root, f"{current}/venv/bin/motivnet-edge", "run", "--config",
+                "/tmp/test.yaml"), capture_output=True, text=True, timeout=600)
+            assert daemon.returncode != 0 and "librknnrt.so" in daemon.stderr, daemon.stderr
+            assert "Traceback" not in daemon.stderr
+    finally:
+        emulated.remove_root(root)

@@ -6,46 +6,11 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from motivnet_edge.compress.models.motivnet import build_motivnet
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import DEFAULT_FORMATS, artifact_name, get_format
 from motivnet_edge.targets.metadata import DIGEST_KEY, artifact_bytes, read_metadata
-
-DISTIL_SMALL = ["--synthetic", "160", "--epochs", "1", "--min-steps", "0",
-                "--student", "mobilenetv3_small_100", "--size", "48", "--quiet"]
-SMALL = [*DISTIL_SMALL, "--calibration", "40"]
-SMALL_GATE = 0.9
-
-
-def output(res) -> str:
-    """What a failed command said: the report table is on stdout, errors on stderr."""
-    return res.stdout[-2000:] + "\n" + res.stderr[-3000:]
-
-
-def cli(*args, env_cache=None):
-    return subprocess.run([sys.executable, "-m", "motivnet_edge.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def teacher_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("teacher") / "MotivNet-tiny.pth"
-    torch.manual_seed(3)
-    torch.save(build_motivnet("motivnet-tiny").state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def compressed(tmp_path_factory, teacher_file):
-    out = tmp_path_factory.mktemp("run") / "out"
-    cache = tmp_path_factory.mktemp("cache")
-    # a teacher with random weights names nearly one class, so the student's decisions on the
-    # 18 held-out crops are near ties and one flip is 5.6 %: the gate is lowered to 0.9 here
-    res = cli("compress", "--out", out, "--teacher", teacher_file, "--teacher-model",
-              "motivnet-tiny", "--cache-dir", cache, *SMALL, "--gate", str(SMALL_GATE))
-    return out, res
+from tests.helpers import DISTIL_SMALL, SMALL, SMALL_GATE, cli, output, rknn_missing
 
 
 @pytest.mark.slow
@@ -95,26 +60,8 @@ def test_gate_rejects_and_marks_an_artifact_that_disagrees(compressed, tmp_path)
     assert res.returncode == 1 and "rejected" in res.stdout
 
 
-def _rknn_missing() -> str | None:
-    from motivnet_edge.compress.int8.rknn_ops import missing_reason
-
-    return missing_reason()
-
-
-@pytest.fixture(scope="module")
-def rknn_run(compressed, tmp_path_factory):
-    """The small run's student quantised to RKNN for an RK3566 in a copy of its folder."""
-    out, res = compressed
-    assert res.returncode == 0, output(res)
-    copy = tmp_path_factory.mktemp("rknn") / "run"
-    shutil.copytree(out, copy)
-    res = cli("quantize", "--out", copy, "--formats", "rknn", "--rknn-platform", "rk3566",
-              "--calibration", "40", "--gate", str(SMALL_GATE))
-    return copy, res
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_rknn_missing() is not None, reason=str(_rknn_missing()))
+@pytest.mark.skipif(rknn_missing() is not None, reason=str(rknn_missing()))
 def test_rknn_is_built_gated_in_rockchips_simulator_and_carries_its_metadata(rknn_run,
                                                                               tmp_path):
     """The small run's student as an RKNN file for an RK3566: built and run in rknn-toolkit2's
@@ -151,7 +98,7 @@ def test_rknn_is_built_gated_in_rockchips_simulator_and_carries_its_metadata(rkn
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_rknn_missing() is not None, reason=str(_rknn_missing()))
+@pytest.mark.skipif(rknn_missing() is not None, reason=str(rknn_missing()))
 def test_an_rknn_file_runs_on_other_faces_built_again_from_its_record(rknn_run, tmp_path):
     """Labelled faces and the bench's faces reach an RKNN file by building it again from the
     record its run folder keeps: the labelled evaluation scores it, the bench gives it a row
