@@ -101,8 +101,8 @@ def simulated_row(folder: Path, path: Path, meta: dict) -> Row | None:
     from the record its run folder keeps: marked SIMULATED, accuracy only, no latency. None
     when an engine opens it here, or when it cannot be simulated (the engine's row says why)."""
     fmt = format_of(path)
-    if any(engine_class(e).devices_here() and engine_class(e).unavailable() is None
-           for e in engines_for(fmt.name)):
+    facts = host_facts()  # the probe every engine row reads (RKNN's needs librknnrt.so too)
+    if any(facts.devices(e) for e in engines_for(fmt.name)):
         return None
     try:  # the compress side (a device install has none)
         from motivnet_edge.compress.int8.formats import is_simulated
