@@ -273,8 +273,8 @@ def test_distillation_is_deterministic_for_a_seed(tmp_path, teacher_file):
     assert shas[0] == shas[1]
 
 
-def bench_module(name: str, *args):
-    return subprocess.run([sys.executable, "-m", f"motivnet_edge.benchmarks.{name}",
+def bench_module(name: str, *args, layer: str = "benchmarks"):
+    return subprocess.run([sys.executable, "-m", f"motivnet_edge.{layer}.{name}",
                            *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
@@ -305,3 +305,27 @@ def test_the_selection_figures_and_the_curve_of_a_run(compressed, tmp_path):
     bad = bench_module("curve", "--run", out, "--line", "shipped=high")
     assert bad.returncode == 2 and "--line 'shipped=high'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_student_pareto_reads_a_made_point_by_the_rule_and_times_its_files(compressed,
+                                                                              tmp_path):
+    out, res = compressed
+    assert res.returncode == 0, output(res)
+    student = read_metadata(out / artifact_name("student", "fp32", "onnx"))["student"]
+    point = f"{student['name']}:{student['input']}"
+    # a point already made is kept: no teacher or photos are read for it
+    shutil.copytree(out, tmp_path / "pareto" / point.replace(":", "-"))
+    run = bench_module("student_pareto", "--out", tmp_path / "pareto", "--points", point,
+                       "--teacher", tmp_path / "none.onnx", "--teacher-spec", "none",
+                       "--data", tmp_path, "--rounds", "2", layer="experiments")
+    assert run.returncode == 0, run.stderr[-2000:]
+    last = json.loads((out / "work" / "history.json").read_text())["history"][-1]
+    row = json.loads((tmp_path / "pareto" / "pareto.json").read_text())["rows"][0]
+    kept = "ema_" if last.get("weights") == "average" else ""
+    assert row["select_agreement"] == round(last[kept + "select_agreement"], 4)
+    assert set(row["latency_ms"]) == {f"{p}_{e}" for p in ("int8", "fp32")
+                                      for e in ("onnxruntime", "openvino")}
+    assert all(ms > 0 for ms in row["latency_ms"].values())
+    assert f"| {student['name']} | {student['input']} |" in run.stdout
+    assert (tmp_path / "pareto" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
