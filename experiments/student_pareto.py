@@ -30,7 +30,7 @@ from motivnet_edge.benchmarks.measure import engine_runner, time_runners
 from motivnet_edge.benchmarks.pareto import pareto_front
 from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.targets.engine import EngineOptions
-from motivnet_edge.targets.files import write_json
+from motivnet_edge.targets.files import atomic_path, write_json
 
 ENGINES = ("onnxruntime", "openvino")
 
@@ -112,18 +112,22 @@ def plot(rows: list[dict], path: Path, host: str, epochs: int) -> None:
     for key, marker, name in (("int8_onnxruntime", "o", "ONNX Runtime"),
                               ("int8_openvino", "s", "OpenVINO")):
         pts = [(r["latency_ms"][key], r["select_agreement"]) for r in rows]
-        ax.scatter(*zip(*pts, strict=True), marker=marker, label=f"INT8, {name}")
-        front = pareto_front(pts)
-        ax.plot(*zip(*front, strict=True), lw=1, alpha=0.5)
-        for r, (x, y) in zip(rows, pts, strict=True):
-            ax.annotate(f"{r['student']} {r['size']}px", (x, y), fontsize=7,
-                        xytext=(5, 4), textcoords="offset points")
+        ax.scatter(*zip(*pts, strict=True), marker=marker, label=f"select half, INT8 {name}")
+        ax.plot(*zip(*pareto_front(pts), strict=True), lw=1, alpha=0.5)
+    ort = [r["latency_ms"]["int8_onnxruntime"] for r in rows]
+    ax.scatter(ort, [r["untouched_agreement"] for r in rows], marker="x", c="grey",
+               label="untouched half (no decision reads it), ONNX Runtime")
+    for r, x in zip(rows, ort, strict=True):
+        ax.annotate(f"{r['student']}\n{r['size']} px", (x, r["select_agreement"]), fontsize=7,
+                    xytext=(5, 4), textcoords="offset points")
     ax.set_xlabel(f"INT8 latency per face, batch 1, 1 thread (ms): {host}", fontsize=8)
-    ax.set_ylabel("agreement with the teacher, select half (float student)")
+    ax.set_ylabel("top-1 agreement with the teacher (float student)")
     ax.set_title(f"students at {epochs} epochs of the patient recipe: agreement against "
                  "latency (lines: the front)", fontsize=9)
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 def _table(rows: list[dict]) -> str:
@@ -161,12 +165,17 @@ def main(argv: list[str] | None = None) -> int:
                          "installed is refused by distil) or a local state dict")
     ap.add_argument("--rounds", type=int, default=30, help="latency rounds")
     args = ap.parse_args(argv)
-    rows = []
+    points = []
     for point in args.points.split(","):
         student, _, side = point.partition(":")
+        if not student or not side.isdigit():
+            ap.error(f"--points: {point!r} is not STUDENT:SIDE (e.g. efficientnet_lite0:112)")
+        points.append((student, int(side)))
+    rows = []
+    for student, side in points:
         folder = args.out / f"{student}-{side}"
-        minutes = make_point(student, int(side), folder, args)
-        rows.append(figures(student, int(side), folder, minutes))
+        minutes = make_point(student, side, folder, args)
+        rows.append(figures(student, side, folder, minutes))
         print(json.dumps(rows[-1]), flush=True)
     latencies(rows, args.out, args.rounds)
     host = describe(host_info())

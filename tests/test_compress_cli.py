@@ -329,3 +329,7 @@ def test_the_student_pareto_reads_a_made_point_by_the_rule_and_times_its_files(c
     assert all(ms > 0 for ms in row["latency_ms"].values())
     assert f"| {student['name']} | {student['input']} |" in run.stdout
     assert (tmp_path / "pareto" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    bad = bench_module("student_pareto", "--points", "lite0-112", "--teacher", "t.onnx",
+                       "--teacher-spec", "none", "--data", tmp_path, layer="experiments")
+    assert bad.returncode == 2 and "'lite0-112' is not STUDENT:SIDE" in bad.stderr
+    assert "Traceback" not in bad.stderr
