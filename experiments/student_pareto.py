@@ -28,9 +28,12 @@ from motivnet_edge.benchmarks.agreement import held_out
 from motivnet_edge.benchmarks.host import describe, host_info
 from motivnet_edge.benchmarks.measure import engine_runner, time_runners
 from motivnet_edge.benchmarks.pareto import pareto_front
+from motivnet_edge.compress.distil.selection import kept_prefix
+from motivnet_edge.compress.inference import quantize_results
 from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.targets.engine import EngineOptions
 from motivnet_edge.targets.files import atomic_path, write_json
+from motivnet_edge.targets.formats import artifact_name
 
 ENGINES = ("onnxruntime", "openvino")
 
@@ -42,9 +45,14 @@ def _cli(*args: str, ok: tuple[int, ...] = (0,)) -> None:
         raise SystemExit(f"failed: {' '.join(cmd)}")
 
 
+def point_folder(out: Path, student: str, size: int) -> Path:
+    return out / f"{student}-{size}"
+
+
 def int8_file(folder: Path) -> Path:
-    """The point's INT8 ONNX file, passed or rejected by the gate (its speed is the same)."""
-    return min(folder.glob("student-int8*.onnx"))
+    """The point's INT8 ONNX file as the quantize stage recorded it, passed or rejected by the
+    gate (its speed is the same)."""
+    return folder / quantize_results(folder)["onnx"]["file"]
 
 
 def make_point(student: str, size: int, folder: Path, args: argparse.Namespace) -> float:
@@ -57,7 +65,7 @@ def make_point(student: str, size: int, folder: Path, args: argparse.Namespace) 
              "--teacher", str(args.teacher),
              "--teacher-spec", args.teacher_spec, "--teacher-engine", args.teacher_engine,
              "--data", str(args.data), *(["--resume"] if run.checkpoint.is_file() else []))
-    if not list(folder.glob("student-int8*.onnx")):
+    if "onnx" not in quantize_results(folder):
         _cli("export", "--out", str(folder))
         # 1: the gate rejected the file, which is still written under its rejected name
         _cli("quantize", "--out", str(folder), "--formats", "onnx", "--qat-steps", "0", ok=(0, 1))
@@ -69,7 +77,7 @@ def figures(student: str, size: int, folder: Path, minutes: float) -> dict:
     and untouched figures."""
     history = json.loads(RunFolder(folder).history.read_text())["history"]
     last = history[-1]
-    pre = "ema_" if last.get("weights") == "average" else ""
+    pre = kept_prefix(last)
     row = {"student": student, "size": size, "epochs": last["epoch"],
            "weights": last.get("weights", "running"),
            "train_s": round(sum(e["seconds"] for e in history)), "minutes_here": round(minutes, 1)}
@@ -84,13 +92,14 @@ def latencies(rows: list[dict], out: Path, rounds: int) -> None:
     """Median batch-1 latency of every point's INT8 (and FP32) ONNX file per engine, one
     thread, interleaved round by round, on a held-out face of the first point (aligned
     students need its landmarks)."""
-    faces = held_out(out / f"{rows[0]['student']}-{rows[0]['size']}")[0][:1]  # landmarks
+    faces = held_out(point_folder(out, rows[0]["student"], rows[0]["size"]))[0][:1]
     runners = {}
     for r in rows:
-        folder = out / f"{r['student']}-{r['size']}"
-        for precision in ("int8", "fp32"):
+        folder = point_folder(out, r["student"], r["size"])
+        files = {"int8": int8_file(folder),
+                 "fp32": folder / artifact_name("student", "fp32", "onnx")}
+        for precision, path in files.items():
             for engine in ENGINES:
-                path = int8_file(folder) if precision == "int8" else folder / "student-fp32.onnx"
                 runners[r["student"], r["size"], precision, engine] = engine_runner(
                     path, engine, EngineOptions(threads=1), check=False).open()
     times = time_runners(runners, faces, rounds, 10, batch8=False)
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         points.append((student, int(side)))
     rows = []
     for student, side in points:
-        folder = args.out / f"{student}-{side}"
+        folder = point_folder(args.out, student, side)
         minutes = make_point(student, side, folder, args)
         rows.append(figures(student, side, folder, minutes))
         print(json.dumps(rows[-1]), flush=True)

@@ -25,6 +25,8 @@ import numpy as np
 from motivnet_edge.targets.engine import kl_divergence
 
 HALVES = ("select", "untouched")
+# the weight average's figures in a run's history carry this prefix; the running weights' none
+AVERAGE_PREFIX = "ema_"
 
 
 def held_out_halves(hashes: Sequence[str]) -> np.ndarray:
@@ -64,6 +66,12 @@ def halves_figures(student: np.ndarray, teacher: np.ndarray, select: np.ndarray,
             for key, value in agreement_figures(student[mask], teacher[mask]).items():
                 out[f"{prefix}{half}_{key}"] = value
     return out
+
+
+def kept_prefix(entry: dict) -> str:
+    """The key prefix of the figures of the weights a run kept, as its last history entry
+    records them (``weights``: ``average`` or ``running``)."""
+    return AVERAGE_PREFIX if entry.get("weights") == "average" else ""
 
 
 def selection_key(figures: dict, prefix: str = "") -> tuple[float, float]:

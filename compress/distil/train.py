@@ -36,7 +36,11 @@ import torch.nn.functional as F
 
 from motivnet_edge.compress.distil.augment import augmented_input, augmented_views
 from motivnet_edge.compress.distil.average import WeightAverage
-from motivnet_edge.compress.distil.selection import halves_figures, selection_key
+from motivnet_edge.compress.distil.selection import (
+    AVERAGE_PREFIX,
+    halves_figures,
+    selection_key,
+)
 from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.inference import channels_last, predict
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
@@ -299,7 +303,7 @@ def _measure(model, average: WeightAverage | None, held: _HeldOut, spec: CropSpe
     (keys ``ema_...``) when there is one."""
     out = held.figures(model, spec, cfg, layout)
     if average is not None:
-        out.update(held.figures(average.model, spec, cfg, layout, prefix="ema_"))
+        out.update(held.figures(average.model, spec, cfg, layout, prefix=AVERAGE_PREFIX))
     return out
 
 
@@ -310,7 +314,8 @@ def _finish(model, average: WeightAverage | None, history: list[dict], desc: str
     if average is None or not history:
         return
     last = history[-1]
-    use = "select_agreement" not in last or selection_key(last, "ema_") >= selection_key(last)
+    use = "select_agreement" not in last or \
+        selection_key(last, AVERAGE_PREFIX) >= selection_key(last)
     last["weights"] = "average" if use else "running"
     if use:
         model.load_state_dict(average.model.state_dict())
