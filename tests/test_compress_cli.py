@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from motivnet_edge.targets.files import sha256_file
@@ -127,6 +128,7 @@ def test_an_rknn_file_runs_on_other_faces_built_again_from_its_record(rknn_run, 
     models = json.loads((run / "report.json").read_text())["labelled"]["models"]
     assert {rknn.name, artifact_name("student", "int8", "onnx")} <= set(models)
     assert 0 <= models[rknn.name]["accuracy"] <= 1
+    assert 0 <= models["teacher, mirror image"]["agreement_with_teacher"] <= 1
 
     res = cli("bench", "--artifacts", run, "--limit", "12", "--no-rss", "--rounds", "1",
               "--per-round", "2", "--out", tmp_path / "bench")
@@ -280,17 +282,39 @@ def bench_module(name: str, *args, layer: str = "benchmarks"):
 
 @pytest.mark.slow
 def test_the_selection_figures_and_the_curve_of_a_run(compressed, tmp_path):
+    from motivnet_edge.compress.distil.data import CropSet, split_index
+    from motivnet_edge.compress.distil.selection import held_out_halves
+
     out, res = compressed
     assert res.returncode == 0, output(res)
     history = json.loads((out / "work" / "history.json").read_text())["history"]
     assert {"select_agreement", "untouched_agreement", "select_kl"} <= set(history[-1])
     onnx = artifact_name("student", "int8", "onnx")
     figures = tmp_path / "agreement.json"
-    run = bench_module("agreement", "--run", out, out / onnx, "--json", figures)
+    run = bench_module("agreement", "--run", out, out / onnx, "--json", figures,
+                       "--mirror-average", "--jitter", "0.0001")
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(figures.read_text())
     assert 0 < result["select"] < result["held_out"]
     row = result["rows"][str(out / onnx)]
+    assert 0 <= result["rows"][f"{out / onnx} (with its mirror image)"]["select_agreement"] <= 1
+    # the teacher against itself: its cached mirror rows, the held-out faces in the same order;
+    # a box moved by next to nothing gives the teacher's own answers back
+    teacher, mirrored = (np.load(out / "work" / n) for n in ("teacher.npy",
+                                                             "teacher-mirrored.npy"))
+    own = result["teacher_rows"]
+    moved = own["teacher, box moved (jitter 0.0001)"]
+    assert moved["select_agreement"] == moved["untouched_agreement"] == 1.0
+    assert moved["select_kl"] < 1e-4
+    crops = CropSet.load(out / "work" / "crops.npz")
+    record = json.loads((out / "work" / "run.json").read_text())
+    val = split_index(crops.hashes, record["val_fraction"])[1]
+    select = held_out_halves([crops.hashes[i] for i in val])
+    n = len(record["classes"])
+    same = teacher[val, :n].argmax(1) == mirrored[val, :n].argmax(1)
+    assert own["teacher, mirror image"]["select_agreement"] == pytest.approx(same[select].mean())
+    bad = bench_module("agreement", "--run", out, "--jitter", "5")
+    assert bad.returncode == 2 and "--jitter 5" in bad.stderr
     # the two halves together are the held-out faces the gate's report measured the file on
     n_select, n_rest = result["select"], result["held_out"] - result["select"]
     whole = (n_select * row["select_agreement"] + n_rest * row["untouched_agreement"]) / \

@@ -90,6 +90,12 @@ def augmented_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
             for s in stacks]
 
 
+def moved_face(crop: FaceImage, rng: np.random.Generator, strength: float) -> FaceImage:
+    """``crop`` with its face box and landmarks moved as :func:`jitter_face` moves them, the
+    pixels untouched: the face as a detector might have boxed it on the next frame."""
+    return FaceImage(crop.image, jitter_face(_whole_face(crop), rng, strength))
+
+
 def _whole_face(crop: FaceImage) -> Face:
     return crop.face if crop.face is not None else \
         Face((0.0, 0.0, float(crop.image.shape[1]), float(crop.image.shape[0])))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motivnet_edge.compress.distil.data import crop_hash
+from motivnet_edge.compress.distil.data import MIRROR, Mirrored, crop_hash
 from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
 from motivnet_edge.compress.distil.teacher_cache import TeacherCache
 from motivnet_edge.compress.fidelity import DEFAULT_GATE, Gate, evaluate_artifact, run_artifact
@@ -40,6 +40,8 @@ from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 
 log = logging.getLogger(__name__)
 
+MIRRORED_TEACHER = "teacher, mirror image"
+
 
 def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
                         progress: bool = True) -> dict:
@@ -50,8 +52,14 @@ def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
     def teacher_logits(faces: list[FaceImage]) -> np.ndarray:
         return cache.logits([crop_hash(f) for f in faces], faces, teacher.predict, progress)
 
+    def mirrored_logits(faces: list[FaceImage]) -> np.ndarray:
+        return cache.logits([crop_hash(f) + MIRROR for f in faces], Mirrored(faces),
+                            teacher.predict, progress, desc="teacher, mirrored")
+
     classes = w.run.layout.class_outputs
+    # the teacher against itself on the mirror images: how steady the answer agreed with is
     models = {"teacher": lambda faces: classes(teacher_logits(faces)),
+              MIRRORED_TEACHER: lambda faces: classes(mirrored_logits(faces)),
               w.folder.student_weights.name: lambda faces: classes(
                   predict(w.model, faces, w.spec))}
     qat_graph = w.folder.qat / artifact_name("student", "int8", "onnx")
