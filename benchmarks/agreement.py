@@ -14,6 +14,8 @@ as a detector's box moves between frames). How often the teacher changes its own
 says how much of its decision rests on details no expression is made of: a student that
 matches it more closely than that is learning the teacher's noise. ``--mirror-average`` adds a
 row per artifact run on the face and its mirror image, logits averaged (twice the time).
+Every row's ``steady_agreement`` is its agreement on the faces whose teacher answer survives
+the mirror image (where the teacher is sure enough to be matched).
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ import numpy as np
 
 from motivnet_edge.targets.errors import MotivnetError
 
-COLUMNS = ("agreement", "kl", "rare_agreement")
+COLUMNS = ("agreement", "kl", "rare_agreement", "steady_agreement")
 
 
 def held_out(run_out: Path) -> dict:
     """A run's held-out faces (``faces``), the teacher's class logits for them and for their
-    mirror images (``teacher``, ``mirrored``; None for a run that kept none), their hashes, the
-    run's class order and its record."""
+    mirror images (``teacher``, ``mirrored``; None for a run that kept none), the two halves
+    (``groups``: select, untouched), the run's class order and its record."""
     from motivnet_edge.compress.distil.data import CropSet, split_index
+    from motivnet_edge.compress.distil.selection import HALVES, held_out_halves
     from motivnet_edge.compress.runfolder import RunFolder
 
     folder = RunFolder(run_out)
@@ -44,63 +47,110 @@ def held_out(run_out: Path) -> dict:
     n = len(run.classes)
     mirrored = np.load(folder.teacher_mirrored)[val][:, :n] \
         if folder.teacher_mirrored.is_file() else None
+    select = held_out_halves([crops.hashes[i] for i in val])
     return {"faces": [crops.crops[i] for i in val], "teacher": np.load(teacher_path)[val][:, :n],
-            "mirrored": mirrored, "hashes": [crops.hashes[i] for i in val],
+            "mirrored": mirrored, "groups": dict(zip(HALVES, (select, ~select), strict=True)),
             "classes": run.classes, "record": run}
 
 
-def teacher_rows(data: dict, select: np.ndarray, jitter: float, seed: int = 0) -> dict:
+def labelled(run_out: Path, csv: Path) -> dict:
+    """The faces of labelled photos (the labels are not read) with the run's teacher's class
+    logits for them and their mirror images, as one group named ``labelled``."""
+    from motivnet_edge.compress.distil.data import collect
+    from motivnet_edge.compress.models.teachers import reload_teacher
+    from motivnet_edge.compress.runfolder import RunFolder
+
+    run = RunFolder(run_out).read_record()
+    faces = collect(labelled=csv, progress=True).crops
+    teacher = reload_teacher(run.teacher)
+    n = len(run.classes)
+    return {"faces": faces, "teacher": _predict(teacher, faces)[:, :n],
+            "mirrored": _predict(teacher, [f.mirrored() for f in faces])[:, :n],
+            "groups": {"labelled": np.ones(len(faces), bool)}, "classes": run.classes,
+            "record": run}
+
+
+def _predict(teacher, faces: list, batch: int = 64) -> np.ndarray:
+    return np.concatenate([teacher.predict(faces[i:i + batch])
+                           for i in range(0, len(faces), batch)])
+
+
+def figures(logits: np.ndarray, data: dict) -> dict:
+    """The selection figures of one row of logits on each group of faces (top-1 agreement, KL,
+    rare classes; ``{group}_agreement`` and so on) and, when the teacher's mirror rows are
+    known, its agreement on the faces where the teacher's answer survives the mirror image,
+    ``{group}_steady_agreement`` of ``{group}_steady_n`` faces, and on the rare-class faces
+    that do (``rare_steady``) and do not (``rare_unsteady``)."""
+    from motivnet_edge.compress.distil.selection import agreement_figures, rare_classes
+
+    teacher, mirrored = data["teacher"], data["mirrored"]
+    want = teacher.argmax(1)
+    agree = logits.argmax(1) == want
+    steady = want == mirrored.argmax(1) if mirrored is not None else None
+    out = {}
+    for group, mask in data["groups"].items():
+        if not mask.any():
+            continue
+        for key, value in agreement_figures(logits[mask], teacher[mask]).items():
+            out[f"{group}_{key}"] = value
+        if steady is None:
+            continue
+        rare = mask & np.isin(want, rare_classes(teacher[mask]))
+        for name, faces in (("steady", mask & steady), ("rare_steady", rare & steady),
+                            ("rare_unsteady", rare & ~steady)):
+            if faces.any():
+                out[f"{group}_{name}_agreement"] = float(agree[faces].mean())
+                out[f"{group}_{name}_n"] = int(faces.sum())
+    return out
+
+
+def teacher_rows(data: dict, jitter: float, seed: int = 0) -> dict:
     """The teacher's figures against its own answers on the mirror images and (``jitter`` > 0)
     on the faces boxed differently, by the same rule as a student's."""
     from motivnet_edge.compress.distil.augment import moved_face
-    from motivnet_edge.compress.distil.selection import halves_figures
     from motivnet_edge.compress.models.teachers import reload_teacher
 
     rows = {}
     if data["mirrored"] is not None:
-        rows["teacher, mirror image"] = halves_figures(data["mirrored"], data["teacher"], select)
+        rows["teacher, mirror image"] = figures(data["mirrored"], data)
     if jitter > 0:
         teacher = reload_teacher(data["record"].teacher)
         rng = np.random.default_rng(seed)
         moved = [moved_face(face, rng, jitter) for face in data["faces"]]
-        logits = np.concatenate([teacher.predict(moved[i:i + 64])
-                                 for i in range(0, len(moved), 64)])
-        rows[f"teacher, box moved (jitter {jitter:g})"] = halves_figures(
-            logits[:, :len(data["classes"])], data["teacher"], select)
+        rows[f"teacher, box moved (jitter {jitter:g})"] = figures(
+            _predict(teacher, moved)[:, :len(data["classes"])], data)
     return rows
 
 
-def measure(run_out: Path, artifacts: list[Path], jitter: float = 0.0,
+def measure(data: dict, artifacts: list[Path], jitter: float = 0.0,
             mirror_average: bool = False) -> dict:
+    """Every artifact's figures and the teacher's own on the faces of ``data``
+    (:func:`held_out` or :func:`labelled`)."""
     from motivnet_edge.benchmarks.measure import engine_runner
-    from motivnet_edge.compress.distil.selection import halves_figures, held_out_halves
     from motivnet_edge.targets.engine import EngineOptions
 
-    data = held_out(run_out)
-    faces, teacher, classes = data["faces"], data["teacher"], data["classes"]
-    select = held_out_halves(data["hashes"])
+    faces, classes = data["faces"], data["classes"]
     rows = {}
     for path in artifacts:
         runner = engine_runner(path, None, EngineOptions(threads=1)).open()
         try:
             logits = runner.logits(faces, classes)
-            rows[str(path)] = halves_figures(logits, teacher, select)
+            rows[str(path)] = figures(logits, data)
             if mirror_average:
                 both = (logits + runner.logits([f.mirrored() for f in faces], classes)) / 2
-                rows[f"{path} (with its mirror image)"] = halves_figures(both, teacher, select)
+                rows[f"{path} (with its mirror image)"] = figures(both, data)
         finally:
             runner.close()
-    return {"run": str(run_out), "held_out": len(faces), "select": int(select.sum()),
-            "rows": rows, "teacher_rows": teacher_rows(data, select, jitter)}
+    return {"faces": len(faces), "groups": {g: int(m.sum()) for g, m in data["groups"].items()},
+            "rows": rows, "teacher_rows": teacher_rows(data, jitter)}
 
 
 def table(result: dict) -> str:
-    head = "| row | " + " | ".join(f"{h} {c}" for h in ("select", "untouched")
-                                    for c in COLUMNS) + " |"
-    lines = [head, "|---" * (1 + 2 * len(COLUMNS)) + "|"]
-    for name, figures in {**result["rows"], **result.get("teacher_rows", {})}.items():
-        cells = [f"{figures.get(f'{h}_{c}', float('nan')):.4f}" for h in ("select", "untouched")
-                 for c in COLUMNS]
+    groups = list(result["groups"])
+    head = "| row | " + " | ".join(f"{g} {c}" for g in groups for c in COLUMNS) + " |"
+    lines = [head, "|---" * (1 + len(groups) * len(COLUMNS)) + "|"]
+    for name, row in {**result["rows"], **result["teacher_rows"]}.items():
+        cells = [f"{row.get(f'{g}_{c}', float('nan')):.4f}" for g in groups for c in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -114,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", type=Path, required=True, help="a distil run's output folder")
     p.add_argument("artifacts", type=Path, nargs="*")
     p.add_argument("--json", type=Path, help="write the figures here too")
+    p.add_argument("--labelled", type=Path,
+                   help="measure on the faces of these labelled photos (a CSV of image,emotion "
+                        "or a folder per class; the labels are not read) instead of the run's "
+                        "held-out faces, against the run's teacher")
     p.add_argument("--jitter", type=float, default=0.25,
                    help="the teacher on each face boxed differently by this strength (0: not "
                         "measured; the run's teacher file is read)")
@@ -124,13 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --jitter {args.jitter:g} is outside 0..3", file=sys.stderr)
         return 2
     try:
-        result = {"cpu": cpu_info(), **measure(args.run, args.artifacts, args.jitter,
-                                               args.mirror_average)}
+        data = labelled(args.run, args.labelled) if args.labelled else held_out(args.run)
+        result = {"cpu": cpu_info(), "run": str(args.run),
+                  **measure(data, args.artifacts, args.jitter, args.mirror_average)}
     except MotivnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{result['held_out']} held-out faces of {args.run}, {result['select']} in the "
-          f"select half")
+    print(f"{result['faces']} faces ({args.labelled or f'held out by {args.run}'}): "
+          + ", ".join(f"{n} {g}" for g, n in result["groups"].items()))
     print(table(result))
     if args.json:
         from motivnet_edge.targets.files import write_json

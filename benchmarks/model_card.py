@@ -90,13 +90,17 @@ def selection_section(selection: dict | None) -> str:
         return "Not recorded for this model."
     rows = ["| file | select: agreement % | KL | rare classes % | untouched: agreement % | KL "
             "| rare classes % |", "|---|---|---|---|---|---|---|"]
+    # agreement's JSON: faces and groups; written before it measured labelled photos too,
+    # held_out and select
+    n_held_out = selection.get("faces", selection.get("held_out"))
+    n_select = selection.get("groups", selection).get("select")
     for path, f in selection["rows"].items():
         cells = [f"{100 * f[f'{h}_agreement']:.1f} | {f[f'{h}_kl']:.3f} | "
                  f"{100 * f[f'{h}_rare_agreement']:.1f}" for h in ("select", "untouched")]
         rows.append(f"| `{Path(path).name}` | " + " | ".join(cells) + " |")
     return (f"Every decision about this student (its recipe, length, weights) read one figure: "
             f"its top-1 agreement with the teacher on the select half of the held-out "
-            f"unlabelled faces ({selection['select']:,} of {selection['held_out']:,}), ties "
+            f"unlabelled faces ({n_select:,} of {n_held_out:,}), ties "
             f"broken by the lower KL divergence from the teacher; the other half (untouched) "
             f"was read by no decision, and faces-dev only reports (docs/patient.md). Rare "
             f"classes: the faces the teacher puts in a class it names on fewer than half the "

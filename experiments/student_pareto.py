@@ -92,7 +92,7 @@ def latencies(rows: list[dict], out: Path, rounds: int) -> None:
     """Median batch-1 latency of every point's INT8 (and FP32) ONNX file per engine, one
     thread, interleaved round by round, on a held-out face of the first point (aligned
     students need its landmarks)."""
-    faces = held_out(point_folder(out, rows[0]["student"], rows[0]["size"]))[0][:1]
+    faces = held_out(point_folder(out, rows[0]["student"], rows[0]["size"]))["faces"][:1]
     runners = {}
     for r in rows:
         folder = point_folder(out, r["student"], r["size"])

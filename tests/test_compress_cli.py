@@ -284,6 +284,7 @@ def bench_module(name: str, *args, layer: str = "benchmarks"):
 def test_the_selection_figures_and_the_curve_of_a_run(compressed, tmp_path):
     from motivnet_edge.compress.distil.data import CropSet, split_index
     from motivnet_edge.compress.distil.selection import held_out_halves
+    from tests.helpers import write_faces
 
     out, res = compressed
     assert res.returncode == 0, output(res)
@@ -295,7 +296,7 @@ def test_the_selection_figures_and_the_curve_of_a_run(compressed, tmp_path):
                        "--mirror-average", "--jitter", "0.0001")
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(figures.read_text())
-    assert 0 < result["select"] < result["held_out"]
+    assert 0 < result["groups"]["select"] < result["faces"]
     row = result["rows"][str(out / onnx)]
     assert 0 <= result["rows"][f"{out / onnx} (with its mirror image)"]["select_agreement"] <= 1
     # the teacher against itself: its cached mirror rows, the held-out faces in the same order;
@@ -313,12 +314,28 @@ def test_the_selection_figures_and_the_curve_of_a_run(compressed, tmp_path):
     n = len(record["classes"])
     same = teacher[val, :n].argmax(1) == mirrored[val, :n].argmax(1)
     assert own["teacher, mirror image"]["select_agreement"] == pytest.approx(same[select].mean())
+    # steady faces: those whose teacher answer survives the mirror image
+    assert own["teacher, mirror image"]["select_steady_agreement"] == 1.0
+    assert row["select_steady_n"] == same[select].sum()
+    assert row.get("select_rare_steady_n", 0) + row.get("select_rare_unsteady_n", 0) == \
+        row["select_rare_n"]
     bad = bench_module("agreement", "--run", out, "--jitter", "5")
     assert bad.returncode == 2 and "--jitter 5" in bad.stderr
+    # labelled photos instead of the held-out faces: one group, the run's teacher on them
+    paths = write_faces(tmp_path / "photos", 6, seed=9)
+    (tmp_path / "photos" / "labels.csv").write_text(
+        "image,emotion\n" + "".join(f"{p.name},happy\n" for p in paths))
+    on_photos = bench_module("agreement", "--run", out, out / onnx, "--labelled",
+                             tmp_path / "photos" / "labels.csv", "--json", figures)
+    assert on_photos.returncode == 0, on_photos.stderr[-2000:]
+    photos = json.loads(figures.read_text())
+    assert photos["groups"] == {"labelled": photos["faces"]} and photos["faces"] >= 5
+    assert photos["teacher_rows"]["teacher, mirror image"]["labelled_steady_agreement"] == 1.0
+    assert 0 <= photos["rows"][str(out / onnx)]["labelled_agreement"] <= 1
     # the two halves together are the held-out faces the gate's report measured the file on
-    n_select, n_rest = result["select"], result["held_out"] - result["select"]
+    n_select, n_rest = result["groups"]["select"], result["groups"]["untouched"]
     whole = (n_select * row["select_agreement"] + n_rest * row["untouched_agreement"]) / \
-        result["held_out"]
+        result["faces"]
     report = json.loads((out / "report.json").read_text())
     assert whole == pytest.approx(report["artifacts"][onnx]["agreement_with_teacher"], abs=1e-6)
     plot = tmp_path / "curve.png"
