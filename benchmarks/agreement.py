@@ -5,7 +5,10 @@ from other runs can be measured on one run's faces when both held the same faces
 is by content hash): how a new student is compared with the shipped one.
 
     python -m motivnet_edge.benchmarks.agreement --run OUT A.onnx B.tflite [--json F]
-        [--jitter 0.25] [--mirror-average]
+        [--jitter 0.25] [--mirror-average] [--labelled faces-dev/labels.csv]
+
+With ``--labelled`` the same figures are taken on the faces of labelled photos (their labels
+not read; one group, ``labelled``) against the run's teacher run on them.
 
 Beside the artifacts, the teacher is measured against itself on views that keep the
 expression: the mirror image of each face (the run's cached rows) and the face boxed a little
