@@ -346,6 +346,19 @@ def test_the_selection_figures_and_the_curve_of_a_run(compressed, tmp_path):
     bad = bench_module("curve", "--run", out, "--line", "shipped=high")
     assert bad.returncode == 2 and "--line 'shipped=high'" in bad.stderr
     assert "Traceback" not in bad.stderr
+    # another run beside this one: its history file, its kept weights' figures per epoch
+    side = bench_module("curve", "--run", out, "--name", "a", "--plot", plot, "--against",
+                        f"b={out / 'work' / 'history.json'}")
+    assert side.returncode == 0, side.stderr[-2000:]
+    assert "| epoch | a agreement | a KL | b agreement | b KL |" in side.stdout
+    first = history[0]  # no weight average in this run: the running weights' figures
+    assert "ema_select_agreement" not in first
+    assert f"| 1 | {first['select_agreement']:.4f} | {first['select_kl']:.3f} |" in side.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for item in ("b", f"b={out / 'report.json'}"):
+        bad = bench_module("curve", "--run", out, "--against", item)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert item.partition("=")[2] or "NAME=PATH" in bad.stderr
 
 
 @pytest.mark.slow
