@@ -62,9 +62,10 @@ def labelled(run_out: Path, csv: Path) -> dict:
     from motivnet_edge.compress.distil.data import collect
     from motivnet_edge.compress.models.teachers import reload_teacher
     from motivnet_edge.compress.runfolder import RunFolder
+    from motivnet_edge.targets.labels import AFFECTNET8
 
     run = RunFolder(run_out).read_record()
-    faces = collect(labelled=csv, progress=True).crops
+    faces = collect(labelled=csv, classes=AFFECTNET8, progress=True).crops  # every label
     teacher = reload_teacher(run.teacher)
     n = len(run.classes)
     return {"faces": faces, "teacher": _predict(teacher, faces)[:, :n],
