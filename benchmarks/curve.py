@@ -91,11 +91,11 @@ def plot(history: list[dict], path: Path, lines: dict[str, float], title: str) -
 def table_against(runs: dict[str, list[dict]]) -> str:
     """Runs side by side on the select half, epoch by epoch: agreement and KL of the weights
     each run's rule would keep at that epoch."""
-    from motivnet_edge.compress.distil.selection import AVERAGE_PREFIX, selection_key
+    from motivnet_edge.compress.distil.selection import AVERAGE_PREFIX, prefers_average
 
     def kept(h: dict) -> str:
-        both = [p for p in ("", AVERAGE_PREFIX) if f"{p}select_agreement" in h]
-        return max(both, key=lambda p: selection_key(h, p))
+        averaged = f"{AVERAGE_PREFIX}select_agreement" in h and prefers_average(h)
+        return AVERAGE_PREFIX if averaged else ""
 
     cells = {name: {h["epoch"]: h for h in history} for name, history in runs.items()}
     epochs = sorted({e for by_epoch in cells.values() for e in by_epoch})

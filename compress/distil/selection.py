@@ -68,6 +68,14 @@ def halves_figures(student: np.ndarray, teacher: np.ndarray, select: np.ndarray,
     return out
 
 
+def prefers_average(entry: dict) -> bool:
+    """Whether the rule keeps the weight average over the running weights on one epoch's
+    figures: the average when it is at least as good by :func:`selection_key`, or when there
+    are no held-out halves to read."""
+    return "select_agreement" not in entry or \
+        selection_key(entry, AVERAGE_PREFIX) >= selection_key(entry)
+
+
 def kept_prefix(entry: dict) -> str:
     """The key prefix of the figures of the weights a run kept, as its last history entry
     records them (``weights``: ``average`` or ``running``)."""

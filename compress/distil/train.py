@@ -39,7 +39,7 @@ from motivnet_edge.compress.distil.average import WeightAverage
 from motivnet_edge.compress.distil.selection import (
     AVERAGE_PREFIX,
     halves_figures,
-    selection_key,
+    prefers_average,
 )
 from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.inference import channels_last, predict
@@ -314,8 +314,7 @@ def _finish(model, average: WeightAverage | None, history: list[dict], desc: str
     if average is None or not history:
         return
     last = history[-1]
-    use = "select_agreement" not in last or \
-        selection_key(last, AVERAGE_PREFIX) >= selection_key(last)
+    use = prefers_average(last)
     last["weights"] = "average" if use else "running"
     if use:
         model.load_state_dict(average.model.state_dict())
