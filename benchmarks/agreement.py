@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +38,11 @@ COLUMNS = ("agreement", "kl", "rare_agreement", "steady_agreement")
 def held_out(run_out: Path) -> dict:
     """A run's held-out faces (``faces``), the teacher's class logits for them and for their
     mirror images (``teacher``, ``mirrored``; None for a run that kept none), the two halves
-    (``groups``: select, untouched), the run's class order and its record."""
+    (``groups``: select, untouched), the run's class order and how to load its teacher
+    (``teacher_model``, loaded when first asked for)."""
     from motivnet_edge.compress.distil.data import CropSet, split_index
     from motivnet_edge.compress.distil.selection import HALVES, held_out_halves
+    from motivnet_edge.compress.models.teachers import reload_teacher
     from motivnet_edge.compress.runfolder import RunFolder
 
     folder = RunFolder(run_out)
@@ -53,7 +56,7 @@ def held_out(run_out: Path) -> dict:
     select = held_out_halves([crops.hashes[i] for i in val])
     return {"faces": [crops.crops[i] for i in val], "teacher": np.load(teacher_path)[val][:, :n],
             "mirrored": mirrored, "groups": dict(zip(HALVES, (select, ~select), strict=True)),
-            "classes": run.classes, "record": run}
+            "classes": run.classes, "teacher_model": cache(lambda: reload_teacher(run.teacher))}
 
 
 def labelled(run_out: Path, csv: Path) -> dict:
@@ -71,7 +74,7 @@ def labelled(run_out: Path, csv: Path) -> dict:
     return {"faces": faces, "teacher": _predict(teacher, faces)[:, :n],
             "mirrored": _predict(teacher, [f.mirrored() for f in faces])[:, :n],
             "groups": {"labelled": np.ones(len(faces), bool)}, "classes": run.classes,
-            "record": run}
+            "teacher_model": lambda: teacher}
 
 
 def _predict(teacher, faces: list, batch: int = 64) -> np.ndarray:
@@ -112,13 +115,13 @@ def teacher_rows(data: dict, jitter: float, seed: int = 0) -> dict:
     """The teacher's figures against its own answers on the mirror images and (``jitter`` > 0)
     on the faces boxed differently, by the same rule as a student's."""
     from motivnet_edge.compress.distil.augment import moved_face
-    from motivnet_edge.compress.models.teachers import reload_teacher
+    from motivnet_edge.compress.distil.data import MIRRORED_TEACHER
 
     rows = {}
     if data["mirrored"] is not None:
-        rows["teacher, mirror image"] = figures(data["mirrored"], data)
+        rows[MIRRORED_TEACHER] = figures(data["mirrored"], data)
     if jitter > 0:
-        teacher = reload_teacher(data["record"].teacher)
+        teacher = data["teacher_model"]()
         rng = np.random.default_rng(seed)
         moved = [moved_face(face, rng, jitter) for face in data["faces"]]
         rows[f"teacher, box moved (jitter {jitter:g})"] = figures(

@@ -40,6 +40,8 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
 REGION_MARGIN = 0.45
 MAX_REGION = 256  # regions are kept at their own size up to this side
 MIRROR = ":mirror"  # a crop's hash plus this is its mirror image's
+# the name of the teacher's figures on the mirror images beside its own (its steadiness)
+MIRRORED_TEACHER = "teacher, mirror image"
 
 
 @dataclass

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from motivnet_edge.compress.distil.data import MIRROR, Mirrored, crop_hash
+from motivnet_edge.compress.distil.data import (
+    MIRROR,
+    MIRRORED_TEACHER,
+    Mirrored,
+    crop_hash,
+)
 from motivnet_edge.compress.distil.distilled import Distilled, load_distilled
 from motivnet_edge.compress.distil.teacher_cache import TeacherCache
 from motivnet_edge.compress.fidelity import DEFAULT_GATE, Gate, evaluate_artifact, run_artifact
@@ -39,8 +44,6 @@ from motivnet_edge.targets.metadata import read_metadata
 from motivnet_edge.targets.preprocess import FaceImage, make_inputs
 
 log = logging.getLogger(__name__)
-
-MIRRORED_TEACHER = "teacher, mirror image"
 
 
 def labelled_evaluation(w: Distilled, artifacts: list[Path], labelled: Path,
