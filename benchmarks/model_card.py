@@ -95,17 +95,28 @@ def selection_section(selection: dict | None) -> str:
     n_held_out = selection.get("faces", selection.get("held_out"))
     n_select = selection.get("groups", selection).get("select")
     for path, f in selection["rows"].items():
-        cells = [f"{100 * f[f'{h}_agreement']:.1f} | {f[f'{h}_kl']:.3f} | "
-                 f"{100 * f[f'{h}_rare_agreement']:.1f}" for h in ("select", "untouched")]
-        rows.append(f"| `{Path(path).name}` | " + " | ".join(cells) + " |")
+        rows.append(_selection_row(f"`{Path(path).name}`", f))
+    # the teacher against itself on views that keep the expression (agreement's teacher rows)
+    teacher = [_selection_row(f"*{name}*", f)
+               for name, f in selection.get("teacher_rows", {}).items() if "select_kl" in f]
+    steadiness = ("\n\nThe teacher against its own answers, by the same rule (rows in italics): "
+                  "on each face's mirror image and on the face boxed a little differently. "
+                  "How often it changes its answer there is how much of it rests on details no "
+                  "expression is made of; read the files' figures beside it." if teacher else "")
     return (f"Every decision about this student (its recipe, length, weights) read one figure: "
             f"its top-1 agreement with the teacher on the select half of the held-out "
             f"unlabelled faces ({n_select:,} of {n_held_out:,}), ties "
             f"broken by the lower KL divergence from the teacher; the other half (untouched) "
             f"was read by no decision, and faces-dev only reports (docs/patient.md). Rare "
             f"classes: the faces the teacher puts in a class it names on fewer than half the "
-            f"uniform share (sadness, surprise, fear, disgust, anger).\n\n"
-            + "\n".join(rows))
+            f"uniform share (sadness, surprise, fear, disgust, anger).{steadiness}\n\n"
+            + "\n".join(rows + teacher))
+
+
+def _selection_row(name: str, f: dict) -> str:
+    cells = [f"{100 * f[f'{h}_agreement']:.1f} | {f[f'{h}_kl']:.3f} | "
+             f"{100 * f[f'{h}_rare_agreement']:.1f}" for h in ("select", "untouched")]
+    return f"| {name} | " + " | ".join(cells) + " |"
 
 
 def card(report: dict, bench: dict | None, entries: list[dict], command: str,

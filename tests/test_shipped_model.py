@@ -102,3 +102,23 @@ def test_targets_says_which_shipped_file_each_profile_runs_here():
     assert rows["cpu"]["runs_here"] and rows["cpu"]["artifact"] == "student-int8.onnx"
     assert rows["intel-cpu"]["artifact"] == "student-int8.onnx"  # OpenVINO on the ONNX file
     assert rows["rpi"]["artifact"] == "student-int8.tflite"
+
+
+def test_the_cards_selection_table_sets_the_teachers_own_rows_beside_the_files():
+    from motivnet_edge.benchmarks.model_card import selection_section
+
+    def row(select, untouched):
+        return {f"{h}_{k}": v for h, a in (("select", select), ("untouched", untouched))
+                for k, v in (("agreement", a), ("kl", 0.1), ("rare_agreement", a / 2))}
+
+    selection = {"faces": 10, "groups": {"select": 6, "untouched": 4},
+                 "rows": {"out/student-int8.onnx": row(0.9, 0.8)},
+                 "teacher_rows": {"teacher, mirror image": row(0.7, 0.6),
+                                  "teacher, on labelled faces": {"labelled_agreement": 0.5}}}
+    text = selection_section(selection)
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    assert lines[2] == "| `student-int8.onnx` | 90.0 | 0.100 | 45.0 | 80.0 | 0.100 | 40.0 |"
+    assert lines[3] == "| *teacher, mirror image* | 70.0 | 0.100 | 35.0 | 60.0 | 0.100 | 30.0 |"
+    assert len(lines) == 4 and "(6 of 10)" in text and "its own answers" in text
+    del selection["teacher_rows"]
+    assert "its own answers" not in selection_section(selection)
