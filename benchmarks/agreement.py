@@ -24,6 +24,7 @@ the mirror image (where the teacher is sure enough to be matched).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from functools import cache
 from pathlib import Path
@@ -137,19 +138,50 @@ def measure(data: dict, artifacts: list[Path], jitter: float = 0.0,
     from motivnet_edge.targets.engine import EngineOptions
 
     faces, classes = data["faces"], data["classes"]
-    rows = {}
+    rows, picks = {}, {}
     for path in artifacts:
         runner = engine_runner(path, None, EngineOptions(threads=1)).open()
         try:
             logits = runner.logits(faces, classes)
             rows[str(path)] = figures(logits, data)
+            picks[str(path)] = logits.argmax(1)
             if mirror_average:
                 both = (logits + runner.logits([f.mirrored() for f in faces], classes)) / 2
                 rows[f"{path} (with its mirror image)"] = figures(both, data)
+                picks[f"{path} (with its mirror image)"] = both.argmax(1)
         finally:
             runner.close()
     return {"faces": len(faces), "groups": {g: int(m.sum()) for g, m in data["groups"].items()},
-            "rows": rows, "teacher_rows": teacher_rows(data, jitter)}
+            "rows": rows, "teacher_rows": teacher_rows(data, jitter),
+            "paired": paired(picks, data)}
+
+
+def paired(picks: dict, data: dict) -> dict:
+    """Every row against the first, face by face on each group: the faces only the row agrees
+    with the teacher on (``{group}_only_row``), those only the first does (``_only_first``)
+    and the exact two-sided sign test's p on those discordant faces (``_p``). Two students
+    measured on the same faces differ by these faces alone, so a difference of a few faces
+    reads as what it is."""
+    want = data["teacher"].argmax(1)
+    names = list(picks)
+    out = {}
+    for name in names[1:]:
+        row_ok, first_ok = picks[name] == want, picks[names[0]] == want
+        out[name] = {}
+        for group, mask in data["groups"].items():
+            b, c = int((mask & row_ok & ~first_ok).sum()), int((mask & first_ok & ~row_ok).sum())
+            out[name].update({f"{group}_only_row": b, f"{group}_only_first": c,
+                              f"{group}_p": sign_test(b, c)})
+    return out
+
+
+def sign_test(b: int, c: int) -> float:
+    """The exact two-sided sign test's p for ``b`` against ``c`` discordant cases."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
 
 
 def table(result: dict) -> str:
@@ -159,6 +191,15 @@ def table(result: dict) -> str:
     for name, row in {**result["rows"], **result["teacher_rows"]}.items():
         cells = [f"{row.get(f'{g}_{c}', float('nan')):.4f}" for g in groups for c in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if result.get("paired"):
+        first = next(iter(result["rows"]))
+        lines += ["", f"Face by face against {first} (faces only the row agrees on / only "
+                  "the first does, exact sign test p):", "",
+                  "| row | " + " | ".join(groups) + " |", "|---" * (1 + len(groups)) + "|"]
+        for name, pair in result["paired"].items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{pair[f'{g}_only_row']} / {pair[f'{g}_only_first']}, p {pair[f'{g}_p']:.3f}"
+                for g in groups) + " |")
     return "\n".join(lines)
 
 

@@ -298,7 +298,15 @@ def test_the_selection_figures_and_the_curve_of_a_run(compressed, tmp_path):
     result = json.loads(figures.read_text())
     assert 0 < result["groups"]["select"] < result["faces"]
     row = result["rows"][str(out / onnx)]
-    assert 0 <= result["rows"][f"{out / onnx} (with its mirror image)"]["select_agreement"] <= 1
+    averaged = result["rows"][f"{out / onnx} (with its mirror image)"]
+    assert 0 <= averaged["select_agreement"] <= 1
+    # face by face against the first row: the faces only one of the two agrees on make up the
+    # difference of their agreements
+    pair = result["paired"][f"{out / onnx} (with its mirror image)"]
+    assert pair["select_only_row"] - pair["select_only_first"] == pytest.approx(
+        result["groups"]["select"] * (averaged["select_agreement"] - row["select_agreement"]))
+    assert 0 < pair["select_p"] <= 1
+    assert f"| {out / onnx} (with its mirror image) | {pair['select_only_row']} / " in run.stdout
     # the teacher against itself: its cached mirror rows, the held-out faces in the same order;
     # a box moved by next to nothing gives the teacher's own answers back
     teacher, mirrored = (np.load(out / "work" / n) for n in ("teacher.npy",

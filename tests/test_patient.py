@@ -64,6 +64,22 @@ def test_rare_classes_and_agreement_on_them():
     assert figures["rare_n"] == 5
 
 
+def test_two_rows_compared_face_by_face_and_the_sign_test():
+    from motivnet_edge.benchmarks.agreement import paired, sign_test
+
+    assert sign_test(0, 0) == sign_test(3, 3) == 1.0
+    assert sign_test(5, 0) == sign_test(0, 5) == pytest.approx(2 / 32)
+    assert sign_test(20, 2) < 0.001 < sign_test(7, 3)
+    teacher = np.eye(3)[[0, 1, 2, 0, 1, 2]]
+    first = np.array([0, 1, 2, 1, 1, 1])  # agrees on faces 0-2 and 4
+    other = np.array([0, 1, 0, 0, 2, 2])  # agrees on faces 0, 1, 3 and 5
+    groups = {"a": np.array([1, 1, 1, 1, 0, 0], bool), "b": np.array([0, 0, 0, 0, 1, 1], bool)}
+    pair = paired({"first": first, "other": other}, {"teacher": teacher, "groups": groups})
+    assert pair["other"] == {"a_only_row": 1, "a_only_first": 1, "a_p": 1.0,
+                             "b_only_row": 1, "b_only_first": 1, "b_p": 1.0}
+    assert paired({"first": first}, {"teacher": teacher, "groups": groups}) == {}
+
+
 def test_the_selection_rule_prefers_agreement_then_lower_kl():
     a = {"select_agreement": 0.9, "select_kl": 0.2}
     b = {"select_agreement": 0.9, "select_kl": 0.1}
