@@ -81,7 +81,8 @@ class TrainConfig:
     ema: float = setting(0.0, "decay per step of a moving average of the student's weights "
                          "(0: none); the selection rule picks it or the running weights at "
                          "the end", low=0, below=1, preset=True, fmt="{:g}")
-    seed: int = setting(0, "random seed of the split, the batches and the augmentation")
+    seed: int = setting(0, "random seed of the new weights, the batches and the augmentation "
+                        "(the held-out split is by content hash, the same for every seed)")
     device: str = "cpu"
 
 
