@@ -162,11 +162,14 @@ def paired(picks: dict, data: dict) -> dict:
     and the exact two-sided sign test's p on those discordant faces (``_p``). Two students
     measured on the same faces differ by these faces alone, so a difference of a few faces
     reads as what it is."""
+    if not picks:
+        return {}
     want = data["teacher"].argmax(1)
-    names = list(picks)
+    first, *others = picks
+    first_ok = picks[first] == want
     out = {}
-    for name in names[1:]:
-        row_ok, first_ok = picks[name] == want, picks[names[0]] == want
+    for name in others:
+        row_ok = picks[name] == want
         out[name] = {}
         for group, mask in data["groups"].items():
             b, c = int((mask & row_ok & ~first_ok).sum()), int((mask & first_ok & ~row_ok).sum())
