@@ -133,11 +133,11 @@ def cached_root(arch: str = "aarch64", suite: str = SUITE,
     if (root / ".complete").is_file():
         return root
     tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_root(tmp)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     bootstrap(arch, suite, packages, mirror, tmp)
     (tmp / ".complete").write_text(f"{arch} {suite} {' '.join(packages)} {mirror}\n")
-    shutil.rmtree(root, ignore_errors=True)
+    remove_root(root)
     tmp.rename(root)
     return root
 
@@ -184,9 +184,28 @@ def chroot_cmd(root: Path, *cmd: str) -> list[str]:
             "HOME=/root", "LANG=C.UTF-8", *cmd]
 
 
+def mounts_under(root: Path) -> list[Path]:
+    """The mount points at or below ``root``, deepest first (from /proc/self/mounts, whose
+    octal escapes for spaces and the like are undone)."""
+    base = os.path.realpath(root)
+    found = []
+    with open("/proc/self/mounts", encoding="utf-8") as table:
+        for line in table:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[1])
+            if point == base or point.startswith(base + "/"):
+                found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
 def remove_root(root: Path) -> None:
-    """Delete a working copy, after making sure nothing is mounted inside it."""
-    subprocess.run(["umount", "-l", str(root / "proc")], capture_output=True, check=False)
-    if (root / "proc" / "self").exists():
-        raise MotivnetError(f"{root}/proc is still mounted: not deleting {root}")
+    """Delete a root (a working copy, or a half-built one that mmdebstrap left when it was
+    stopped with /proc, /sys, /dev/pts and /dev/shm still mounted inside), after unmounting
+    whatever is mounted inside it: deleting through a mount would delete the host's files."""
+    if not root.exists():
+        return
+    for point in mounts_under(root):
+        subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
+    left = mounts_under(root)
+    if left:
+        raise MotivnetError(f"{left[0]} is still mounted: not deleting {root}")
     shutil.rmtree(root, ignore_errors=True)
