@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,57 @@ def rknn_run(compressed, tmp_path_factory):
     if res.returncode == 0:  # the manifest and report name the RKNN file too
         cli("validate", "--out", copy, "--gate", str(SMALL_GATE))
     return copy, res
+
+
+ROOT_BUILDER = pytest.StashKey[threading.Thread]()
+
+
+def root_inputs(item: pytest.Item) -> tuple | None:
+    """The (arch, suite, packages) of the cached Debian root a test's ``root`` mark names."""
+    mark = item.get_closest_marker("root")
+    if mark is None:
+        return None
+    from motivnet_edge.edge.packaging import roots
+
+    arch, suite, *packages = mark.args
+    return arch, suite, tuple(packages[0]) if packages else roots.PACKAGES
+
+
+def build_roots(wanted: list[tuple]) -> None:
+    """Each root built (or found cached) in turn; a failure is left for its test to report."""
+    from motivnet_edge.edge.packaging import roots
+    from motivnet_edge.targets.errors import MotivnetError
+
+    for arch, suite, packages in wanted:
+        if roots.root_missing(arch) or (roots.root_path(arch, suite, packages)
+                                        / ".complete").is_file():
+            continue
+        try:
+            roots.cached_root(arch, suite, packages)
+        except (MotivnetError, OSError, TimeoutError):
+            continue
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+def pytest_collection_modifyitems(config, items):
+    """Tests on a cached Debian root run last, and the roots they need are built from the
+    session's start in a thread beside the other tests (mmdebstrap waits on downloads and runs
+    the packages' scripts under qemu on one core): by the time those tests run, their roots are
+    ready or nearly so (a test waits on the build's lock rather than building twice)."""
+    items.sort(key=lambda item: root_inputs(item) is not None)
+    wanted = list(dict.fromkeys(filter(None, map(root_inputs, items))))
+    if wanted and not config.option.collectonly:
+        thread = threading.Thread(target=build_roots, args=(wanted,), daemon=True,
+                                  name="debian-roots")
+        thread.start()
+        config.stash[ROOT_BUILDER] = thread
+
+
+def pytest_sessionfinish(session):
+    """A root build still under way (its tests failed early or were interrupted) is waited
+    for, so that no half-built root is left with mounts inside it."""
+    thread = session.config.stash.get(ROOT_BUILDER, None)
+    if thread is not None and thread.is_alive():
+        print("\nwaiting for the Debian root build started for this session's tests",
+              file=sys.stderr)
+        thread.join()

@@ -202,6 +202,7 @@ def emulated_root(tmp_path, suite: str):
 
 
 @pytest.mark.emulated
+@pytest.mark.root("aarch64", "bookworm")
 def test_a_bookworm_bundle_installs_and_reads_gstreamer_on_emulated_raspberry_pi_os_12(
         tmp_path, broker, project_wheel):
     bundle = make_bundle(tmp_path / "rpi.tar.gz", "rpi", "aarch64", project_wheel, "--wheels",
@@ -217,6 +218,7 @@ def test_a_bookworm_bundle_installs_and_reads_gstreamer_on_emulated_raspberry_pi
 
 
 @pytest.mark.emulated
+@pytest.mark.root("aarch64", "trixie")
 def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, project_wheel):
     bundle = make_bundle(tmp_path / "rpi.tar.gz", "rpi", "aarch64", project_wheel, "--wheels")
     root = emulated_root(tmp_path, "trixie")
@@ -267,6 +269,7 @@ def test_rpi_bundle_installs_and_runs_on_emulated_arm64(tmp_path, broker, projec
 
 
 @pytest.mark.emulated
+@pytest.mark.root("aarch64", "bookworm")
 @pytest.mark.skipif(rknn_missing() is not None, reason=str(rknn_missing()))
 def test_a_rockchip_bundle_installs_on_emulated_debian_12_up_to_the_npu_runtime_library(
         tmp_path, broker, project_wheel, rknn_run):

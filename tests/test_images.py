@@ -16,7 +16,9 @@ from motivnet_edge.edge.packaging import image, roots
 from tests.bundles import footage, make_bundle
 from tests.helpers import Subscriber
 
-CASES = [("cpu", "x86_64", "debian-13"), ("rpi", "aarch64", "rpios-trixie")]
+CASES = [pytest.param(target, arch, os_name, marks=pytest.mark.root(arch, "trixie"))
+         for target, arch, os_name in (("cpu", "x86_64", "debian-13"),
+                                       ("rpi", "aarch64", "rpios-trixie"))]
 
 
 def run_inside(ctr: str, arch: str, cmd: list[str]) -> subprocess.CompletedProcess:

@@ -20,12 +20,11 @@ import pytest
 
 from motivnet_edge.edge.packaging import roots as emulated
 
-pytestmark = [pytest.mark.slow, pytest.mark.emulated]
-
 ARCH = platform.machine()
 PACKAGES = ("python3", "python3-pip", "python3-setuptools", "python3-dev", "gcc",
             "python3-libcamera", "python3-numpy", "python3-pil", "python3-av", "python3-prctl",
             "python3-jsonschema", "python3-libarchive-c", "python3-tqdm", "python3-yaml")
+pytestmark = [pytest.mark.slow, pytest.mark.emulated, pytest.mark.root(ARCH, "trixie", PACKAGES)]
 # picamera2 and what it imports that Debian lacks; the device runtime beside it
 WHEELS = ("picamera2==0.3.38", "simplejpeg", "videodev2", "piexif", "openexr",
           "opencv-python-headless<5", "paho-mqtt")

@@ -1,9 +1,11 @@
 """Removing a device root never deletes through a mount inside it: a half-built root that a
 stopped mmdebstrap left with the host's folders still mounted is unmounted, then deleted, and
-the host's files stay."""
+the host's files stay. Two builders of one root never run at once."""
 
 import os
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -45,3 +47,24 @@ def test_a_stale_root_with_mounts_inside_is_unmounted_before_it_is_deleted(tmp_p
 def test_removing_a_root_that_is_not_there_is_nothing(tmp_path):
     roots.remove_root(tmp_path / "never-built")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_builder_of_one_root_waits_for_the_first(tmp_path):
+    """The lock cached_root builds under: a second holder (another thread here; another
+    process alike) gets in only after the first has left."""
+    lock, order, inside = tmp_path / "trixie-arm64-0123.lock", [], threading.Event()
+
+    def first():
+        with roots.exclusive(lock):
+            order.append("first in")
+            inside.set()
+            time.sleep(0.5)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert inside.wait(10)
+    with roots.exclusive(lock):
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"]

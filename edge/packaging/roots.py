@@ -14,6 +14,7 @@ under qemu when ``/sys`` is there.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -121,24 +122,51 @@ def _run(cmd: list[str], what: str, timeout: float = 1800) -> None:
         raise MotivnetError(f"{what} failed (exit {done.returncode}):\n{tail}")
 
 
+def root_path(arch: str = "aarch64", suite: str = SUITE,
+              packages: tuple[str, ...] = PACKAGES) -> Path:
+    """Where the cached root of these inputs (and this machine's Debian mirror) lives."""
+    mirror = apt_mirror()
+    key = hashlib.sha256(repr((arch, suite, packages, mirror)).encode()).hexdigest()[:16]
+    return cache_dir() / "roots" / f"{suite}-{ARCHES[arch][0]}-{key}"
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """An exclusive lock on ``lock`` for the duration, waited for when another process (or
+    thread) holds it: two builds of one root never run at once."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for the build of %s to finish", lock.stem)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def cached_root(arch: str = "aarch64", suite: str = SUITE,
                 packages: tuple[str, ...] = PACKAGES) -> Path:
-    """A Debian ``suite`` root for ``arch`` with ``packages``, built once and cached."""
+    """A Debian ``suite`` root for ``arch`` with ``packages``, built once and cached; a build
+    already under way elsewhere is waited for, not repeated."""
     why = root_missing(arch)
     if why:
         raise MotivnetError(f"no {arch} root: {why}")
-    mirror = apt_mirror()
-    key = hashlib.sha256(repr((arch, suite, packages, mirror)).encode()).hexdigest()[:16]
-    root = cache_dir() / "roots" / f"{suite}-{ARCHES[arch][0]}-{key}"
+    root = root_path(arch, suite, packages)
     if (root / ".complete").is_file():
         return root
-    tmp = root.with_name(root.name + ".tmp")
-    remove_root(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    bootstrap(arch, suite, packages, mirror, tmp)
-    (tmp / ".complete").write_text(f"{arch} {suite} {' '.join(packages)} {mirror}\n")
-    remove_root(root)
-    tmp.rename(root)
+    with exclusive(root.with_name(root.name + ".lock")):
+        if (root / ".complete").is_file():
+            return root
+        tmp = root.with_name(root.name + ".tmp")
+        remove_root(tmp)
+        mirror = apt_mirror()
+        bootstrap(arch, suite, packages, mirror, tmp)
+        (tmp / ".complete").write_text(f"{arch} {suite} {' '.join(packages)} {mirror}\n")
+        remove_root(root)
+        tmp.rename(root)
     return root
 
 
