@@ -32,8 +32,20 @@ demo: $(STAMP)
 rknn-toolkit: $(STAMP)
 	$(PY) -m motivnet_edge.compress.int8.rknn_ops --install
 
+# Two pytest processes side by side: the tests on a Debian root (an emulated arm64 install
+# runs pip under qemu on one core; the roots are built by mmdebstrap) and all the others (which
+# leave about half of two cores idle); the first one's output is kept in $(ROOT_LOG) and shown
+# when both have finished. Either failing fails the target.
+ROOT_LOG ?= $(VENV)/tests-on-roots.log
+
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not gpu" --durations=15 tests
+	@echo "tests on Debian roots run beside the others; their log: $(ROOT_LOG)"
+	@$(PY) -m pytest -q -m "not gpu and root" --durations=10 -p no:cacheprovider \
+		--basetemp=$(CURDIR)/$(VENV)/pytest-roots tests > $(ROOT_LOG) 2>&1 & roots=$$!; \
+	$(PY) -m pytest -q -m "not gpu and not root" --durations=15 tests; rest=$$?; \
+	wait $$roots; onroots=$$?; \
+	echo "--- tests on Debian roots (exit $$onroots) ---"; cat $(ROOT_LOG); \
+	test $$rest = 0 && test $$onroots = 0
 
 clean:
 	rm -rf $(VENV) build *.egg-info
