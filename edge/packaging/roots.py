@@ -122,10 +122,10 @@ def _run(cmd: list[str], what: str, timeout: float = 1800) -> None:
         raise MotivnetError(f"{what} failed (exit {done.returncode}):\n{tail}")
 
 
-def root_path(arch: str = "aarch64", suite: str = SUITE,
-              packages: tuple[str, ...] = PACKAGES) -> Path:
-    """Where the cached root of these inputs (and this machine's Debian mirror) lives."""
-    mirror = apt_mirror()
+def root_path(arch: str = "aarch64", suite: str = SUITE, packages: tuple[str, ...] = PACKAGES,
+              mirror: str | None = None) -> Path:
+    """Where the cached root of these inputs lives (``mirror``: this machine's by default)."""
+    mirror = mirror or apt_mirror()
     key = hashlib.sha256(repr((arch, suite, packages, mirror)).encode()).hexdigest()[:16]
     return cache_dir() / "roots" / f"{suite}-{ARCHES[arch][0]}-{key}"
 
@@ -154,7 +154,8 @@ def cached_root(arch: str = "aarch64", suite: str = SUITE,
     why = root_missing(arch)
     if why:
         raise MotivnetError(f"no {arch} root: {why}")
-    root = root_path(arch, suite, packages)
+    mirror = apt_mirror()
+    root = root_path(arch, suite, packages, mirror)
     if (root / ".complete").is_file():
         return root
     with exclusive(root.with_name(root.name + ".lock")):
@@ -162,7 +163,6 @@ def cached_root(arch: str = "aarch64", suite: str = SUITE,
             return root
         tmp = root.with_name(root.name + ".tmp")
         remove_root(tmp)
-        mirror = apt_mirror()
         bootstrap(arch, suite, packages, mirror, tmp)
         (tmp / ".complete").write_text(f"{arch} {suite} {' '.join(packages)} {mirror}\n")
         remove_root(root)
