@@ -28,7 +28,7 @@ def _time(fn, steps: int) -> float:
 def measure(out: Path, steps: int, batch: int) -> dict:
     import torch
 
-    from motivnet_edge.compress.distil.augment import augmented_views
+    from motivnet_edge.compress.distil.augment import training_views
     from motivnet_edge.compress.distil.data import CropSet
     from motivnet_edge.compress.distil.train import distillation_loss
     from motivnet_edge.compress.inference import channels_last
@@ -44,7 +44,7 @@ def measure(out: Path, steps: int, batch: int) -> dict:
     spec = student_spec(run.student.name, run.student.size, run.margin, teacher.crop)
     cfg = run.train
     rng = np.random.default_rng(0)
-    views = augmented_views(crops, (spec, teacher.crop), rng, cfg.augment, cfg.mixup, cfg.zoom)
+    views = training_views(crops, (spec, teacher.crop), rng, cfg)
     model = build_student(run.student.name, len(run.classes), run.student.size, None)
     model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -63,8 +63,8 @@ def measure(out: Path, steps: int, batch: int) -> dict:
         return step
 
     return {"batch": len(crops), "threads": torch.get_num_threads(),
-            "views_s": _time(lambda: augmented_views(crops, (spec, teacher.crop), rng,
-                                                     cfg.augment, cfg.mixup, cfg.zoom), steps),
+            "views_s": _time(lambda: training_views(crops, (spec, teacher.crop), rng, cfg),
+                             steps),
             "teacher_s": _time(lambda: teacher.predict_cut(views[1]), steps),
             "student_fp32_s": _time(student(False), steps),
             "student_bf16_s": _time(student(True), steps)}

@@ -60,6 +60,39 @@ def test_mixup_blends_each_face_alike_in_every_cut():
     assert np.array_equal(student[:, 16, 16, 0], teacher[:, 12, 12, 0])
 
 
+
+def pasted_square(view: np.ndarray, own: int) -> tuple[float, ...] | None:
+    """Where a flat face of value ``own`` was given another face's pixels: the square (top,
+    bottom, left, right as fractions of the view), checked to be all of what changed."""
+    changed = view.reshape(*view.shape[:2], -1)[..., 0] != own
+    if not changed.any():
+        return None
+    rows, cols = np.nonzero(changed)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    assert changed[r0:r1, c0:c1].all() and changed.sum() == (r1 - r0) * (c1 - c0)
+    h, w = changed.shape
+    return r0 / h, r1 / h, c0 / w, c1 / w
+
+
+def test_cutmix_pastes_the_same_part_of_another_face_in_every_cut():
+    values = [0, 200] * 6
+    crops = [flat_face(v) for v in values]
+    student, teacher = augmented_views(crops, (STUDENT, TEACHER), np.random.default_rng(2),
+                                       strength=0.0, cutmix=1.0)
+    pasted = 0
+    for i, own in enumerate(values):
+        a, b = pasted_square(student[i], own), pasted_square(teacher[i], own)
+        if a is None or b is None:  # from a face of the same value, or too small to cut
+            square = a or b
+            assert square is None or (square[1] - square[0]) * (square[3] - square[2]) < 0.01
+            continue
+        pasted += 1
+        assert np.allclose(a, b, atol=0.05)  # the same part of the face in both cuts
+        assert (a[1] - a[0]) * (a[3] - a[2]) <= 0.5 + 0.05
+    assert pasted >= 3
+    plain = augmented_views(crops, (STUDENT,), np.random.default_rng(2), strength=0.0)[0]
+    assert all(pasted_square(plain[i], v) is None for i, v in enumerate(values))
+
 def brightness_teacher(tmp_path):
     """A TorchScript teacher that calls bright faces Happy and dark faces Sad."""
     happy, sad = AFFECTNET7.index("Happiness"), AFFECTNET7.index("Sadness")

@@ -52,7 +52,7 @@ def test_bad_compress_argument_is_refused_before_the_demo_teacher_trains(tmp_pat
 
 
 @pytest.mark.parametrize("flag, value", [("--augment", "5"), ("--mixup", "1.5"),
-                                         ("--mixup", "-0.1")])
+                                         ("--mixup", "-0.1"), ("--cutmix", "2")])
 def test_out_of_range_training_settings_are_named_and_nothing_is_created(tmp_path, capsys,
                                                                          flag, value):
     out = tmp_path / "out"

@@ -65,13 +65,14 @@ def jitter_colour(image: np.ndarray, rng: np.random.Generator, strength: float) 
 
 def augmented_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
                     rng: np.random.Generator, strength: float = 1.0, mixup: float = 0.0,
-                    zoom: float = 0.0) -> list[np.ndarray]:
+                    zoom: float = 0.0, cutmix: float = 0.0) -> list[np.ndarray]:
     """The same augmented faces cut once for each spec (a student's and its teacher's input):
     uint8 stacks, one per spec. Each face is moved once and its colours jittered alike in every
     cut; with ``mixup`` > 0 that share of the faces is blended with another face of the batch
     (weight of the other face uniform in 0..0.5, the same in every cut), so the teacher labels
     in-between expressions the unlabelled photos rarely show. ``zoom``: random resized crops
-    (:func:`jitter_face`), alike in every cut."""
+    (:func:`jitter_face`), alike in every cut. ``cutmix``: that share of the faces gets a
+    rectangle of another face pasted in (:func:`paste_parts`)."""
     cuts: list[list[np.ndarray]] = [[] for _ in specs]
     for crop in crops:
         face = jitter_face(_whole_face(crop), rng, strength, zoom)
@@ -80,14 +81,52 @@ def augmented_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
             out.append(jitter_colour(cut(crop.image, face, spec), np.random.default_rng(seed),
                                      strength))
     stacks = [np.stack(c) for c in cuts]
-    if mixup <= 0 or len(crops) < 2:
+    if len(crops) < 2:
         return stacks
-    n = len(crops)
+    mixed = _blend(stacks, rng, mixup) if mixup > 0 else stacks
+    return paste_parts(mixed, stacks, rng, cutmix) if cutmix > 0 else mixed
+
+
+def _blend(stacks: Sequence[np.ndarray], rng: np.random.Generator,
+           share: float) -> list[np.ndarray]:
+    """Mixup: ``share`` of the faces blended with another face of the batch, the other face's
+    weight uniform in 0..0.5, the same in every stack."""
+    n = len(stacks[0])
     other = rng.permutation(n)
-    weight = np.where(rng.random(n) < mixup, rng.uniform(0.0, 0.5, n), 0.0).astype(np.float32)
+    weight = np.where(rng.random(n) < share, rng.uniform(0.0, 0.5, n), 0.0).astype(np.float32)
     weight = weight.reshape(n, *([1] * (stacks[0].ndim - 1)))
     return [np.clip(np.rint((1 - weight) * s + weight * s[other]), 0, 255).astype(np.uint8)
             for s in stacks]
+
+
+def paste_parts(views: Sequence[np.ndarray], sources: Sequence[np.ndarray],
+                rng: np.random.Generator, share: float) -> list[np.ndarray]:
+    """CutMix on aligned faces: ``share`` of the ``views`` get a square of another face of the
+    batch (from ``sources``, the same faces unmixed) pasted in at the same place, its area
+    uniform in 0..0.5 of the view's, placed anywhere inside it. The square is the same part of
+    the face in every stack (its place and side are fractions of each stack's size), so the
+    teacher labels the very face the student sees: an eye region or a mouth of another
+    expression on this face, a combination the photos may never show."""
+    n = len(views[0])
+    other = rng.permutation(n)
+    chosen = np.flatnonzero(rng.random(n) < share)
+    side = np.sqrt(rng.uniform(0.0, 0.5, n))
+    top, left = rng.uniform(0.0, 1.0 - side), rng.uniform(0.0, 1.0 - side)
+    out = [v.copy() for v in views]
+    for view, source in zip(out, sources, strict=True):
+        h, w = view.shape[1:3]
+        for i in chosen:
+            r0, r1 = round(top[i] * h), round((top[i] + side[i]) * h)
+            c0, c1 = round(left[i] * w), round((left[i] + side[i]) * w)
+            view[i, r0:r1, c0:c1] = source[other[i], r0:r1, c0:c1]
+    return out
+
+
+def training_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
+                   rng: np.random.Generator, cfg) -> list[np.ndarray]:
+    """:func:`augmented_views` with a training configuration's augmentation (``augment``,
+    ``mixup``, ``zoom``, ``cutmix``)."""
+    return augmented_views(crops, specs, rng, cfg.augment, cfg.mixup, cfg.zoom, cfg.cutmix)
 
 
 def moved_face(crop: FaceImage, rng: np.random.Generator, strength: float) -> FaceImage:

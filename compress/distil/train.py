@@ -11,7 +11,8 @@ freq(teacher's top-1)^-balance, so classes the teacher rarely names still shape 
 A small data set gets more epochs than asked for, up to ``min_steps`` optimizer steps.
 
 With ``consistent`` (and a teacher given to :func:`train`), the teacher is run every step on the
-very view the student is shown (augmented, a share ``mixup`` of it blended with another face),
+very view the student is shown (augmented, a share ``mixup`` of it blended with another face
+and a share ``cutmix`` given a part of another),
 instead of its cached outputs for the plain face: fixed answers for faces seen in many disguises
 are memorised, which raised agreement on held-out unlabelled crops while lowering it on labelled
 photos of another domain. The cached outputs still drive the balanced sampling.
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motivnet_edge.compress.distil.augment import augmented_input, augmented_views
+from motivnet_edge.compress.distil.augment import augmented_input, training_views
 from motivnet_edge.compress.distil.average import WeightAverage
 from motivnet_edge.compress.distil.selection import (
     AVERAGE_PREFIX,
@@ -208,8 +209,7 @@ def _inputs(batch: list[FaceImage], spec: CropSpec, cfg: TrainConfig, rng,
     """One step's student input and target: with ``teacher`` (consistent distillation) the
     teacher run on the very views the student sees, else the ``cached`` outputs."""
     if teacher is not None:
-        views, teacher_views = augmented_views(batch, (spec, teacher.crop), rng, cfg.augment,
-                                               cfg.mixup, cfg.zoom)
+        views, teacher_views = training_views(batch, (spec, teacher.crop), rng, cfg)
         return (channels_last(normalize_batch(views, spec)),
                 torch.from_numpy(teacher.predict_cut(teacher_views)))
     return make_tensor(batch, spec, rng, cfg.augment, cfg.zoom), cached
