@@ -75,8 +75,8 @@ class TrainConfig:
                            "--consistent, the teacher labels the blend)", low=0, high=1,
                            preset=True, fmt="{:g}")
     cutmix: float = setting(0.0, "share of each batch given a square of another face at the "
-                            "same place (up to half its area; with --consistent, the teacher "
-                            "labels the result)", low=0, high=1, preset=True, fmt="{:g}")
+                            "same place (up to half its area; with --consistent only: the "
+                            "teacher labels the result)", low=0, high=1, preset=True, fmt="{:g}")
     zoom: float = setting(0.0, "random resized crops: each view cut from a square of side "
                           "uniform in [1 - zoom, 1] of the face's, anywhere inside it (the "
                           "same for student and teacher)", low=0, below=1, preset=True,

@@ -60,7 +60,6 @@ def test_mixup_blends_each_face_alike_in_every_cut():
     assert np.array_equal(student[:, 16, 16, 0], teacher[:, 12, 12, 0])
 
 
-
 def pasted_square(view: np.ndarray, own: int) -> tuple[float, ...] | None:
     """Where a flat face of value ``own`` was given another face's pixels: the square (top,
     bottom, left, right as fractions of the view), checked to be all of what changed."""

@@ -11,11 +11,11 @@ freq(teacher's top-1)^-balance, so classes the teacher rarely names still shape 
 A small data set gets more epochs than asked for, up to ``min_steps`` optimizer steps.
 
 With ``consistent`` (and a teacher given to :func:`train`), the teacher is run every step on the
-very view the student is shown (augmented, a share ``mixup`` of it blended with another face
-and a share ``cutmix`` given a part of another),
-instead of its cached outputs for the plain face: fixed answers for faces seen in many disguises
-are memorised, which raised agreement on held-out unlabelled crops while lowering it on labelled
-photos of another domain. The cached outputs still drive the balanced sampling.
+very view the student is shown (augmented, a share ``mixup`` of it blended with another face and
+a share ``cutmix`` given a part of another), instead of its cached outputs for the plain face:
+fixed answers for faces seen in many disguises are memorised, which raised agreement on
+held-out unlabelled crops while lowering it on labelled photos of another domain. The cached
+outputs still drive the balanced sampling.
 
 Every epoch is measured on the held-out faces, per half when the halves are given
 (:mod:`.selection`); with ``ema`` a moving average of the weights (:mod:`.average`) is kept,
