@@ -92,6 +92,7 @@ def test_cutmix_pastes_the_same_part_of_another_face_in_every_cut():
     plain = augmented_views(crops, (STUDENT,), np.random.default_rng(2), strength=0.0)[0]
     assert all(pasted_square(plain[i], v) is None for i, v in enumerate(values))
 
+
 def brightness_teacher(tmp_path):
     """A TorchScript teacher that calls bright faces Happy and dark faces Sad."""
     happy, sad = AFFECTNET7.index("Happiness"), AFFECTNET7.index("Sadness")

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from motivnet_edge.compress.settings import TrainConfig
 from motivnet_edge.targets.preprocess import CropSpec, Face, FaceImage, cut, normalize
 
 
@@ -72,7 +73,7 @@ def augmented_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
     (weight of the other face uniform in 0..0.5, the same in every cut), so the teacher labels
     in-between expressions the unlabelled photos rarely show. ``zoom``: random resized crops
     (:func:`jitter_face`), alike in every cut. ``cutmix``: that share of the faces gets a
-    rectangle of another face pasted in (:func:`paste_parts`)."""
+    square of another face pasted in (:func:`paste_parts`)."""
     cuts: list[list[np.ndarray]] = [[] for _ in specs]
     for crop in crops:
         face = jitter_face(_whole_face(crop), rng, strength, zoom)
@@ -123,7 +124,7 @@ def paste_parts(views: Sequence[np.ndarray], sources: Sequence[np.ndarray],
 
 
 def training_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
-                   rng: np.random.Generator, cfg) -> list[np.ndarray]:
+                   rng: np.random.Generator, cfg: TrainConfig) -> list[np.ndarray]:
     """:func:`augmented_views` with a training configuration's augmentation (``augment``,
     ``mixup``, ``zoom``, ``cutmix``)."""
     return augmented_views(crops, specs, rng, cfg.augment, cfg.mixup, cfg.zoom, cfg.cutmix)
