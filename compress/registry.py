@@ -63,8 +63,6 @@ def _lite_imagenet(k: int) -> ImagenetWeights:
                            f"EfficientnetLite{k}ModelFile.get_model_file_path", (127.0,), (128.0,))
 
 
-LITE0_IMAGENET = _lite_imagenet(0)
-
 # name -> timm model and keyword arguments; every student takes a square RGB input.
 STUDENTS: dict[str, StudentEntry] = {
     "mobilenetv4_conv_small": StudentEntry("mobilenetv4_conv_small"),
@@ -72,7 +70,7 @@ STUDENTS: dict[str, StudentEntry] = {
     "mobilenetv3_small_100": StudentEntry("mobilenetv3_small_100"),
     # timm's symmetric-padding Lite0: the TF-trained weights load unchanged (same tensors) and
     # the export has no dynamic 'same' padding ops
-    "efficientnet_lite0": StudentEntry("efficientnet_lite0", imagenet=LITE0_IMAGENET),
+    "efficientnet_lite0": StudentEntry("efficientnet_lite0", imagenet=_lite_imagenet(0)),
     # the next two sizes of the family (wider and deeper), their weights a package each
     "efficientnet_lite1": StudentEntry("efficientnet_lite1", imagenet=_lite_imagenet(1)),
     "efficientnet_lite2": StudentEntry("efficientnet_lite2", imagenet=_lite_imagenet(2)),

