@@ -131,6 +131,7 @@ def card(report: dict, bench: dict | None, entries: list[dict], command: str,
     counts = dict(zip(lab["classes"], (sum(r) for r in models["teacher"]["confusion"]),
                       strict=False))
     return TEMPLATE.format(
+        student=report["student"]["name"], start=_start(report["student"]),
         size=report["student"]["input"], classes=", ".join(CLASSES), commit=commit,
         command=command, took=took,
         teacher_file=report["teacher"].get("identity", {}).get("file", "fer-mobilefacenet"),
@@ -143,6 +144,13 @@ def card(report: dict, bench: dict | None, entries: list[dict], command: str,
         or "none",
         accuracy=accuracy_table(shown, models["teacher"]["accuracy"]), speed=_speed(bench),
         fear=counts.get("Fear", 0), selection=selection_section(selection))
+
+
+def _start(student: dict) -> str:
+    """Where the student's weights began, in the card's words."""
+    weights = student.get("weights") or "scratch"
+    return {"imagenet": "ImageNet start", "scratch": "trained from scratch"}.get(
+        weights, f"started from {weights}")
 
 
 def _gate_lines(report: dict) -> str:
@@ -166,7 +174,7 @@ def _speed(bench: dict | None) -> str:
 # the card; every {name} is filled by card()
 TEMPLATE = """# motivnet-edge emotion model (shipped default)
 
-An efficientnet_lite0 student (ImageNet start, {size}x{size} px, faces
+An {student} student ({start}, {size}x{size} px, faces
 aligned on five YuNet landmarks) distilled from OpenCV Zoo's fer-mobilefacenet on real face
 photos, quantised to full INT8 (weights and activations) with quantisation-aware fine-tuning.
 Seven classes in MotivNet's published order: {classes}. It is the model the daemon,

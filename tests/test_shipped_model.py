@@ -49,6 +49,10 @@ def test_the_card_states_each_files_sha256_and_the_figures():
                    "Known limits", "Contempt", "How it was chosen", "select half"):
         assert needed.lower() in card.lower(), needed
     assert re.search(r"commit [0-9a-f]{7,40}", card), "the commit that made it"
+    opening = card.split("\n\n")[1]
+    for path in ARTIFACTS:
+        student = read_metadata(path)["student"]["name"]
+        assert f"An {student} student" in opening, f"the card does not name {path.name}'s student"
 
 
 @pytest.mark.parametrize("path", ARTIFACTS, ids=lambda p: p.name)
