@@ -183,7 +183,9 @@ def _check_size(path: Path, expected: int | None, manifest: Path) -> None:
     if expected is not None and size != expected:
         how = "truncated" if size < expected else "changed"
         raise MotivnetError(f"artifact {path} is {size:,} bytes, {manifest} lists "
-                            f"{expected:,}: it is {how}; copy it again")
+                            f"{expected:,}: it is {how}; copy it again (a compress run folder "
+                            f"whose files were remade: 'motivnet-edge validate --out "
+                            f"{manifest.parent}' lists them anew)")
 
 
 def check_manifest(path: str | Path) -> str | None:

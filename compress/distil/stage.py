@@ -60,6 +60,7 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
                     desc=f"distil {student.name}", teacher=teacher, layout=layout, world=world,
                     val_select=held_out_halves([crops.hashes[i] for i in va]))
     if world.main:
+        folder.drop_verdict()
         save_checkpoint(model.state_dict(), folder.student_weights)
         write_json(folder.history, {"history": history})
     return history

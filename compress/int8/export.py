@@ -62,4 +62,5 @@ def stage_export(out: Path) -> dict[str, Path]:
     from motivnet_edge.compress.distil.distilled import load_distilled
 
     d = load_distilled(out)
+    d.folder.drop_verdict()
     return export_fp32(d.model, d.spec, Path(out), d.base_meta())

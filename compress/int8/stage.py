@@ -108,6 +108,7 @@ def stage_quantize(out: Path, calibration: int = CALIBRATION_CROPS, gate: Gate =
     An artifact that never passes is kept under its rejected name for inspection. RKNN files
     are built for ``rknn_platform``."""
     d = load_distilled(out)
+    d.folder.drop_verdict()
     calib = _calibration(d, calibration)
     float_logits = d.val()[1]
     recipes = {fmt: list(OPS[fmt].recipes) for fmt in formats}
