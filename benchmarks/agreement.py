@@ -36,11 +36,12 @@ from motivnet_edge.targets.errors import MotivnetError
 COLUMNS = ("agreement", "kl", "rare_agreement", "steady_agreement")
 
 
-def held_out(run_out: Path) -> dict:
+def held_out(run_out: Path, train: bool = False) -> dict:
     """A run's held-out faces (``faces``), the teacher's class logits for them and for their
     mirror images (``teacher``, ``mirrored``; None for a run that kept none), the two halves
     (``groups``: select, untouched), the run's class order and how to load its teacher
-    (``teacher_model``, loaded when first asked for)."""
+    (``teacher_model``, loaded when first asked for). With ``train`` the faces it trained on
+    follow as a third group, ``train``: how closely it copies the teacher where it learnt."""
     from motivnet_edge.compress.distil.data import CropSet, split_index
     from motivnet_edge.compress.distil.selection import HALVES, held_out_halves
     from motivnet_edge.compress.models.teachers import reload_teacher
@@ -50,14 +51,19 @@ def held_out(run_out: Path) -> dict:
     run = folder.read_record()
     crops_path, teacher_path = folder.faces(calibrated=False)
     crops = CropSet.load(crops_path)
-    _, val = split_index(crops.hashes, run.val_fraction)
+    tr, val = split_index(crops.hashes, run.val_fraction)
+    rows = np.asarray(val + (tr if train else []), int)
     n = len(run.classes)
-    mirrored = np.load(folder.teacher_mirrored)[val][:, :n] \
+    mirrored = np.load(folder.teacher_mirrored)[rows][:, :n] \
         if folder.teacher_mirrored.is_file() else None
-    select = held_out_halves([crops.hashes[i] for i in val])
-    return {"faces": [crops.crops[i] for i in val], "teacher": np.load(teacher_path)[val][:, :n],
-            "mirrored": mirrored, "groups": dict(zip(HALVES, (select, ~select), strict=True)),
-            "classes": run.classes, "teacher_model": cache(lambda: reload_teacher(run.teacher))}
+    kept = np.arange(len(rows)) < len(val)  # the held-out faces come first
+    select = np.pad(held_out_halves([crops.hashes[i] for i in val]), (0, len(rows) - len(val)))
+    groups = dict(zip(HALVES, (select, kept & ~select), strict=True))
+    if train:
+        groups["train"] = ~kept
+    return {"faces": [crops.crops[i] for i in rows], "teacher": np.load(teacher_path)[rows][:, :n],
+            "mirrored": mirrored, "groups": groups, "classes": run.classes,
+            "teacher_model": cache(lambda: reload_teacher(run.teacher))}
 
 
 def labelled(run_out: Path, csv: Path) -> dict:
@@ -222,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jitter", type=float, default=0.25,
                    help="the teacher on each face boxed differently by this strength (0: not "
                         "measured; the run's teacher file is read)")
+    p.add_argument("--train", action="store_true",
+                   help="also on the faces the run trained on (group 'train')")
     p.add_argument("--mirror-average", action="store_true",
                    help="also each artifact on the face and its mirror image, logits averaged")
     args = p.parse_args(argv)
@@ -229,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --jitter {args.jitter:g} is outside 0..3", file=sys.stderr)
         return 2
     try:
-        data = labelled(args.run, args.labelled) if args.labelled else held_out(args.run)
+        data = labelled(args.run, args.labelled) if args.labelled \
+            else held_out(args.run, args.train)
         result = {"cpu": cpu_info(), "run": str(args.run),
                   **measure(data, args.artifacts, args.jitter, args.mirror_average)}
     except MotivnetError as exc:

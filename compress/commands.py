@@ -106,8 +106,10 @@ def _student_args(p: argparse.ArgumentParser) -> None:
                         f"photos when its weights are installed, else {DEFAULT_STUDENT}")
     s.add_argument("--size", type=int, default=DEFAULT_SIZE, help="square input side")
     s.add_argument("--student-weights",
-                   help="imagenet (the installed weights package) or a local state dict; "
-                        "default: imagenet where auto picked the student and they are installed")
+                   help="imagenet (the installed weights package) or a local state dict (a "
+                        "distilled student's student.pth keeps its classifier: training goes "
+                        "on from that student); default: imagenet where auto picked the "
+                        "student and they are installed")
     s.add_argument("--preset", default="auto", choices=["auto", *PRESETS],
                    help="the training settings' defaults; auto: real for a real teacher on "
                         "real photos, else demo; patient: real's recipe made long (see "

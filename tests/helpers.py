@@ -28,6 +28,12 @@ def cli(*args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900)
 
 
+def bench_module(name: str, *args, layer: str = "benchmarks") -> subprocess.CompletedProcess:
+    """``python -m motivnet_edge.LAYER.NAME ARGS`` in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", f"motivnet_edge.{layer}.{name}",
+                           *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
 def output(res) -> str:
     """What a failed command said: the report table is on stdout, errors on stderr."""
     return res.stdout[-2000:] + "\n" + res.stderr[-3000:]

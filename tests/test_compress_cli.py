@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,15 @@ import pytest
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import DEFAULT_FORMATS, artifact_name, get_format
 from motivnet_edge.targets.metadata import DIGEST_KEY, artifact_bytes, read_metadata
-from tests.helpers import DISTIL_SMALL, SMALL, SMALL_GATE, cli, output, rknn_missing
+from tests.helpers import (
+    DISTIL_SMALL,
+    SMALL,
+    SMALL_GATE,
+    bench_module,
+    cli,
+    output,
+    rknn_missing,
+)
 
 
 @pytest.mark.slow
@@ -273,11 +279,6 @@ def test_distillation_is_deterministic_for_a_seed(tmp_path, teacher_file):
         assert res.returncode == 0, output(res)
         shas.append(sha256_file(out / "student.pth"))
     assert shas[0] == shas[1]
-
-
-def bench_module(name: str, *args, layer: str = "benchmarks"):
-    return subprocess.run([sys.executable, "-m", f"motivnet_edge.{layer}.{name}",
-                           *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Students: every registered one builds and classifies; local ImageNet weights load into the
-backbone and the classifier is replaced; a bad weights file is named in the error; an aligned
-student's template is its teacher's scaled to the student's size."""
+backbone and the classifier is replaced (a distilled student's is kept); a bad weights file is
+named in the error; an aligned student's template is its teacher's scaled to the student's
+size."""
 
 import numpy as np
 import pytest
@@ -58,6 +59,19 @@ def test_local_imagenet_weights_fill_the_backbone(tmp_path, suffix):
     assert state["fc.weight"].shape == (7, 512)  # a new 7-class head
     scratch = build_student("resnet18", 7, 112).state_dict()
     assert not torch.equal(scratch["conv1.weight"], imagenet["conv1.weight"])
+
+
+def test_a_distilled_students_weights_load_whole_its_classifier_kept(tmp_path):
+    torch.manual_seed(1)
+    student = build_student("efficientnet_lite0", 7, 112).state_dict()
+    path = tmp_path / "student.pth"
+    torch.save(student, path)
+    again = build_student("efficientnet_lite0", 7, 112, path).state_dict()
+    assert all(torch.equal(again[k], v) for k, v in student.items())
+    # another number of classes: the body is kept, the classifier is new
+    other = build_student("efficientnet_lite0", 5, 112, path).state_dict()
+    assert torch.equal(other["conv_stem.weight"], student["conv_stem.weight"])
+    assert other["classifier.weight"].shape == (5, student["classifier.weight"].shape[1])
 
 
 def test_weights_of_another_architecture_are_named(tmp_path):

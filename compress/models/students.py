@@ -80,7 +80,9 @@ def _read_state(path: Path) -> dict:
 def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     """Load ImageNet weights strictly into everything but the classifier (a new head for our
     classes): by name when the file uses timm's names, else tensor by tensor in order (the
-    weights package's own names), every shape equal."""
+    weights package's own names), every shape equal. A file whose classifier fits this one
+    (a distilled student's ``student.pth``) gives its classifier too: training goes on from
+    that student."""
     path = Path(path)
     if not path.is_file():
         raise MotivnetError(f"student weights {path} do not exist")
@@ -104,9 +106,13 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     if problem:
         raise MotivnetError(f"student weights {path} do not load into {name}: {problem}")
     mapped = {k: t for (k, _), (_, t) in zip(body, theirs, strict=True)}
-    model.load_state_dict({**own, **mapped}, strict=True)
-    log.info("student %s: ImageNet weights from %s (%d tensors %s, classifier new)", name,
-             path, len(mapped), "by name" if by_name else "in order")
+    head = {k: state.get(k) for k in own if k.startswith(head_name)}
+    kept = by_name and all(isinstance(t, torch.Tensor) and t.shape == own[k].shape
+                           for k, t in head.items())
+    model.load_state_dict({**own, **mapped, **(head if kept else {})}, strict=True)
+    log.info("student %s: weights from %s (%d tensors %s, classifier %s)", name, path,
+             len(mapped) + len(head) * kept, "by name" if by_name else "in order",
+             "kept" if kept else "new")
 
 
 class WithContinuous(torch.nn.Module):
