@@ -20,13 +20,8 @@ import numpy as np
 from motivnet_edge.benchmarks.agreement import figures, held_out, labelled, table
 from motivnet_edge.benchmarks.host import cpu_info
 from motivnet_edge.benchmarks.measure import engine_runner
-from motivnet_edge.targets.engine import EngineOptions
+from motivnet_edge.targets.engine import EngineOptions, softmax
 from motivnet_edge.targets.errors import MotivnetError
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 def fit_bias(student: np.ndarray, teacher: np.ndarray, rounds: int = 500) -> np.ndarray:

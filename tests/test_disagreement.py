@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from motivnet_edge.experiments.class_bias import fit_bias, softmax
+from motivnet_edge.experiments.class_bias import fit_bias
+from motivnet_edge.targets.engine import softmax
 from motivnet_edge.targets.formats import artifact_name
 from tests.helpers import bench_module, output
 
