@@ -79,17 +79,15 @@ class RunFolder:
     def quantize_results(self) -> Path:
         return self.work / "quantize.json"
 
-    def drop_verdict(self) -> list[str]:
+    def drop_verdict(self) -> None:
         """report.json and manifest.json removed before a stage rewrites the files they
-        describe (a stale manifest would refuse the new files as changed), said in one line;
-        the names removed."""
+        describe (a stale manifest would refuse the new files as changed), said in one line."""
         stale = [p for p in (self.manifest, self.report) if p.is_file()]
         for p in stale:
             p.unlink()
         if stale:
             print(f"{self.out}: removed {', '.join(p.name for p in stale)}, which describe the "
                   f"files being replaced; run 'motivnet-edge validate --out {self.out}' after")
-        return [p.name for p in stale]
 
     def faces(self, calibrated: bool) -> tuple[Path, Path]:
         """The crops and teacher outputs INT8 is calibrated and gated on: the
