@@ -231,7 +231,8 @@ def _describe(args: argparse.Namespace, cfg: DistilConfig, world: World) -> None
           f"px, {train.epochs} epochs (at least {train.min_steps} steps), batch {train.batch}"
           + (f" ({train.batch // world.size} on each of {world.size} processes)"
              if world.distributed else "") + f", augment {train.augment}"
-          + (f", the teacher run on every view (mixup {train.mixup}, cutmix {train.cutmix})"
+          + (f", the teacher run on every view (mixup {train.mixup}, cutmix {train.cutmix}, "
+             f"warp {train.warp})"
              if train.consistent else ", the teacher's cached outputs"), file=sys.stderr)
 
 

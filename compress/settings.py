@@ -77,6 +77,10 @@ class TrainConfig:
     cutmix: float = setting(0.0, "share of each batch given a square of another face at the "
                             "same place (up to half its area; with --consistent only: the "
                             "teacher labels the result)", low=0, high=1, preset=True, fmt="{:g}")
+    warp: float = setting(0.0, "share of each batch given a random change of expression "
+                          "(mouth corners, lower lip, brows moved; faces aligned on five "
+                          "landmarks, with --consistent only: the teacher labels the result)",
+                          low=0, high=1, preset=True, fmt="{:g}")
     zoom: float = setting(0.0, "random resized crops: each view cut from a square of side "
                           "uniform in [1 - zoom, 1] of the face's, anywhere inside it (the "
                           "same for student and teacher)", low=0, below=1, preset=True,
@@ -214,7 +218,7 @@ PRESETS: dict[str, dict] = {
 # weights; its length and parts measured in benchmarks/results/patient-student.md.
 PRESETS["patient"] = {**PRESETS["real"], "epochs": 30, "zoom": 0.2, "ema": 0.999}
 PRESET_FIELDS = ("epochs", "min_steps", "batch", "lr", "balance", "augment", "consistent",
-                 "mixup", "cutmix", "zoom", "ema")
+                 "mixup", "cutmix", "warp", "zoom", "ema")
 
 
 def preset(kind: str) -> dict:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from motivnet_edge.compress.settings import TrainConfig
+from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec, Face, FaceImage, cut, normalize
 
 
@@ -64,23 +65,67 @@ def jitter_colour(image: np.ndarray, rng: np.random.Generator, strength: float) 
     return out
 
 
+def expression_moves(rng: np.random.Generator) -> np.ndarray:
+    """One random change of expression: (7, 2) moves, as fractions of the aligned face's side, of
+    the mouth's corners (right, left), the lower lip and the brows (right outer, right inner,
+    left inner, left outer). The corners go up or down together and apart or together, the
+    lower lip drops, the brows rise or fall, the inner brows are drawn down and together: the
+    movements sadness, surprise, fear, disgust and anger are made of."""
+    corners, width = rng.uniform(-0.04, 0.04), rng.uniform(-0.03, 0.03)
+    jaw, brows, frown = rng.uniform(0.0, 0.05), rng.uniform(-0.03, 0.04), rng.uniform(0.0, 0.03)
+    return np.array([[-width, corners], [width, corners], [0.0, jaw],
+                     [0.0, -brows], [frown / 2, frown - brows],
+                     [-frown / 2, frown - brows], [0.0, -brows]], np.float32)
+
+
+def _expression_points(spec: CropSpec) -> np.ndarray:
+    """The points :func:`expression_moves` moves, in ``spec``'s aligned input pixels."""
+    if not spec.aligned:
+        raise MotivnetError(f"--warp needs faces aligned on five landmarks; this crop is "
+                            f"region {spec.region!r}")
+    eye_r, eye_l, _, mouth_r, mouth_l = spec.points()
+    side = float(spec.width)
+    up, inward = np.array([0.0, -0.10 * side]), np.array([0.06 * side, 0.0])
+    return np.stack([mouth_r, mouth_l, (mouth_r + mouth_l) / 2 + (0.0, 0.05 * side),
+                     eye_r + up, eye_r + up + inward, eye_l + up - inward, eye_l + up])
+
+
+def warp_expression(image: np.ndarray, spec: CropSpec, moves: np.ndarray) -> np.ndarray:
+    """``image`` (an aligned cut of ``spec``) with the parts of the face under
+    :func:`_expression_points` moved by ``moves`` (fractions of the side), smoothly: each move
+    fades with distance (a Gaussian of a seventh of the side), so the skin around it follows."""
+    side = float(spec.width)
+    points, shift = _expression_points(spec), moves * side
+    ys, xs = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
+    map_x, map_y = xs.copy(), ys.copy()
+    for (px, py), (dx, dy) in zip(points + shift, shift, strict=True):
+        weight = np.exp(-((xs - px) ** 2 + (ys - py) ** 2) / (2 * (side / 7) ** 2))
+        map_x -= weight * dx
+        map_y -= weight * dy
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
 def augmented_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
                     rng: np.random.Generator, strength: float = 1.0, mixup: float = 0.0,
-                    zoom: float = 0.0, cutmix: float = 0.0) -> list[np.ndarray]:
+                    zoom: float = 0.0, cutmix: float = 0.0, warp: float = 0.0
+                    ) -> list[np.ndarray]:
     """The same augmented faces cut once for each spec (a student's and its teacher's input):
     uint8 stacks, one per spec. Each face is moved once and its colours jittered alike in every
     cut; with ``mixup`` > 0 that share of the faces is blended with another face of the batch
     (weight of the other face uniform in 0..0.5, the same in every cut), so the teacher labels
     in-between expressions the unlabelled photos rarely show. ``zoom``: random resized crops
     (:func:`jitter_face`), alike in every cut. ``cutmix``: that share of the faces gets a
-    square of another face pasted in (:func:`paste_parts`)."""
+    square of another face pasted in (:func:`paste_parts`). ``warp``: that share of the faces
+    gets a random change of expression (:func:`expression_moves`), the same in every cut."""
     cuts: list[list[np.ndarray]] = [[] for _ in specs]
     for crop in crops:
-        face = jitter_face(_whole_face(crop), rng, strength, zoom)
+        face = jitter_face(whole_face(crop), rng, strength, zoom)
         seed = int(rng.integers(2 ** 32))
+        moves = expression_moves(rng) if warp > 0 and rng.random() < warp else None
         for out, spec in zip(cuts, specs, strict=True):
-            out.append(jitter_colour(cut(crop.image, face, spec), np.random.default_rng(seed),
-                                     strength))
+            view = cut(crop.image, face, spec)
+            view = view if moves is None else warp_expression(view, spec, moves)
+            out.append(jitter_colour(view, np.random.default_rng(seed), strength))
     stacks = [np.stack(c) for c in cuts]
     if len(crops) < 2:
         return stacks
@@ -126,17 +171,18 @@ def paste_parts(views: Sequence[np.ndarray], sources: Sequence[np.ndarray],
 def training_views(crops: Sequence[FaceImage], specs: Sequence[CropSpec],
                    rng: np.random.Generator, cfg: TrainConfig) -> list[np.ndarray]:
     """:func:`augmented_views` with a training configuration's augmentation (``augment``,
-    ``mixup``, ``zoom``, ``cutmix``)."""
-    return augmented_views(crops, specs, rng, cfg.augment, cfg.mixup, cfg.zoom, cfg.cutmix)
+    ``mixup``, ``zoom``, ``cutmix``, ``warp``)."""
+    return augmented_views(crops, specs, rng, cfg.augment, cfg.mixup, cfg.zoom, cfg.cutmix,
+                           cfg.warp)
 
 
 def moved_face(crop: FaceImage, rng: np.random.Generator, strength: float) -> FaceImage:
     """``crop`` with its face box and landmarks moved as :func:`jitter_face` moves them, the
     pixels untouched: the face as a detector might have boxed it on the next frame."""
-    return FaceImage(crop.image, jitter_face(_whole_face(crop), rng, strength))
+    return FaceImage(crop.image, jitter_face(whole_face(crop), rng, strength))
 
 
-def _whole_face(crop: FaceImage) -> Face:
+def whole_face(crop: FaceImage) -> Face:
     return crop.face if crop.face is not None else \
         Face((0.0, 0.0, float(crop.image.shape[1]), float(crop.image.shape[0])))
 
@@ -146,5 +192,5 @@ def augmented_input(crop: FaceImage, spec: CropSpec, rng: np.random.Generator,
     """The model input of ``crop`` with the face moved and the colours jittered: the same
     cut and normalisation as the device, the colour jitter between them (on the small cut
     face, not the whole stored region)."""
-    img = cut(crop.image, jitter_face(_whole_face(crop), rng, strength, zoom), spec)
+    img = cut(crop.image, jitter_face(whole_face(crop), rng, strength, zoom), spec)
     return normalize(jitter_colour(img, rng, strength), spec)

@@ -39,6 +39,10 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
     found. With several processes (``world``) each finds faces in and teaches its share, all
     train one student together, and rank 0 writes the folder."""
     folder = RunFolder(out)
+    if cfg.train.warp > 0 and cfg.train.consistent and not teacher.crop.aligned:
+        raise MotivnetError(f"--warp {cfg.train.warp:g} needs a teacher that takes faces "
+                            f"aligned on five landmarks; teacher {teacher.path or 'built-in'} "
+                            f"takes region {teacher.crop.region!r}")
     crops, logits, mirrored = _teach(folder, teacher, cfg, world)
     student = cfg.student
     spec = student_spec(student.name, student.size, cfg.data.margin, teacher.crop)
