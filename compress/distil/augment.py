@@ -1,11 +1,14 @@
-"""Augmentation that keeps the expression, on stored faces before the one crop function.
+"""Augmentation on stored faces before the one crop function: what keeps the expression, and
+one thing that changes it.
 
 Geometry moves the face, not the pixels: the box and the landmarks are turned, scaled and shifted
 together about the face's centre, so a square, box or aligned crop made from them comes out
 slightly rotated, zoomed and shifted (warping the image and its landmarks together would be
 undone by the alignment). Colour: contrast, brightness, tint, sometimes blur or grey. No
 mirroring here: a mirrored face is its own sample with its own teacher outputs (a teacher's
-decision changes under a flip for several percent of faces).
+decision changes under a flip for several percent of faces). The exception, for consistent
+teaching only: :func:`warp_expression` moves parts of an aligned face within its cut (mouth,
+brows), a change of expression the teacher then labels.
 
 A teacher's cached outputs describe the unaugmented face; for distillation that can afford to
 run the teacher every step, :func:`augmented_views` cuts the same augmented (and optionally
@@ -183,6 +186,7 @@ def moved_face(crop: FaceImage, rng: np.random.Generator, strength: float) -> Fa
 
 
 def whole_face(crop: FaceImage) -> Face:
+    """The face of ``crop``, or the whole image where it keeps none."""
     return crop.face if crop.face is not None else \
         Face((0.0, 0.0, float(crop.image.shape[1]), float(crop.image.shape[0])))
 
