@@ -78,15 +78,16 @@ def labelled(run_out: Path, csv: Path) -> dict:
     faces = collect(labelled=csv, classes=AFFECTNET8, progress=True).crops  # every label
     teacher = reload_teacher(run.teacher)
     n = len(run.classes)
-    return {"faces": faces, "teacher": _predict(teacher, faces)[:, :n],
-            "mirrored": _predict(teacher, [f.mirrored() for f in faces])[:, :n],
+    return {"faces": faces, "teacher": in_batches(teacher.predict, faces)[:, :n],
+            "mirrored": in_batches(teacher.predict, [f.mirrored() for f in faces])[:, :n],
             "groups": {"labelled": np.ones(len(faces), bool)}, "classes": run.classes,
             "teacher_model": lambda: teacher}
 
 
-def _predict(teacher, faces: list, batch: int = 64) -> np.ndarray:
-    return np.concatenate([teacher.predict(faces[i:i + batch])
-                           for i in range(0, len(faces), batch)])
+def in_batches(predict, items, batch: int = 64) -> np.ndarray:
+    """``predict`` (faces or cut images -> rows) run on ``items`` a batch at a time, the rows
+    joined."""
+    return np.concatenate([predict(items[i:i + batch]) for i in range(0, len(items), batch)])
 
 
 def figures(logits: np.ndarray, data: dict) -> dict:
@@ -132,7 +133,7 @@ def teacher_rows(data: dict, jitter: float, seed: int = 0) -> dict:
         rng = np.random.default_rng(seed)
         moved = [moved_face(face, rng, jitter) for face in data["faces"]]
         rows[f"teacher, box moved (jitter {jitter:g})"] = figures(
-            _predict(teacher, moved)[:, :len(data["classes"])], data)
+            in_batches(teacher.predict, moved)[:, :len(data["classes"])], data)
     return rows
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motivnet_edge.benchmarks.agreement import in_batches
 from motivnet_edge.targets.errors import MotivnetError
 
 
@@ -120,7 +121,7 @@ def _engine_rows(path: Path, batch: np.ndarray, engine: str) -> np.ndarray:
     else:
         sess = simulation_session(path) if engine == "simulation" else cpu_session(path)
         run = lambda x: sess.run(None, {sess.get_inputs()[0].name: x})[0]  # noqa: E731
-    return np.concatenate([run(batch[i:i + 64]) for i in range(0, len(batch), 64)])
+    return in_batches(run, batch)
 
 
 def damaged(model, scale: float = 4.0):

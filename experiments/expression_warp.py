@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motivnet_edge.benchmarks.agreement import held_out
+from motivnet_edge.benchmarks.agreement import held_out, in_batches
 from motivnet_edge.benchmarks.host import cpu_info
 from motivnet_edge.compress.distil.augment import expression_moves, warp_expression, whole_face
 from motivnet_edge.targets.errors import MotivnetError
@@ -35,8 +35,7 @@ def teacher_shift(data: dict, count: int, scale: float = 1.0, seed: int = 0
                                                                    for i in chosen)])
     warped = np.stack([warp_expression(p, spec, expression_moves(rng) * scale) for p in plain])
     n = len(data["classes"])
-    answers = [np.concatenate([teacher.predict_cut(v[i:i + 64])[:, :n]
-                               for i in range(0, len(v), 64)]).argmax(1) for v in (plain, warped)]
+    answers = [in_batches(teacher.predict_cut, v)[:, :n].argmax(1) for v in (plain, warped)]
     shares = [np.bincount(a, minlength=n) / len(a) for a in answers]
     return ({"faces": len(chosen), "scale": scale, "color": spec.color,
              "plain": dict(zip(data["classes"], shares[0].round(4).tolist(), strict=True)),

@@ -81,11 +81,17 @@ def expression_moves(rng: np.random.Generator) -> np.ndarray:
                      [-frown / 2, frown - brows], [0.0, -brows]], np.float32)
 
 
+def require_aligned(spec: CropSpec, whose: str = "this crop") -> None:
+    """Refuse ``spec`` for ``--warp`` unless its faces are aligned on five landmarks (the moves
+    are placed from the alignment template); ``whose``: what the error names."""
+    if not spec.aligned:
+        raise MotivnetError(f"--warp needs faces aligned on five landmarks; {whose} takes "
+                            f"region {spec.region!r}")
+
+
 def _expression_points(spec: CropSpec) -> np.ndarray:
     """The points :func:`expression_moves` moves, in ``spec``'s aligned input pixels."""
-    if not spec.aligned:
-        raise MotivnetError(f"--warp needs faces aligned on five landmarks; this crop is "
-                            f"region {spec.region!r}")
+    require_aligned(spec)
     eye_r, eye_l, _, mouth_r, mouth_l = spec.points()
     side = float(spec.width)
     up, inward = np.array([0.0, -0.10 * side]), np.array([0.06 * side, 0.0])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motivnet_edge.compress.distil.augment import require_aligned
 from motivnet_edge.compress.distil.data import MIRROR, CropSet, Mirrored, collect, split_index
 from motivnet_edge.compress.distil.selection import held_out_halves
 from motivnet_edge.compress.distil.teacher_cache import TeacherCache
@@ -39,10 +40,8 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
     found. With several processes (``world``) each finds faces in and teaches its share, all
     train one student together, and rank 0 writes the folder."""
     folder = RunFolder(out)
-    if cfg.train.warp > 0 and cfg.train.consistent and not teacher.crop.aligned:
-        raise MotivnetError(f"--warp {cfg.train.warp:g} needs a teacher that takes faces "
-                            f"aligned on five landmarks; teacher {teacher.path or 'built-in'} "
-                            f"takes region {teacher.crop.region!r}")
+    if cfg.train.warp > 0 and cfg.train.consistent:
+        require_aligned(teacher.crop, f"teacher {teacher.path or 'built-in'}")
     crops, logits, mirrored = _teach(folder, teacher, cfg, world)
     student = cfg.student
     spec = student_spec(student.name, student.size, cfg.data.margin, teacher.crop)
