@@ -81,6 +81,9 @@ class TrainConfig:
                           "(mouth corners, lower lip, brows moved; faces aligned on five "
                           "landmarks, with --consistent only: the teacher labels the result)",
                           low=0, high=1, preset=True, fmt="{:g}")
+    hint: float = setting(0.0, "weight of matching the teacher's penultimate features with a "
+                          "linear layer on the student's, dropped after training (an ONNX "
+                          "teacher, with --consistent only)", low=0, preset=True, fmt="{:g}")
     zoom: float = setting(0.0, "random resized crops: each view cut from a square of side "
                           "uniform in [1 - zoom, 1] of the face's, anywhere inside it (the "
                           "same for student and teacher)", low=0, below=1, preset=True,
@@ -218,7 +221,7 @@ PRESETS: dict[str, dict] = {
 # weights; its length and parts measured in benchmarks/results/patient-student.md.
 PRESETS["patient"] = {**PRESETS["real"], "epochs": 30, "zoom": 0.2, "ema": 0.999}
 PRESET_FIELDS = ("epochs", "min_steps", "batch", "lr", "balance", "augment", "consistent",
-                 "mixup", "cutmix", "warp", "zoom", "ema")
+                 "mixup", "cutmix", "warp", "hint", "zoom", "ema")
 
 
 def preset(kind: str) -> dict:

@@ -15,6 +15,7 @@ import torch
 
 from motivnet_edge.compress.distil.augment import require_aligned
 from motivnet_edge.compress.distil.data import MIRROR, CropSet, Mirrored, collect, split_index
+from motivnet_edge.compress.distil.hints import Hinted, HintTeacher
 from motivnet_edge.compress.distil.selection import held_out_halves
 from motivnet_edge.compress.distil.teacher_cache import TeacherCache
 from motivnet_edge.compress.distil.train import train
@@ -42,6 +43,7 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
     folder = RunFolder(out)
     if cfg.train.warp > 0 and cfg.train.consistent:
         require_aligned(teacher.crop, f"teacher {teacher.path or 'built-in'}")
+    hints = _hints(teacher, cfg)
     crops, logits, mirrored = _teach(folder, teacher, cfg, world)
     student = cfg.student
     spec = student_spec(student.name, student.size, cfg.data.margin, teacher.crop)
@@ -56,17 +58,30 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
     model = build_student(student.name, len(teacher.classes), student.size, student.weights,
                           layout.ranges)
     train_crops = Mirrored([crops.crops[i] for i in tr], originals=True)
-    history = train(model, spec, train_crops, np.concatenate([logits[tr], mirrored[tr]]),
+    learner = Hinted(model, hints.width) if hints else model
+    history = train(learner, spec, train_crops, np.concatenate([logits[tr], mirrored[tr]]),
                     np.concatenate([labels[tr], labels[tr]]),
                     [crops.crops[i] for i in va], logits[va], labels[va], cfg.train,
                     checkpoint=folder.checkpoint, resume=cfg.resume, progress=cfg.progress,
-                    desc=f"distil {student.name}", teacher=teacher, layout=layout, world=world,
+                    desc=f"distil {student.name}", teacher=hints or teacher, layout=layout,
+                    world=world,
                     val_select=held_out_halves([crops.hashes[i] for i in va]))
     if world.main:
         folder.drop_verdict()
         save_checkpoint(model.state_dict(), folder.student_weights)
         write_json(folder.history, {"history": history})
     return history
+
+
+def _hints(teacher: Teacher, cfg: DistilConfig) -> HintTeacher | None:
+    """The teacher with its features read, for ``--hint`` (refused by name where it cannot
+    be: no teacher run on the views, or a teacher that is not an ONNX file)."""
+    if cfg.train.hint <= 0:
+        return None
+    if not cfg.train.consistent:
+        raise MotivnetError("--hint needs --consistent: the teacher's features are read on the "
+                            "very views the student sees")
+    return HintTeacher(teacher)
 
 
 def _teach(folder: RunFolder, teacher: Teacher, cfg: DistilConfig, world: World

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from motivnet_edge.compress.distil.augment import augmented_input, training_views
 from motivnet_edge.compress.distil.average import WeightAverage
+from motivnet_edge.compress.distil.hints import hint_loss
 from motivnet_edge.compress.distil.selection import (
     AVERAGE_PREFIX,
     halves_figures,
@@ -107,9 +108,16 @@ def concordance_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def distillation_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor,
-                      temperature: float, alpha: float, values: int = 0) -> torch.Tensor:
+                      temperature: float, alpha: float, values: int = 0,
+                      hint: tuple[float, int] | None = None) -> torch.Tensor:
     """KD on the class logits plus ``alpha`` x cross-entropy where labels exist; rows that end
-    in ``values`` continuous outputs add :func:`concordance_loss` on those."""
+    in ``values`` continuous outputs add :func:`concordance_loss` on those; ``hint`` (weight,
+    width of a plain row): weight x :func:`~.hints.hint_loss` on the columns past it."""
+    if hint is not None and teacher is not None and out.shape[1] > hint[1]:
+        weight, width = hint
+        return distillation_loss(out[:, :width], teacher[:, :width], labels, temperature,
+                                 alpha, values) + weight * hint_loss(out[:, width:],
+                                                                     teacher[:, width:])
     if values:
         n = out.shape[1] - values
         regress = concordance_loss(out[:, n:], teacher[:, n:]) if teacher is not None else 0
@@ -143,12 +151,13 @@ def sample_weights(teacher: np.ndarray | None, labels: np.ndarray, balance: floa
 
 
 def _step(model: torch.nn.Module, optim: tuple, x: torch.Tensor, target: torch.Tensor | None,
-          labels: torch.Tensor, cfg: TrainConfig, values: int = 0) -> float:
+          labels: torch.Tensor, cfg: TrainConfig, values: int = 0, width: int = 0) -> float:
     """One optimizer step (bf16 autocast on CUDA, gradients clipped at norm 5); its loss."""
     opt, sched, params = optim
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
         out = model(x).float()
-    loss = distillation_loss(out, target, labels, cfg.temperature, cfg.alpha, values)
+    loss = distillation_loss(out, target, labels, cfg.temperature, cfg.alpha, values,
+                             (cfg.hint, width) if cfg.hint > 0 else None)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -250,13 +259,14 @@ def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch
     views = np.random.default_rng([cfg.seed * 1000 + epoch, world.rank]) \
         if world.distributed else rng
     running, began = 0.0, time.monotonic()
+    width = 0 if data.teacher is None else data.teacher.shape[1]  # a cached row, without hints
     for step in range(steps):
         idx = data.mine(order, step, cfg.batch)
         x, target = _inputs([data.crops[i] for i in idx], spec, cfg, views,
                             teacher if cfg.consistent else None,
                             None if data.teacher is None else data.teacher[idx])
         loss = _step(model, optim, x.to(device), None if target is None else target.to(device),
-                     data.labels[idx].to(device), cfg, values)
+                     data.labels[idx].to(device), cfg, values, width)
         if average is not None:
             average.update()
         running = 0.9 * running + 0.1 * loss if step else loss

@@ -72,7 +72,11 @@ class Teacher:
         return self._outputs(normalize_batch(images, self.crop))
 
     def _outputs(self, batch: np.ndarray) -> np.ndarray:
-        raw = self._logits(batch)
+        return self.rows(self._logits(batch))
+
+    def rows(self, raw: np.ndarray) -> np.ndarray:
+        """Rows of outputs from the model's raw outputs: logits in ``classes`` order, then the
+        continuous outputs its spec names."""
         logits = self.spec.logits(raw)[:, self._index]
         values = [v[:, None] for v in self.spec.values(raw).values()]  # CONTINUOUS order
         return np.concatenate([logits, *values], 1).astype(np.float32)
