@@ -142,3 +142,18 @@ def test_hint_without_the_teacher_on_every_view_is_refused_with_exit_2(tmp_path)
     assert "--hint needs --consistent" in output(res)
     assert "Traceback" not in output(res)
     assert not (tmp_path / "out").exists()
+
+
+def test_resuming_a_hinted_checkpoint_without_the_hint_is_refused_by_name(tmp_path):
+    _, teacher = tiny_teacher(tmp_path)
+    crops = faces(16)
+    rows = teacher.predict(crops)
+    no_labels = np.full(len(crops), -1)
+    checkpoint = tmp_path / "student.ckpt"
+    cfg = TrainConfig(epochs=1, batch=8, augment=0.0, consistent=True, hint=1.0)
+    train(Hinted(TinyNet(), 16), SPEC, crops, rows, no_labels, crops[:4], rows[:4],
+          no_labels[:4], cfg, checkpoint=checkpoint, progress=False, teacher=HintTeacher(teacher))
+    plain = TrainConfig(epochs=2, batch=8, augment=0.0, consistent=True)
+    with pytest.raises(MotivnetError, match=r"student\.ckpt holds another model.*--hint"):
+        train(TinyNet(), SPEC, crops, rows, no_labels, crops[:4], rows[:4], no_labels[:4], plain,
+              checkpoint=checkpoint, resume=True, progress=False, teacher=teacher)

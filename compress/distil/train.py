@@ -58,14 +58,10 @@ log = logging.getLogger(__name__)
 
 
 def macro_f1(pred: np.ndarray, labels: np.ndarray, n: int) -> float:
-    scores = []
-    for k in range(n):
-        tp = np.sum((pred == k) & (labels == k))
-        fp = np.sum((pred == k) & (labels != k))
-        fn = np.sum((pred != k) & (labels == k))
-        if tp + fp + fn:
-            scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else 0.0
+    k = np.arange(n)[:, None]  # one row per class, over the classes predicted or labelled
+    tp, fp = ((pred == k) & (labels == k)).sum(1), ((pred == k) & (labels != k)).sum(1)
+    seen = 2 * tp + fp + ((pred != k) & (labels == k)).sum(1)  # F1 = 2 tp / seen
+    return float(np.mean(2 * tp[seen > 0] / seen[seen > 0])) if seen.any() else 0.0
 
 
 def make_tensor(crops: Sequence[FaceImage], spec: CropSpec, rng=None,
@@ -200,7 +196,11 @@ def _resume(checkpoint: Path, model, opt, sched, device, average: WeightAverage 
     """Model, optimizer, schedule and weight average restored from a checkpoint: (epochs done,
     history)."""
     state = torch.load(checkpoint, map_location=device, weights_only=True)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise MotivnetError(f"{checkpoint} holds another model (its --student, --size or "
+                            f"--hint differ): resume with its settings, or start again") from exc
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     if average is not None:
