@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from motivnet_edge.compress.models.teachers import EngineTeacher, Teacher
+from motivnet_edge.targets.engines.openvino import default_precision
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec, normalize_batch
 
@@ -48,9 +49,10 @@ def embedding_tensor(path: Path) -> str:
 
 
 class HintTeacher:
-    """``teacher`` (an ONNX file) run in OpenVINO on the CPU in float32 (as the openvino engine
-    runs it) with its embedding as a second output: :meth:`predict_cut` gives each view's row
-    (as the teacher's) with the embedding appended."""
+    """``teacher`` (an ONNX file) run in OpenVINO on the CPU at the openvino engine's precision
+    (float32: left to itself OpenVINO runs bf16 on CPUs that have it) with its embedding as a
+    second output: :meth:`predict_cut` gives each view's row (as the teacher's) with the
+    embedding appended."""
 
     def __init__(self, teacher: Teacher) -> None:
         path = teacher.path
@@ -68,8 +70,8 @@ class HintTeacher:
         core = ov.Core()
         model = core.read_model(str(path))
         model.add_outputs([self.tensor])
-        self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                          "INFERENCE_PRECISION_HINT": "f32"})
+        self.compiled = core.compile_model(model, "CPU", {
+            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": default_precision("CPU")})
         self.request = self.compiled.create_infer_request()
         self.width = int(np.prod(self.compiled.outputs[-1].get_partial_shape().get_min_shape()
                                  [1:]))
