@@ -84,6 +84,10 @@ class TrainConfig:
     hint: float = setting(0.0, "weight of matching the teacher's penultimate features with a "
                           "linear layer on the student's, dropped after training (an ONNX "
                           "teacher, with --consistent only)", low=0, preset=True, fmt="{:g}")
+    standardise: bool = setting(False, "distil on standardised logits (Sun et al. 2024): each "
+                                "face's logits less their mean over their spread, student and "
+                                "teacher alike; the student's logit scale is fitted to the "
+                                "teacher's after training", preset=True)
     zoom: float = setting(0.0, "random resized crops: each view cut from a square of side "
                           "uniform in [1 - zoom, 1] of the face's, anywhere inside it (the "
                           "same for student and teacher)", low=0, below=1, preset=True,
@@ -221,7 +225,7 @@ PRESETS: dict[str, dict] = {
 # weights; its length and parts measured in benchmarks/results/patient-student.md.
 PRESETS["patient"] = {**PRESETS["real"], "epochs": 30, "zoom": 0.2, "ema": 0.999}
 PRESET_FIELDS = ("epochs", "min_steps", "batch", "lr", "balance", "augment", "consistent",
-                 "mixup", "cutmix", "warp", "hint", "zoom", "ema")
+                 "mixup", "cutmix", "warp", "hint", "standardise", "zoom", "ema")
 
 
 def preset(kind: str) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motivnet_edge.compress.models.students import class_head
 from motivnet_edge.compress.models.teachers import EngineTeacher, Teacher
 from motivnet_edge.targets.engines.openvino import default_precision
 from motivnet_edge.targets.errors import MotivnetError
@@ -101,31 +102,19 @@ class Hinted(torch.nn.Module):
     def __init__(self, body: torch.nn.Module, width: int) -> None:
         super().__init__()
         self.body = body
-        self.hint = torch.nn.Linear(_classifier(body).in_features, width)
+        self.hint = torch.nn.Linear(class_head(body).in_features, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.body(x)
         features = []
-        handle = _classifier(self.body).register_forward_pre_hook(
+        handle = class_head(self.body).register_forward_pre_hook(
             lambda _module, args: features.append(args[0]))
         try:
             out = self.body(x)
         finally:
             handle.remove()
         return torch.cat([out, self.hint(features[0])], 1)
-
-
-def _classifier(body: torch.nn.Module) -> torch.nn.Module:
-    """The student's class head: timm's classifier (inside a two-head student too), or a
-    ``classifier`` layer."""
-    body = getattr(body, "body", body)
-    head = body.get_classifier() if hasattr(body, "get_classifier") else \
-        getattr(body, "classifier", None)
-    if not isinstance(head, torch.nn.Linear):
-        raise MotivnetError(f"--hint: the student's classifier is {type(head).__name__}, "
-                            f"not a linear layer on pooled features")
-    return head
 
 
 def hint_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from motivnet_edge.targets.classifier_spec import OutputLayout
+from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.engine import kl_divergence
 
 HALVES = ("select", "untouched")
@@ -85,3 +87,28 @@ def kept_prefix(entry: dict) -> str:
 def selection_key(figures: dict, prefix: str = "") -> tuple[float, float]:
     """Sort key of the rule (larger is better): select-half agreement, then lower KL."""
     return (figures[f"{prefix}select_agreement"], -figures[f"{prefix}select_kl"])
+
+
+def macro_f1(pred: np.ndarray, labels: np.ndarray, n: int) -> float:
+    k = np.arange(n)[:, None]  # one row per class, over the classes predicted or labelled
+    tp, fp = ((pred == k) & (labels == k)).sum(1), ((pred == k) & (labels != k)).sum(1)
+    seen = 2 * tp + fp + ((pred != k) & (labels == k)).sum(1)  # F1 = 2 tp / seen
+    return float(np.mean(2 * tp[seen > 0] / seen[seen > 0])) if seen.any() else 0.0
+
+
+def evaluate(rows: np.ndarray, teacher: np.ndarray | None, labels: np.ndarray,
+             layout: OutputLayout | None = None) -> dict:
+    """Agreement with the teacher, accuracy and macro F1 on labels; with a ``layout`` naming
+    continuous outputs, also their MAE and CCC against the teacher's."""
+    layout = layout or OutputLayout.of(rows.shape[1])
+    logits = layout.class_outputs(rows)
+    pred = logits.argmax(1)
+    out: dict = {"n": int(len(pred))}
+    if teacher is not None:
+        out["agreement"] = float(np.mean(pred == layout.class_outputs(teacher).argmax(1)))
+        for name, s in agreement(layout.values(rows), layout.values(teacher)).items():
+            out[f"{name}_mae"], out[f"{name}_ccc"] = s["mae"], s["ccc"]
+    if len(labels) and labels.min() >= 0:
+        out["accuracy"] = float(np.mean(pred == labels))
+        out["macro_f1"] = macro_f1(pred, labels, logits.shape[1])
+    return out

@@ -17,6 +17,7 @@ from motivnet_edge.compress.distil.augment import require_aligned
 from motivnet_edge.compress.distil.data import MIRROR, CropSet, Mirrored, collect, split_index
 from motivnet_edge.compress.distil.hints import Hinted, HintTeacher
 from motivnet_edge.compress.distil.selection import held_out_halves
+from motivnet_edge.compress.distil.standardise import fold_scale
 from motivnet_edge.compress.distil.teacher_cache import TeacherCache
 from motivnet_edge.compress.distil.train import train
 from motivnet_edge.compress.distil.world import SINGLE, World
@@ -66,6 +67,9 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
                     desc=f"distil {student.name}", teacher=hints or teacher, layout=layout,
                     world=world,
                     val_select=held_out_halves([crops.hashes[i] for i in va]))
+    if cfg.train.standardise and history:
+        history[-1]["logit_scale"] = fold_scale(model, train_crops, np.concatenate(
+            [logits[tr], mirrored[tr]]), spec, layout, cfg.train.device)
     if world.main:
         folder.drop_verdict()
         save_checkpoint(model.state_dict(), folder.student_weights)

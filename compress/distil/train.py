@@ -5,10 +5,9 @@ alpha x cross-entropy where labels exist; with no teacher, cross-entropy alone. 
 schedule with warm-up, mixed precision on CUDA, progress on a terminal or as log lines, a
 checkpoint each epoch (atomic) and resume, a fixed seed.
 
-Unlabelled real faces are skewed (the real teacher calls 59 % of faces-unlabelled happy and 2 %
-angry): with ``balance`` > 0 each batch is drawn with probability proportional to
-freq(teacher's top-1)^-balance, so classes the teacher rarely names still shape the student.
-A small data set gets more epochs than asked for, up to ``min_steps`` optimizer steps.
+Unlabelled real faces are skewed (the real teacher calls 59 % of faces-unlabelled happy): with
+``balance`` > 0 batches are drawn with probability ~ freq(teacher's top-1)^-balance. A small data
+set gets more epochs than asked for, up to ``min_steps`` optimizer steps.
 
 With ``consistent`` (and a teacher given to :func:`train`), the teacher is run every step on the
 very view the student is shown (augmented, a share ``mixup`` of it blended with another face and
@@ -40,9 +39,11 @@ from motivnet_edge.compress.distil.average import WeightAverage
 from motivnet_edge.compress.distil.hints import hint_loss
 from motivnet_edge.compress.distil.selection import (
     AVERAGE_PREFIX,
+    evaluate,
     halves_figures,
     prefers_average,
 )
+from motivnet_edge.compress.distil.standardise import standardised
 from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.inference import channels_last, predict
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
@@ -50,18 +51,10 @@ from motivnet_edge.compress.models.teachers import Teacher
 from motivnet_edge.compress.progress import Progress
 from motivnet_edge.compress.settings import TrainConfig
 from motivnet_edge.targets.classifier_spec import OutputLayout
-from motivnet_edge.targets.continuous import agreement
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs, normalize_batch
 
 log = logging.getLogger(__name__)
-
-
-def macro_f1(pred: np.ndarray, labels: np.ndarray, n: int) -> float:
-    k = np.arange(n)[:, None]  # one row per class, over the classes predicted or labelled
-    tp, fp = ((pred == k) & (labels == k)).sum(1), ((pred == k) & (labels != k)).sum(1)
-    seen = 2 * tp + fp + ((pred != k) & (labels == k)).sum(1)  # F1 = 2 tp / seen
-    return float(np.mean(2 * tp[seen > 0] / seen[seen > 0])) if seen.any() else 0.0
 
 
 def make_tensor(crops: Sequence[FaceImage], spec: CropSpec, rng=None,
@@ -72,24 +65,6 @@ def make_tensor(crops: Sequence[FaceImage], spec: CropSpec, rng=None,
     else:
         batch = make_inputs(crops, spec)
     return channels_last(batch)
-
-
-def evaluate(rows: np.ndarray, teacher: np.ndarray | None, labels: np.ndarray,
-             layout: OutputLayout | None = None) -> dict:
-    """Agreement with the teacher, accuracy and macro F1 on labels; with a ``layout`` naming
-    continuous outputs, also their MAE and CCC against the teacher's."""
-    layout = layout or OutputLayout.of(rows.shape[1])
-    logits = layout.class_outputs(rows)
-    pred = logits.argmax(1)
-    out: dict = {"n": int(len(pred))}
-    if teacher is not None:
-        out["agreement"] = float(np.mean(pred == layout.class_outputs(teacher).argmax(1)))
-        for name, s in agreement(layout.values(rows), layout.values(teacher)).items():
-            out[f"{name}_mae"], out[f"{name}_ccc"] = s["mae"], s["ccc"]
-    if len(labels) and labels.min() >= 0:
-        out["accuracy"] = float(np.mean(pred == labels))
-        out["macro_f1"] = macro_f1(pred, labels, logits.shape[1])
-    return out
 
 
 def concordance_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -105,26 +80,30 @@ def concordance_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def distillation_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor,
                       temperature: float, alpha: float, values: int = 0,
-                      hint: tuple[float, int] | None = None) -> torch.Tensor:
+                      hint: tuple[float, int] | None = None, standard: bool = False
+                      ) -> torch.Tensor:
     """KD on the class logits plus ``alpha`` x cross-entropy where labels exist; rows that end
     in ``values`` continuous outputs add :func:`concordance_loss` on those; ``hint`` (weight,
-    width of a plain row): weight x :func:`~.hints.hint_loss` on the columns past it."""
+    width of a plain row): weight x :func:`~.hints.hint_loss` on the columns past it;
+    ``standard``: the KD term on :func:`~.standardise.standardised` logits."""
     if hint is not None and teacher is not None and out.shape[1] > hint[1]:
         weight, width = hint
         return distillation_loss(out[:, :width], teacher[:, :width], labels, temperature,
-                                 alpha, values) + weight * hint_loss(out[:, width:],
-                                                                     teacher[:, width:])
+                                 alpha, values, standard=standard) \
+            + weight * hint_loss(out[:, width:], teacher[:, width:])
     if values:
         n = out.shape[1] - values
         regress = concordance_loss(out[:, n:], teacher[:, n:]) if teacher is not None else 0
         return distillation_loss(out[:, :n], None if teacher is None else teacher[:, :n],
-                                 labels, temperature, alpha) + regress
+                                 labels, temperature, alpha, standard=standard) + regress
     has_label = labels >= 0
     ce = (F.cross_entropy(out[has_label], labels[has_label], label_smoothing=0.05)
           if has_label.any() else out.sum() * 0)
     if teacher is None:
         return ce
     t = temperature
+    if standard:
+        out, teacher = standardised(out), standardised(teacher)
     kd = F.kl_div(F.log_softmax(out / t, 1), F.log_softmax(teacher / t, 1), log_target=True,
                   reduction="batchmean") * t * t
     return kd + alpha * ce
@@ -147,13 +126,14 @@ def sample_weights(teacher: np.ndarray | None, labels: np.ndarray, balance: floa
 
 
 def _step(model: torch.nn.Module, optim: tuple, x: torch.Tensor, target: torch.Tensor | None,
-          labels: torch.Tensor, cfg: TrainConfig, values: int = 0, width: int = 0) -> float:
-    """One optimizer step (bf16 autocast on CUDA, gradients clipped at norm 5); its loss."""
+          labels: torch.Tensor, cfg: TrainConfig, values: int = 0, hints: int = 0) -> float:
+    """One optimizer step (bf16 autocast on CUDA, gradients clipped at norm 5); its loss.
+    ``hints``: how many of the last columns of the model's and the target's rows are hints."""
     opt, sched, params = optim
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
         out = model(x).float()
     loss = distillation_loss(out, target, labels, cfg.temperature, cfg.alpha, values,
-                             (cfg.hint, width) if cfg.hint > 0 else None)
+                             (cfg.hint, out.shape[1] - hints) if hints else None, cfg.standardise)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -259,14 +239,14 @@ def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch
     views = np.random.default_rng([cfg.seed * 1000 + epoch, world.rank]) \
         if world.distributed else rng
     running, began = 0.0, time.monotonic()
-    width = 0 if data.teacher is None else data.teacher.shape[1]  # a cached row, without hints
     for step in range(steps):
         idx = data.mine(order, step, cfg.batch)
         x, target = _inputs([data.crops[i] for i in idx], spec, cfg, views,
                             teacher if cfg.consistent else None,
                             None if data.teacher is None else data.teacher[idx])
         loss = _step(model, optim, x.to(device), None if target is None else target.to(device),
-                     data.labels[idx].to(device), cfg, values, width)
+                     data.labels[idx].to(device), cfg, values,
+                     getattr(teacher, "width", 0) if cfg.hint > 0 else 0)
         if average is not None:
             average.update()
         running = 0.9 * running + 0.1 * loss if step else loss

@@ -175,3 +175,16 @@ def build_student(name: str, num_classes: int, size: int, weights: Path | str | 
 
 def is_vit(name: str) -> bool:
     return entry(name).vit
+
+
+def class_head(model: torch.nn.Module) -> torch.nn.Linear:
+    """The student's class head: timm's classifier, inside any wrapper that keeps the student
+    as ``body`` (a two-head student, the hint layer), or a ``classifier`` layer."""
+    while not hasattr(model, "get_classifier") and hasattr(model, "body"):
+        model = model.body
+    head = model.get_classifier() if hasattr(model, "get_classifier") else \
+        getattr(model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise MotivnetError(f"the student's classifier is {type(head).__name__}, not a linear "
+                            f"layer on pooled features")
+    return head
