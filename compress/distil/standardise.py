@@ -38,14 +38,13 @@ def standardised(logits: torch.Tensor) -> torch.Tensor:
 
 def best_scale(student: np.ndarray, teacher: np.ndarray) -> float:
     """The factor on ``student``'s logits whose softmax is nearest the teacher's (least mean KL):
-    a log-spaced grid from 1/64 to 64, then a finer one around its best point."""
+    a log-spaced grid from 1/64 to 64, then three finer ones, each around the last's best point."""
     student, teacher = student.astype(np.float64), teacher.astype(np.float64)
     grid = np.geomspace(1 / 64, 64, 97)
-    for _ in range(3):
-        kls = [kl_divergence(teacher, s * student).mean() for s in grid]
-        i = int(np.argmin(kls))
-        grid = np.geomspace(grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)], 41)
-    return float(grid[int(np.argmin([kl_divergence(teacher, s * student).mean() for s in grid]))])
+    for _ in range(4):
+        i = int(np.argmin([kl_divergence(teacher, s * student).mean() for s in grid]))
+        best, grid = grid[i], np.geomspace(grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)], 41)
+    return float(best)
 
 
 def fold_scale(model: torch.nn.Module, crops: Sequence[FaceImage], teacher: np.ndarray,

@@ -238,6 +238,7 @@ def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch
     # each rank its own augmentation (one process keeps the order's generator, as it did)
     views = np.random.default_rng([cfg.seed * 1000 + epoch, world.rank]) \
         if world.distributed else rng
+    hints = getattr(teacher, "width", 0) if cfg.hint > 0 else 0  # hint columns in each row
     running, began = 0.0, time.monotonic()
     for step in range(steps):
         idx = data.mine(order, step, cfg.batch)
@@ -245,8 +246,7 @@ def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch
                             teacher if cfg.consistent else None,
                             None if data.teacher is None else data.teacher[idx])
         loss = _step(model, optim, x.to(device), None if target is None else target.to(device),
-                     data.labels[idx].to(device), cfg, values,
-                     getattr(teacher, "width", 0) if cfg.hint > 0 else 0)
+                     data.labels[idx].to(device), cfg, values, hints)
         if average is not None:
             average.update()
         running = 0.9 * running + 0.1 * loss if step else loss
