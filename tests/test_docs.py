@@ -1,5 +1,6 @@
-"""The README stays a front door (at most 8 kB) and every relative link in it, in ``docs/`` and
-in the results index points at a file that exists."""
+"""The README stays a front door (at most 8 kB), every relative link in it, in ``docs/`` and in
+the results index points at a file that exists, and the presets' table in docs/compress.md says
+what ``compress/settings.py`` holds."""
 
 import re
 from pathlib import Path
@@ -8,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
          ROOT / "benchmarks" / "results" / "README.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+KINDS = ("demo", "real", "patient")
 
 
 def broken_links(pages: list[Path]) -> list[str]:
@@ -36,3 +38,38 @@ def test_a_broken_link_is_found(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("[ok](there.md#x) [web](https://example.org) [gone](nowhere.md)\n")
     assert broken_links([page]) == ["page.md: nowhere.md"]
+
+
+def preset_table_mismatches(text: str) -> list[str]:
+    """Each ``| `--flag` / `--flag` | demo | real | patient |`` row of the presets' table
+    against :func:`preset`: one line per cell that differs."""
+    from motivnet_edge.compress.settings import preset
+
+    def read(cell: str):
+        return {"on": True, "off": False}.get(cell) if cell in ("on", "off") else float(cell)
+
+    bad = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or not cells[0].startswith("`--"):
+            continue
+        flags = [flag.strip("` -").replace("-", "_") for flag in cells[0].split(" / ")]
+        for kind, cell in zip(KINDS, cells[1:], strict=True):
+            if cell.startswith("as "):
+                continue
+            values = [value.strip() for value in cell.split(" / ")]
+            for flag, value in zip(flags, values, strict=True):
+                if read(value) != preset(kind)[flag]:
+                    bad.append(f"{kind} --{flag}: table {value}, settings {preset(kind)[flag]}")
+    return bad
+
+
+def test_the_presets_table_says_what_settings_hold():
+    text = (ROOT / "docs" / "compress.md").read_text()
+    assert text.count("| `--") >= 5
+    assert preset_table_mismatches(text) == []
+
+
+def test_a_preset_table_that_drifted_is_found():
+    row = "| `--epochs` / `--lr` | 4 / 2e-3 | 7 / 1e-3 | 30 / 1e-3 |"
+    assert preset_table_mismatches(row) == ["patient --lr: table 1e-3, settings 0.002"]
