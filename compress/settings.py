@@ -58,7 +58,8 @@ class TrainConfig:
                              "gets more epochs)", low=0, preset=True)
     batch: int = setting(32, "batch size", low=2, preset=True)
     lr: float = setting(2e-3, "peak learning rate", above=0, preset=True, fmt="{:g}")
-    weight_decay: float = 0.05
+    weight_decay: float = setting(0.05, "AdamW's weight decay (decoupled, per step, scaled by "
+                                  "the learning rate)", low=0, fmt="{:g}")
     warmup_epochs: float = 0.5
     temperature: float = setting(4.0, "distillation temperature", above=0)
     alpha: float = setting(0.5, "weight of cross-entropy on labels", low=0)

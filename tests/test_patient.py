@@ -181,6 +181,8 @@ def test_the_patient_preset_fills_what_the_command_line_leaves_out():
                                                           PRESETS["patient"]["zoom"])
     assert patient.consistent and patient.ema > 0
     assert parse("--preset", "patient", "--epochs", "3").epochs == 3
+    assert parse("--preset", "patient").weight_decay == 0.05
+    assert parse("--preset", "patient", "--weight-decay", "0.1").weight_decay == 0.1
     assert parse().ema == 0.0  # the demo keeps no average
 
 
