@@ -9,7 +9,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
          ROOT / "benchmarks" / "results" / "README.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-KINDS = ("demo", "real", "patient")
 
 
 def broken_links(pages: list[Path]) -> list[str]:
@@ -41,26 +40,31 @@ def test_a_broken_link_is_found(tmp_path):
 
 
 def preset_table_mismatches(text: str) -> list[str]:
-    """Each ``| `--flag` / `--flag` | demo | real | patient |`` row of the presets' table
-    against :func:`preset`: one line per cell that differs."""
-    from motivnet_edge.compress.settings import preset
+    """Each ``| `--flag` / `--flag` | demo | real | patient |`` row of the presets' table (a
+    column per preset) against :func:`preset`: one line per cell that differs, or per row whose
+    columns are not the presets'."""
+    from motivnet_edge.compress.settings import PRESETS, preset
 
     def read(cell: str):
-        return {"on": True, "off": False}.get(cell) if cell in ("on", "off") else float(cell)
+        return {"on": True, "off": False}[cell] if cell in ("on", "off") else float(cell)
 
     bad = []
     for line in text.splitlines():
+        if not line.startswith("| `--"):
+            continue
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) != 4 or not cells[0].startswith("`--"):
+        if len(cells) != 1 + len(PRESETS):
+            bad.append(f"{cells[0]}: {len(cells) - 1} columns, {len(PRESETS)} presets")
             continue
         flags = [flag.strip("` -").replace("-", "_") for flag in cells[0].split(" / ")]
-        for kind, cell in zip(KINDS, cells[1:], strict=True):
+        for kind, cell in zip(PRESETS, cells[1:], strict=True):
             if cell.startswith("as "):
                 continue
+            settings = preset(kind)
             values = [value.strip() for value in cell.split(" / ")]
             for flag, value in zip(flags, values, strict=True):
-                if read(value) != preset(kind)[flag]:
-                    bad.append(f"{kind} --{flag}: table {value}, settings {preset(kind)[flag]}")
+                if read(value) != settings[flag]:
+                    bad.append(f"{kind} --{flag}: table {value}, settings {settings[flag]}")
     return bad
 
 
@@ -73,3 +77,4 @@ def test_the_presets_table_says_what_settings_hold():
 def test_a_preset_table_that_drifted_is_found():
     row = "| `--epochs` / `--lr` | 4 / 2e-3 | 7 / 1e-3 | 30 / 1e-3 |"
     assert preset_table_mismatches(row) == ["patient --lr: table 1e-3, settings 0.002"]
+    assert preset_table_mismatches("| `--zoom` | 0 | 0 |") == ["`--zoom`: 2 columns, 3 presets"]
