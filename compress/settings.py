@@ -224,7 +224,8 @@ PRESETS: dict[str, dict] = {
 # A patient student (Beyer et al. 2022: consistent teaching needs long schedules): real's
 # recipe run for longer, with crops cut anywhere in the face and a moving average of the
 # weights and twice real's peak rate (chosen by the held-out rule over 25 epochs); its length
-# and parts measured in benchmarks/results/patient-student.md.
+# (30 epochs: the shipped student's recipe) and parts measured in
+# benchmarks/results/patient-student.md.
 PRESETS["patient"] = {**PRESETS["real"], "epochs": 30, "lr": 2e-3, "zoom": 0.2, "ema": 0.999}
 PRESET_FIELDS = ("epochs", "min_steps", "batch", "lr", "balance", "augment", "consistent",
                  "mixup", "cutmix", "warp", "hint", "standardise", "zoom", "ema")
