@@ -60,6 +60,8 @@ class TrainConfig:
     lr: float = setting(2e-3, "peak learning rate", above=0, preset=True, fmt="{:g}")
     weight_decay: float = setting(0.05, "AdamW's weight decay (decoupled, per step, scaled by "
                                   "the learning rate)", low=0, fmt="{:g}")
+    decay_norms: bool = setting(True, "decay BatchNorm's scales and shifts and every bias "
+                                "too (--no-decay-norms: only convolution and linear weights)")
     warmup_epochs: float = 0.5
     temperature: float = setting(4.0, "distillation temperature", above=0)
     alpha: float = setting(0.5, "weight of cross-entropy on labels", low=0)

@@ -25,6 +25,7 @@ from motivnet_edge.compress.distil.selection import (
 from motivnet_edge.compress.distil.train import train
 from motivnet_edge.compress.progress import Progress, clock
 from motivnet_edge.compress.settings import PRESETS, TrainConfig
+from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec, Face, FaceImage
 from tests.helpers import TinyNet
 
@@ -183,7 +184,43 @@ def test_the_patient_preset_fills_what_the_command_line_leaves_out():
     assert parse("--preset", "patient", "--epochs", "3").epochs == 3
     assert parse("--preset", "patient").weight_decay == 0.05
     assert parse("--preset", "patient", "--weight-decay", "0.1").weight_decay == 0.1
+    assert parse().decay_norms and not parse("--no-decay-norms").decay_norms
     assert parse().ema == 0.0  # the demo keeps no average
+
+
+@pytest.mark.parametrize("decay_norms", [True, False])
+def test_without_decay_norms_batchnorm_and_biases_keep_their_values_under_weight_decay(
+        decay_norms):
+    torch.manual_seed(0)
+    model = TinyNet()
+    cfg = TrainConfig(lr=0.1, weight_decay=0.5, decay_norms=decay_norms)
+    _, opt, _ = train_module._optimizer(model, cfg, total=10, warm=1)
+    for p in model.parameters():
+        p.data.add_(0.5)  # BatchNorm's shifts start at 0, which no decay moves
+        p.grad = torch.zeros_like(p)  # no gradient: only the decay moves a value
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    opt.step()
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    matrices = {name for name, p in model.named_parameters() if p.ndim > 1}
+    assert matrices <= moved
+    assert (moved == set(before)) == decay_norms
+    assert decay_norms or moved == matrices
+
+
+def test_a_checkpoint_resumed_with_the_other_decay_norms_names_the_setting(tmp_path):
+    def parts(decay_norms):
+        model = TinyNet()
+        _, opt, sched = train_module._optimizer(
+            model, TrainConfig(decay_norms=decay_norms), total=10, warm=1)
+        return model, opt, sched
+
+    model, opt, sched = parts(True)
+    checkpoint = tmp_path / "checkpoint.pt"
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "epoch": 1, "history": []}, checkpoint)
+    assert train_module._resume(checkpoint, *parts(True), "cpu", None) == (1, [])
+    with pytest.raises(MotivnetError, match="decay-norms"):
+        train_module._resume(checkpoint, *parts(False), "cpu", None)
 
 
 def test_progress_lines_in_a_log_say_how_long_is_left(caplog):

@@ -161,10 +161,14 @@ def _steps(n: int, cfg: TrainConfig, desc: str) -> tuple[int, int]:
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total: int, warm: int):
-    """AdamW over the trainable parameters, linear warm-up for ``warm`` steps then cosine to
-    0 at ``total``: (parameters, optimizer, scheduler)."""
+    """AdamW over the trainable parameters (without ``cfg.decay_norms``, the one-dimensional
+    ones, BatchNorm's and the biases, undecayed), linear warm-up for ``warm`` steps then cosine
+    to 0 at ``total``: (parameters, optimizer, scheduler)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    decayed = [p for p in params if cfg.decay_norms or p.ndim > 1]
+    kept = [p for p in params if not (cfg.decay_norms or p.ndim > 1)]
+    groups = [{"params": decayed}] + ([{"params": kept, "weight_decay": 0.0}] if kept else [])
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm
         else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, total - warm)))))
@@ -181,7 +185,11 @@ def _resume(checkpoint: Path, model, opt, sched, device, average: WeightAverage 
     except RuntimeError as exc:
         raise MotivnetError(f"{checkpoint} holds another model (its --student, --size or "
                             f"--hint differ): resume with its settings, or start again") from exc
-    opt.load_state_dict(state["optimizer"])
+    try:
+        opt.load_state_dict(state["optimizer"])
+    except ValueError as exc:
+        raise MotivnetError(f"{checkpoint} was trained with another --decay-norms: resume with "
+                            f"its settings, or start again") from exc
     sched.load_state_dict(state["scheduler"])
     if average is not None:
         if "average" not in state:
