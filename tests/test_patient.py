@@ -202,9 +202,8 @@ def test_without_decay_norms_batchnorm_and_biases_keep_their_values_under_weight
     opt.step()
     moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
     matrices = {name for name, p in model.named_parameters() if p.ndim > 1}
-    assert matrices <= moved
-    assert (moved == set(before)) == decay_norms
-    assert decay_norms or moved == matrices
+    assert matrices < set(before)  # TinyNet has BatchNorm and biases
+    assert moved == (set(before) if decay_norms else matrices)
 
 
 def test_a_checkpoint_resumed_with_the_other_decay_norms_names_the_setting(tmp_path):
