@@ -185,6 +185,7 @@ def test_the_patient_preset_fills_what_the_command_line_leaves_out():
     assert parse("--preset", "patient").weight_decay == 0.05
     assert parse("--preset", "patient", "--weight-decay", "0.1").weight_decay == 0.1
     assert parse().decay_norms and not parse("--no-decay-norms").decay_norms
+    assert not patient.decay_norms and parse("--preset", "patient", "--decay-norms").decay_norms
     assert parse().ema == 0.0  # the demo keeps no average
 
 
