@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from motivnet_edge.compress.options import setting
+from motivnet_edge.compress.options import options, setting
 from motivnet_edge.compress.registry import QAT_TARGETS
 
 
@@ -231,8 +231,8 @@ PRESETS: dict[str, dict] = {
 # shipped student's recipe) and parts measured in benchmarks/results/patient-student.md.
 PRESETS["patient"] = {**PRESETS["real"], "epochs": 30, "lr": 2e-3, "zoom": 0.2, "ema": 0.999,
                       "decay_norms": False}
-PRESET_FIELDS = ("epochs", "min_steps", "batch", "lr", "balance", "augment", "consistent",
-                 "mixup", "cutmix", "warp", "hint", "standardise", "zoom", "ema", "decay_norms")
+# The training settings a preset fills: those declared with ``preset=True``.
+PRESET_FIELDS = tuple(f.name for f, opt in options(TrainConfig) if opt.preset)
 
 
 def preset(kind: str) -> dict:
