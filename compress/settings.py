@@ -6,10 +6,10 @@ these declarations, and a run's record (:mod:`.runfolder`) stores them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from motivnet_edge.compress.options import options, setting
+from motivnet_edge.compress.options import flag_of, options, setting
 from motivnet_edge.compress.registry import QAT_TARGETS
 
 
@@ -233,6 +233,17 @@ PRESETS["patient"] = {**PRESETS["real"], "epochs": 30, "lr": 2e-3, "zoom": 0.2, 
                       "decay_norms": False}
 # The training settings a preset fills: those declared with ``preset=True``.
 PRESET_FIELDS = tuple(f.name for f, opt in options(TrainConfig) if opt.preset)
+
+
+def resume_conflicts(saved: dict, cfg: TrainConfig) -> list[str]:
+    """The training settings a checkpoint was made with (``saved``: its ``config``) that
+    ``cfg`` changes, each as ``--flag: SAVED in the checkpoint, GIVEN now``: a run goes on
+    only with the settings it started with (another --epochs or --batch would bend its
+    schedule, another --seed its order), on any device."""
+    flags = {f.name: flag_of(f, opt) for f, opt in options(TrainConfig)}
+    return [f"{flags.get(name, name)}: {saved[name]!r} in the checkpoint, {value!r} now"
+            for name, value in asdict(cfg).items()
+            if name != "device" and name in saved and saved[name] != value]
 
 
 def preset(kind: str) -> dict:

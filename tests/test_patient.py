@@ -1,9 +1,11 @@
 """The patient student's parts: the label-free selection halves and figures, the moving average
-of the weights (and a run stopped after a checkpoint going on to the same student), random
-resized crops, and the patient preset on the command line."""
+of the weights (and a run stopped after a checkpoint going on to the same student, only with
+the settings it started with), random resized crops, and the patient preset on the command
+line."""
 
 import hashlib
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -24,7 +26,7 @@ from motivnet_edge.compress.distil.selection import (
 )
 from motivnet_edge.compress.distil.train import train
 from motivnet_edge.compress.progress import Progress, clock
-from motivnet_edge.compress.settings import PRESETS, TrainConfig
+from motivnet_edge.compress.settings import PRESETS, TrainConfig, resume_conflicts
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec, Face, FaceImage
 from tests.helpers import TinyNet
@@ -218,9 +220,29 @@ def test_a_checkpoint_resumed_with_the_other_decay_norms_names_the_setting(tmp_p
     checkpoint = tmp_path / "checkpoint.pt"
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "epoch": 1, "history": []}, checkpoint)
-    assert train_module._resume(checkpoint, *parts(True), "cpu", None) == (1, [])
+    cfg = TrainConfig()
+    assert train_module._resume(checkpoint, cfg, *parts(True), "cpu", None) == (1, [])
     with pytest.raises(MotivnetError, match="decay-norms"):
-        train_module._resume(checkpoint, *parts(False), "cpu", None)
+        train_module._resume(checkpoint, cfg, *parts(False), "cpu", None)
+
+
+def test_a_run_goes_on_only_with_the_settings_it_started_with(tmp_path):
+    """A run carried to another machine is resumed by the same command: another --epochs would
+    bend its schedule, another --seed change its order, so they are refused by name; the device
+    may change."""
+    tiny_run(tmp_path, "made")
+    checkpoint = tmp_path / "made.ckpt"
+    saved = torch.load(checkpoint, weights_only=True)["config"]
+    assert resume_conflicts(saved, TrainConfig(**{**saved, "device": "cuda"})) == []
+    crops, val = faces(48, 0), faces(16, 1)
+    rows = np.zeros((48, 7), np.float32)
+    for changed, named in (({"epochs": 5}, "--epochs: 3 in the checkpoint, 5 now"),
+                           ({"seed": 1, "lr": 1e-3}, "--lr: 0.005 in the checkpoint, 0.001 now; "
+                                                     "--seed: 0 in the checkpoint, 1 now")):
+        cfg = TrainConfig(**{**saved, **changed})
+        with pytest.raises(MotivnetError, match=re.escape(named)):
+            train(TinyNet(), SPEC, crops, rows, np.full(48, -1), val, rows[:16],
+                  np.full(16, -1), cfg, checkpoint=checkpoint, resume=True, progress=False)
 
 
 def test_progress_lines_in_a_log_say_how_long_is_left(caplog):

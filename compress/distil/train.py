@@ -49,7 +49,7 @@ from motivnet_edge.compress.inference import channels_last, predict
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
 from motivnet_edge.compress.models.teachers import Teacher
 from motivnet_edge.compress.progress import Progress
-from motivnet_edge.compress.settings import TrainConfig
+from motivnet_edge.compress.settings import TrainConfig, resume_conflicts
 from motivnet_edge.targets.classifier_spec import OutputLayout
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec, FaceImage, make_inputs, normalize_batch
@@ -175,11 +175,15 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total: int, warm: int):
     return params, opt, sched
 
 
-def _resume(checkpoint: Path, model, opt, sched, device, average: WeightAverage | None
-            ) -> tuple[int, list[dict]]:
-    """Model, optimizer, schedule and weight average restored from a checkpoint: (epochs done,
-    history)."""
+def _resume(checkpoint: Path, cfg: TrainConfig, model, opt, sched, device,
+            average: WeightAverage | None) -> tuple[int, list[dict]]:
+    """Model, optimizer, schedule and weight average restored from a checkpoint made with the
+    settings ``cfg`` gives: (epochs done, history)."""
     state = torch.load(checkpoint, map_location=device, weights_only=True)
+    changed = resume_conflicts(state.get("config", {}), cfg)
+    if changed:
+        raise MotivnetError(f"{checkpoint} was made with other settings ({'; '.join(changed)})"
+                            f": resume with its settings, or start again")
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -348,7 +352,7 @@ def train(model: torch.nn.Module, spec: CropSpec, train_crops: Sequence[FaceImag
     history: list[dict] = []
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).is_file():
-        start, history = _resume(checkpoint, model, opt, sched, device, average)
+        start, history = _resume(checkpoint, cfg, model, opt, sched, device, average)
     values = len(layout.continuous) if layout else 0
     data = _Batches(train_crops, None if train_teacher is None else torch.as_tensor(train_teacher),
                     torch.as_tensor(np.asarray(train_labels), dtype=torch.long),
