@@ -6,6 +6,7 @@ line."""
 import hashlib
 import logging
 import re
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -219,11 +220,13 @@ def test_a_checkpoint_resumed_with_the_other_decay_norms_names_the_setting(tmp_p
     model, opt, sched = parts(True)
     checkpoint = tmp_path / "checkpoint.pt"
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "epoch": 1, "history": []}, checkpoint)
-    cfg = TrainConfig()
-    assert train_module._resume(checkpoint, cfg, *parts(True), "cpu", None) == (1, [])
+                "scheduler": sched.state_dict(), "epoch": 1, "history": [],
+                "config": asdict(TrainConfig(decay_norms=True))}, checkpoint)
+    assert train_module._resume(checkpoint, TrainConfig(decay_norms=True), *parts(True), "cpu",
+                                None) == (1, [])
     with pytest.raises(MotivnetError, match="decay-norms"):
-        train_module._resume(checkpoint, cfg, *parts(False), "cpu", None)
+        train_module._resume(checkpoint, TrainConfig(decay_norms=False), *parts(False), "cpu",
+                             None)
 
 
 def test_a_run_goes_on_only_with_the_settings_it_started_with(tmp_path):

@@ -178,7 +178,8 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total: int, warm: int):
 def _resume(checkpoint: Path, cfg: TrainConfig, model, opt, sched, device,
             average: WeightAverage | None) -> tuple[int, list[dict]]:
     """Model, optimizer, schedule and weight average restored from a checkpoint made with the
-    settings ``cfg`` gives: (epochs done, history)."""
+    settings ``cfg`` gives (every checkpoint carries its settings, so another --decay-norms,
+    --ema or --hint is refused by name before anything is loaded): (epochs done, history)."""
     state = torch.load(checkpoint, map_location=device, weights_only=True)
     changed = resume_conflicts(state.get("config", {}), cfg)
     if changed:
@@ -187,18 +188,11 @@ def _resume(checkpoint: Path, cfg: TrainConfig, model, opt, sched, device,
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise MotivnetError(f"{checkpoint} holds another model (its --student, --size or "
-                            f"--hint differ): resume with its settings, or start again") from exc
-    try:
-        opt.load_state_dict(state["optimizer"])
-    except ValueError as exc:
-        raise MotivnetError(f"{checkpoint} was trained with another --decay-norms: resume with "
-                            f"its settings, or start again") from exc
+        raise MotivnetError(f"{checkpoint} holds another model (its --student or --size "
+                            f"differ): resume with its settings, or start again") from exc
+    opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     if average is not None:
-        if "average" not in state:
-            raise MotivnetError(f"{checkpoint} has no weight average (it was trained without "
-                                f"--ema): resume with its settings, or start again")
         average.load_state_dict(state["average"])
     log.info("resumed %s at epoch %d", checkpoint, state["epoch"])
     return state["epoch"], state["history"]
