@@ -5,7 +5,8 @@ from other runs can be measured on one run's faces when both held the same faces
 is by content hash): how a new student is compared with the shipped one.
 
     python -m motivnet_edge.benchmarks.agreement --run OUT A.onnx B.tflite [--json F]
-        [--jitter 0.25] [--mirror-average] [--labelled faces-dev/labels.csv]
+        [--jitter 0.25] [--mirror-average] [--ensemble] [--by-margin [--plot P.png]]
+        [--labelled faces-dev/labels.csv]
 
 With ``--labelled`` the same figures are taken on the faces of labelled photos (their labels
 not read; one group, ``labelled``) against the run's teacher run on them.
@@ -19,6 +20,13 @@ matches it more closely than that is learning the teacher's noise. ``--mirror-av
 row per artifact run on the face and its mirror image, logits averaged (twice the time).
 Every row's ``steady_agreement`` is its agreement on the faces whose teacher answer survives
 the mirror image (where the teacher is sure enough to be matched).
+
+Where the misses come from: ``--ensemble`` adds a row of every artifact's class probabilities
+averaged (independently trained students: what is left when their differences cancel is what
+they all miss, not what one seed happened to learn), and ``--by-margin`` gives each row's
+agreement in bands of the teacher's own margin (its first class probability less its second),
+beside its mirror image's, so the faces where the teacher all but ties are read apart from
+those it is sure of.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ import numpy as np
 from motivnet_edge.targets.errors import MotivnetError
 
 COLUMNS = ("agreement", "kl", "rare_agreement", "steady_agreement")
+# the bands of the teacher's margin (first class probability less its second) --by-margin reads
+MARGINS = (0.0, 0.1, 0.2, 0.4, 1.0)
 
 
 def held_out(run_out: Path, train: bool = False) -> dict:
@@ -137,30 +147,70 @@ def teacher_rows(data: dict, jitter: float, seed: int = 0) -> dict:
     return rows
 
 
-def measure(data: dict, artifacts: list[Path], jitter: float = 0.0,
-            mirror_average: bool = False) -> dict:
-    """Every artifact's figures and the teacher's own on the faces of ``data``
-    (:func:`held_out` or :func:`labelled`)."""
+def artifact_logits(data: dict, artifacts: list[Path], mirror_average: bool = False) -> dict:
+    """Each artifact's class logits on the faces of ``data`` in the run's class order, by row
+    name (and, with ``mirror_average``, on the face and its mirror image averaged)."""
     from motivnet_edge.benchmarks.measure import engine_runner
     from motivnet_edge.targets.engine import EngineOptions
 
     faces, classes = data["faces"], data["classes"]
-    rows, picks = {}, {}
+    rows = {}
     for path in artifacts:
         runner = engine_runner(path, None, EngineOptions(threads=1)).open()
         try:
-            logits = runner.logits(faces, classes)
-            rows[str(path)] = figures(logits, data)
-            picks[str(path)] = logits.argmax(1)
+            rows[str(path)] = logits = runner.logits(faces, classes)
             if mirror_average:
                 both = (logits + runner.logits([f.mirrored() for f in faces], classes)) / 2
-                rows[f"{path} (with its mirror image)"] = figures(both, data)
-                picks[f"{path} (with its mirror image)"] = both.argmax(1)
+                rows[f"{path} (with its mirror image)"] = both
         finally:
             runner.close()
-    return {"faces": len(faces), "groups": {g: int(m.sum()) for g, m in data["groups"].items()},
-            "rows": rows, "teacher_rows": teacher_rows(data, jitter),
-            "paired": paired(picks, data)}
+    return rows
+
+
+def ensemble(logits: list[np.ndarray]) -> np.ndarray:
+    """The rows' class probabilities averaged, as log-probabilities (a row of logits)."""
+    from motivnet_edge.targets.engine import softmax
+
+    return np.log(np.mean([softmax(x.astype(np.float64)) for x in logits], 0) + 1e-12)
+
+
+def by_margin(rows: dict, data: dict) -> dict:
+    """Per row (and the teacher's mirror image, where known), per group, per band of the
+    teacher's margin (``MARGINS``): ``[top-1 agreement, faces]``."""
+    from motivnet_edge.targets.engine import softmax
+
+    top = np.sort(softmax(data["teacher"].astype(np.float64)), 1)
+    margin, want = top[:, -1] - top[:, -2], data["teacher"].argmax(1)
+    bands = {f"{lo:g}-{hi:g}": (margin >= lo) & ((margin < hi) | (hi == MARGINS[-1]))
+             for lo, hi in zip(MARGINS[:-1], MARGINS[1:], strict=True)}
+    mirrored = {} if data["mirrored"] is None else {"teacher, mirror image": data["mirrored"]}
+    out = {}
+    for name, logits in {**rows, **mirrored}.items():
+        ok = logits.argmax(1) == want
+        out[name] = {group: {band: [float(ok[mask & faces].mean()), int((mask & faces).sum())]
+                             for band, faces in bands.items() if (mask & faces).any()}
+                     for group, mask in data["groups"].items()}
+    return out
+
+
+def measure(data: dict, artifacts: list[Path], jitter: float = 0.0,
+            mirror_average: bool = False, with_ensemble: bool = False,
+            margins: bool = False) -> dict:
+    """Every artifact's figures and the teacher's own on the faces of ``data``
+    (:func:`held_out` or :func:`labelled`); with ``with_ensemble`` a row of the artifacts'
+    probabilities averaged, with ``margins`` the figures by the teacher's margin too."""
+    rows = artifact_logits(data, artifacts, mirror_average)
+    if with_ensemble and len(artifacts) > 1:
+        rows[f"ensemble of the {len(artifacts)} files (probabilities averaged)"] = ensemble(
+            [rows[str(p)] for p in artifacts])
+    result = {"faces": len(data["faces"]),
+              "groups": {g: int(m.sum()) for g, m in data["groups"].items()},
+              "rows": {name: figures(x, data) for name, x in rows.items()},
+              "teacher_rows": teacher_rows(data, jitter),
+              "paired": paired({name: x.argmax(1) for name, x in rows.items()}, data)}
+    if margins:
+        result["margins"] = by_margin(rows, data)
+    return result
 
 
 def paired(picks: dict, data: dict) -> dict:
@@ -213,6 +263,51 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def margin_table(margins: dict) -> str:
+    """Each row's agreement by band of the teacher's margin, one column per group and band."""
+    cols = [(g, band) for g, bands in next(iter(margins.values())).items() for band in bands]
+    lines = ["By the teacher's margin (top-1 agreement, faces):", "",
+             "| row | " + " | ".join(f"{g} {band}" for g, band in cols) + " |",
+             "|---" * (1 + len(cols)) + "|"]
+    for name, groups in margins.items():
+        cells = [groups[g].get(band, [float("nan"), 0]) for g, band in cols]
+        lines.append(f"| {name} | " + " | ".join(f"{a:.3f} ({n})" for a, n in cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_margins(margins: dict, path: Path, title: str) -> None:
+    """The margin table as grouped bars: one panel per group, one bar per row in each band of
+    the teacher's margin, the band's faces under it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from motivnet_edge.targets.files import atomic_path
+
+    groups = next(iter(margins.values()))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
+    width = 0.8 / len(margins)
+    for ax, (group, bands) in zip(axes[0], groups.items(), strict=True):
+        for i, (name, rows) in enumerate(margins.items()):
+            ax.bar([b + i * width for b in range(len(bands))],
+                   [rows[group].get(band, [np.nan])[0] for band in bands], width,
+                   label=Path(name).name)
+        ax.set_xticks([b + 0.4 - width / 2 for b in range(len(bands))],
+                      [f"{band}\n({n} faces)" for band, (_, n) in bands.items()], fontsize=8)
+        ax.set_xlabel(f"the teacher's margin (first probability less second), {group}")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].set_ylabel("top-1 agreement with the teacher")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", fontsize=8,
+               ncol=3, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(margins) + 2) // 3), 1, 1))
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m motivnet_edge.benchmarks.agreement``: the selection figures of the artifacts
     and the teacher's own steadiness, printed as a table (and written as JSON with --json)."""
@@ -233,21 +328,36 @@ def main(argv: list[str] | None = None) -> int:
                    help="also on the faces the run trained on (group 'train')")
     p.add_argument("--mirror-average", action="store_true",
                    help="also each artifact on the face and its mirror image, logits averaged")
+    p.add_argument("--ensemble", action="store_true",
+                   help="also a row of all the artifacts' class probabilities averaged")
+    p.add_argument("--by-margin", action="store_true",
+                   help="also each row's agreement in bands of the teacher's margin")
+    p.add_argument("--plot", type=Path, help="with --by-margin: draw those bands here (.png)")
+    p.add_argument("--title", default="Agreement with the teacher by its own margin")
     args = p.parse_args(argv)
     if not 0 <= args.jitter <= 3:
         print(f"error: --jitter {args.jitter:g} is outside 0..3", file=sys.stderr)
+        return 2
+    if args.plot and (not args.by_margin or args.plot.suffix != ".png"):
+        print(f"error: --plot {args.plot}: a .png file, drawn with --by-margin",
+              file=sys.stderr)
         return 2
     try:
         data = labelled(args.run, args.labelled) if args.labelled \
             else held_out(args.run, args.train)
         result = {"cpu": cpu_info(), "run": str(args.run),
-                  **measure(data, args.artifacts, args.jitter, args.mirror_average)}
+                  **measure(data, args.artifacts, args.jitter, args.mirror_average,
+                            args.ensemble, args.by_margin)}
     except MotivnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{result['faces']} faces ({args.labelled or f'held out by {args.run}'}): "
           + ", ".join(f"{n} {g}" for g, n in result["groups"].items()))
     print(table(result))
+    if result.get("margins"):
+        print("\n" + margin_table(result["margins"]))
+        if args.plot:
+            plot_margins(result["margins"], args.plot, args.title)
     if args.json:
         from motivnet_edge.targets.files import write_json
 

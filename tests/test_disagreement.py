@@ -75,3 +75,69 @@ def test_the_training_faces_are_a_third_group_that_leaves_the_held_out_figures_a
     assert {k: v for k, v in row.items() if not k.startswith("train_")} == pytest.approx(
         plain_row, abs=1e-4, nan_ok=True)
     assert 0 <= row["train_agreement"] <= 1 and "train_kl" in row
+
+
+def _weights(path, name):
+    """The float value of the weight initializer ``name`` of an INT8 ONNX file."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    node = next(n for n in model.graph.node
+                if n.op_type == "DequantizeLinear" and n.input[0] == name)
+    scale = values[node.input[1]].astype(np.float64)
+    return values[name].astype(np.float64) * scale.reshape([-1] + [1] * (values[name].ndim - 1))
+
+
+@pytest.mark.slow
+def test_a_soup_averages_the_weights_and_of_one_file_is_that_file(compressed, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    out, res = compressed
+    assert res.returncode == 0, output(res)
+    path = out / artifact_name("student", "int8", "onnx")
+    # a second "student": the first with every conv weight's scales doubled
+    model = onnx.load(str(path))
+    values = {i.name: i for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "DequantizeLinear"
+             and n.input[0] in values and len(values[n.input[0]].dims) == 4]
+    for node in convs:
+        init = values[node.input[1]]
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 2, init.name))
+    doubled = tmp_path / "doubled.onnx"
+    onnx.save(model, str(doubled))
+    run = bench_module("soup", tmp_path / "soup.onnx", path, doubled, layer="experiments")
+    assert run.returncode == 0, run.stderr[-2000:]
+    weight = convs[0].input[0]
+    before, after = _weights(path, weight), _weights(tmp_path / "soup.onnx", weight)
+    step = np.abs(after).max() / 127
+    assert np.abs(after - 1.5 * before).max() <= step
+    same = bench_module("soup", tmp_path / "same.onnx", path, path, layer="experiments")
+    assert same.returncode == 0, same.stderr[-2000:]
+    run = bench_module("agreement", "--run", out, path, tmp_path / "same.onnx", "--jitter", "0",
+                       "--ensemble", "--by-margin", "--json", tmp_path / "a.json",
+                       "--plot", tmp_path / "m.png")
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads((tmp_path / "a.json").read_text())
+    rows = list(result["rows"].values())
+    assert rows[1]["select_agreement"] == pytest.approx(rows[0]["select_agreement"], abs=0.02)
+    assert rows[2]["select_kl"] <= max(rows[0]["select_kl"], rows[1]["select_kl"]) + 1e-9
+    for group, n in result["groups"].items():  # the bands split each group's faces
+        assert sum(f for _, f in result["margins"][str(path)][group].values()) == n
+    assert "By the teacher's margin" in run.stdout
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_a_soup_of_files_that_are_not_one_student_is_refused_by_name(compressed, tmp_path):
+    out, res = compressed
+    assert res.returncode == 0, output(res)
+    path = out / artifact_name("student", "int8", "onnx")
+    other = out / artifact_name("student", "fp32", "onnx")
+    bad = bench_module("soup", tmp_path / "s.onnx", path, other, layer="experiments")
+    assert bad.returncode == 2 and str(other) in bad.stderr and "graph" in bad.stderr
+    assert "Traceback" not in bad.stderr and not list(tmp_path.iterdir())
+    bad = bench_module("agreement", "--run", out, path, "--plot", tmp_path / "m.png")
+    assert bad.returncode == 2 and "--by-margin" in bad.stderr and not list(tmp_path.iterdir())

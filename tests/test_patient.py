@@ -84,6 +84,25 @@ def test_two_rows_compared_face_by_face_and_the_sign_test():
     assert paired({"first": first}, {"teacher": teacher, "groups": groups}) == {}
 
 
+def test_an_ensemble_averages_probabilities_and_margins_split_the_faces():
+    from motivnet_edge.benchmarks.agreement import by_margin, ensemble
+
+    teacher = np.log(np.array([[0.9, 0.05, 0.05], [0.5, 0.45, 0.05], [0.1, 0.2, 0.7]]))
+    sure_a = np.log(np.array([[0.4, 0.6, 0.0001], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8]]))
+    sure_b = np.log(np.array([[0.95, 0.04, 0.01], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]]))
+    mixed = ensemble([sure_a, sure_b])
+    assert np.allclose(np.exp(mixed).sum(1), 1.0)
+    assert list(mixed.argmax(1)) == [0, 0, 2]  # face 0: b's 0.95 outweighs a's 0.6
+    assert np.exp(mixed)[1, 0] == pytest.approx(0.55)
+    groups = {"all": np.ones(3, bool)}
+    data = {"teacher": teacher, "mirrored": None, "groups": groups}
+    bands = by_margin({"a": sure_a, "mixed": mixed}, data)
+    assert bands["a"]["all"] == {"0-0.1": [1.0, 1], "0.4-1": [0.5, 2]}
+    assert bands["mixed"]["all"]["0.4-1"] == [1.0, 2]
+    bands = by_margin({"a": sure_a}, {**data, "mirrored": sure_b})
+    assert bands["teacher, mirror image"]["all"]["0-0.1"] == [0.0, 1]
+
+
 def test_the_selection_rule_prefers_agreement_then_lower_kl():
     a = {"select_agreement": 0.9, "select_kl": 0.2}
     b = {"select_agreement": 0.9, "select_kl": 0.1}
