@@ -133,6 +133,8 @@ def soup(paths: list[Path], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m motivnet_edge.experiments.soup``: the students' weights averaged into one
+    INT8 ONNX file, their metadata carried over with the soup's ingredients named."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path, help="the soup's file (.onnx)")
     p.add_argument("students", type=Path, nargs="+", help="INT8 ONNX students, same graph")
