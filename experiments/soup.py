@@ -78,9 +78,11 @@ def _activation(values: list[dict], scale: str, zeros: list) -> tuple:
 def soup(paths: list[Path], out: Path) -> None:
     """Average the students at ``paths`` into ``out`` (written under a temporary name, then
     renamed); files whose graphs differ are refused by name."""
+    import onnx
     from onnx import numpy_helper
 
     from motivnet_edge.compress.artifacts import embed_metadata
+    from motivnet_edge.targets.files import atomic_path
     from motivnet_edge.targets.metadata import read_metadata
 
     models = [_load(p) for p in paths]
@@ -124,12 +126,9 @@ def soup(paths: list[Path], out: Path) -> None:
             if k not in ("schema", "format", "content_sha256")}
     meta["soup"] = [str(p) for p in paths]
     del base.metadata_props[:]
-    part = out.with_name(out.stem + ".part.onnx")
-    import onnx
-
-    onnx.save(base, str(part))
-    embed_metadata(part, meta)
-    part.replace(out)
+    with atomic_path(out, suffix=".onnx") as tmp:
+        onnx.save(base, str(tmp))
+        embed_metadata(tmp, meta)
 
 
 def main(argv: list[str] | None = None) -> int:
