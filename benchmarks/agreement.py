@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motivnet_edge.benchmarks.figures import pyplot, save
 from motivnet_edge.targets.errors import MotivnetError
 
 COLUMNS = ("agreement", "kl", "rare_agreement", "steady_agreement")
@@ -278,13 +279,7 @@ def margin_table(margins: dict) -> str:
 def plot_margins(margins: dict, path: Path, title: str) -> None:
     """The margin table as grouped bars: one panel per group, one bar per row in each band of
     the teacher's margin, the band's faces under it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from motivnet_edge.targets.files import atomic_path
-
+    plt = pyplot()
     groups = next(iter(margins.values()))
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
     width = 0.8 / len(margins)
@@ -303,9 +298,7 @@ def plot_margins(margins: dict, path: Path, title: str) -> None:
                ncol=3, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(margins) + 2) // 3), 1, 1))
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

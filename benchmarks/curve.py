@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from motivnet_edge.benchmarks.figures import pyplot, save
 from motivnet_edge.targets.errors import MotivnetError
 
 SERIES = (("select_agreement", "running weights, select half", "-"),
@@ -61,13 +62,7 @@ def table(history: list[dict]) -> str:
 
 
 def plot(history: list[dict], path: Path, lines: dict[str, float], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from motivnet_edge.targets.files import atomic_path
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     epochs = [h["epoch"] for h in history]
     for key, label, style in SERIES:
@@ -83,9 +78,7 @@ def plot(history: list[dict], path: Path, lines: dict[str, float], title: str) -
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def table_against(runs: dict[str, list[dict]]) -> str:
@@ -114,13 +107,7 @@ def table_against(runs: dict[str, list[dict]]) -> str:
 def plot_against(runs: dict[str, list[dict]], path: Path, title: str) -> None:
     """Runs side by side on the select half, epoch by epoch: top-1 agreement and KL, the
     running weights solid and their average dashed, one colour per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from motivnet_edge.targets.files import atomic_path
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, history) in enumerate(runs.items()):
@@ -139,9 +126,7 @@ def plot_against(runs: dict[str, list[dict]], path: Path, title: str) -> None:
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def _named_runs(items: list[str]) -> dict[str, list[dict]]:

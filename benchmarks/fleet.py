@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from motivnet_edge.benchmarks.figures import pyplot, save
 from motivnet_edge.benchmarks.pareto import pareto_front
 from motivnet_edge.benchmarks.report import ordered
 from motivnet_edge.edge.config import MqttConfig, load_config
@@ -120,11 +121,7 @@ def markdown(devices: list[str], rows: list[dict], by_device: dict[str, dict]) -
 
 
 def plot(by_device: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for device, res in sorted(by_device.items()):
         pts = [(r["p50_ms"], r["top1"] if r.get("top1") is not None else r.get("agreement_full"))
@@ -141,9 +138,7 @@ def plot(by_device: dict[str, dict], path: Path) -> None:
     ax.set_ylabel("top-1 accuracy (or agreement with the full model)")
     ax.legend(fontsize=8)
     ax.set_title("motivnet-edge across devices (lines: each device's Pareto front)", fontsize=9)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+    save(fig, path, bbox_inches="tight")
 
 
 def collect(args) -> int:

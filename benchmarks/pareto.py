@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from motivnet_edge.benchmarks.figures import pyplot, save
 from motivnet_edge.benchmarks.host import describe
-from motivnet_edge.targets.files import atomic_path
 
 # (dx, dy) in points from the point, in order of preference: close first, then further up or
 # down, on the right, then on the left
@@ -66,12 +66,9 @@ def place_labels(ax, labels: list[tuple[str, float, float]]) -> list[int]:
 
 def draw(results: dict):
     """The figure of a bench run's results (matplotlib, Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
 
+    plt = pyplot()
     rows = [r for r in results["rows"] if r.get("p50_ms")]
     metric = "top1" if any(r.get("top1") is not None for r in rows) else "agreement_full"
     fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -118,10 +115,5 @@ def draw(results: dict):
 
 
 def pareto(results: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig = draw(results)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+    """The figure of a bench run's results, written to ``path``."""
+    save(draw(results), path, bbox_inches="tight")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motivnet_edge.benchmarks.figures import pyplot, save
 from motivnet_edge.benchmarks.host import describe, host_info
 from motivnet_edge.edge.procstat import status_mb, status_value
 from motivnet_edge.targets.files import write_json
@@ -246,10 +247,7 @@ file descriptors {first['fds']} -> {last['fds']}; threads {first['threads']} -> 
 
 def plot(res: dict, path: Path) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
     except ImportError:
         return
     t = [s["t_min"] for s in res["samples"]]
@@ -261,8 +259,7 @@ def plot(res: dict, path: Path) -> None:
     ax.set_ylabel("MB")
     ax.set_title(f"daemon RSS, {res['cameras']} cameras: {res['rss_slope_mb_per_h']:+.2f} MB/h")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:

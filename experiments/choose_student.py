@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from motivnet_edge.benchmarks.figures import pyplot, save
 from motivnet_edge.benchmarks.host import describe, host_info
 from motivnet_edge.benchmarks.measure import engine_runner, time_runners
 from motivnet_edge.compress.runfolder import RunFolder
@@ -85,11 +86,7 @@ def latencies(rows: list[dict], out: Path, rounds: int) -> None:
 
 
 def plot(rows: list[dict], path: Path, gate: float = 0.99) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, r in enumerate(rows):
         ms = r["latency_ms"].get("onnxruntime", 0)
@@ -103,7 +100,7 @@ def plot(rows: list[dict], path: Path, gate: float = 0.99) -> None:
     ax.set_ylabel(f"worst INT8 agreement with its FP32 self ({rows[0]['gate_crops']} crops)"
                   if rows else "worst INT8 agreement")
     ax.set_title("students: speed vs what INT8 keeps (dashed: the gate)", pad=16)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    save(fig, path, bbox_inches="tight")
 
 
 def main() -> int:

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from motivnet_edge.benchmarks.agreement import held_out
+from motivnet_edge.benchmarks.figures import pyplot, save
 from motivnet_edge.benchmarks.host import describe, host_info
 from motivnet_edge.benchmarks.measure import engine_runner, time_runners
 from motivnet_edge.benchmarks.pareto import pareto_front
@@ -32,7 +33,7 @@ from motivnet_edge.compress.distil.selection import kept_prefix
 from motivnet_edge.compress.inference import quantize_results
 from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.targets.engine import EngineOptions
-from motivnet_edge.targets.files import atomic_path, write_json
+from motivnet_edge.targets.files import write_json
 from motivnet_edge.targets.formats import artifact_name
 
 ENGINES = ("onnxruntime", "openvino")
@@ -112,11 +113,7 @@ def latencies(rows: list[dict], out: Path, rounds: int) -> None:
 
 
 def plot(rows: list[dict], path: Path, host: str, epochs: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for key, marker, name in (("int8_onnxruntime", "o", "ONNX Runtime"),
                               ("int8_openvino", "s", "OpenVINO")):
@@ -134,9 +131,7 @@ def plot(rows: list[dict], path: Path, host: str, epochs: int) -> None:
     ax.set_title(f"students at {epochs} epochs of the patient recipe: agreement against "
                  "latency (lines: the front)", fontsize=9)
     ax.legend(fontsize=8)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, path, bbox_inches="tight")
 
 
 def _table(rows: list[dict]) -> str:

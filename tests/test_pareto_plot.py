@@ -58,3 +58,22 @@ def test_close_rows_and_a_far_outlier_are_all_shown_apart():
 def test_rows_too_many_to_label_in_place_go_to_the_legend():
     drawn, listed = check_every_row_shown(crowded_results(40))
     assert len(listed) > 1  # some found no free place beside their point
+
+
+def test_a_figure_is_saved_whole_or_not_at_all_and_closed_either_way(tmp_path):
+    import matplotlib.pyplot as plt
+    import pytest
+
+    from motivnet_edge.benchmarks.figures import save
+
+    path = tmp_path / "plots" / "ok.png"
+    fig = draw(crowded_results(3))
+    save(fig, path, bbox_inches="tight")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert not plt.fignum_exists(fig.number)
+
+    fig = draw(crowded_results(3))
+    with pytest.raises(ValueError):  # matplotlib refuses the size: nothing may be left behind
+        save(fig, tmp_path / "plots" / "bad.png", dpi=-1)
+    assert not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ok.png"]
