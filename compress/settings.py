@@ -88,6 +88,10 @@ class TrainConfig:
     hint: float = setting(0.0, "weight of matching the teacher's penultimate features with a "
                           "linear layer on the student's, dropped after training (an ONNX "
                           "teacher, with --consistent only)", low=0, preset=True, fmt="{:g}")
+    top1: float = setting(0.0, "weight of cross-entropy on the teacher's top-1 class of each "
+                          "view (its hard answer, on every face, beside the KL term: the "
+                          "figure the rule selects on is top-1 agreement)", low=0, preset=True,
+                          fmt="{:g}")
     standardise: bool = setting(False, "distil on standardised logits (Sun et al. 2024): each "
                                 "face's logits less their mean over their spread, student and "
                                 "teacher alike; the student's logit scale is fitted to the "

@@ -1,7 +1,8 @@
 """The training loop shared by distillation and the demo teacher.
 
 Loss: KL divergence to the teacher's outputs softened at temperature T (scaled by T^2), plus
-alpha x cross-entropy where labels exist; with no teacher, cross-entropy alone. AdamW, cosine
+alpha x cross-entropy where labels exist and ``top1`` x cross-entropy on the teacher's top-1
+class; with no teacher, cross-entropy alone. AdamW, cosine
 schedule with warm-up, mixed precision on CUDA, progress on a terminal or as log lines, a
 checkpoint each epoch (atomic) and resume, a fixed seed.
 
@@ -80,33 +81,36 @@ def concordance_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def distillation_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor,
                       temperature: float, alpha: float, values: int = 0,
-                      hint: tuple[float, int] | None = None, standard: bool = False
-                      ) -> torch.Tensor:
-    """KD on the class logits plus ``alpha`` x cross-entropy where labels exist; rows that end
-    in ``values`` continuous outputs add :func:`concordance_loss` on those; ``hint`` (weight,
-    width of a plain row): weight x :func:`~.hints.hint_loss` on the columns past it;
-    ``standard``: the KD term on :func:`~.standardise.standardised` logits."""
+                      hint: tuple[float, int] | None = None, standard: bool = False,
+                      top1: float = 0.0) -> torch.Tensor:
+    """KD on the class logits plus ``alpha`` x cross-entropy where labels exist and ``top1`` x
+    cross-entropy on the teacher's top-1 class of every row; rows that end in ``values``
+    continuous outputs add :func:`concordance_loss` on those; ``hint`` (weight, width of a
+    plain row): weight x :func:`~.hints.hint_loss` on the columns past it; ``standard``: the KD
+    term on :func:`~.standardise.standardised` logits."""
     if hint is not None and teacher is not None and out.shape[1] > hint[1]:
         weight, width = hint
         return distillation_loss(out[:, :width], teacher[:, :width], labels, temperature,
-                                 alpha, values, standard=standard) \
+                                 alpha, values, standard=standard, top1=top1) \
             + weight * hint_loss(out[:, width:], teacher[:, width:])
     if values:
         n = out.shape[1] - values
         regress = concordance_loss(out[:, n:], teacher[:, n:]) if teacher is not None else 0
         return distillation_loss(out[:, :n], None if teacher is None else teacher[:, :n],
-                                 labels, temperature, alpha, standard=standard) + regress
+                                 labels, temperature, alpha, standard=standard,
+                                 top1=top1) + regress
     has_label = labels >= 0
     ce = (F.cross_entropy(out[has_label], labels[has_label], label_smoothing=0.05)
           if has_label.any() else out.sum() * 0)
     if teacher is None:
         return ce
     t = temperature
+    hard = F.cross_entropy(out, teacher.argmax(1), label_smoothing=0.05) if top1 else 0
     if standard:
         out, teacher = standardised(out), standardised(teacher)
     kd = F.kl_div(F.log_softmax(out / t, 1), F.log_softmax(teacher / t, 1), log_target=True,
                   reduction="batchmean") * t * t
-    return kd + alpha * ce
+    return kd + alpha * ce + top1 * hard
 
 
 def sample_weights(teacher: np.ndarray | None, labels: np.ndarray, balance: float,
@@ -133,7 +137,8 @@ def _step(model: torch.nn.Module, optim: tuple, x: torch.Tensor, target: torch.T
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
         out = model(x).float()
     loss = distillation_loss(out, target, labels, cfg.temperature, cfg.alpha, values,
-                             (cfg.hint, out.shape[1] - hints) if hints else None, cfg.standardise)
+                             (cfg.hint, out.shape[1] - hints) if hints else None, cfg.standardise,
+                             cfg.top1)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 5.0)
