@@ -92,6 +92,11 @@ class TrainConfig:
                           "view (its hard answer, on every face, beside the KL term: the "
                           "figure the rule selects on is top-1 agreement)", low=0, preset=True,
                           fmt="{:g}")
+    dkd: float = setting(0.0, "decoupled KD (Zhao et al. 2022): the KL term split at the "
+                         "teacher's top-1 into the top class against the rest and the other "
+                         "classes among themselves, the latter weighted by this on every face "
+                         "(0: plain KD, which weights it by 1 - the teacher's top probability)",
+                         low=0, preset=True, fmt="{:g}")
     standardise: bool = setting(False, "distil on standardised logits (Sun et al. 2024): each "
                                 "face's logits less their mean over their spread, student and "
                                 "teacher alike; the student's logit scale is fitted to the "

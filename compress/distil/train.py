@@ -2,7 +2,8 @@
 
 Loss: KL divergence to the teacher's outputs softened at temperature T (scaled by T^2), plus
 alpha x cross-entropy where labels exist and ``top1`` x cross-entropy on the teacher's top-1
-class; with no teacher, cross-entropy alone. AdamW, cosine
+class (with ``dkd``, the KL term decoupled: :mod:`.decoupled`); with no teacher, cross-entropy
+alone. AdamW, cosine
 schedule with warm-up, mixed precision on CUDA, progress on a terminal or as log lines, a
 checkpoint each epoch (atomic) and resume, a fixed seed.
 
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 
 from motivnet_edge.compress.distil.augment import augmented_input, training_views
 from motivnet_edge.compress.distil.average import WeightAverage
+from motivnet_edge.compress.distil.decoupled import decoupled_kd
 from motivnet_edge.compress.distil.hints import hint_loss
 from motivnet_edge.compress.distil.selection import (
     AVERAGE_PREFIX,
@@ -82,23 +84,24 @@ def concordance_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def distillation_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor,
                       temperature: float, alpha: float, values: int = 0,
                       hint: tuple[float, int] | None = None, standard: bool = False,
-                      top1: float = 0.0) -> torch.Tensor:
+                      top1: float = 0.0, dkd: float = 0.0) -> torch.Tensor:
     """KD on the class logits plus ``alpha`` x cross-entropy where labels exist and ``top1`` x
     cross-entropy on the teacher's top-1 class of every row; rows that end in ``values``
     continuous outputs add :func:`concordance_loss` on those; ``hint`` (weight, width of a
     plain row): weight x :func:`~.hints.hint_loss` on the columns past it; ``standard``: the KD
-    term on :func:`~.standardise.standardised` logits."""
+    term on :func:`~.standardise.standardised` logits; ``dkd`` > 0: the KD term decoupled, its
+    part among the other classes weighted by it (:func:`~.decoupled.decoupled_kd`)."""
     if hint is not None and teacher is not None and out.shape[1] > hint[1]:
         weight, width = hint
         return distillation_loss(out[:, :width], teacher[:, :width], labels, temperature,
-                                 alpha, values, standard=standard, top1=top1) \
+                                 alpha, values, standard=standard, top1=top1, dkd=dkd) \
             + weight * hint_loss(out[:, width:], teacher[:, width:])
     if values:
         n = out.shape[1] - values
         regress = concordance_loss(out[:, n:], teacher[:, n:]) if teacher is not None else 0
         return distillation_loss(out[:, :n], None if teacher is None else teacher[:, :n],
                                  labels, temperature, alpha, standard=standard,
-                                 top1=top1) + regress
+                                 top1=top1, dkd=dkd) + regress
     has_label = labels >= 0
     ce = (F.cross_entropy(out[has_label], labels[has_label], label_smoothing=0.05)
           if has_label.any() else out.sum() * 0)
@@ -108,8 +111,9 @@ def distillation_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: t
     hard = F.cross_entropy(out, teacher.argmax(1), label_smoothing=0.05) if top1 else 0
     if standard:
         out, teacher = standardised(out), standardised(teacher)
-    kd = F.kl_div(F.log_softmax(out / t, 1), F.log_softmax(teacher / t, 1), log_target=True,
-                  reduction="batchmean") * t * t
+    kd = decoupled_kd(out, teacher, t, dkd) if dkd else F.kl_div(
+        F.log_softmax(out / t, 1), F.log_softmax(teacher / t, 1), log_target=True,
+        reduction="batchmean") * t * t
     return kd + alpha * ce + top1 * hard
 
 
@@ -138,7 +142,7 @@ def _step(model: torch.nn.Module, optim: tuple, x: torch.Tensor, target: torch.T
         out = model(x).float()
     loss = distillation_loss(out, target, labels, cfg.temperature, cfg.alpha, values,
                              (cfg.hint, out.shape[1] - hints) if hints else None, cfg.standardise,
-                             cfg.top1)
+                             cfg.top1, cfg.dkd)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 5.0)
