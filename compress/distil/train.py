@@ -3,9 +3,8 @@
 Loss: KL divergence to the teacher's outputs softened at temperature T (scaled by T^2), plus
 alpha x cross-entropy where labels exist and ``top1`` x cross-entropy on the teacher's top-1
 class (with ``dkd``, the KL term decoupled: :mod:`.decoupled`); with no teacher, cross-entropy
-alone. AdamW, cosine
-schedule with warm-up, mixed precision on CUDA, progress on a terminal or as log lines, a
-checkpoint each epoch (atomic) and resume, a fixed seed.
+alone. AdamW, cosine schedule with warm-up, mixed precision on CUDA, progress on a terminal or
+as log lines, a checkpoint each epoch (atomic) and resume, a fixed seed.
 
 Unlabelled real faces are skewed (the real teacher calls 59 % of faces-unlabelled happy): with
 ``balance`` > 0 batches are drawn with probability ~ freq(teacher's top-1)^-balance. A small data
@@ -91,23 +90,29 @@ def distillation_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: t
     plain row): weight x :func:`~.hints.hint_loss` on the columns past it; ``standard``: the KD
     term on :func:`~.standardise.standardised` logits; ``dkd`` > 0: the KD term decoupled, its
     part among the other classes weighted by it (:func:`~.decoupled.decoupled_kd`)."""
+    hinted = regress = 0
     if hint is not None and teacher is not None and out.shape[1] > hint[1]:
         weight, width = hint
-        return distillation_loss(out[:, :width], teacher[:, :width], labels, temperature,
-                                 alpha, values, standard=standard, top1=top1, dkd=dkd) \
-            + weight * hint_loss(out[:, width:], teacher[:, width:])
+        hinted = weight * hint_loss(out[:, width:], teacher[:, width:])
+        out, teacher = out[:, :width], teacher[:, :width]
     if values:
         n = out.shape[1] - values
-        regress = concordance_loss(out[:, n:], teacher[:, n:]) if teacher is not None else 0
-        return distillation_loss(out[:, :n], None if teacher is None else teacher[:, :n],
-                                 labels, temperature, alpha, standard=standard,
-                                 top1=top1, dkd=dkd) + regress
+        if teacher is not None:
+            regress = concordance_loss(out[:, n:], teacher[:, n:])
+            teacher = teacher[:, :n]
+        out = out[:, :n]
+    return _class_loss(out, teacher, labels, temperature, alpha, standard, top1, dkd) \
+        + regress + hinted
+
+
+def _class_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor, t: float,
+                alpha: float, standard: bool, top1: float, dkd: float) -> torch.Tensor:
+    """:func:`distillation_loss` on the class logits alone."""
     has_label = labels >= 0
     ce = (F.cross_entropy(out[has_label], labels[has_label], label_smoothing=0.05)
           if has_label.any() else out.sum() * 0)
     if teacher is None:
         return ce
-    t = temperature
     hard = F.cross_entropy(out, teacher.argmax(1), label_smoothing=0.05) if top1 else 0
     if standard:
         out, teacher = standardised(out), standardised(teacher)
