@@ -25,7 +25,7 @@ from motivnet_edge.benchmarks.host import describe, host_info, native_bf16
 from motivnet_edge.benchmarks.measure import time_runners
 from motivnet_edge.benchmarks.rows import Row, artifact_rows, classifier_row, recorded_teacher
 from motivnet_edge.targets.classifier_spec import load_spec
-from motivnet_edge.targets.engine import kl_divergence
+from motivnet_edge.targets.engine import ENGINES, kl_divergence
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import SUFFIXES
 from motivnet_edge.targets.labels import AFFECTNET7
@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", type=Path, help="the full model's file, when the artifacts' "
                    "record of it does not point to one here")
     p.add_argument("--teacher-spec", help="its classifier spec (an exported teacher)")
+    p.add_argument("--teacher-engine", choices=sorted(ENGINES),
+                   help="the engine an exported teacher runs in (default: the one the "
+                        "artifacts' record names, the teacher the student learnt from; else "
+                        "its format's)")
     p.add_argument("--full-model", help="time MotivNet itself: a size (motivnet-1b)")
     p.add_argument("--checkpoint", type=Path, help="the full model's weights (MotivNet.pth)")
     p.add_argument("--speed-only", action="store_true",
@@ -139,7 +143,8 @@ def full_model_rows(args: argparse.Namespace, info: dict) -> list[Row]:
                 spec = load_spec(args.teacher_spec) if args.teacher_spec else \
                     _spec_from_record(record, path)
                 rows.append(classifier_row(path, spec, f"teacher ({path.name})", "teacher",
-                                           args.threads))
+                                           args.threads,
+                                           args.teacher_engine or identity.get("engine")))
             else:
                 rows += motivnet_rows(identity.get("model", "motivnet-1b"), path,
                                       native_bf16(info), args.threads,

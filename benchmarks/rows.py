@@ -14,7 +14,7 @@ from pathlib import Path
 from motivnet_edge.benchmarks.measure import Runner, engine_runner
 from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
-from motivnet_edge.targets.engine import EngineOptions, engine_class, engines_for
+from motivnet_edge.targets.engine import EngineOptions, engine_class, engine_for_file, engines_for
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.formats import REJECTED, artifact_name, format_of, is_artifact
 from motivnet_edge.targets.metadata import artifact_bytes, output_spec, read_metadata
@@ -123,12 +123,13 @@ def simulated_row(folder: Path, path: Path, meta: dict) -> Row | None:
 
 
 def classifier_row(path: Path, spec: ClassifierSpec, name: str, kind: str,
-                   threads: int) -> Row:
-    """An exported classifier (a teacher or a baseline) in its format's engine."""
-    fmt = format_of(path)
+                   threads: int, engine: str | None = None) -> Row:
+    """An exported classifier (a teacher or a baseline) in ``engine`` (default: its format's).
+    """
+    engine = engine_for_file(path, engine, name)
     meta = {"labels": list(spec.labels), "crop": spec.crop.to_dict()}
-    row = Row(name, kind, fmt.engine, "cpu", "as exported", path.name, artifact_bytes(path))
-    row.runner = engine_runner(path, None, EngineOptions(threads=threads), metadata=meta,
+    row = Row(name, kind, engine, "cpu", "as exported", path.name, artifact_bytes(path))
+    row.runner = engine_runner(path, engine, EngineOptions(threads=threads), metadata=meta,
                                to_logits=spec.logits, to_values=spec.values)
     row.runner.labels = spec.labels
     return row

@@ -55,6 +55,18 @@ def engines_for(fmt: str) -> list[str]:
     return [default, *(n for n in others if n != default)]
 
 
+def engine_for_file(path: Path, engine: str | None, what: str) -> str:
+    """The engine to run ``path`` in: ``engine`` when it opens the file's format, the format's
+    own when None; an error naming ``what`` and the engines that would otherwise."""
+    fmt = format_of(path)
+    if engine is None:
+        return fmt.engine
+    if engine not in engines_for(fmt.name):
+        raise MotivnetError(f"{what}: engine {engine} cannot run a {fmt.name} file (it runs in "
+                            f"{', '.join(engines_for(fmt.name))})")
+    return engine
+
+
 @dataclass
 class InputInfo:
     """What the loaded artifact expects: shape (batch axis first; -1 when dynamic), dtype,

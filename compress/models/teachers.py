@@ -18,7 +18,7 @@ import torch
 from motivnet_edge.compress.models.checkpoints import is_torchscript, load_checkpoint
 from motivnet_edge.compress.models.motivnet import build_motivnet, crop_spec_for, inference_dtype
 from motivnet_edge.targets.classifier_spec import ClassifierSpec, OutputLayout
-from motivnet_edge.targets.engine import EngineOptions, engines_for, load_engine_with_metadata
+from motivnet_edge.targets.engine import EngineOptions, engine_for_file, load_engine_with_metadata
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.files import sha256_file
 from motivnet_edge.targets.formats import SUFFIXES
@@ -161,11 +161,7 @@ def load_teacher(path: Path, spec: ClassifierSpec | None = None, model: str = "m
         log.info("teacher %s: input %s %s %s, labels %s", path, spec.crop.input_shape,
                  spec.crop.color, spec.crop.region, list(spec.labels))
         if fmt is not None:
-            if engine is not None and engine != fmt.engine:
-                if engine not in engines_for(fmt.name):
-                    raise MotivnetError(f"teacher {path}: engine {engine} cannot run a "
-                                        f"{fmt.name} file (it runs in "
-                                        f"{', '.join(engines_for(fmt.name))})")
+            if engine_for_file(path, engine, f"teacher {path}") != fmt.engine:
                 identity["engine"] = engine
             teacher = EngineTeacher(path, {"kind": fmt.name, **identity}, spec, device=device)
         else:
