@@ -42,10 +42,9 @@ AVERAGED = "every engine, probabilities averaged"
 
 
 def engine_teachers(record) -> dict:
-    """The run's teacher (its ``TeacherRecord``) loaded in each engine here that opens its
-    file, by engine name; OpenCV's DNN module too for an ONNX file it reads."""
-    from motivnet_edge.compress.models.teachers import load_teacher, spec_from_file
-    from motivnet_edge.targets.classifier_spec import ClassifierSpec
+    """The run's teacher (its ``TeacherRecord``) loaded again in each engine here that opens
+    its file, by engine name; OpenCV's DNN module too for an ONNX file it runs."""
+    from motivnet_edge.compress.models.teachers import reload_teacher
     from motivnet_edge.targets.engine import engines_for, runtime_installed
     from motivnet_edge.targets.formats import SUFFIXES
 
@@ -54,14 +53,11 @@ def engine_teachers(record) -> dict:
     if fmt is None:
         raise MotivnetError(f"the run's teacher {path.name} is a {record.identity.get('kind')} "
                             f"model, run in torch alone: engines are compared on exported files")
-    if not path.is_file():
-        raise MotivnetError(f"the teacher {path} this run was distilled from is gone")
-    spec = ClassifierSpec.from_dict(record.spec, "recorded teacher spec")
-    teachers = {engine: load_teacher(path, spec, precision="fp32", engine=engine)
+    teachers = {engine: reload_teacher(record, engine=engine)
                 for engine in engines_for(fmt.name) if runtime_installed(engine)}
     if fmt.name == "onnx":
         try:
-            teacher = OpenCvTeacher(path, spec_from_file(path, spec))
+            teacher = OpenCvTeacher(path, next(iter(teachers.values())).spec)
             teacher._logits(np.zeros(teacher.crop.input_shape, np.float32))  # runs at all?
             teachers[OPENCV] = teacher
         except Exception as exc:  # noqa: BLE001 - cv2.error for a graph its DNN cannot run
@@ -161,8 +157,8 @@ def plot_matrix(result: dict, path: Path, title: str) -> None:
     short = [n if n.startswith("teacher in ") else f"{Path(n).parent.name}/{Path(n).name}"
              for n in names]
     ax.set_yticks(range(len(names)), short, fontsize=8)
-    ax.set_xticks(range(len(refs)), [f"against the\nteacher in\n{r}".replace(
-        "in\nevery engine, ", "in every\nengine, ") for r in refs], fontsize=8)
+    ax.set_xticks(range(len(refs)), [textwrap.fill(f"against the teacher in {r}", 20)
+                                     for r in refs], fontsize=8)
     ax.set_title("\n".join(textwrap.wrap(title, 64)), fontsize=9)
     fig.tight_layout()
     save(fig, path)

@@ -172,9 +172,10 @@ def load_teacher(path: Path, spec: ClassifierSpec | None = None, model: str = "m
     return teacher
 
 
-def reload_teacher(record, device: str = "cpu") -> Teacher:
+def reload_teacher(record, device: str = "cpu", engine: str | None = None) -> Teacher:
     """The teacher a distil stage recorded (:class:`~motivnet_edge.compress.runfolder.
-    TeacherRecord`), loaded again from its file, which must be unchanged."""
+    TeacherRecord`), loaded again from its file, which must be unchanged; an exported one in
+    ``engine`` (default: the engine it was recorded with)."""
     path = Path(record.path)
     if not path.is_file():
         raise MotivnetError(f"the teacher {path} this folder was distilled from is gone")
@@ -182,4 +183,4 @@ def reload_teacher(record, device: str = "cpu") -> Teacher:
         raise MotivnetError(f"the teacher {path} changed since this folder was distilled")
     spec = ClassifierSpec.from_dict(record.spec, "recorded teacher spec")
     return load_teacher(path, spec, record.identity.get("model", "motivnet-1b"), device,
-                        "fp32", record.identity.get("engine"))
+                        "fp32", engine or record.identity.get("engine"))
