@@ -4,8 +4,9 @@ rknn-toolkit2 2.5.0 pins numpy<=1.26.4, onnx<=1.18 and protobuf<=4.25.4, which t
 environment cannot share; it is installed into its own venv (:func:`install`, ``make
 rknn-toolkit``) and driven as a subprocess (``rknn_worker.py``). It imports torch when it loads,
 though converting ONNX never calls it, and its pin (torch<=2.4.0) has no CPU build on PyPI for
-this Python: the venv reaches the compress environment's torch through a ``.pth`` line placed
-after its own packages, so its own numpy and onnx come first.
+this Python: each request names the folder holding the compress environment's torch, which the
+worker appends after the venv's own packages, so its own numpy and onnx come first. (Named per
+call, not written into the venv: a cached venv outlives the checkout that installed it.)
 
 The toolkit's simulator runs only a model built in the same session, so every RKNN file is
 built and simulated on the held-out crops in one call; the rows are kept under
@@ -22,6 +23,7 @@ FP32 ONNX calibrated by the toolkit on the same calibration crops as every forma
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -40,7 +42,7 @@ from motivnet_edge.targets.files import cache_dir
 log = logging.getLogger(__name__)
 
 TOOLKIT = "rknn-toolkit2==2.5.0"
-# the toolkit's own requirements but torch (reached through the .pth line)
+# the toolkit's own requirements but torch (the compress environment's: torch_site)
 TOOLKIT_DEPS = ("numpy<=1.26.4", "onnx>=1.16.1,<=1.18.0", "protobuf>=4.21.6,<=4.25.4",
                 "onnxruntime>=1.17.0", "opencv-python-headless>=4.5.5.64", "psutil>=5.9.0",
                 "ruamel.yaml>=0.17.21", "scipy>=1.9.3", "tqdm>=4.64.1", "fast-histogram>=0.11")
@@ -68,22 +70,30 @@ def missing_reason() -> str | None:
     return None
 
 
+def torch_site() -> str:
+    """The folder that holds this environment's torch: the toolkit imports torch when it loads,
+    and its venv reaches it there (appended after its own packages, so its pins win). Found on
+    every call, not written into the venv, which outlives the environment that installed it."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        raise MotivnetError("rknn-toolkit2 imports torch, which this environment lacks: "
+                            "install the package's compress extras (make install)")
+    return str(Path(spec.origin).parents[1])
+
+
 def install(venv: Path | None = None) -> Path:
     """Create the toolkit's venv (its requirements but torch, then the toolkit without its
-    dependencies, then the .pth line that reaches this environment's torch). Returns its
+    dependencies) and check that it imports with this environment's torch. Returns its
     python."""
-    import torch
-
     venv = Path(venv or toolkit_venv())
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
            "--disable-pip-version-check"]
     subprocess.run([*pip, *TOOLKIT_DEPS], check=True)
     subprocess.run([*pip, "--no-deps", TOOLKIT], check=True)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "zz-torch-from-compress.pth").write_text(str(Path(torch.__file__).parents[1]) + "\n")
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-c", "from rknn.api import RKNN"], check=True)
+    check = f"import sys; sys.path.append({torch_site()!r}); from rknn.api import RKNN"
+    subprocess.run([str(python), "-c", check], check=True)
     return python
 
 
@@ -104,7 +114,8 @@ def build(source: Path, out: Path, platform: str, held_out: np.ndarray,
         req = {"source": str(source), "out": str(out), "platform": platform,
                "quantize": calibration is not None, "algorithm": algorithm,
                "optimization_level": optimization_level,
-               "inputs": str(d / "held_out.npy"), "rows": str(d / "rows.npy")}
+               "inputs": str(d / "held_out.npy"), "rows": str(d / "rows.npy"),
+               "torch_site": torch_site()}
         np.save(req["inputs"], held_out.astype(np.float32))
         if calibration is not None:
             req["calibration"] = str(d / "calibration.npy")

@@ -8,8 +8,10 @@ The request (JSON): ``source`` ONNX path; ``out`` the .rknn path; ``platform`` (
 ``quantize`` (False for a graph that carries its own Quantize/DequantizeLinear pairs);
 ``algorithm`` (normal, mmse, kl_divergence); ``calibration`` an .npy of NCHW inputs (when
 quantising); ``inputs`` an .npy of NCHW inputs to simulate; ``rows`` the .npy the simulated
-outputs go to (one row per input, outputs side by side). The last line printed is a JSON
-object: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}`` (exit status 1).
+outputs go to (one row per input, outputs side by side); ``torch_site`` the folder holding
+the compress environment's torch, appended to the path before the toolkit is imported (it
+imports torch when it loads). The last line printed is a JSON object: ``{"ok": true, ...}``
+or ``{"ok": false, "error": "..."}`` (exit status 1).
 """
 
 import contextlib
@@ -44,6 +46,9 @@ def _dataset(calibration: str, folder: Path) -> str:
 
 def build_and_simulate(req: dict, log: io.StringIO) -> dict:
     import onnx
+
+    if req.get("torch_site"):
+        sys.path.append(req["torch_site"])
     from rknn.api import RKNN
 
     source = onnx.load(req["source"], load_external_data=False)
