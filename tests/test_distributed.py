@@ -29,6 +29,7 @@ from motivnet_edge.targets.errors import MotivnetError
 pytestmark = pytest.mark.slow
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone",
             "--nproc-per-node", "2"]
+FACES = 600  # synthetic faces for the two-process compress: half the default, to keep CI short
 
 
 def _torchrun(args: list[str], log: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen:
@@ -47,7 +48,8 @@ def _shares(text: str, desc: str) -> dict[int, tuple[int, int]]:
 
 def test_two_processes_compress_to_gated_full_int8_with_the_teacher_pass_split(tmp_path):
     out, cache, log = tmp_path / "out", tmp_path / "cache", tmp_path / "torchrun.log"
-    proc = _torchrun(["compress", "--out", str(out), "--cache-dir", str(cache), "--quiet"], log)
+    proc = _torchrun(["compress", "--out", str(out), "--cache-dir", str(cache), "--quiet",
+                      "--synthetic", str(FACES)], log)
     assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
     text = log.read_text()
     for desc in ("teacher", "teacher, mirrored"):  # each rank taught its own share
@@ -55,7 +57,7 @@ def test_two_processes_compress_to_gated_full_int8_with_the_teacher_pass_split(t
         assert set(shares) == {0, 1}, text[-3000:]
         total = shares[0][1]
         assert all(n > 0 for n, _ in shares.values())
-        assert sum(n for n, _ in shares.values()) == total == 1200
+        assert sum(n for n, _ in shares.values()) == total == FACES
     shards = {p.name.split("-")[1] for p in cache.rglob("shard-*.npz")}
     assert shards == {"r0", "r1"}
     assert len(re.findall(r"finding faces, rank \d of 2: \d+ face crops", text)) == 2
@@ -68,7 +70,7 @@ def test_two_processes_compress_to_gated_full_int8_with_the_teacher_pass_split(t
     assert all(a["precision"] == "int8" and a["status"] == "ok" for a in int8.values()), int8
 
     # the same faces, in the same order, and so the same held-out faces as one process finds
-    one = collect(synthetic=DataConfig.synthetic, seed=0, progress=False)
+    one = collect(synthetic=FACES, seed=0, progress=False)
     two = CropSet.load(RunFolder(out).faces(calibrated=False)[0])
     assert two.hashes == one.hashes
     held_out = split_index(one.hashes, DataConfig.val_fraction)[1]
