@@ -92,8 +92,9 @@ def install(venv: Path | None = None) -> Path:
     subprocess.run([*pip, *TOOLKIT_DEPS], check=True)
     subprocess.run([*pip, "--no-deps", TOOLKIT], check=True)
     python = venv / "bin" / "python"
-    check = f"import sys; sys.path.append({torch_site()!r}); from rknn.api import RKNN"
-    subprocess.run([str(python), "-c", check], check=True)
+    problem = broken_reason(python)
+    if problem is not None:
+        raise MotivnetError(problem)
     return python
 
 
@@ -198,18 +199,40 @@ def weights_only(fp32: Path, tmp: Path) -> None:
     raise MotivnetError("RKNN has no weights-only INT8: the NPU runs w8a8 or float16")
 
 
+def broken_reason(python: Path) -> str | None:
+    """Why the toolkit venv at ``python`` cannot import the toolkit (with this environment's
+    torch), or None: a venv left by another checkout or Python can be there and not work."""
+    check = f"import sys; sys.path.append({torch_site()!r}); from rknn.api import RKNN"
+    res = subprocess.run([str(python), "-c", check], capture_output=True, text=True)
+    if res.returncode == 0:
+        return None
+    last = [line for line in res.stderr.splitlines() if line.strip()][-1:] or [""]
+    return f"rknn-toolkit2 in {python.parents[1]} does not import: {last[0].strip()}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Install rknn-toolkit2 into its own venv (``--install``) or say where it is."""
+    """Install rknn-toolkit2 into its own venv (``--install``: again when the one there does
+    not import) or say where it is."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--install", action="store_true")
     args = parser.parse_args(argv)
-    if args.install and toolkit_python() is None:
+    python = toolkit_python()
+    problem = missing_reason() if python is None else broken_reason(python)
+    if args.install and problem is not None:
+        if python is not None:
+            print(f"{problem}: installing it again", flush=True)
+            shutil.rmtree(toolkit_venv())
         print(f"installing {TOOLKIT} into {toolkit_venv()}", flush=True)
-        install()
-    print(missing_reason() or f"rknn-toolkit2: {toolkit_python()}")
-    return 0 if toolkit_python() else 1
+        try:
+            python, problem = install(), None
+        except subprocess.CalledProcessError as exc:
+            problem = f"installing {TOOLKIT} into {toolkit_venv()} failed: {exc}"
+        except MotivnetError as exc:
+            problem = str(exc)
+    print(problem or f"rknn-toolkit2: {python}")
+    return 0 if problem is None else 1
 
 
 if __name__ == "__main__":
