@@ -47,8 +47,7 @@ def _dataset(calibration: str, folder: Path) -> str:
 def build_and_simulate(req: dict, log: io.StringIO) -> dict:
     import onnx
 
-    if req.get("torch_site"):
-        sys.path.append(req["torch_site"])
+    sys.path.append(req["torch_site"])
     from rknn.api import RKNN
 
     source = onnx.load(req["source"], load_external_data=False)
