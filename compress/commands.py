@@ -232,7 +232,7 @@ def _describe(args: argparse.Namespace, cfg: DistilConfig, world: World) -> None
           + (f" ({train.batch // world.size} on each of {world.size} processes)"
              if world.distributed else "") + f", augment {train.augment}"
           + (f", the teacher run on every view (mixup {train.mixup}, cutmix {train.cutmix}, "
-             f"warp {train.warp}, hint {train.hint})"
+             f"warp {train.warp}, boundary {train.boundary}, hint {train.hint})"
              if train.consistent else ", the teacher's cached outputs"), file=sys.stderr)
 
 

@@ -85,6 +85,11 @@ class TrainConfig:
                           "(mouth corners, lower lip, brows moved; faces aligned on five "
                           "landmarks, with --consistent only: the teacher labels the result)",
                           low=0, high=1, preset=True, fmt="{:g}")
+    boundary: float = setting(0.0, "share of each batch moved toward the student's own "
+                              "decision boundary (one gradient step toward its runner-up "
+                              "class, up to 8 pixel levels) before the teacher labels it "
+                              "(with --consistent only)", low=0, high=1, preset=True,
+                              fmt="{:g}")
     hint: float = setting(0.0, "weight of matching the teacher's penultimate features with a "
                           "linear layer on the student's, dropped after training (an ONNX "
                           "teacher, with --consistent only)", low=0, preset=True, fmt="{:g}")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from motivnet_edge.compress.distil.augment import require_aligned
+from motivnet_edge.compress.distil.boundary import require_same_cut
 from motivnet_edge.compress.distil.data import MIRROR, CropSet, Mirrored, collect, split_index
 from motivnet_edge.compress.distil.hints import Hinted, HintTeacher
 from motivnet_edge.compress.distil.selection import held_out_halves
@@ -45,9 +46,14 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
     if cfg.train.warp > 0 and cfg.train.consistent:
         require_aligned(teacher.crop, f"teacher {teacher.path or 'built-in'}")
     hints = _hints(teacher, cfg)
-    crops, logits, mirrored = _teach(folder, teacher, cfg, world)
     student = cfg.student
     spec = student_spec(student.name, student.size, cfg.data.margin, teacher.crop)
+    if cfg.train.boundary > 0:
+        if not cfg.train.consistent:
+            raise MotivnetError("--boundary needs --consistent: the teacher labels each moved "
+                                "view")
+        require_same_cut(spec, teacher.crop)
+    crops, logits, mirrored = _teach(folder, teacher, cfg, world)
     if world.main:
         write_json(folder.record, _record(teacher, cfg, spec, crops).to_dict())
     tr, va = split_index(crops.hashes, cfg.data.val_fraction)

@@ -13,9 +13,9 @@ set gets more epochs than asked for, up to ``min_steps`` optimizer steps.
 With ``consistent`` (and a teacher given to :func:`train`), the teacher is run every step on the
 very view the student is shown (augmented, a share ``mixup`` of it blended with another face and
 a share ``cutmix`` given a part of another), instead of its cached outputs for the plain face:
-fixed answers for faces seen in many disguises are memorised, which raised agreement on
-held-out unlabelled crops while lowering it on labelled photos of another domain. The cached
-outputs still drive the balanced sampling.
+fixed answers for faces seen in many disguises are memorised. The cached outputs still drive the
+balanced sampling. With ``boundary``, a share of the views is first moved toward the student's
+own decision boundary (:mod:`.boundary`).
 
 Every epoch is measured on the held-out faces, per half when the halves are given
 (:mod:`.selection`); with ``ema`` a moving average of the weights (:mod:`.average`) is kept,
@@ -33,19 +33,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from motivnet_edge.compress.distil.augment import augmented_input, training_views
 from motivnet_edge.compress.distil.average import WeightAverage
-from motivnet_edge.compress.distil.decoupled import decoupled_kd
-from motivnet_edge.compress.distil.hints import hint_loss
+from motivnet_edge.compress.distil.boundary import toward_boundary
+from motivnet_edge.compress.distil.losses import distillation_loss
 from motivnet_edge.compress.distil.selection import (
     AVERAGE_PREFIX,
     evaluate,
     halves_figures,
     prefers_average,
 )
-from motivnet_edge.compress.distil.standardise import standardised
 from motivnet_edge.compress.distil.world import SINGLE, World
 from motivnet_edge.compress.inference import channels_last, predict
 from motivnet_edge.compress.models.checkpoints import save_checkpoint
@@ -67,59 +65,6 @@ def make_tensor(crops: Sequence[FaceImage], spec: CropSpec, rng=None,
     else:
         batch = make_inputs(crops, spec)
     return channels_last(batch)
-
-
-def concordance_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error plus 1 - CCC per column, averaged: the squared error fits each value,
-    the concordance term the spread and correlation over the batch (what CAGE trains with)."""
-    mse = F.mse_loss(pred, target)
-    pm, tm = pred.mean(0), target.mean(0)
-    cov = ((pred - pm) * (target - tm)).mean(0)
-    ccc = 2 * cov / (pred.var(0, unbiased=False) + target.var(0, unbiased=False)
-                     + (pm - tm) ** 2 + 1e-8)
-    return mse + (1 - ccc).mean()
-
-
-def distillation_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor,
-                      temperature: float, alpha: float, values: int = 0,
-                      hint: tuple[float, int] | None = None, standard: bool = False,
-                      top1: float = 0.0, dkd: float = 0.0) -> torch.Tensor:
-    """KD on the class logits plus ``alpha`` x cross-entropy where labels exist and ``top1`` x
-    cross-entropy on the teacher's top-1 class of every row; rows that end in ``values``
-    continuous outputs add :func:`concordance_loss` on those; ``hint`` (weight, width of a
-    plain row): weight x :func:`~.hints.hint_loss` on the columns past it; ``standard``: the KD
-    term on :func:`~.standardise.standardised` logits; ``dkd`` > 0: the KD term decoupled, its
-    part among the other classes weighted by it (:func:`~.decoupled.decoupled_kd`)."""
-    hinted = regress = 0
-    if hint is not None and teacher is not None and out.shape[1] > hint[1]:
-        weight, width = hint
-        hinted = weight * hint_loss(out[:, width:], teacher[:, width:])
-        out, teacher = out[:, :width], teacher[:, :width]
-    if values:
-        n = out.shape[1] - values
-        if teacher is not None:
-            regress = concordance_loss(out[:, n:], teacher[:, n:])
-            teacher = teacher[:, :n]
-        out = out[:, :n]
-    return _class_loss(out, teacher, labels, temperature, alpha, standard, top1, dkd) \
-        + regress + hinted
-
-
-def _class_loss(out: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor, t: float,
-                alpha: float, standard: bool, top1: float, dkd: float) -> torch.Tensor:
-    """:func:`distillation_loss` on the class logits alone."""
-    has_label = labels >= 0
-    ce = (F.cross_entropy(out[has_label], labels[has_label], label_smoothing=0.05)
-          if has_label.any() else out.sum() * 0)
-    if teacher is None:
-        return ce
-    hard = F.cross_entropy(out, teacher.argmax(1), label_smoothing=0.05) if top1 else 0
-    if standard:
-        out, teacher = standardised(out), standardised(teacher)
-    kd = decoupled_kd(out, teacher, t, dkd) if dkd else F.kl_div(
-        F.log_softmax(out / t, 1), F.log_softmax(teacher / t, 1), log_target=True,
-        reduction="batchmean") * t * t
-    return kd + alpha * ce + top1 * hard
 
 
 def sample_weights(teacher: np.ndarray | None, labels: np.ndarray, balance: float,
@@ -213,12 +158,14 @@ def _resume(checkpoint: Path, cfg: TrainConfig, model, opt, sched, device,
 
 
 def _inputs(batch: list[FaceImage], spec: CropSpec, cfg: TrainConfig, rng,
-            teacher: Teacher | None, cached: torch.Tensor | None
+            teacher: Teacher | None, cached: torch.Tensor | None, push=None
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One step's student input and target: with ``teacher`` (consistent distillation) the
-    teacher run on the very views the student sees, else the ``cached`` outputs."""
+    teacher run on the very views the student sees (``push``: a function that moves some of
+    them first, :mod:`.boundary`), else the ``cached`` outputs."""
     if teacher is not None:
-        views, teacher_views = training_views(batch, (spec, teacher.crop), rng, cfg)
+        views = training_views(batch, (spec, teacher.crop), rng, cfg)
+        views, teacher_views = push(views) if push else views
         return (channels_last(normalize_batch(views, spec)),
                 torch.from_numpy(teacher.predict_cut(teacher_views)))
     return make_tensor(batch, spec, rng, cfg.augment, cfg.zoom), cached
@@ -259,12 +206,15 @@ def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch
     views = np.random.default_rng([cfg.seed * 1000 + epoch, world.rank]) \
         if world.distributed else rng
     hints = getattr(teacher, "width", 0) if cfg.hint > 0 else 0  # hint columns in each row
+    moves = np.random.default_rng([cfg.seed * 1000 + epoch, world.rank, 2])  # views' draws kept
+    push = (lambda v: toward_boundary(getattr(model, "module", model), v, spec, moves,
+                                      cfg.boundary, values + hints)) if cfg.boundary else None
     running, began = 0.0, time.monotonic()
     for step in range(steps):
         idx = data.mine(order, step, cfg.batch)
         x, target = _inputs([data.crops[i] for i in idx], spec, cfg, views,
                             teacher if cfg.consistent else None,
-                            None if data.teacher is None else data.teacher[idx])
+                            None if data.teacher is None else data.teacher[idx], push)
         loss = _step(model, optim, x.to(device), None if target is None else target.to(device),
                      data.labels[idx].to(device), cfg, values, hints)
         if average is not None:
