@@ -14,10 +14,14 @@ from motivnet_edge.compress.distil.boundary import (
 )
 from motivnet_edge.compress.distil.train import train
 from motivnet_edge.compress.models.students import student_spec
+from motivnet_edge.compress.models.teachers import TorchTeacher
 from motivnet_edge.compress.settings import TrainConfig
+from motivnet_edge.experiments.boundary_probe import probe
+from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.errors import MotivnetError
-from motivnet_edge.targets.preprocess import CropSpec, cut, normalize_batch
-from tests.helpers import TinyNet, cli, output
+from motivnet_edge.targets.labels import AFFECTNET7
+from motivnet_edge.targets.preprocess import CropSpec, FaceImage, cut, normalize_batch
+from tests.helpers import FixedLogits, TinyNet, cli, output
 from tests.test_consistent_distillation import STUDENT, TEACHER, brightness_teacher, noise_face
 
 SPEC = CropSpec(height=32, width=32, color="rgb")
@@ -139,3 +143,19 @@ def test_distil_refuses_it_without_consistent_teaching_or_with_another_cut(tmp_p
                   "--epochs", "1", "--boundary", "0.5", *extra, "--quiet")
         assert bad.returncode != 0 and named in output(bad), output(bad)
         assert "Traceback" not in output(bad) and not (tmp_path / "bad").exists()
+
+
+def test_the_probe_sees_a_teacher_that_is_the_student_follow_it_on_every_move():
+    """The probe's teacher is the student itself, on the same cut: whatever the move does to the
+    student it does to the teacher; a teacher that ignores its input never changes."""
+    model = _student().eval()
+    faces = [FaceImage(f) for f in _faces(n=40)]
+    same = TorchTeacher(model, {"kind": "torch"}, ClassifierSpec(AFFECTNET7, SPEC, "logits"))
+    result = probe(model, SPEC, same, faces, [8.0], batch=16)
+    row = result["steps"]["8"]
+    assert result["faces"] == 40 and result["agreement_before"] == 1
+    assert row["student_flips"] > 0.2 and row["teacher_flips"] == row["student_flips"]
+    assert row["teacher_follows"] == 1 and row["agreement"] == 1
+    fixed = TorchTeacher(FixedLogits([0.0, 1, 2, 3, 4, 5, 6]), {"kind": "torch"},
+                         ClassifierSpec(AFFECTNET7, SPEC, "logits"))
+    assert probe(model, SPEC, fixed, faces, [8.0])["steps"]["8"]["teacher_flips"] == 0

@@ -88,7 +88,14 @@ def toward_boundary(model: torch.nn.Module, views: Sequence[np.ndarray], spec: C
         return list(views)
     sign = boundary_direction(model, views[0][chosen], spec, extra)
     step = rng.uniform(0.0, STEP, len(chosen)).astype(np.float32).reshape(-1, 1, 1, 1)
-    move = sign * step
+    return moved_views(views, chosen, sign * step)
+
+
+def moved_views(views: Sequence[np.ndarray], chosen: np.ndarray, move: np.ndarray
+                ) -> list[np.ndarray]:
+    """``views`` (uint8 stacks of the same faces) with the faces ``chosen`` moved by ``move``
+    (levels, len(chosen) x H x W x 3 at the first stack's size): resized to each stack's size
+    (averaged over the pixels each of its pixels covers), rounded, clipped to 0..255."""
     out = []
     for stack in views:
         h, w = stack.shape[1:3]

@@ -1,0 +1,111 @@
+"""What a move toward the student's boundary (``distil --boundary``) does to the student and to
+its teacher: on a run's held-out faces, each face moved by a signed gradient step of a fixed
+size toward the student's runner-up class (:mod:`motivnet_edge.compress.distil.boundary`), the
+teacher run on the same move of its own cut. For each step: how often the student's and the
+teacher's top-1 change, how often the teacher follows the student to the same new class, and
+their agreement before and after. A move that flips the student and not the teacher is a face
+that teaches the student where its boundary is wrong.
+
+    python -m motivnet_edge.experiments.boundary_probe --run OUT [--weights STATE.pth]
+        [--steps 2,4,8] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motivnet_edge.benchmarks.agreement import held_out
+from motivnet_edge.benchmarks.host import cpu_info
+from motivnet_edge.compress.distil.augment import whole_face
+from motivnet_edge.compress.distil.boundary import boundary_direction, moved_views
+from motivnet_edge.targets.errors import MotivnetError
+from motivnet_edge.targets.files import write_json
+from motivnet_edge.targets.preprocess import cut, normalize_batch
+
+
+def _student_top1(model, cuts: np.ndarray, spec) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(normalize_batch(cuts, spec))).argmax(1).numpy()
+
+
+def probe(model, spec, teacher, faces, steps: list[float], batch: int = 64) -> dict:
+    """Per step (levels): ``student_flips``, ``teacher_flips`` (shares of faces whose top-1
+    changed), ``teacher_follows`` (of the faces the student changed on, the share where the
+    teacher changed to the same class), ``agreement`` after the move; ``agreement_before``."""
+    counts = {s: np.zeros(4) for s in steps}
+    before, n = 0, len(faces)
+    for i in range(0, n, batch):
+        part = faces[i:i + batch]
+        cuts = [np.stack([cut(f.image, whole_face(f), c) for f in part])
+                for c in (spec, teacher.crop)]
+        sign = boundary_direction(model, cuts[0], spec)
+        s0, t0 = _student_top1(model, cuts[0], spec), teacher.predict_cut(cuts[1]).argmax(1)
+        before += int((s0 == t0).sum())
+        for step in steps:
+            mine, theirs = moved_views(cuts, np.arange(len(part)), sign * np.float32(step))
+            s1, t1 = _student_top1(model, mine, spec), teacher.predict_cut(theirs).argmax(1)
+            flipped = s1 != s0
+            counts[step] += [flipped.sum(), (t1 != t0).sum(), (flipped & (t1 == s1)).sum(),
+                             (s1 == t1).sum()]
+    rows = {}
+    for step, (sf, tf, follows, agree) in counts.items():
+        rows[f"{step:g}"] = {"student_flips": sf / n, "teacher_flips": tf / n,
+                             "teacher_follows": follows / sf if sf else None,
+                             "agreement": agree / n}
+    return {"faces": n, "agreement_before": before / n, "steps": rows}
+
+
+def table(result: dict) -> str:
+    lines = ["| step (levels) | student's top-1 changes | teacher's top-1 changes | teacher "
+             "follows the student | agreement after |", "|---|---|---|---|---|"]
+    for step, r in result["steps"].items():
+        follows = "-" if r["teacher_follows"] is None else f"{r['teacher_follows']:.3f}"
+        lines.append(f"| {step} | {r['student_flips']:.3f} | {r['teacher_flips']:.3f} | "
+                     f"{follows} | {r['agreement']:.4f} |")
+    return "\n".join([f"{result['faces']} held-out faces, agreement before the move "
+                      f"{result['agreement_before']:.4f}", *lines])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: a run's student (or ``--weights``) and teacher under moves toward the
+    student's boundary, on the run's held-out faces."""
+    ap = argparse.ArgumentParser(prog="python -m motivnet_edge.experiments.boundary_probe",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="a finished distil run folder")
+    ap.add_argument("--weights", type=Path, help="a state dict for the run's student "
+                    "(default: the run's own)")
+    ap.add_argument("--steps", default="2,4,8", help="step sizes in pixel levels")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        from motivnet_edge.compress.distil.distilled import load_distilled
+
+        steps = [float(s) for s in args.steps.split(",")]
+        run = load_distilled(args.run)
+        if args.weights:
+            if not args.weights.is_file():
+                raise MotivnetError(f"--weights {args.weights}: no such file")
+            run.model.load_state_dict(torch.load(args.weights, map_location="cpu",
+                                                 weights_only=True))
+        data = held_out(args.run)
+        result = probe(run.model.eval(), run.spec, data["teacher_model"](), data["faces"], steps)
+    except ValueError:
+        print(f"error: --steps {args.steps!r}: give numbers separated by commas", file=sys.stderr)
+        return 2
+    except MotivnetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result["cpu"] = cpu_info()
+    print(table(result))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
