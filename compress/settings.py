@@ -87,9 +87,12 @@ class TrainConfig:
                           low=0, high=1, preset=True, fmt="{:g}")
     boundary: float = setting(0.0, "share of each batch moved toward the student's own "
                               "decision boundary (one gradient step toward its runner-up "
-                              "class, up to 8 pixel levels) before the teacher labels it "
-                              "(with --consistent only)", low=0, high=1, preset=True,
+                              "class, up to --boundary-step pixel levels) before the teacher "
+                              "labels it (with --consistent only)", low=0, high=1, preset=True,
                               fmt="{:g}")
+    boundary_step: float = setting(8.0, "the largest --boundary move of a pixel, in 0-255 "
+                                   "levels (each view's uniform in 0 to this)", above=0,
+                                   high=64, fmt="{:g}")
     hint: float = setting(0.0, "weight of matching the teacher's penultimate features with a "
                           "linear layer on the student's, dropped after training (an ONNX "
                           "teacher, with --consistent only)", low=0, preset=True, fmt="{:g}")

@@ -73,6 +73,8 @@ def test_a_share_of_the_faces_is_moved_and_the_rest_kept():
     moved, same = toward_boundary(model, [faces, faces], SPEC, np.random.default_rng(3), 0.25)
     changed = np.any(moved != faces, axis=(1, 2, 3))
     assert 4 <= changed.sum() <= 30 and np.array_equal(moved, same)
+    small = toward_boundary(model, [faces], SPEC, np.random.default_rng(3), 1.0, largest=2)[0]
+    assert np.abs(small.astype(int) - faces.astype(int)).max() == 2  # rounded: 2 at most
     untouched = toward_boundary(model, [faces, faces], SPEC, np.random.default_rng(3), 0.0)
     assert all(np.array_equal(u, faces) for u in untouched)
 

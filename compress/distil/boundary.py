@@ -8,7 +8,7 @@ samples (Heo et al., AAAI 2019) makes more such inputs by moving training images
 boundary with a gradient step and asking the teacher about them; the teacher here is an engine
 without gradients, so the step follows the *student's* gradient (as Jacobian-based augmentation
 does for a model that can only be queried, Papernot et al. 2017): a share of each batch's views
-is moved, one signed step of up to :data:`STEP` pixel levels, toward the student's runner-up
+is moved, one signed step of up to ``--boundary-step`` pixel levels, toward the student's runner-up
 class, and the teacher labels the moved view. Where the student's boundary is where the
 teacher's is, the teacher answers as the student expects; where it is not, the step lands on a
 face that teaches the difference.
@@ -26,10 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from motivnet_edge.compress.settings import TrainConfig
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.preprocess import CropSpec, normalize_batch
 
-STEP = 8.0  # the largest move of a pixel, in 0-255 levels (each view's is uniform in 0..STEP)
+STEP = TrainConfig.boundary_step  # the largest move of a pixel by default, in 0-255 levels
 
 
 def require_same_cut(student: CropSpec, teacher: CropSpec) -> None:
@@ -78,16 +79,17 @@ def boundary_direction(model: torch.nn.Module, cuts: np.ndarray, spec: CropSpec,
 
 
 def toward_boundary(model: torch.nn.Module, views: Sequence[np.ndarray], spec: CropSpec,
-                    rng: np.random.Generator, share: float, extra: int = 0) -> list[np.ndarray]:
+                    rng: np.random.Generator, share: float, extra: int = 0,
+                    largest: float = STEP) -> list[np.ndarray]:
     """``views`` (uint8 stacks: the student's cuts first, then the teacher's of the same faces)
     with ``share`` of the faces moved toward the student's boundary
-    (:func:`boundary_direction`), each by a step uniform in 0..:data:`STEP` levels, alike in
+    (:func:`boundary_direction`), each by a step uniform in 0..``largest`` levels, alike in
     every stack (the move resized to each stack's size)."""
     chosen = np.flatnonzero(rng.random(len(views[0])) < share)
     if not len(chosen):
         return list(views)
     sign = boundary_direction(model, views[0][chosen], spec, extra)
-    step = rng.uniform(0.0, STEP, len(chosen)).astype(np.float32).reshape(-1, 1, 1, 1)
+    step = rng.uniform(0.0, largest, len(chosen)).astype(np.float32).reshape(-1, 1, 1, 1)
     return moved_views(views, chosen, sign * step)
 
 

@@ -208,7 +208,8 @@ def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch
     hints = getattr(teacher, "width", 0) if cfg.hint > 0 else 0  # hint columns in each row
     moves = np.random.default_rng([cfg.seed * 1000 + epoch, world.rank, 2])  # views' draws kept
     push = (lambda v: toward_boundary(getattr(model, "module", model), v, spec, moves,
-                                      cfg.boundary, values + hints)) if cfg.boundary else None
+                                      cfg.boundary, values + hints, cfg.boundary_step)
+            ) if cfg.boundary else None
     running, began = 0.0, time.monotonic()
     for step in range(steps):
         idx = data.mine(order, step, cfg.batch)
