@@ -276,10 +276,22 @@ def margin_table(margins: dict) -> str:
     return "\n".join(lines)
 
 
+def short_names(names: list[str]) -> dict[str, str]:
+    """Each path by its shortest ending that no other of ``names`` shares (``run/a.onnx`` and
+    ``other/a.onnx``, not ``a.onnx`` twice): the labels of a plot's rows."""
+    parts = [Path(n).parts or (n,) for n in names]
+    for k in range(1, max(map(len, parts)) + 1):
+        short = ["/".join(p[-k:]) for p in parts]
+        if len(set(short)) == len(short):
+            return dict(zip(names, short, strict=True))
+    return {n: n for n in names}
+
+
 def plot_margins(margins: dict, path: Path, title: str) -> None:
     """The margin table as grouped bars: one panel per group, one bar per row in each band of
     the teacher's margin, the band's faces under it."""
     plt = pyplot()
+    labels = short_names(list(margins))
     groups = next(iter(margins.values()))
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
     width = 0.8 / len(margins)
@@ -287,7 +299,7 @@ def plot_margins(margins: dict, path: Path, title: str) -> None:
         for i, (name, rows) in enumerate(margins.items()):
             ax.bar([b + i * width for b in range(len(bands))],
                    [rows[group].get(band, [np.nan])[0] for band in bands], width,
-                   label=Path(name).name)
+                   label=labels[name])
         ax.set_xticks([b + 0.4 - width / 2 for b in range(len(bands))],
                       [f"{band}\n({n} faces)" for band, (_, n) in bands.items()], fontsize=8)
         ax.set_xlabel(f"the teacher's margin (first probability less second), {group}")

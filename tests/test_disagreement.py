@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from motivnet_edge.benchmarks.agreement import short_names
 from motivnet_edge.experiments.class_bias import fit_bias
 from motivnet_edge.targets.engine import softmax
 from motivnet_edge.targets.formats import artifact_name
@@ -141,3 +142,12 @@ def test_a_soup_of_files_that_are_not_one_student_is_refused_by_name(compressed,
     assert "Traceback" not in bad.stderr and not list(tmp_path.iterdir())
     bad = bench_module("agreement", "--run", out, path, "--plot", tmp_path / "m.png")
     assert bad.returncode == 2 and "--by-margin" in bad.stderr and not list(tmp_path.iterdir())
+
+
+def test_rows_of_files_with_one_name_are_told_apart_by_their_folders():
+    names = ["out/a/student-fp32.onnx", "out/b/student-fp32.onnx", "x/student-int8.onnx",
+             "teacher, mirror image"]
+    assert list(short_names(names).values()) == [
+        "a/student-fp32.onnx", "b/student-fp32.onnx", "x/student-int8.onnx",
+        "teacher, mirror image"]
+    assert list(short_names(["a/x.onnx", "b/y.onnx"]).values()) == ["x.onnx", "y.onnx"]
