@@ -12,6 +12,7 @@ from motivnet_edge.compress.distil.boundary import (
     require_same_cut,
     toward_boundary,
 )
+from motivnet_edge.compress.distil.hints import Hinted
 from motivnet_edge.compress.distil.train import train
 from motivnet_edge.compress.models.students import student_spec
 from motivnet_edge.compress.models.teachers import TorchTeacher
@@ -161,3 +162,14 @@ def test_the_probe_sees_a_teacher_that_is_the_student_follow_it_on_every_move():
     fixed = TorchTeacher(FixedLogits([0.0, 1, 2, 3, 4, 5, 6]), {"kind": "torch"},
                          ClassifierSpec(AFFECTNET7, SPEC, "logits"))
     assert probe(model, SPEC, fixed, faces, [8.0])["steps"]["8"]["teacher_flips"] == 0
+
+
+def test_a_hinted_student_is_moved_by_its_class_logits_alone():
+    """In eval mode a student with a hint layer gives its class rows only: the move is the bare
+    student's, whatever the hint layer holds."""
+    bare = TinyNet(channels=3)
+    hinted = Hinted(bare, 5).train()
+    faces = _faces(n=8)
+    assert np.array_equal(boundary_direction(hinted, faces, SPEC),
+                          boundary_direction(bare, faces, SPEC))
+    assert hinted.training

@@ -59,8 +59,9 @@ def boundary_direction(model: torch.nn.Module, cuts: np.ndarray, spec: CropSpec,
     """For each cut face (uint8 N x H x W x 3, BGR as :func:`~motivnet_edge.targets.preprocess.
     cut` gives), the sign (-1, 0 or 1) of the change of each pixel that most lowers the student's
     cross-entropy against its own runner-up class, in the cut's own layout and channel order.
-    ``extra``: columns past the class logits in the model's rows (continuous outputs, hints).
-    The model is run in eval mode (BatchNorm's running figures untouched) and left as it was."""
+    ``extra``: continuous outputs past the class logits in the model's rows. The model is run
+    in eval mode (BatchNorm's running figures untouched, a hinted student's hint columns not
+    given) and left as it was."""
     device = next(model.parameters()).device
     x = torch.from_numpy(normalize_batch(cuts, spec)).to(device).requires_grad_(True)
     was = model.training

@@ -1,10 +1,10 @@
 """The training loop shared by distillation and the demo teacher.
 
-Loss: KL divergence to the teacher's outputs softened at temperature T (scaled by T^2), plus
-alpha x cross-entropy where labels exist and ``top1`` x cross-entropy on the teacher's top-1
-class (with ``dkd``, the KL term decoupled: :mod:`.decoupled`); with no teacher, cross-entropy
-alone. AdamW, cosine schedule with warm-up, mixed precision on CUDA, progress on a terminal or
-as log lines, a checkpoint each epoch (atomic) and resume, a fixed seed.
+Loss (:mod:`.losses`): KL divergence to the teacher's outputs softened at temperature T (scaled
+by T^2), plus alpha x cross-entropy where labels exist and ``top1`` x cross-entropy on the
+teacher's top-1 class (with ``dkd``, the KL term decoupled: :mod:`.decoupled`); with no teacher,
+cross-entropy alone. AdamW, cosine schedule with warm-up, mixed precision on CUDA, progress on
+a terminal or as log lines, a checkpoint each epoch (atomic) and resume, a fixed seed.
 
 Unlabelled real faces are skewed (the real teacher calls 59 % of faces-unlabelled happy): with
 ``balance`` > 0 batches are drawn with probability ~ freq(teacher's top-1)^-balance. A small data
@@ -208,7 +208,7 @@ def _epoch(model, optim, data: _Batches, spec: CropSpec, cfg: TrainConfig, epoch
     hints = getattr(teacher, "width", 0) if cfg.hint > 0 else 0  # hint columns in each row
     moves = np.random.default_rng([cfg.seed * 1000 + epoch, world.rank, 2])  # views' draws kept
     push = (lambda v: toward_boundary(getattr(model, "module", model), v, spec, moves,
-                                      cfg.boundary, values + hints, cfg.boundary_step)
+                                      cfg.boundary, values, cfg.boundary_step)
             ) if cfg.boundary else None
     running, began = 0.0, time.monotonic()
     for step in range(steps):
