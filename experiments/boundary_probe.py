@@ -7,7 +7,7 @@ their agreement before and after. A move that flips the student and not the teac
 that teaches the student where its boundary is wrong.
 
     python -m motivnet_edge.experiments.boundary_probe --run OUT [--weights STATE.pth]
-        [--steps 2,4,8] [--json F]
+        [--steps 2,4,8] [--noise] [--json F]
 """
 
 from __future__ import annotations
@@ -33,17 +33,21 @@ def _student_top1(model, cuts: np.ndarray, spec) -> np.ndarray:
         return model(torch.from_numpy(normalize_batch(cuts, spec))).argmax(1).numpy()
 
 
-def probe(model, spec, teacher, faces, steps: list[float], batch: int = 64) -> dict:
+def probe(model, spec, teacher, faces, steps: list[float], batch: int = 64,
+          noise: np.random.Generator | None = None) -> dict:
     """Per step (levels): ``student_flips``, ``teacher_flips`` (shares of faces whose top-1
     changed), ``teacher_follows`` (of the faces the student changed on, the share where the
-    teacher changed to the same class), ``agreement`` after the move; ``agreement_before``."""
+    teacher changed to the same class), ``agreement`` after the move; ``agreement_before``.
+    ``noise``: each pixel's sign drawn at random from it instead of the student's gradient's
+    (how much of a change is the direction's, and how much any invisible noise's)."""
     counts = {s: np.zeros(4) for s in steps}
     before, n = 0, len(faces)
     for i in range(0, n, batch):
         part = faces[i:i + batch]
         cuts = [np.stack([cut(f.image, whole_face(f), c) for f in part])
                 for c in (spec, teacher.crop)]
-        sign = boundary_direction(model, cuts[0], spec)
+        sign = boundary_direction(model, cuts[0], spec) if noise is None else \
+            noise.choice(np.array([-1.0, 1.0], np.float32), cuts[0].shape)
         s0, t0 = _student_top1(model, cuts[0], spec), teacher.predict_cut(cuts[1]).argmax(1)
         before += int((s0 == t0).sum())
         for step in steps:
@@ -80,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=Path, help="a state dict for the run's student "
                     "(default: the run's own)")
     ap.add_argument("--steps", default="2,4,8", help="step sizes in pixel levels")
+    ap.add_argument("--noise", action="store_true", help="random signs (seeded) instead of "
+                    "the student's gradient's: the same size of move in no chosen direction")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     try:
@@ -93,13 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             run.model.load_state_dict(torch.load(args.weights, map_location="cpu",
                                                  weights_only=True))
         data = held_out(args.run)
-        result = probe(run.model.eval(), run.spec, data["teacher_model"](), data["faces"], steps)
+        result = probe(run.model.eval(), run.spec, data["teacher_model"](), data["faces"], steps,
+                       noise=np.random.default_rng(0) if args.noise else None)
     except ValueError:
         print(f"error: --steps {args.steps!r}: give numbers separated by commas", file=sys.stderr)
         return 2
     except MotivnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    result["direction"] = "random signs" if args.noise else "the student's gradient"
     result["cpu"] = cpu_info()
     print(table(result))
     if args.json:

@@ -162,6 +162,9 @@ def test_the_probe_sees_a_teacher_that_is_the_student_follow_it_on_every_move():
     fixed = TorchTeacher(FixedLogits([0.0, 1, 2, 3, 4, 5, 6]), {"kind": "torch"},
                          ClassifierSpec(AFFECTNET7, SPEC, "logits"))
     assert probe(model, SPEC, fixed, faces, [8.0])["steps"]["8"]["teacher_flips"] == 0
+    # random signs of the same size move the student less than its own gradient's do
+    noisy = probe(model, SPEC, same, faces, [8.0], noise=np.random.default_rng(0))["steps"]["8"]
+    assert noisy["student_flips"] < row["student_flips"] and noisy["teacher_follows"] in (1, None)
 
 
 def test_a_hinted_student_is_moved_by_its_class_logits_alone():
