@@ -7,13 +7,15 @@ their agreement before and after. A move that flips the student and not the teac
 that teaches the student where its boundary is wrong.
 
     python -m motivnet_edge.experiments.boundary_probe --run OUT [--weights STATE.pth]
-        [--steps 2,4,8] [--noise] [--json F]
+        [--steps 2,4,8] [--noise] [--json F] [--plot P.png [--name L] [--against L=F.json]]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +77,49 @@ def table(result: dict) -> str:
                       f"{result['agreement_before']:.4f}", *lines])
 
 
+def plot(results: dict[str, dict], path: Path, title: str) -> None:
+    """Each result's share of faces whose top-1 changed against the step: the teacher's solid,
+    the student's dashed, one colour per result (its label)."""
+    from motivnet_edge.benchmarks.figures import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2 + 0.3 * len(results)))
+    for i, (label, result) in enumerate(results.items()):
+        steps = [float(s) for s in result["steps"]]
+        for key, style, who in (("teacher_flips", "-", "teacher"), ("student_flips", "--",
+                                                                      "student")):
+            ax.plot(steps, [r[key] for r in result["steps"].values()], style, marker="o",
+                    color=f"C{i}", label=f"{who}, {label}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(steps, [f"{s:g}" for s in steps])
+    ax.set_xlabel("move of every pixel (levels of 255)")
+    ax.set_ylabel("share of held-out faces whose top-1 changed")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
+               frameon=False)
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 * ((len(results) * 2 + 1) // 2), 1, 1))
+    save(fig, path)
+
+
+def _against(items: list[str]) -> dict[str, dict]:
+    """``--against LABEL=probe.json`` items read as LABEL -> result."""
+    out = {}
+    for item in items:
+        label, sep, file = item.partition("=")
+        if not sep or not Path(file).is_file():
+            raise MotivnetError(f"--against {item!r}: not LABEL=FILE (a probe's --json)")
+        try:
+            result = json.loads(Path(file).read_text())
+        except ValueError as exc:
+            raise MotivnetError(f"--against {file}: not JSON ({exc})") from exc
+        if not isinstance(result, dict) or "steps" not in result:
+            raise MotivnetError(f"--against {file}: not a probe's --json (no 'steps')")
+        out[label] = result
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: a run's student (or ``--weights``) and teacher under moves toward the
     student's boundary, on the run's held-out faces."""
@@ -87,11 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise", action="store_true", help="random signs (seeded) instead of "
                     "the student's gradient's: the same size of move in no chosen direction")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--plot", type=Path, help="draw the changes against the step here (.png)")
+    ap.add_argument("--name", default="this run", help="this run's label in the plot")
+    ap.add_argument("--against", action="append", default=[], metavar="LABEL=JSON",
+                    help="another probe's --json beside it in the plot (repeatable)")
+    ap.add_argument("--title", default="What a move of every pixel changes")
     args = ap.parse_args(argv)
     try:
         from motivnet_edge.compress.distil.distilled import load_distilled
 
         steps = [float(s) for s in args.steps.split(",")]
+        others = _against(args.against)
         run = load_distilled(args.run)
         if args.weights:
             if not args.weights.is_file():
@@ -112,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(result))
     if args.json:
         write_json(args.json, result)
+    if args.plot:
+        plot({args.name: result, **others}, args.plot, args.title)
     return 0
 
 

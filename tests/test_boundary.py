@@ -17,7 +17,8 @@ from motivnet_edge.compress.distil.train import train
 from motivnet_edge.compress.models.students import student_spec
 from motivnet_edge.compress.models.teachers import TorchTeacher
 from motivnet_edge.compress.settings import TrainConfig
-from motivnet_edge.experiments.boundary_probe import probe
+from motivnet_edge.experiments.boundary_probe import main as probe_main
+from motivnet_edge.experiments.boundary_probe import plot, probe
 from motivnet_edge.targets.classifier_spec import ClassifierSpec
 from motivnet_edge.targets.errors import MotivnetError
 from motivnet_edge.targets.labels import AFFECTNET7
@@ -148,7 +149,7 @@ def test_distil_refuses_it_without_consistent_teaching_or_with_another_cut(tmp_p
         assert "Traceback" not in output(bad) and not (tmp_path / "bad").exists()
 
 
-def test_the_probe_sees_a_teacher_that_is_the_student_follow_it_on_every_move():
+def test_the_probe_sees_a_teacher_that_is_the_student_follow_it_on_every_move(tmp_path):
     """The probe's teacher is the student itself, on the same cut: whatever the move does to the
     student it does to the teacher; a teacher that ignores its input never changes."""
     model = _student().eval()
@@ -165,6 +166,15 @@ def test_the_probe_sees_a_teacher_that_is_the_student_follow_it_on_every_move():
     # random signs of the same size move the student less than its own gradient's do
     noisy = probe(model, SPEC, same, faces, [8.0], noise=np.random.default_rng(0))["steps"]["8"]
     assert noisy["student_flips"] < row["student_flips"] and noisy["teacher_follows"] in (1, None)
+    plot({"gradient": result, "noise": {"steps": {"8": noisy}}}, tmp_path / "p.png", "probe")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_probe_names_a_bad_against_file_before_loading_anything(tmp_path, capsys):
+    (tmp_path / "x.json").write_text('{"faces": 3}')
+    for item in ("no-equals", f"x={tmp_path / 'x.json'}", f"y={tmp_path / 'missing.json'}"):
+        assert probe_main(["--run", str(tmp_path), "--against", item]) == 2
+        assert "--against" in capsys.readouterr().err
 
 
 def test_a_hinted_student_is_moved_by_its_class_logits_alone():
