@@ -90,8 +90,9 @@ def plot(results: dict[str, dict], path: Path, title: str) -> None:
                                                                       "student")):
             ax.plot(steps, [r[key] for r in result["steps"].values()], style, marker="o",
                     color=f"C{i}", label=f"{who}, {label}")
+    ticks = sorted({float(s) for result in results.values() for s in result["steps"]})
     ax.set_xscale("log", base=2)
-    ax.set_xticks(steps, [f"{s:g}" for s in steps])
+    ax.set_xticks(ticks, [f"{s:g}" for s in ticks])
     ax.set_xlabel("move of every pixel (levels of 255)")
     ax.set_ylabel("share of held-out faces whose top-1 changed")
     ax.set_ylim(0, 1)
@@ -139,9 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--title", default="What a move of every pixel changes")
     args = ap.parse_args(argv)
     try:
+        steps = [float(s) for s in args.steps.split(",")]
+    except ValueError:
+        print(f"error: --steps {args.steps!r}: give numbers separated by commas", file=sys.stderr)
+        return 2
+    try:
         from motivnet_edge.compress.distil.distilled import load_distilled
 
-        steps = [float(s) for s in args.steps.split(",")]
         others = _against(args.against)
         run = load_distilled(args.run)
         if args.weights:
@@ -152,9 +157,6 @@ def main(argv: list[str] | None = None) -> int:
         data = held_out(args.run)
         result = probe(run.model.eval(), run.spec, data["teacher_model"](), data["faces"], steps,
                        noise=np.random.default_rng(0) if args.noise else None)
-    except ValueError:
-        print(f"error: --steps {args.steps!r}: give numbers separated by commas", file=sys.stderr)
-        return 2
     except MotivnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
