@@ -42,13 +42,16 @@ class ImagenetWeights:
 class StudentEntry:
     """timm: the model's name in timm; vit: it has attention layers (timm takes its input size,
     QAT is skipped, NNCF treats it as a transformer); multiple: its input side must be a
-    multiple of this (MaxViT's windows)."""
+    multiple of this (MaxViT's windows); pool: how the last feature map becomes one vector,
+    ``avg`` (timm's) or ``position`` (a weight per channel and position, MobileFaceNet's global
+    depthwise convolution: :class:`~motivnet_edge.compress.models.students.PositionPool`)."""
 
     timm: str
     kwargs: dict = field(default_factory=dict)
     vit: bool = False
     imagenet: ImagenetWeights | None = None
     multiple: int = 1
+    pool: str = "avg"
 
     def side(self, size: int) -> int:
         """The smallest input side at least ``size`` that this student takes."""
@@ -74,6 +77,15 @@ STUDENTS: dict[str, StudentEntry] = {
     # the next two sizes of the family (wider and deeper), their weights a package each
     "efficientnet_lite1": StudentEntry("efficientnet_lite1", imagenet=_lite_imagenet(1)),
     "efficientnet_lite2": StudentEntry("efficientnet_lite2", imagenet=_lite_imagenet(2)),
+    # Lite0 that keeps where on the aligned face a feature is: its last map pooled by a learned
+    # weight per position; with its last stride-2 stage dilated instead (output stride 16, a
+    # 7x7 map at 112 px); both
+    "efficientnet_lite0_gdc": StudentEntry("efficientnet_lite0", imagenet=_lite_imagenet(0),
+                                           pool="position"),
+    "efficientnet_lite0_os16": StudentEntry("efficientnet_lite0", {"output_stride": 16},
+                                            imagenet=_lite_imagenet(0)),
+    "efficientnet_lite0_os16_gdc": StudentEntry("efficientnet_lite0", {"output_stride": 16},
+                                                imagenet=_lite_imagenet(0), pool="position"),
     "resnet18": StudentEntry("resnet18"),
     # a small ViT for comparison: ViT-Tiny's width, 6 layers, patch 16
     "vit_small6": StudentEntry("vit_tiny_patch16_224", {"depth": 6}, vit=True),

@@ -1,6 +1,7 @@
 """Students: every registered one builds and classifies; local ImageNet weights load into the
 backbone and the classifier is replaced (a distilled student's is kept); a bad weights file is
-named in the error; an aligned student's template is its teacher's scaled to the student's
+named in the error; a student pooled by position starts as the average-pooled one and keeps
+its learned pool; an aligned student's template is its teacher's scaled to the student's
 size."""
 
 import numpy as np
@@ -72,6 +73,25 @@ def test_a_distilled_students_weights_load_whole_its_classifier_kept(tmp_path):
     other = build_student("efficientnet_lite0", 5, 112, path).state_dict()
     assert torch.equal(other["conv_stem.weight"], student["conv_stem.weight"])
     assert other["classifier.weight"].shape == (5, student["classifier.weight"].shape[1])
+
+
+def test_a_position_pooled_student_starts_as_the_average_pooled_one_and_keeps_its_pool(
+        tmp_path):
+    torch.manual_seed(2)
+    plain = build_student("efficientnet_lite0", 7, 96).eval()
+    path = tmp_path / "plain.pth"
+    torch.save(plain.state_dict(), path)
+    pooled = build_student("efficientnet_lite0_gdc", 7, 96, path).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.allclose(pooled(x), plain(x), atol=1e-5)  # a 3x3 map, each weight 1/9
+        pooled.global_pool.conv.weight[:, :, 0, 0] += 1.0  # one corner of the face counts more
+        moved = pooled(x)
+    assert not torch.allclose(moved, plain(x), atol=1e-3)
+    torch.save(pooled.state_dict(), tmp_path / "pooled.pth")
+    again = build_student("efficientnet_lite0_gdc", 7, 96, tmp_path / "pooled.pth").eval()
+    with torch.no_grad():
+        assert torch.equal(again(x), moved)  # its learned pool is loaded, not started again
 
 
 def test_weights_of_another_architecture_are_named(tmp_path):

@@ -17,6 +17,7 @@ from motivnet_edge.targets.preprocess import IMAGENET_MEAN, IMAGENET_STD, CropSp
 __all__ = ["DEFAULT_SIZE", "DEFAULT_STUDENT", "STUDENTS", "build_student", "student_spec"]
 log = logging.getLogger(__name__)
 IMAGENET = "imagenet"  # --student-weights imagenet: the installed weights package
+POOL = "global_pool"  # timm's name for the pooling before the classifier
 
 
 def entry(name: str) -> StudentEntry:
@@ -82,14 +83,16 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     classes): by name when the file uses timm's names, else tensor by tensor in order (the
     weights package's own names), every shape equal. A file whose classifier fits this one
     (a distilled student's ``student.pth``) gives its classifier too: training goes on from
-    that student."""
+    that student; so does a learned pool (:class:`PositionPool`), else it starts as average
+    pooling."""
     path = Path(path)
     if not path.is_file():
         raise MotivnetError(f"student weights {path} do not exist")
     state = _read_state(path)
     own = model.state_dict()
     head_name = model.default_cfg.get("classifier", "classifier")
-    body = [(k, v) for k, v in own.items() if not k.startswith(head_name)]
+    new = (head_name, f"{POOL}.")  # a new classifier; a learned pool where it has one
+    body = [(k, v) for k, v in own.items() if not k.startswith(new)]
     by_name = all(k in state for k, _ in body)
     theirs = [(k, state[k]) for k, _ in body] if by_name else \
         [(k, v) for k, v in state.items() if not k.startswith(("fc.", "_fc.", "classifier.",
@@ -106,13 +109,39 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     if problem:
         raise MotivnetError(f"student weights {path} do not load into {name}: {problem}")
     mapped = {k: t for (k, _), (_, t) in zip(body, theirs, strict=True)}
-    head = {k: state.get(k) for k in own if k.startswith(head_name)}
-    kept = by_name and all(isinstance(t, torch.Tensor) and t.shape == own[k].shape
-                           for k, t in head.items())
-    model.load_state_dict({**own, **mapped, **(head if kept else {})}, strict=True)
+    kept = {}  # the classifier, and the pool, each taken whole where all of it fits
+    for prefix in new:
+        part = {k: state.get(k) for k in own if k.startswith(prefix)}
+        if by_name and all(isinstance(t, torch.Tensor) and t.shape == own[k].shape
+                           for k, t in part.items()):
+            kept.update(part)
+    model.load_state_dict({**own, **mapped, **kept}, strict=True)
     log.info("student %s: weights from %s (%d tensors %s, classifier %s)", name, path,
-             len(mapped) + len(head) * kept, "by name" if by_name else "in order",
-             "kept" if kept else "new")
+             len(mapped) + len(kept), "by name" if by_name else "in order",
+             "kept" if any(k.startswith(head_name) for k in kept) else "new")
+
+
+class PositionPool(torch.nn.Module):
+    """The last feature map to one vector by a weight per channel and position (MobileFaceNet's
+    global depthwise convolution, Chen et al. 2018): on an aligned face a position is a part of
+    the face, which average pooling weighs alike. It starts as average pooling, so a student
+    trained with it goes on from the same function; its input side is fixed (``side``)."""
+
+    def __init__(self, channels: int, side: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, channels, side, groups=channels, bias=False)
+        torch.nn.init.constant_(self.conv.weight, 1.0 / side ** 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).flatten(1)
+
+
+def _position_pool(model: torch.nn.Module, size: int) -> None:
+    """Replace ``model``'s pooling with a :class:`PositionPool` sized to its last feature map at
+    ``size`` px."""
+    with torch.no_grad():
+        side = model.forward_features(torch.zeros(1, 3, size, size)).shape[-1]
+    setattr(model, POOL, PositionPool(model.num_features, side))
 
 
 class WithContinuous(torch.nn.Module):
@@ -167,6 +196,8 @@ def build_student(name: str, num_classes: int, size: int, weights: Path | str | 
         raise MotivnetError(f"student {name} takes an input side that is a multiple of "
                             f"{e.multiple}, not {size}")
     model = timm.create_model(e.timm, pretrained=False, num_classes=num_classes, **kwargs)
+    if e.pool == "position":
+        _position_pool(model, size)
     if weights is not None:
         path = imagenet_file(name) if str(weights) == IMAGENET else Path(weights)
         load_weights(model, path, name)
