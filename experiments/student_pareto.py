@@ -28,7 +28,7 @@ from motivnet_edge.benchmarks.agreement import held_out
 from motivnet_edge.benchmarks.figures import pyplot, save
 from motivnet_edge.benchmarks.host import describe, host_info
 from motivnet_edge.benchmarks.measure import engine_runner, time_runners
-from motivnet_edge.benchmarks.pareto import pareto_front
+from motivnet_edge.benchmarks.pareto import pareto_front, place_labels
 from motivnet_edge.compress.distil.selection import kept_prefix
 from motivnet_edge.compress.inference import quantize_results
 from motivnet_edge.compress.runfolder import RunFolder
@@ -112,7 +112,7 @@ def latencies(rows: list[dict], out: Path, rounds: int) -> None:
         runner.close()
 
 
-def plot(rows: list[dict], path: Path, host: str, epochs: int) -> None:
+def plot(rows: list[dict], path: Path, host: str, epochs: int, title: str = "") -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for key, marker, name in (("int8_onnxruntime", "o", "ONNX Runtime"),
@@ -123,13 +123,15 @@ def plot(rows: list[dict], path: Path, host: str, epochs: int) -> None:
     ort = [r["latency_ms"]["int8_onnxruntime"] for r in rows]
     ax.scatter(ort, [r["untouched_agreement"] for r in rows], marker="x", c="grey",
                label="untouched half (no decision reads it), ONNX Runtime")
-    for r, x in zip(rows, ort, strict=True):
-        ax.annotate(f"{r['student']}\n{r['size']} px", (x, r["select_agreement"]), fontsize=7,
-                    xytext=(5, 4), textcoords="offset points")
+    labels = [(f"{r['student']}\n{r['size']} px", x, r["select_agreement"])
+              for r, x in zip(rows, ort, strict=True)]
+    for i in place_labels(ax, labels):  # no free place: beside its point all the same
+        ax.annotate(labels[i][0], labels[i][1:], fontsize=6, xytext=(5, 4),
+                    textcoords="offset points")
     ax.set_xlabel(f"INT8 latency per face, batch 1, 1 thread (ms): {host}", fontsize=8)
     ax.set_ylabel("top-1 agreement with the teacher (float student)")
-    ax.set_title(f"students at {epochs} epochs of the patient recipe: agreement against "
-                 "latency (lines: the front)", fontsize=9)
+    ax.set_title(title or f"students at {epochs} epochs of the patient recipe: agreement "
+                 "against latency (lines: the front)", fontsize=9)
     ax.legend(fontsize=8)
     save(fig, path, bbox_inches="tight")
 
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="every student's start: imagenet (a student without ImageNet weights "
                          "installed is refused by distil) or a local state dict")
     ap.add_argument("--rounds", type=int, default=30, help="latency rounds")
+    ap.add_argument("--title", default="", help="the plot's title (default: the students at "
+                                                "--epochs of the patient recipe)")
     args = ap.parse_args(argv)
     points = []
     for point in args.points.split(","):
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     host = describe(host_info())
     print(f"\nhost: {host}\n\n{_table(rows)}")
     write_json(args.out / "pareto.json", {"host": host, "epochs": args.epochs, "rows": rows})
-    plot(rows, args.out / "pareto.png", host, args.epochs)
+    plot(rows, args.out / "pareto.png", host, args.epochs, args.title)
     print(f"\nwrote {args.out / 'pareto.json'} and {args.out / 'pareto.png'}")
     return 0
 
