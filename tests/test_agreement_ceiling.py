@@ -1,0 +1,122 @@
+"""The agreement-ceiling experiment: noisy copies of a teacher, the KL they need for a target
+agreement, KL against schedule length, and a run's history read as the weights it kept."""
+
+import json
+
+import numpy as np
+import pytest
+
+from motivnet_edge.experiments.agreement_ceiling import (
+    epochs_for,
+    kl_at,
+    noisy_copies,
+    power_fit,
+    read_history,
+)
+from motivnet_edge.targets.errors import MotivnetError
+from tests.helpers import bench_module, output
+
+
+def _entry(epoch, select, untouched, kept="running"):
+    """A history entry with the fields a distil run writes: the running weights' figures and
+    the average's (``ema_``), here set apart by 0.5 so a test sees which were read."""
+    e = {"epoch": epoch, "seconds": 10.0 * epoch, "n": 20}
+    for prefix, shift in (("", 0.0), ("ema_", 0.5)):
+        for half, (agreement, kl) in (("select", select), ("untouched", untouched)):
+            e[f"{prefix}{half}_agreement"] = agreement - shift
+            e[f"{prefix}{half}_kl"] = kl + shift
+    e["weights"] = kept
+    return e
+
+
+def _history(path, entries):
+    path.write_text(json.dumps({"history": entries}))
+    return path
+
+
+def test_copies_drift_from_the_teacher_as_the_noise_grows():
+    teacher = np.random.default_rng(3).normal(0, 2, (300, 7))
+    curve = noisy_copies(teacher, sigmas=[0.0, 0.3, 1.0, 3.0], draws=5)
+    assert curve["agreement"][0] == 1.0 and curve["kl"][0] == pytest.approx(0.0, abs=1e-12)
+    assert np.all(np.diff(curve["kl"]) > 0)
+    assert np.all(np.diff(curve["agreement"]) < 0)
+    # a teacher sure of every face (one class far ahead) keeps its answers under the same noise
+    sure = teacher + 30 * np.eye(7)[np.arange(300) % 7]
+    assert noisy_copies(sure, sigmas=[1.0], draws=5)["agreement"][0] == 1.0
+
+
+def test_the_kl_for_a_target_lies_where_the_copies_cross_it():
+    curve = {"agreement": [1.0, 0.95, 0.9, 0.8], "kl": [0.0, 0.05, 0.1, 0.3]}
+    assert kl_at(0.92, curve) == pytest.approx(0.08)
+    assert kl_at(0.95, curve) == pytest.approx(0.05)  # met exactly at a measured level
+    assert kl_at(0.5, curve) is None  # never reached by the copies measured
+
+
+def test_the_length_fit_finds_the_power_law_it_was_given():
+    lengths = [5, 10, 30, 45]
+    c, alpha = power_fit(lengths, [0.4 * n ** -0.3 for n in lengths])
+    assert c == pytest.approx(0.4) and alpha == pytest.approx(0.3)
+    assert epochs_for(0.4 * 100 ** -0.3, c, alpha) == pytest.approx(100)
+    assert epochs_for(0.1, 0.4, -0.1) is None  # KL rising with length never gets there
+    with pytest.raises(MotivnetError, match=r"at least two lengths \(given: \[30\]\)"):
+        power_fit([30, 30], [0.1, 0.09])
+
+
+def test_a_history_is_read_as_the_weights_it_kept(tmp_path):
+    entries = [_entry(1, (0.8, 0.2), (0.7, 0.4)), _entry(2, (0.9, 0.1), (0.8, 0.3))]
+    running = read_history(_history(tmp_path / "r.json", entries), "select", 0.5)
+    assert running["points"] == [[1, 0.8, 0.2], [2, 0.9, 0.1]] and running["kept"] == "running"
+    assert running["epochs"] == 2 and running["seconds_per_epoch"] == 15.0
+    entries[-1]["weights"] = "average"
+    average = read_history(_history(tmp_path / "a.json", entries), "both", 0.25)
+    assert average["kept"] == "average"
+    assert average["points"][-1] == pytest.approx([2, 0.25 * 0.4 + 0.75 * 0.3,
+                                                   0.25 * 0.6 + 0.75 * 0.8])
+    del entries[0]["select_kl"]  # the running weights' figure: not read, the average was kept
+    assert read_history(_history(tmp_path / "b.json", entries), "select", 0.5)["points"]
+    del entries[0]["ema_select_kl"]
+    with pytest.raises(MotivnetError, match=r"bad\.json: not a distil run's history "
+                                            r"\(no field 'ema_select_kl'\)"):
+        read_history(_history(tmp_path / "bad.json", entries), "select", 0.5)
+
+
+def test_bad_runs_are_named_before_any_faces_load(tmp_path):
+    good = _history(tmp_path / "h.json", [_entry(1, (0.8, 0.2), (0.7, 0.4))])
+    for args, said in ((["p30"], "p30: a run is given as LABEL=HISTORY.json"),
+                       ([f"a={tmp_path / 'none.json'}"], "none.json: not a readable history"),
+                       ([f"a={good}", f"a={good}"], "a: two runs under one label"),
+                       ([f"a={good}", "--target", "1.5"], "--target 1.5"),
+                       ([f"a={good}", "--fit", "a,b"], "--fit b: no run has that label")):
+        res = bench_module("agreement_ceiling", "--run", tmp_path / "no-run", *args,
+                           layer="experiments")
+        assert res.returncode == 2 and said in res.stderr, output(res)
+        assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_a_run_is_placed_against_the_copies_of_its_own_teacher(compressed, tmp_path):
+    from motivnet_edge.benchmarks.agreement import held_out
+
+    out, res = compressed
+    assert res.returncode == 0, output(res)
+    entries = json.loads((out / "work" / "history.json").read_text())["history"]
+    # the same run carried twice as long with a lower KL: a second length for the fit
+    longer = [dict(e, epoch=e["epoch"] + len(entries)) for e in entries]
+    for key in [k for k in longer[-1] if k.endswith("_kl")]:
+        longer[-1][key] *= 0.5
+    res = bench_module("agreement_ceiling", "--run", out, f"short={out / 'work/history.json'}",
+                       f"long={_history(tmp_path / 'long.json', entries + longer)}",
+                       "--draws", "3", "--json", tmp_path / "c.json", "--plot",
+                       tmp_path / "c.png", layer="experiments")
+    assert res.returncode == 0, output(res)
+    result = json.loads((tmp_path / "c.json").read_text())
+    groups = held_out(out)["groups"]
+    assert result["faces"] == groups["select"].sum() + groups["untouched"].sum() > 0
+    assert result["copies"]["agreement"][0] == 1.0 and result["fit"]["alpha"] > 0
+    assert set(result["runs"]) == {"short", "long"} and result["runs"]["long"]["epochs"] == \
+        2 * result["runs"]["short"]["epochs"]
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    assert "noisy copies of the teacher" in res.stdout
+    bad = bench_module("agreement_ceiling", "--run", tmp_path / "none",
+                       f"short={out / 'work/history.json'}", layer="experiments")
+    assert bad.returncode == 2 and "run.json is missing" in bad.stderr, output(bad)
