@@ -12,6 +12,10 @@ a target would need. Figures from runs already made, beside a model of what is l
 - **KL against schedule length**: each run's last epoch, ``KL = c * epochs ** -alpha`` fit by
   least squares on logs, then the epochs (and hours at the runs' own pace) that the copies'
   KL would take. Pass runs of one recipe that differ in length only.
+- **the other targets**: the copies' agreement on the faces the teacher puts in its rare
+  classes, and the KL at which that reaches ``--rare-target``; with ``--labelled CSV`` the
+  copies on labelled photos' faces (labels not read) and the measured rows of
+  ``benchmarks.agreement --labelled`` files (``--labelled-rows``) placed against them.
 
     python -m motivnet_edge.experiments.agreement_ceiling --run OUT --target 0.92 \\
         --json C.json --plot C.png p10=history-10.json p30=history-30.json p45=history-45.json
@@ -61,24 +65,35 @@ def read_history(path: Path, half: str, select_share: float) -> dict:
 
 def noisy_copies(teacher: np.ndarray, sigmas=SIGMAS, draws: int = 20, seed: int = 0) -> dict:
     """The teacher's logits with normal noise of each sigma added: the copies' mean KL from the
-    teacher and mean top-1 agreement with it, over ``draws`` draws per sigma."""
+    teacher, their mean top-1 agreement with it and their agreement on the faces the teacher
+    puts in its rare classes (:func:`~motivnet_edge.compress.distil.selection.rare_classes`),
+    over ``draws`` draws per sigma."""
+    from motivnet_edge.compress.distil.selection import rare_classes
     from motivnet_edge.targets.engine import kl_divergence
 
     rng = np.random.default_rng(seed)
     teacher = np.asarray(teacher, np.float64)
     top = teacher.argmax(1)
-    agreement, kl = [], []
+    rare = np.isin(top, rare_classes(teacher))
+    curve = {"sigma": [float(s) for s in sigmas], "agreement": [], "kl": [],
+             "rare_agreement": []}
     for sigma in sigmas:
         noisy = teacher + sigma * rng.standard_normal((draws, *teacher.shape))
-        agreement.append(float(np.mean(noisy.argmax(2) == top)))
-        kl.append(float(np.mean(kl_divergence(np.broadcast_to(teacher, noisy.shape), noisy))))
-    return {"sigma": [float(s) for s in sigmas], "agreement": agreement, "kl": kl}
+        same = noisy.argmax(2) == top
+        curve["agreement"].append(float(np.mean(same)))
+        curve["rare_agreement"].append(float(np.mean(same[:, rare])) if rare.any() else None)
+        curve["kl"].append(float(np.mean(kl_divergence(np.broadcast_to(teacher, noisy.shape),
+                                                       noisy))))
+    return curve
 
 
-def kl_at(target: float, curve: dict) -> float | None:
-    """The copies' KL where their agreement falls to ``target`` (linear between the two noise
-    levels around it); None where the curve never reaches it."""
-    a, k = np.asarray(curve["agreement"]), np.asarray(curve["kl"])
+def kl_at(target: float, curve: dict, key: str = "agreement") -> float | None:
+    """The copies' KL where their agreement (``key``: ``agreement`` or ``rare_agreement``)
+    falls to ``target`` (linear between the two noise levels around it); None where the curve
+    never reaches it."""
+    if curve[key][0] is None:  # no rare-class faces
+        return None
+    a, k = np.asarray(curve[key], float), np.asarray(curve["kl"])
     below = np.nonzero(a < target)[0]
     if not len(below) or below[0] == 0:
         return None
@@ -103,25 +118,33 @@ def epochs_for(kl: float, c: float, alpha: float) -> float | None:
     return float((c / kl) ** (1 / alpha)) if alpha > 0 else None
 
 
-def summarise(runs: dict, curve: dict, target: float, fit: list[str]) -> dict:
+def summarise(runs: dict, curve: dict, targets: tuple[float, float], fit: list[str]) -> dict:
     """The figures the command prints and writes: each run's last point against the copies'
-    agreement at its KL, the copies' KL at ``target``, the length fit over the runs ``fit``
-    names and what it asks."""
-    def copies_at(kl: float) -> float:
-        return float(np.interp(kl, curve["kl"], curve["agreement"]))
-
-    last = {label: {"epochs": r["epochs"], "agreement": r["points"][-1][1],
-                    "kl": r["points"][-1][2], "copies_agreement": copies_at(r["points"][-1][2])}
-            for label, r in runs.items()}
+    agreement at its KL, the copies' KL at the agreement target and at the rare-class target
+    (``targets``), the length fit over the runs ``fit`` names and the epochs each KL asks."""
     c, alpha = power_fit([runs[f]["epochs"] for f in fit],
                          [runs[f]["points"][-1][2] for f in fit])
-    needed = kl_at(target, curve)
-    epochs = epochs_for(needed, c, alpha) if needed else None
     pace = float(np.median([runs[f]["seconds_per_epoch"] for f in fit]))
-    return {"target": target, "runs": last, "copies_kl_at_target": needed,
-            "fit": {"c": c, "alpha": alpha, "runs": fit}, "epochs_for_target": epochs,
-            "seconds_per_epoch": pace,
-            "hours_for_target": epochs * pace / 3600 if epochs else None}
+    out = {"target": targets[0], "rare_target": targets[1],
+           "runs": {label: _against_copies(r["points"][-1][1], r["points"][-1][2], curve,
+                                           epochs=r["epochs"]) for label, r in runs.items()},
+           "fit": {"c": c, "alpha": alpha, "runs": fit}, "seconds_per_epoch": pace}
+    for name, key, target in (("target", "agreement", targets[0]),
+                              ("rare_target", "rare_agreement", targets[1])):
+        needed = kl_at(target, curve, key)
+        epochs = epochs_for(needed, c, alpha) if needed else None
+        out[f"copies_kl_at_{name}"] = needed
+        out[f"epochs_for_{name}"] = epochs
+        out[f"hours_for_{name}"] = epochs * pace / 3600 if epochs else None
+    needed = out["copies_kl_at_target"]
+    out["copies_rare_at_target"] = float(np.interp(needed, curve["kl"], curve[
+        "rare_agreement"])) if needed and curve["rare_agreement"][0] is not None else None
+    return out
+
+
+def _against_copies(agreement: float, kl: float, curve: dict, **more) -> dict:
+    return {**more, "agreement": agreement, "kl": kl,
+            "copies_agreement": float(np.interp(kl, curve["kl"], curve["agreement"]))}
 
 
 def plot(runs: dict, curve: dict, summary: dict, path: Path, title: str) -> None:
@@ -147,14 +170,16 @@ def plot(runs: dict, curve: dict, summary: dict, path: Path, title: str) -> None
            title="agreement against closeness", xlim=(0, top),
            ylim=(float(np.interp(top, curve["kl"], curve["agreement"])) - 0.03, 1.0))
     ax.legend(fontsize=7)
-    fit, end = summary["fit"], summary["epochs_for_target"] or 0
+    fit = summary["fit"]
     lengths = [runs[f]["epochs"] for f in fit["runs"]]
-    xs = np.geomspace(min(lengths), max([end, *lengths]), 100)
+    ends = [summary[f"epochs_for_{n}"] or 0 for n in ("target", "rare_target")]
+    xs = np.geomspace(min(lengths), max(ends + lengths), 100)
     bx.plot(xs, fit["c"] * xs ** -fit["alpha"], "k-", lw=0.8,
             label=f"KL = {fit['c']:.3g} x epochs^-{fit['alpha']:.2f}")
-    if summary["copies_kl_at_target"]:
-        bx.axhline(summary["copies_kl_at_target"], color="grey", lw=0.8,
-                   label=f"copies' KL at {summary['target']}")
+    for name, what, style in (("target", "", "-"), ("rare_target", " on the rare classes", ":")):
+        if summary[f"copies_kl_at_{name}"]:
+            bx.axhline(summary[f"copies_kl_at_{name}"], color="grey", lw=0.8, ls=style,
+                       label=f"copies' KL at {summary[name]}{what}")
     bx.set(xscale="log", yscale="log", xlabel="schedule length (epochs)",
            ylabel="last epoch's held-out KL", title="closeness against schedule length")
     bx.legend(fontsize=7)
@@ -190,65 +215,138 @@ def _teacher_rows(run_out: Path, half: str) -> tuple[np.ndarray, float]:
     return faces["teacher"][rows], share
 
 
+def labelled_copies(run_out: Path, csv: Path, target: float, rows: dict, draws: int) -> dict:
+    """Noisy copies of the run's teacher on the faces of labelled photos (labels not read),
+    the KL at which they reach ``target``, and each measured row (``rows``: name -> its
+    ``labelled_agreement`` and ``labelled_kl``, as ``benchmarks.agreement --labelled`` writes
+    them) against the copies at its KL."""
+    from motivnet_edge.benchmarks.agreement import labelled
+
+    teacher = labelled(run_out, csv)["teacher"]
+    curve = noisy_copies(teacher, draws=draws)
+    return {"csv": str(csv), "faces": len(teacher), "target": target,
+            "copies_kl_at_target": kl_at(target, curve),
+            "rows": {name: _against_copies(r["labelled_agreement"], r["labelled_kl"], curve)
+                     for name, r in rows.items()}, "copies": curve}
+
+
+def read_labelled_rows(paths: list[Path]) -> dict:
+    """Every row of the agreement files at ``paths`` (``--labelled`` runs), keyed
+    ``FILE: ROW``; a file without labelled figures is named."""
+    rows = {}
+    for path in paths:
+        try:
+            for name, row in json.loads(Path(path).read_text())["rows"].items():
+                rows[f"{Path(path).name}: {name}"] = {
+                    k: float(row[k]) for k in ("labelled_agreement", "labelled_kl")}
+        except (OSError, ValueError) as exc:
+            raise MotivnetError(f"{path}: not a readable agreement file ({exc})") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise MotivnetError(f"{path}: not an agreement file of labelled faces (no field "
+                                f"{exc})") from None
+    return rows
+
+
 def _report(summary: dict, half: str, faces: int) -> None:
     print(f"held-out faces ({half}): {faces}")
     print(f"{'run':<16} {'epochs':>6} {'agreement':>9} {'KL':>7} {'copies at its KL':>16}")
     for label, r in summary["runs"].items():
         print(f"{label:<16} {r['epochs']:>6} {r['agreement']:>9.4f} {r['kl']:>7.4f} "
               f"{r['copies_agreement']:>16.4f}")
-    fit, kl = summary["fit"], summary["copies_kl_at_target"]
+    fit, pace = summary["fit"], summary["seconds_per_epoch"]
     print(f"KL = {fit['c']:.4g} x epochs^-{fit['alpha']:.3f} over the last epochs of "
           + ", ".join(fit["runs"]))
-    if kl is None:
-        print(f"noisy copies of the teacher never reach {summary['target']}")
-        return
-    print(f"noisy copies of the teacher reach {summary['target']} at KL {kl:.4f}")
-    if summary["epochs_for_target"]:
-        print(f"the fit reaches that KL at {summary['epochs_for_target']:.0f} epochs: "
-              f"{summary['hours_for_target']:.1f} h at {summary['seconds_per_epoch']:.0f} s "
-              "per epoch (the runs' median pace)")
+    for name, what in (("target", "agree"), ("rare_target", "agree on the rare classes")):
+        kl, epochs = summary[f"copies_kl_at_{name}"], summary[f"epochs_for_{name}"]
+        said = f"noisy copies of the teacher {what} {summary[name]}"
+        if kl is None:
+            print(f"{said}: never, at any noise measured")
+            continue
+        print(f"{said} at KL {kl:.4f}" + (
+            f", which the fit reaches at {epochs:.0f} epochs: {summary[f'hours_for_{name}']:.1f}"
+            f" h at {pace:.0f} s per epoch (the runs' median pace)" if epochs else ""))
+    if summary["copies_rare_at_target"] is not None:
+        print(f"at KL {summary['copies_kl_at_target']:.4f} the copies agree on the rare classes' "
+              f"faces {summary['copies_rare_at_target']:.4f}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m motivnet_edge.experiments.agreement_ceiling``: the runs' agreement against
-    their KL beside noisy copies of the teacher, and the schedule a target agreement asks."""
+def _report_labelled(result: dict) -> None:
+    kl = result["copies_kl_at_target"]
+    print(f"labelled faces ({result['csv']}): {result['faces']}; noisy copies agree "
+          f"{result['target']} " + (f"at KL {kl:.4f}" if kl else "never, at any noise measured"))
+    for name, r in result["rows"].items():
+        print(f"  {name}: agreement {r['agreement']:.4f}, KL {r['kl']:.4f}, copies at its KL "
+              f"{r['copies_agreement']:.4f}")
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="LABEL=HISTORY.json, one per run")
     p.add_argument("--run", type=Path, required=True,
                    help="a distil run's folder whose held-out faces and teacher rows are read")
     p.add_argument("--half", choices=HALVES, default="both")
     p.add_argument("--target", type=float, default=0.92, help="the agreement asked for")
+    p.add_argument("--rare-target", type=float, default=0.85,
+                   help="the agreement asked for on the teacher's rare classes")
     p.add_argument("--draws", type=int, default=20, help="noise draws per level")
     p.add_argument("--fit", help="LABEL,LABEL...: the runs of one recipe that KL against "
                    "schedule length is fit on (default: every run)")
+    p.add_argument("--labelled", type=Path, help="labelled photos' CSV: noisy copies on their "
+                   "faces too (the labels are not read)")
+    p.add_argument("--labelled-target", type=float, default=0.85)
+    p.add_argument("--labelled-rows", type=Path, nargs="*", default=[],
+                   help="agreement files (benchmarks.agreement --labelled) whose rows are "
+                   "placed against the copies on those faces")
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("--plot", type=Path, help="write the two panels here (.png)")
     p.add_argument("--title", default="held-out agreement, closeness and schedule length")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def _checked(args: argparse.Namespace) -> tuple[dict, list[str], dict]:
+    """The runs' paths, the labels the fit reads and the labelled rows, every value checked
+    before any faces load."""
+    for flag in ("target", "rare_target", "labelled_target"):
+        value = getattr(args, flag)
+        if not 0 < value < 1:
+            raise MotivnetError(f"--{flag.replace('_', '-')} {value}: an agreement between 0 "
+                                "and 1")
+    if args.draws < 1:
+        raise MotivnetError(f"--draws {args.draws}: at least 1")
+    if args.labelled_rows and not args.labelled:
+        raise MotivnetError("--labelled-rows: the rows are placed on --labelled CSV's faces")
+    paths = _parse_runs(args.runs)
+    fit = args.fit.split(",") if args.fit else list(paths)
+    for label in set(fit) - set(paths):
+        raise MotivnetError(f"--fit {label}: no run has that label")
+    for path in paths.values():
+        read_history(path, args.half, 0.5)
+    return paths, fit, read_labelled_rows(args.labelled_rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m motivnet_edge.experiments.agreement_ceiling``: the runs' agreement against
+    their KL beside noisy copies of the teacher, and the schedule a target agreement asks."""
+    args = _arguments(argv)
     try:
-        if not 0 < args.target < 1:
-            raise MotivnetError(f"--target {args.target}: an agreement between 0 and 1")
-        if args.draws < 1:
-            raise MotivnetError(f"--draws {args.draws}: at least 1")
-        paths = _parse_runs(args.runs)
-        fit = args.fit.split(",") if args.fit else list(paths)
-        for label in set(fit) - set(paths):
-            raise MotivnetError(f"--fit {label}: no run has that label")
-        for path in paths.values():  # named before the run's faces are loaded
-            read_history(path, args.half, 0.5)
+        paths, fit, rows = _checked(args)
         teacher, share = _teacher_rows(args.run, args.half)
         runs = {label: read_history(path, args.half, share) for label, path in paths.items()}
         curve = noisy_copies(teacher, draws=args.draws)
-        summary = summarise(runs, curve, args.target, fit)
+        summary = summarise(runs, curve, (args.target, args.rare_target), fit)
+        tagged = labelled_copies(args.run, args.labelled, args.labelled_target, rows,
+                                 args.draws) if args.labelled else None
     except MotivnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _report(summary, args.half, len(teacher))
+    if tagged:
+        _report_labelled(tagged)
     if args.json:
         from motivnet_edge.targets.files import write_json
 
         write_json(args.json, {"half": args.half, "faces": len(teacher), **summary,
-                               "copies": curve, "histories": runs})
+                               "copies": curve, "labelled": tagged, "histories": runs})
     if args.plot:
         plot(runs, curve, summary, args.plot, args.title)
     return 0

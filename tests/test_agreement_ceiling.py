@@ -14,7 +14,8 @@ from motivnet_edge.experiments.agreement_ceiling import (
     read_history,
 )
 from motivnet_edge.targets.errors import MotivnetError
-from tests.helpers import bench_module, output
+from motivnet_edge.targets.formats import artifact_name
+from tests.helpers import bench_module, output, write_faces
 
 
 def _entry(epoch, select, untouched, kept="running"):
@@ -40,6 +41,14 @@ def test_copies_drift_from_the_teacher_as_the_noise_grows():
     assert curve["agreement"][0] == 1.0 and curve["kl"][0] == pytest.approx(0.0, abs=1e-12)
     assert np.all(np.diff(curve["kl"]) > 0)
     assert np.all(np.diff(curve["agreement"]) < 0)
+    # one class named on a few faces only: the rare class, its faces counted apart
+    rare = teacher.copy()
+    rare[:, 3] -= 20
+    rare[:10, 3] += 40
+    curve = noisy_copies(rare, sigmas=[0.0, 1.0], draws=5)
+    assert curve["rare_agreement"][0] == 1.0 and 0 < curve["rare_agreement"][1] <= 1
+    assert kl_at(0.5, curve, "rare_agreement") is None  # 10 faces sure of their class
+    assert noisy_copies(teacher * 0 + np.arange(7), sigmas=[0.0])["rare_agreement"] == [None]
     # a teacher sure of every face (one class far ahead) keeps its answers under the same noise
     sure = teacher + 30 * np.eye(7)[np.arange(300) % 7]
     assert noisy_copies(sure, sigmas=[1.0], draws=5)["agreement"][0] == 1.0
@@ -86,7 +95,12 @@ def test_bad_runs_are_named_before_any_faces_load(tmp_path):
                        ([f"a={tmp_path / 'none.json'}"], "none.json: not a readable history"),
                        ([f"a={good}", f"a={good}"], "a: two runs under one label"),
                        ([f"a={good}", "--target", "1.5"], "--target 1.5"),
-                       ([f"a={good}", "--fit", "a,b"], "--fit b: no run has that label")):
+                       ([f"a={good}", "--fit", "a,b"], "--fit b: no run has that label"),
+                       ([f"a={good}", "--rare-target", "0"], "--rare-target 0.0: an agreement"),
+                       ([f"a={good}", "--labelled-rows", str(good)],
+                        "--labelled-rows: the rows are placed on --labelled CSV's faces"),
+                       ([f"a={good}", "--labelled", "x.csv", "--labelled-rows", str(good)],
+                        "h.json: not an agreement file of labelled faces (no field 'rows')")):
         res = bench_module("agreement_ceiling", "--run", tmp_path / "no-run", *args,
                            layer="experiments")
         assert res.returncode == 2 and said in res.stderr, output(res)
@@ -117,6 +131,24 @@ def test_a_run_is_placed_against_the_copies_of_its_own_teacher(compressed, tmp_p
         2 * result["runs"]["short"]["epochs"]
     assert (tmp_path / "c.png").stat().st_size > 10_000
     assert "noisy copies of the teacher" in res.stdout
+    # labelled photos' faces: the copies on them, the artifact's measured row against them
+    paths = write_faces(tmp_path / "photos", 6, seed=9)
+    labels = tmp_path / "photos" / "labels.csv"
+    labels.write_text("image,emotion\n" + "".join(f"{p.name},happy\n" for p in paths))
+    onnx = out / artifact_name("student", "int8", "onnx")
+    measured = bench_module("agreement", "--run", out, onnx, "--labelled", labels, "--json",
+                            tmp_path / "dev.json")
+    assert measured.returncode == 0, output(measured)
+    res = bench_module("agreement_ceiling", "--run", out, f"short={out / 'work/history.json'}",
+                       f"long={tmp_path / 'long.json'}", "--draws", "3", "--labelled", labels,
+                       "--labelled-rows", tmp_path / "dev.json", "--json", tmp_path / "d.json",
+                       layer="experiments")
+    assert res.returncode == 0, output(res)
+    tagged = json.loads((tmp_path / "d.json").read_text())["labelled"]
+    row = json.loads((tmp_path / "dev.json").read_text())["rows"][str(onnx)]
+    assert tagged["faces"] >= 5 and tagged["copies"]["agreement"][0] == 1.0
+    assert tagged["rows"][f"dev.json: {onnx}"]["agreement"] == row["labelled_agreement"]
+    assert "labelled faces (" in res.stdout
     bad = bench_module("agreement_ceiling", "--run", tmp_path / "none",
                        f"short={out / 'work/history.json'}", layer="experiments")
     assert bad.returncode == 2 and "run.json is missing" in bad.stderr, output(bad)
