@@ -41,26 +41,34 @@ HALVES = ("select", "untouched", "both")
 SIGMAS = np.round(np.concatenate([np.arange(0.0, 1.0, 0.025), np.arange(1.0, 3.01, 0.05)]), 3)
 
 
-def read_history(path: Path, half: str, select_share: float) -> dict:
-    """One run's epochs as [epoch, agreement, KL] on ``half`` (for both halves weighted by
-    ``select_share``, the select half's share of the faces), its length and mean seconds per
-    epoch; a file that is not a run's history is named with the field it lacks."""
+def read_history(path: Path) -> dict:
+    """One run's epochs as [epoch, agreement, KL] on each held-out half (``halves``: select,
+    untouched; the weights its last entry kept), its length and mean seconds per epoch; a file
+    that is not a run's history is named with the field it lacks."""
     from motivnet_edge.compress.distil.selection import kept_prefix
 
     try:
         entries = json.loads(Path(path).read_text())["history"]
         prefix = kept_prefix(entries[-1])
-        w = {"select": 1.0, "untouched": 0.0, "both": select_share}[half]
-        points = [[e["epoch"], *(w * e[f"{prefix}select_{f}"]
-                                 + (1 - w) * e[f"{prefix}untouched_{f}"]
-                                 for f in ("agreement", "kl"))] for e in entries]
+        halves = {h: [[e["epoch"], e[f"{prefix}{h}_agreement"], e[f"{prefix}{h}_kl"]]
+                      for e in entries] for h in ("select", "untouched")}
         seconds = float(np.mean([e["seconds"] for e in entries]))
     except (OSError, ValueError) as exc:
         raise MotivnetError(f"{path}: not a readable history ({exc})") from None
     except (KeyError, TypeError, IndexError) as exc:
         raise MotivnetError(f"{path}: not a distil run's history (no field {exc})") from None
     return {"path": str(path), "epochs": len(entries), "seconds_per_epoch": seconds,
-            "kept": "average" if prefix else "running", "points": points}
+            "kept": "average" if prefix else "running", "halves": halves}
+
+
+def on_half(history: dict, half: str, select_share: float) -> dict:
+    """A :func:`read_history` run with its epochs' ``points`` on ``half`` (for both halves
+    weighted by ``select_share``, the select half's share of the faces)."""
+    w = {"select": 1.0, "untouched": 0.0, "both": select_share}[half]
+    points = [[s[0], w * s[1] + (1 - w) * u[1], w * s[2] + (1 - w) * u[2]]
+              for s, u in zip(history["halves"]["select"], history["halves"]["untouched"],
+                              strict=True)]
+    return {**{k: v for k, v in history.items() if k != "halves"}, "points": points}
 
 
 def noisy_copies(teacher: np.ndarray, sigmas=SIGMAS, draws: int = 20, seed: int = 0) -> dict:
@@ -68,8 +76,7 @@ def noisy_copies(teacher: np.ndarray, sigmas=SIGMAS, draws: int = 20, seed: int 
     teacher, their mean top-1 agreement with it and their agreement on the faces the teacher
     puts in its rare classes (:func:`~motivnet_edge.compress.distil.selection.rare_classes`),
     over ``draws`` draws per sigma."""
-    from motivnet_edge.compress.distil.selection import rare_classes
-    from motivnet_edge.targets.engine import kl_divergence
+    from motivnet_edge.compress.distil.selection import kl_from_teacher, rare_classes
 
     rng = np.random.default_rng(seed)
     teacher = np.asarray(teacher, np.float64)
@@ -82,8 +89,7 @@ def noisy_copies(teacher: np.ndarray, sigmas=SIGMAS, draws: int = 20, seed: int 
         same = noisy.argmax(2) == top
         curve["agreement"].append(float(np.mean(same)))
         curve["rare_agreement"].append(float(np.mean(same[:, rare])) if rare.any() else None)
-        curve["kl"].append(float(np.mean(kl_divergence(np.broadcast_to(teacher, noisy.shape),
-                                                       noisy))))
+        curve["kl"].append(kl_from_teacher(noisy, np.broadcast_to(teacher, noisy.shape)))
     return curve
 
 
@@ -304,8 +310,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _checked(args: argparse.Namespace) -> tuple[dict, list[str], dict]:
-    """The runs' paths, the labels the fit reads and the labelled rows, every value checked
-    before any faces load."""
+    """The runs' histories, the labels the fit reads and the labelled rows, every value
+    checked before any faces load."""
     for flag in ("target", "rare_target", "labelled_target"):
         value = getattr(args, flag)
         if not 0 < value < 1:
@@ -319,9 +325,8 @@ def _checked(args: argparse.Namespace) -> tuple[dict, list[str], dict]:
     fit = args.fit.split(",") if args.fit else list(paths)
     for label in set(fit) - set(paths):
         raise MotivnetError(f"--fit {label}: no run has that label")
-    for path in paths.values():
-        read_history(path, args.half, 0.5)
-    return paths, fit, read_labelled_rows(args.labelled_rows)
+    histories = {label: read_history(path) for label, path in paths.items()}
+    return histories, fit, read_labelled_rows(args.labelled_rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,9 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     their KL beside noisy copies of the teacher, and the schedule a target agreement asks."""
     args = _arguments(argv)
     try:
-        paths, fit, rows = _checked(args)
+        histories, fit, rows = _checked(args)
         teacher, share = _teacher_rows(args.run, args.half)
-        runs = {label: read_history(path, args.half, share) for label, path in paths.items()}
+        runs = {label: on_half(h, args.half, share) for label, h in histories.items()}
         curve = noisy_copies(teacher, draws=args.draws)
         summary = summarise(runs, curve, (args.target, args.rare_target), fit)
         tagged = labelled_copies(args.run, args.labelled, args.labelled_target, rows,

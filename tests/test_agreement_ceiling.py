@@ -10,6 +10,7 @@ from motivnet_edge.experiments.agreement_ceiling import (
     epochs_for,
     kl_at,
     noisy_copies,
+    on_half,
     power_fit,
     read_history,
 )
@@ -73,20 +74,21 @@ def test_the_length_fit_finds_the_power_law_it_was_given():
 
 def test_a_history_is_read_as_the_weights_it_kept(tmp_path):
     entries = [_entry(1, (0.8, 0.2), (0.7, 0.4)), _entry(2, (0.9, 0.1), (0.8, 0.3))]
-    running = read_history(_history(tmp_path / "r.json", entries), "select", 0.5)
+    running = on_half(read_history(_history(tmp_path / "r.json", entries)), "select", 0.5)
     assert running["points"] == [[1, 0.8, 0.2], [2, 0.9, 0.1]] and running["kept"] == "running"
     assert running["epochs"] == 2 and running["seconds_per_epoch"] == 15.0
     entries[-1]["weights"] = "average"
-    average = read_history(_history(tmp_path / "a.json", entries), "both", 0.25)
+    average = on_half(read_history(_history(tmp_path / "a.json", entries)), "both", 0.25)
     assert average["kept"] == "average"
     assert average["points"][-1] == pytest.approx([2, 0.25 * 0.4 + 0.75 * 0.3,
                                                    0.25 * 0.6 + 0.75 * 0.8])
     del entries[0]["select_kl"]  # the running weights' figure: not read, the average was kept
-    assert read_history(_history(tmp_path / "b.json", entries), "select", 0.5)["points"]
+    assert on_half(read_history(_history(tmp_path / "b.json", entries)), "select",
+                   0.5)["points"]
     del entries[0]["ema_select_kl"]
     with pytest.raises(MotivnetError, match=r"bad\.json: not a distil run's history "
                                             r"\(no field 'ema_select_kl'\)"):
-        read_history(_history(tmp_path / "bad.json", entries), "select", 0.5)
+        read_history(_history(tmp_path / "bad.json", entries))
 
 
 def test_bad_runs_are_named_before_any_faces_load(tmp_path):
