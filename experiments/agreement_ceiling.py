@@ -22,8 +22,9 @@ a target would need. Figures from runs already made, beside a model of what is l
 
 ``OUT`` is any distil run that held out the same faces (the split is by content hash); only its
 teacher rows are read. ``--half`` picks the held-out half (``select``, ``untouched``, or
-``both``: the two halves' faces together, the least noisy). A history is a run's
-``work/history.json`` (or a copy); the figures are those of the weights its last entry kept.
+``both``: the two halves' faces together, the least noisy). A run is given by its
+``work/history.json`` (or a copy) or its folder, a run still going or stopped read from its
+checkpoint; the figures are those of the weights its last entry kept.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ SIGMAS = np.round(np.concatenate([np.arange(0.0, 1.0, 0.025), np.arange(1.0, 3.0
 
 def read_history(path: Path) -> dict:
     """One run's epochs as [epoch, agreement, KL] on each held-out half (``halves``: select,
-    untouched; the weights its last entry kept), its length and mean seconds per epoch; a file
-    that is not a run's history is named with the field it lacks."""
+    untouched; the weights its last entry kept), its length and mean seconds per epoch. ``path``
+    is a history file, a run folder or a stopped run's (``benchmarks.curve.history_of``); a
+    history that lacks a field is named with it."""
+    from motivnet_edge.benchmarks.curve import history_of
     from motivnet_edge.compress.distil.selection import kept_prefix
 
     try:
-        entries = json.loads(Path(path).read_text())["history"]
+        entries = history_of(Path(path))
         prefix = kept_prefix(entries[-1])
         halves = {h: [[e["epoch"], e[f"{prefix}{h}_agreement"], e[f"{prefix}{h}_kl"]]
                       for e in entries] for h in ("select", "untouched")}
@@ -199,7 +202,8 @@ def _parse_runs(items: list[str]) -> dict[str, Path]:
     for item in items:
         label, sep, path = item.partition("=")
         if not sep or not label or not path:
-            raise MotivnetError(f"{item}: a run is given as LABEL=HISTORY.json")
+            raise MotivnetError(f"{item}: a run is given as LABEL=PATH (a history JSON or "
+                                "a run folder)")
         if label in runs:
             raise MotivnetError(f"{label}: two runs under one label")
         runs[label] = Path(path)
@@ -287,7 +291,8 @@ def _report_labelled(result: dict) -> None:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", help="LABEL=HISTORY.json, one per run")
+    p.add_argument("runs", nargs="+", help="LABEL=PATH, one per run: its history JSON, or its "
+                   "run folder (finished, going or stopped)")
     p.add_argument("--run", type=Path, required=True,
                    help="a distil run's folder whose held-out faces and teacher rows are read")
     p.add_argument("--half", choices=HALVES, default="both")

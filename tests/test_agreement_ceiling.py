@@ -91,10 +91,29 @@ def test_a_history_is_read_as_the_weights_it_kept(tmp_path):
         read_history(_history(tmp_path / "bad.json", entries))
 
 
+def test_a_run_folder_is_read_finished_or_stopped(tmp_path):
+    import torch
+
+    from motivnet_edge.compress.runfolder import RunFolder
+
+    entries = [_entry(1, (0.8, 0.2), (0.7, 0.4)), _entry(2, (0.9, 0.1), (0.8, 0.3))]
+    from_file = read_history(_history(tmp_path / "h.json", entries))
+    folder = RunFolder(tmp_path / "run")
+    folder.work.mkdir(parents=True)
+    torch.save({"history": entries[:1], "epoch": 1}, folder.checkpoint)
+    stopped = read_history(folder.out)
+    assert stopped["epochs"] == 1 and stopped["halves"]["select"] == [[1, 0.8, 0.2]]
+    _history(folder.history, entries)  # finished: its history.json, not the checkpoint
+    finished = read_history(folder.out)
+    assert finished["halves"] == from_file["halves"] and finished["epochs"] == 2
+
+
 def test_bad_runs_are_named_before_any_faces_load(tmp_path):
     good = _history(tmp_path / "h.json", [_entry(1, (0.8, 0.2), (0.7, 0.4))])
-    for args, said in ((["p30"], "p30: a run is given as LABEL=HISTORY.json"),
-                       ([f"a={tmp_path / 'none.json'}"], "none.json: not a readable history"),
+    (tmp_path / "text.json").write_text("not json")
+    for args, said in ((["p30"], "p30: a run is given as LABEL=PATH"),
+                       ([f"a={tmp_path / 'none'}"], "none: no history.json and no checkpoint"),
+                       ([f"a={tmp_path / 'text.json'}"], "text.json: not a history file"),
                        ([f"a={good}", f"a={good}"], "a: two runs under one label"),
                        ([f"a={good}", "--target", "1.5"], "--target 1.5"),
                        ([f"a={good}", "--fit", "a,b"], "--fit b: no run has that label"),
