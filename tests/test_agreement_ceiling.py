@@ -100,9 +100,15 @@ def test_a_run_folder_is_read_finished_or_stopped(tmp_path):
     from_file = read_history(_history(tmp_path / "h.json", entries))
     folder = RunFolder(tmp_path / "run")
     folder.work.mkdir(parents=True)
-    torch.save({"history": entries[:1], "epoch": 1}, folder.checkpoint)
-    stopped = read_history(folder.out)
+    going = [{k: v for k, v in entries[0].items() if k != "weights"}]  # nothing kept yet
+    torch.save({"history": going, "epoch": 1}, folder.checkpoint)
+    stopped = read_history(folder.out)  # the rule's pick on its last epoch: the running weights
     assert stopped["epochs"] == 1 and stopped["halves"]["select"] == [[1, 0.8, 0.2]]
+    assert stopped["kept"] == "running"
+    going[0]["ema_select_agreement"] = 0.85  # the average now ahead on the select half
+    torch.save({"history": going, "epoch": 1}, folder.checkpoint)
+    stopped = read_history(folder.out)
+    assert stopped["kept"] == "average" and stopped["halves"]["select"] == [[1, 0.85, 0.7]]
     _history(folder.history, entries)  # finished: its history.json, not the checkpoint
     finished = read_history(folder.out)
     assert finished["halves"] == from_file["halves"] and finished["epochs"] == 2

@@ -80,8 +80,12 @@ def prefers_average(entry: dict) -> bool:
 
 def kept_prefix(entry: dict) -> str:
     """The key prefix of the figures of the weights a run kept, as its last history entry
-    records them (``weights``: ``average`` or ``running``)."""
-    return AVERAGE_PREFIX if entry.get("weights") == "average" else ""
+    records them (``weights``: ``average`` or ``running``); for a run still going or stopped
+    (no record yet), the weights the rule would keep were it to end on that epoch."""
+    if "weights" in entry:
+        return AVERAGE_PREFIX if entry["weights"] == "average" else ""
+    has_average = f"{AVERAGE_PREFIX}select_agreement" in entry
+    return AVERAGE_PREFIX if has_average and prefers_average(entry) else ""
 
 
 def selection_key(figures: dict, prefix: str = "") -> tuple[float, float]:
