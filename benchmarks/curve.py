@@ -46,7 +46,11 @@ def history_of(run_out: Path) -> list[dict]:
     if folder.checkpoint.is_file():
         import torch
 
-        return torch.load(folder.checkpoint, map_location="cpu", weights_only=True)["history"]
+        try:
+            return torch.load(folder.checkpoint, map_location="cpu", weights_only=True)["history"]
+        except Exception as exc:  # torch names no one error for a file it cannot unpickle
+            raise MotivnetError(f"{folder.checkpoint}: not a readable distil checkpoint "
+                                f"({type(exc).__name__})") from None
     raise MotivnetError(f"{run_out}: no history.json and no checkpoint: not a distil run")
 
 

@@ -109,6 +109,9 @@ def test_a_run_folder_is_read_finished_or_stopped(tmp_path):
     torch.save({"history": going, "epoch": 1}, folder.checkpoint)
     stopped = read_history(folder.out)
     assert stopped["kept"] == "average" and stopped["halves"]["select"] == [[1, 0.85, 0.7]]
+    folder.checkpoint.write_bytes(b"cut short")
+    with pytest.raises(MotivnetError, match=r"student\.ckpt: not a readable distil checkpoint"):
+        read_history(folder.out)
     _history(folder.history, entries)  # finished: its history.json, not the checkpoint
     finished = read_history(folder.out)
     assert finished["halves"] == from_file["halves"] and finished["epochs"] == 2
