@@ -80,7 +80,7 @@ def figures(student: str, size: int, folder: Path, minutes: float) -> dict:
     last = history[-1]
     pre = kept_prefix(last)
     row = {"student": student, "size": size, "epochs": last["epoch"],
-           "weights": last.get("weights", "running"),
+           "weights": "average" if pre else "running",
            "train_s": round(sum(e["seconds"] for e in history)), "minutes_here": round(minutes, 1)}
     for key in ("select_agreement", "select_kl", "select_rare_agreement",
                 "untouched_agreement", "untouched_kl", "untouched_rare_agreement"):

@@ -387,6 +387,7 @@ def test_the_student_pareto_reads_a_made_point_by_the_rule_and_times_its_files(c
     row = json.loads((tmp_path / "pareto" / "pareto.json").read_text())["rows"][0]
     kept = "ema_" if last.get("weights") == "average" else ""
     assert row["select_agreement"] == round(last[kept + "select_agreement"], 4)
+    assert row["weights"] == ("average" if kept else "running")  # the label names those figures
     assert set(row["latency_ms"]) == {f"{p}_{e}" for p in ("int8", "fp32")
                                       for e in ("onnxruntime", "openvino")}
     assert all(ms > 0 for ms in row["latency_ms"].values())
