@@ -172,12 +172,18 @@ def distil_config(args: argparse.Namespace, world: World = SINGLE) -> DistilConf
                         not args.quiet)
 
 
-def _teacher(args: argparse.Namespace, spec: ClassifierSpec | None, world: World):
+def _teacher(args: argparse.Namespace, spec: ClassifierSpec | None, world: World,
+             cfg: DistilConfig):
+    """The teacher given, else the built-in demo teacher, trained first where it is not cached
+    (after ``cfg``'s teaching settings are checked against its cut, so a refusal comes first)."""
     from motivnet_edge.compress.distil.demo_teacher import MODEL, ensure_demo_teacher
+    from motivnet_edge.compress.distil.stage import check_teaching
+    from motivnet_edge.compress.models.motivnet import crop_spec_for
     from motivnet_edge.compress.models.teachers import load_teacher
 
     device = world.device(args.teacher_device or args.device)
     if args.teacher is None:
+        check_teaching(cfg, crop_spec_for(MODEL), "teacher built-in")
         with world.main_first():  # rank 0 trains it when it is not cached
             path = ensure_demo_teacher(progress=not args.quiet and world.main)
         if args.data and world.main:
@@ -214,7 +220,7 @@ def _distil(args: argparse.Namespace, spec: ClassifierSpec | None) -> World:
             world.split_batch(cfg.train.batch)
         if world.main:
             _describe(args, cfg, world)
-        history = stage_distil(args.out, _teacher(args, spec, world), cfg, world)
+        history = stage_distil(args.out, _teacher(args, spec, world, cfg), cfg, world)
     finally:
         world.leave()
     last = history[-1] if history else {}

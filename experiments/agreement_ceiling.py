@@ -48,11 +48,11 @@ def read_history(path: Path) -> dict:
     is a history file, a run folder or a stopped run's (``benchmarks.curve.history_of``); a
     history that lacks a field is named with it."""
     from motivnet_edge.benchmarks.curve import history_of
-    from motivnet_edge.compress.distil.selection import kept_prefix
+    from motivnet_edge.compress.distil.selection import kept_prefix, kept_weights
 
     try:
         entries = history_of(Path(path))
-        prefix = kept_prefix(entries[-1])
+        prefix, kept = kept_prefix(entries[-1]), kept_weights(entries[-1])
         halves = {h: [[e["epoch"], e[f"{prefix}{h}_agreement"], e[f"{prefix}{h}_kl"]]
                       for e in entries] for h in ("select", "untouched")}
         seconds = float(np.mean([e["seconds"] for e in entries]))
@@ -61,7 +61,7 @@ def read_history(path: Path) -> dict:
     except (KeyError, TypeError, IndexError) as exc:
         raise MotivnetError(f"{path}: not a distil run's history (no field {exc})") from None
     return {"path": str(path), "epochs": len(entries), "seconds_per_epoch": seconds,
-            "kept": "average" if prefix else "running", "halves": halves}
+            "kept": kept, "halves": halves}
 
 
 def on_half(history: dict, half: str, select_share: float) -> dict:

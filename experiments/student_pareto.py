@@ -29,7 +29,7 @@ from motivnet_edge.benchmarks.figures import pyplot, save
 from motivnet_edge.benchmarks.host import describe, host_info
 from motivnet_edge.benchmarks.measure import engine_runner, time_runners
 from motivnet_edge.benchmarks.pareto import pareto_front, place_labels
-from motivnet_edge.compress.distil.selection import kept_prefix
+from motivnet_edge.compress.distil.selection import kept_prefix, kept_weights
 from motivnet_edge.compress.inference import quantize_results
 from motivnet_edge.compress.runfolder import RunFolder
 from motivnet_edge.targets.engine import EngineOptions
@@ -80,7 +80,7 @@ def figures(student: str, size: int, folder: Path, minutes: float) -> dict:
     last = history[-1]
     pre = kept_prefix(last)
     row = {"student": student, "size": size, "epochs": last["epoch"],
-           "weights": "average" if pre else "running",
+           "weights": kept_weights(last),
            "train_s": round(sum(e["seconds"] for e in history)), "minutes_here": round(minutes, 1)}
     for key in ("select_agreement", "select_kl", "select_rare_agreement",
                 "untouched_agreement", "untouched_kl", "untouched_rare_agreement"):

@@ -21,6 +21,8 @@ from motivnet_edge.compress.distil.data import split_index
 from motivnet_edge.compress.distil.selection import (
     agreement_figures,
     held_out_halves,
+    kept_prefix,
+    kept_weights,
     kl_from_teacher,
     rare_classes,
     selection_key,
@@ -109,6 +111,17 @@ def test_the_selection_rule_prefers_agreement_then_lower_kl():
     c = {"select_agreement": 0.91, "select_kl": 0.5}
     assert max([a, b, c], key=selection_key) is c
     assert max([a, b], key=selection_key) is b
+
+
+def test_the_kept_weights_are_the_recorded_ones_else_those_the_rule_would_keep():
+    running = {"select_agreement": 0.9, "select_kl": 0.1}
+    better = {**running, "ema_select_agreement": 0.91, "ema_select_kl": 0.2}
+    worse = {**running, "ema_select_agreement": 0.89, "ema_select_kl": 0.0}
+    assert [kept_weights(e) for e in (running, better, worse)] == ["running", "average", "running"]
+    assert kept_prefix(better) == "ema_" and kept_prefix(worse) == kept_prefix(running) == ""
+    recorded = {**better, "weights": "running"}  # a finished run's record beats the figures
+    assert kept_weights(recorded) == "running" and kept_prefix(recorded) == ""
+    assert kept_prefix({**worse, "weights": "average"}) == "ema_"
 
 
 def test_the_average_follows_the_weights_with_its_decay():

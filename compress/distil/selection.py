@@ -78,14 +78,19 @@ def prefers_average(entry: dict) -> bool:
         selection_key(entry, AVERAGE_PREFIX) >= selection_key(entry)
 
 
-def kept_prefix(entry: dict) -> str:
-    """The key prefix of the figures of the weights a run kept, as its last history entry
-    records them (``weights``: ``average`` or ``running``); for a run still going or stopped
-    (no record yet), the weights the rule would keep were it to end on that epoch."""
+def kept_weights(entry: dict) -> str:
+    """The weights a run kept, ``average`` or ``running``, as its last history entry records
+    them (``weights``); for a run still going or stopped (no record yet), the weights the rule
+    would keep were it to end on that epoch."""
     if "weights" in entry:
-        return AVERAGE_PREFIX if entry["weights"] == "average" else ""
+        return "average" if entry["weights"] == "average" else "running"
     has_average = f"{AVERAGE_PREFIX}select_agreement" in entry
-    return AVERAGE_PREFIX if has_average and prefers_average(entry) else ""
+    return "average" if has_average and prefers_average(entry) else "running"
+
+
+def kept_prefix(entry: dict) -> str:
+    """The key prefix of the figures of the weights a run kept (:func:`kept_weights`)."""
+    return AVERAGE_PREFIX if kept_weights(entry) == "average" else ""
 
 
 def selection_key(figures: dict, prefix: str = "") -> tuple[float, float]:

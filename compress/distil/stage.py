@@ -43,16 +43,9 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
     found. With several processes (``world``) each finds faces in and teaches its share, all
     train one student together, and rank 0 writes the folder."""
     folder = RunFolder(out)
-    if cfg.train.warp > 0 and cfg.train.consistent:
-        require_aligned(teacher.crop, f"teacher {teacher.path or 'built-in'}")
-    hints = _hints(teacher, cfg)
+    spec = check_teaching(cfg, teacher.crop, f"teacher {teacher.path or 'built-in'}")
+    hints = HintTeacher(teacher) if cfg.train.hint > 0 else None
     student = cfg.student
-    spec = student_spec(student.name, student.size, cfg.data.margin, teacher.crop)
-    if cfg.train.boundary > 0:
-        if not cfg.train.consistent:
-            raise MotivnetError("--boundary needs --consistent: the teacher labels each moved "
-                                "view")
-        require_same_cut(spec, teacher.crop)
     crops, logits, mirrored = _teach(folder, teacher, cfg, world)
     if world.main:
         write_json(folder.record, _record(teacher, cfg, spec, crops).to_dict())
@@ -83,15 +76,25 @@ def stage_distil(out: Path, teacher: Teacher, cfg: DistilConfig, world: World = 
     return history
 
 
-def _hints(teacher: Teacher, cfg: DistilConfig) -> HintTeacher | None:
-    """The teacher with its features read, for ``--hint`` (refused by name where it cannot
-    be: no teacher run on the views, or a teacher that is not an ONNX file)."""
-    if cfg.train.hint <= 0:
-        return None
-    if not cfg.train.consistent:
-        raise MotivnetError("--hint needs --consistent: the teacher's features are read on the "
-                            "very views the student sees")
-    return HintTeacher(teacher)
+def check_teaching(cfg: DistilConfig, crop: CropSpec, name: str) -> CropSpec:
+    """The student's cut of the face for a teacher that cuts ``crop`` (named ``name``), the
+    settings that teach on the student's views refused by name first where they cannot be: a
+    warp of a teacher's unaligned cut, ``--hint`` or ``--boundary`` without ``--consistent``,
+    a ``--boundary`` move of a cut the teacher does not share. Cheap: called before a demo
+    teacher trains, and again by the stage."""
+    train, student = cfg.train, cfg.student
+    if train.warp > 0 and train.consistent:
+        require_aligned(crop, name)
+    for flag, value, why in (("--hint", train.hint, "the teacher's features are read on the "
+                              "very views the student sees"),
+                             ("--boundary", train.boundary, "the teacher labels each moved "
+                              "view")):
+        if value > 0 and not train.consistent:
+            raise MotivnetError(f"{flag} needs --consistent: {why}")
+    spec = student_spec(student.name, student.size, cfg.data.margin, crop)
+    if train.boundary > 0:
+        require_same_cut(spec, crop)
+    return spec
 
 
 def _teach(folder: RunFolder, teacher: Teacher, cfg: DistilConfig, world: World
